@@ -1,0 +1,130 @@
+"""The store interface every graph backend implements, and :func:`open_store`.
+
+Public methods validate their input and call backend hooks, so the embedded
+store (:mod:`kgrec.graph.embedded`) and Neo4j (:mod:`kgrec.graph.neo4j_store`)
+behave the same way. The contract tests in ``tests/test_store_contract.py`` run
+the same checks on both.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import pandas as pd
+
+from kgrec.errors import UnknownIdError
+from kgrec.graph.paths import KIND_NODES, PATH_KINDS
+from kgrec.loaders.schema import Dataset
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What an ingest did: counts after the ingest and whether data changed."""
+
+    counts: dict[str, int]
+    fingerprint: str
+    changed: bool
+
+
+class GraphStore(abc.ABC):
+    """A heterogeneous user/item/category/keyword/entity graph."""
+
+    #: where the store lives: a directory path or a bolt:// / neo4j:// URI
+    location: str
+
+    # ---- writing
+    @abc.abstractmethod
+    def ingest(self, dataset: Dataset) -> IngestReport:
+        """Add ``dataset`` to the store (idempotent: ingesting twice changes nothing)."""
+
+    # ---- reading
+    @abc.abstractmethod
+    def dataset(self) -> Dataset:
+        """All data as canonical tables (equal for equal ingests, on every backend)."""
+
+    @abc.abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Node and relationship counts."""
+
+    @abc.abstractmethod
+    def fingerprint(self) -> str:
+        """The fingerprint of :meth:`dataset` (changes whenever the data change)."""
+
+    @abc.abstractmethod
+    def has_user(self, user: str) -> bool: ...
+
+    @abc.abstractmethod
+    def has_item(self, item: str) -> bool: ...
+
+    @abc.abstractmethod
+    def _paths(self, user: str, item: str, anchors: list[str] | None, kinds: Sequence[str]) -> pd.DataFrame: ...
+
+    def paths(
+        self, user: str, item: str, anchors: Iterable[str] | None = None, kinds: Sequence[str] = PATH_KINDS
+    ) -> pd.DataFrame:
+        """Candidate explanation paths (at most 3 hops) from ``user`` to ``item``.
+
+        Returns a frame with :data:`~kgrec.graph.paths.PATH_COLUMNS` in a canonical
+        order; see :mod:`kgrec.graph.paths` for the shapes.
+
+        Raises:
+            UnknownIdError: for a user or item the store does not hold.
+        """
+        if not self.has_user(user):
+            raise UnknownIdError("user", user, f"not in the store at {self.location}")
+        if not self.has_item(item):
+            raise UnknownIdError("item", item, f"not in the store at {self.location}")
+        bad = [k for k in kinds if k not in KIND_NODES]
+        if bad:
+            raise ValueError(f"unknown path kind {bad[0]!r}; expected some of {list(PATH_KINDS)}")
+        return self._paths(str(user), str(item), None if anchors is None else [str(a) for a in anchors], list(kinds))
+
+    def subgraph(self, user: str, hops: int = 2, max_nodes: int = 2000) -> nx.Graph:
+        """The neighbourhood of ``user`` up to ``hops`` hops as a networkx graph.
+
+        Nodes are keyed ``"<type>:<id>"`` with attributes ``type``, ``id``, ``name``.
+        """
+        from kgrec.graph.networkx_view import neighbourhood
+
+        if not self.has_user(user):
+            raise UnknownIdError("user", user, f"not in the store at {self.location}")
+        return neighbourhood(self.dataset(), user, hops, max_nodes)
+
+    def model_root(self) -> Path | None:
+        """Where models trained on this store are kept by default (None: must be given)."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def __enter__(self) -> GraphStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def is_neo4j_uri(location: str) -> bool:
+    return str(location).split("://", 1)[0] in {"bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"} and "://" in str(location)
+
+
+def open_store(location: str | Path, **neo4j_options: Any) -> GraphStore:
+    """Open the store at ``location``.
+
+    A ``bolt://`` or ``neo4j://`` URI opens Neo4j (options: ``user``,
+    ``database``; the password comes from ``NEO4J_PASSWORD``); anything else is
+    the directory of an embedded store (created on first ingest).
+    """
+    loc = str(location)
+    if is_neo4j_uri(loc):
+        from kgrec.graph.neo4j_store import Neo4jStore
+
+        return Neo4jStore(loc, **neo4j_options)
+    from kgrec.graph.embedded import EmbeddedStore
+
+    return EmbeddedStore(loc)

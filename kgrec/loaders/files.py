@@ -1,0 +1,100 @@
+"""Read bring-your-own tables from CSV or Parquet files, with clear errors."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pandas as pd
+
+from kgrec.errors import DataValidationError
+from kgrec.loaders.schema import Dataset
+from kgrec.loaders.tables import Source, from_frames
+
+SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def _line_of_offset(path: Path, offset: int) -> int:
+    with open(path, "rb") as fh:
+        return fh.read(offset).count(b"\n") + 1
+
+
+def read_table(path: str | Path, table: str) -> tuple[pd.DataFrame, Source]:
+    """Read one table file (CSV with a header row, or Parquet).
+
+    Every column is read as text from CSV (ids keep leading zeros); the
+    validation in :func:`~kgrec.loaders.tables.from_frames` converts types.
+
+    Raises:
+        DataValidationError: missing file, unknown suffix, empty file, bad encoding
+            or malformed CSV, naming the file and line.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataValidationError(f"{p}: no such file; expected the {table} table as a .csv or .parquet file")
+    suffix = p.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataValidationError(f"{p}: unsupported file type {suffix!r}; expected one of {', '.join(SUFFIXES)}")
+    if p.stat().st_size == 0:
+        raise DataValidationError(f"{p}: the file is empty; expected a header row and at least one {table} row")
+    if suffix == ".csv":
+        raw = p.read_bytes()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = _line_of_offset(p, e.start)
+            raise DataValidationError(
+                f"{p}, line {line}: bytes that are not UTF-8 (at byte {e.start}); expected a UTF-8 encoded CSV file "
+                "(re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`)"
+            ) from None
+        try:
+            df = pd.read_csv(
+                p, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8", quoting=csv.QUOTE_MINIMAL
+            )
+        except pd.errors.EmptyDataError:
+            raise DataValidationError(
+                f"{p}: the file has no header row; expected a header row and at least one {table} row"
+            ) from None
+        except pd.errors.ParserError as e:
+            raise DataValidationError(f"{p}: malformed CSV ({e}); expected one row per line with a fixed number of fields") from None
+        df.columns = [str(c).strip() for c in df.columns]
+        # empty cells stay "" for text columns; numeric columns treat "" as missing
+        return df, Source(str(p), header_lines=1)
+    try:
+        df = pd.read_parquet(p)
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise DataValidationError(f"{p}: not a readable Parquet file ({e}); expected a Parquet file with the {table} columns") from None
+    return df, Source(str(p))
+
+
+def load_files(
+    interactions: str | Path,
+    items: str | Path,
+    triples: str | Path | None = None,
+    tags: str | Path | None = None,
+    *,
+    allow_unknown_items: bool = False,
+    name: str | None = None,
+) -> Dataset:
+    """Load the bring-your-own format (see ``docs/data-format.md``) from files."""
+    frames: dict[str, pd.DataFrame] = {}
+    sources: dict[str, Source] = {}
+    for table, path in (("interactions", interactions), ("items", items), ("triples", triples), ("tags", tags)):
+        if path is None:
+            continue
+        df, src = read_table(path, table)
+        if table == "interactions" and "rating" in df.columns and df["rating"].dtype == object:
+            df["rating"] = df["rating"].replace("", None)
+        if table == "interactions" and "timestamp" in df.columns and df["timestamp"].dtype == object:
+            df["timestamp"] = df["timestamp"].replace("", None)
+        frames[table] = df
+        sources[table] = src
+    return from_frames(
+        frames["interactions"],
+        frames["items"],
+        frames.get("triples"),
+        frames.get("tags"),
+        sources=sources,
+        allow_unknown_items=allow_unknown_items,
+        name=name or Path(interactions).parent.name or "dataset",
+    )
