@@ -39,7 +39,7 @@ def full_graph(ds: Dataset) -> nx.Graph:
             for t, x in ((a_type, a), (b_type, b)):
                 if not g.has_node(node_key(t, x)):
                     g.add_node(node_key(t, x), type=t, id=x, name=x)
-            g.add_edge(node_key(a_type, a), node_key(b_type, b), relation=rel, **{k: getattr(row, k) for k in attrs})
+            g.add_edge(node_key(a_type, a), node_key(b_type, b), type=rel, **{k: getattr(row, k) for k in attrs})
 
     add(ds.interactions, "user", S.USER, "item", S.ITEM, "INTERACTED", (S.TIMESTAMP,))
     add(ds.item_categories, "item", S.ITEM, "category", S.CATEGORY, "IN_CATEGORY")

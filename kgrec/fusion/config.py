@@ -1,0 +1,65 @@
+"""Typed configuration of the fused recommender (pydantic: defaults, ranges, round-trip)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kgrec.encoders.text import TextEncoderConfig
+
+
+class ModelConfig(BaseModel):
+    """Shape of the fused model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dim: int = Field(64, ge=4, le=1024, description="size of the structural, text and fused vectors")
+    layers: int = Field(2, ge=0, le=6, description="GNN propagation layers")
+    recency_half_life: float = Field(
+        25.0, ge=0.0, description="user-item edge weight halves every this many newer interactions (0 = off)"
+    )
+    item_text_in_gnn: bool = Field(True, description="add item text vectors to the GNN's item inputs")
+    use_text: bool = Field(True, description="use the text tower (False = structure only)")
+    use_structure: bool = Field(True, description="use the graph tower (False = text only)")
+
+
+class TrainConfig(BaseModel):
+    """How the model is trained."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(60, ge=1, le=10_000, description="maximum epochs")
+    batch_size: int = Field(4096, ge=16, le=1_000_000, description="interactions per step")
+    negatives: int = Field(512, ge=1, le=100_000, description="shared sampled negatives per step")
+    lr: float = Field(0.005, gt=0, le=1.0, description="Adam learning rate")
+    weight_decay: float = Field(1e-6, ge=0, le=1.0, description="L2 penalty (AdamW-style decoupled)")
+    temperature: float = Field(1.0, gt=0, le=10.0, description="softmax temperature of the sampled-softmax loss")
+    val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="last fraction of each user's history held out for early stopping")
+    patience: int = Field(5, ge=1, le=1000, description="epochs without validation gain before stopping")
+    eval_every: int = Field(1, ge=1, le=100, description="validate every this many epochs")
+    refit: bool = Field(True, description="after early stopping, retrain on all data for the best number of epochs")
+    seed: int = Field(0, description="random seed")
+    threads: int | None = Field(None, ge=1, le=1024, description="torch threads (None = torch's default)")
+
+
+class ExplainConfig(BaseModel):
+    """How explanations are found and worded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interaction_verb: str = Field("interacted with", min_length=1, max_length=40, description="verb in sentences, e.g. 'watched'")
+    anchors: int = Field(30, ge=1, le=100_000, description="history items considered as path anchors (the strongest first)")
+    max_paths: int = Field(10, ge=1, le=1000, description="paths returned per explanation")
+
+
+class RecommenderConfig(BaseModel):
+    """Everything that defines a trained model; saved with it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    text: TextEncoderConfig = TextEncoderConfig()
+    explain: ExplainConfig = ExplainConfig()
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="torch device")

@@ -1,0 +1,345 @@
+"""The public model: ``Recommender(config).fit(data).recommend(users, k)``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kgrec._atomic import atomic_dir
+from kgrec.encoders.behaviour import item_texts
+from kgrec.encoders.text import TextEncoder
+from kgrec.errors import KgrecError, ModelMismatchError, UnknownIdError
+from kgrec.fusion.config import RecommenderConfig
+from kgrec.fusion.evaluate import topk_scores
+from kgrec.fusion.model import attribution
+from kgrec.graph.hetero import Vocabularies
+from kgrec.loaders import schema as S
+from kgrec.loaders.schema import Dataset
+
+if TYPE_CHECKING:
+    from kgrec.fusion.explain import Explanation
+    from kgrec.graph.store import GraphStore
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_ARRAYS = ("users", "items", "user_struct", "user_text", "user_gate", "item_struct", "item_text", "item_gate", "nodes")
+
+
+class Recommender:
+    """A knowledge-graph hybrid recommender: GNN + BERT vectors fused per user and item.
+
+    Example::
+
+        ds = kgrec.loaders.movielens("data")
+        rec = Recommender().fit(ds)
+        rec.recommend(["1", "2"], k=10)       # DataFrame user, item, rank, score
+        rec.explain("1", "318")               # Explanation (paths, sentences, attribution)
+    """
+
+    def __init__(self, config: RecommenderConfig | None = None) -> None:
+        self.config = config or RecommenderConfig()
+        self._fitted = False
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, data: Dataset | GraphStore, *, progress: bool = True) -> Recommender:
+        """Train on a dataset or on everything in a store."""
+        from kgrec.fusion.train import fit_model
+
+        ds = data if isinstance(data, Dataset) else data.dataset()
+        if ds.interactions.empty:
+            raise KgrecError("cannot train on a dataset without interactions")
+        t0 = time.perf_counter()
+        vocabs = Vocabularies.from_dataset(ds)
+        encoder = TextEncoder(self.config.text) if self.config.model.use_text or self.config.model.item_text_in_gnn else None
+        if encoder is not None:
+            item_text = encoder.encode(item_texts(ds, vocabs), progress=progress, desc="encoding item text")
+            text_model = f"{encoder.name}-{encoder.fingerprint}"
+        else:
+            item_text = np.zeros((len(vocabs.item), 1), dtype=np.float32)
+            text_model = None
+        res = fit_model(ds, vocabs, self.config, torch.from_numpy(item_text), encoder, progress)
+        self._set_state(
+            vocabs=vocabs,
+            arrays={name: getattr(res.towers, name).detach().numpy().astype(np.float32) for name in _ARRAYS},
+            pos_users=res.inputs.pos_users,
+            pos_items=res.inputs.pos_items,
+            edge_norm=res.inputs.edge_norm,
+            items=ds.items,
+            degrees=_connector_degrees(ds),
+            data_fingerprint=ds.fingerprint(),
+            metrics={**res.metrics, "fit_seconds": time.perf_counter() - t0, "text_model": text_model},
+            model_version=f"{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}",
+            state_dict=res.model.state_dict(),
+        )
+        self._dataset = ds
+        return self
+
+    def _set_state(self, **kw: Any) -> None:
+        self.vocabs: Vocabularies = kw["vocabs"]
+        self.arrays: dict[str, np.ndarray] = kw["arrays"]
+        self.pos_users: np.ndarray = kw["pos_users"]
+        self.pos_items: np.ndarray = kw["pos_items"]
+        self.edge_norm: np.ndarray = kw["edge_norm"]
+        self.items_table: pd.DataFrame = kw["items"]
+        self.degrees: dict[str, dict[str, int]] = kw["degrees"]
+        self.data_fingerprint: str = kw["data_fingerprint"]
+        self.metrics: dict[str, Any] = kw["metrics"]
+        self.model_version: str = kw["model_version"]
+        self.state_dict: dict[str, torch.Tensor] = kw["state_dict"]
+        order = np.argsort(self.pos_users, kind="stable")
+        splits = np.flatnonzero(np.diff(self.pos_users[order])) + 1
+        self._history: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for idx in np.split(order, splits) if len(order) else []:
+            self._history[int(self.pos_users[idx[0]])] = (self.pos_items[idx], self.edge_norm[idx])
+        self._titles = dict(zip(self.items_table[S.ITEM].tolist(), self.items_table[S.TITLE].tolist()))
+        self._users_t = torch.from_numpy(self.arrays["users"])
+        self._items_t = torch.from_numpy(self.arrays["items"])
+        self._fitted = True
+
+    def _check(self) -> None:
+        if not self._fitted:
+            raise KgrecError("the recommender is not trained: call fit() or Recommender.load() first")
+
+    # ------------------------------------------------------------------ lookups
+    def user_number(self, user: str) -> int:
+        self._check()
+        n = self.vocabs.user.number(str(user), missing="none")
+        if n is None:
+            raise UnknownIdError("user", user, "not in the training data of this model")
+        return n
+
+    def item_number(self, item: str) -> int:
+        self._check()
+        n = self.vocabs.item.number(str(item), missing="none")
+        if n is None:
+            raise UnknownIdError("item", item, "not in the training data of this model")
+        return n
+
+    def title(self, item: str) -> str:
+        return self._titles.get(str(item)) or str(item)
+
+    def history(self, user: str) -> tuple[np.ndarray, np.ndarray]:
+        """(item numbers, normalised edge weights) of a user's interactions."""
+        h = self._history.get(self.user_number(user))
+        if h is None:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        return h
+
+    # ------------------------------------------------------------------ ranking
+    def recommend(
+        self,
+        users: str | Sequence[str],
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        items: Iterable[str] | None = None,
+        exclude: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        """Top-``k`` items for one user or many.
+
+        Args:
+            users: a user id or a list of them.
+            k: list length (>= 1).
+            exclude_seen: leave out items the user already interacted with.
+            items: restrict candidates to these item ids (unknown ones are ignored).
+            exclude: item ids never to recommend.
+
+        Returns:
+            DataFrame ``user, item, rank, score`` (rank from 1), best first per user.
+
+        Raises:
+            UnknownIdError: for a user the model does not know.
+        """
+        self._check()
+        if k < 1:
+            raise ValueError(f"k={k}: expected a positive number of recommendations")
+        user_list = [str(users)] if isinstance(users, str) else [str(u) for u in users]
+        nums = np.array([self.user_number(u) for u in user_list], dtype=np.int64)
+        scores, top = self._topk(nums, k, exclude_seen=exclude_seen, items=items, exclude=exclude)
+        kk = top.shape[1]
+        return pd.DataFrame(
+            {
+                "user": np.repeat(np.array(user_list, dtype=object), kk),
+                "item": self.vocabs.item.ids[top.reshape(-1)],
+                "rank": np.tile(np.arange(1, kk + 1), len(user_list)),
+                "score": scores.reshape(-1).astype(np.float64),
+            }
+        ).astype({"user": "string", "item": "string"})
+
+    def _topk(
+        self, nums: np.ndarray, k: int, *, exclude_seen: bool = True,
+        items: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        ex_extra = np.empty(0, dtype=np.int64)
+        if exclude is not None:
+            ex_extra = self.vocabs.item.numbers(list(map(str, exclude)), missing="none")
+            ex_extra = ex_extra[ex_extra >= 0]
+        cand = None
+        if items is not None:
+            c = self.vocabs.item.numbers(list(map(str, items)), missing="none")
+            cand = torch.from_numpy(np.unique(c[c >= 0]))
+        excl = {}
+        for r, u in enumerate(nums.tolist()):
+            parts = [ex_extra]
+            if exclude_seen and u in self._history:
+                parts.append(self._history[u][0])
+            excl[r] = np.concatenate(parts)
+        with torch.no_grad():
+            s, t = topk_scores(self._users_t[torch.from_numpy(nums)], self._items_t, k, excl, cand)
+        s, t = s.numpy(), t.numpy()
+        # never return excluded items, even when fewer than k candidates are left
+        valid = np.isfinite(s).all(0)
+        return s[:, valid], t[:, valid]
+
+    def score(self, user: str, item: str) -> float:
+        """The model's score of one (user, item) pair."""
+        u, i = self.user_number(user), self.item_number(item)
+        return float(self.arrays["users"][u] @ self.arrays["items"][i])
+
+    def rank(self, user: str, item: str) -> int:
+        """Rank (from 1) of ``item`` among the items the user has not interacted with."""
+        u, i = self.user_number(user), self.item_number(item)
+        s = self.arrays["items"] @ self.arrays["users"][u]
+        seen = self._history.get(u, (np.empty(0, dtype=np.int64),))[0]
+        mask = np.ones(len(s), dtype=bool)
+        mask[seen] = False
+        mask[i] = True
+        # ties broken by item number, as torch.topk does for equal values in practice
+        return int((s[mask] > s[i]).sum() + 1)
+
+    def attribution(self, user: str, item: str) -> dict[str, float]:
+        """The score split into a ``structure`` and a ``text`` part (they add up to it)."""
+        u, i = self.user_number(user), self.item_number(item)
+        a = {k: torch.from_numpy(v) for k, v in self.arrays.items() if k != "nodes"}
+        st, tx = attribution(a["user_struct"][u], a["user_text"][u], a["user_gate"][u],
+                             a["item_struct"][i], a["item_text"][i], a["item_gate"][i])
+        return {"structure": st, "text": tx}
+
+    def explain(self, user: str, item: str, store: GraphStore | None = None, *, top: int = 3, k: int = 10) -> Explanation:
+        """Why ``item`` is (or is not) recommended to ``user``: scored paths and sentences.
+
+        Args:
+            store: the store holding the graph (default: the data the model was fitted on).
+            top: number of paths to return.
+            k: list length for the "why not" part (rank, gap to the k-th item).
+        """
+        from kgrec.fusion.explain import explain
+
+        return explain(self, store, str(user), str(item), top=top, k=k)
+
+    def embeddings(self, kind: str = "item", part: str = "fused") -> pd.DataFrame:
+        """Vectors as a DataFrame (``id`` column + ``d0..dN``).
+
+        Args:
+            kind: ``user`` or ``item``.
+            part: ``fused``, ``struct`` or ``text``.
+        """
+        self._check()
+        if kind not in {"user", "item"}:
+            raise ValueError(f"kind={kind!r}: expected 'user' or 'item'")
+        name = {"fused": f"{kind}s", "struct": f"{kind}_struct", "text": f"{kind}_text"}.get(part)
+        if name is None:
+            raise ValueError(f"part={part!r}: expected 'fused', 'struct' or 'text'")
+        arr = self.arrays[name]
+        df = pd.DataFrame(arr, columns=[f"d{j}" for j in range(arr.shape[1])])
+        df.insert(0, "id", self.vocabs.of(kind).ids)
+        return df
+
+    # ------------------------------------------------------------------ persistence
+    def check_store(self, store: GraphStore) -> None:
+        """Refuse a store whose data differ from the training data."""
+        fp = store.fingerprint()
+        if fp != self.data_fingerprint:
+            raise ModelMismatchError(
+                f"the model {self.model_version} was trained on data {self.data_fingerprint[:12]}, but the store at "
+                f"{store.location} holds data {fp[:12]}; retrain with `kgrec train --store {store.location}`"
+            )
+
+    def dataset(self, store: GraphStore | None = None) -> Dataset:
+        if store is not None:
+            return store.dataset()
+        ds = getattr(self, "_dataset", None)
+        if ds is None:
+            raise KgrecError("this model was loaded without its data: pass the store it was trained on")
+        return ds
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model directory atomically (weights, config, vocabularies, metrics, fingerprint)."""
+        self._check()
+        path = Path(path)
+        with atomic_dir(path) as tmp:
+            (tmp / "config.json").write_text(self.config.model_dump_json(indent=2) + "\n")
+            (tmp / "vocabs.json").write_text(json.dumps(self.vocabs.to_dict()) + "\n")
+            (tmp / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=float) + "\n")
+            (tmp / "model.json").write_text(
+                json.dumps(
+                    {
+                        "format_version": FORMAT_VERSION,
+                        "model_version": self.model_version,
+                        "data_fingerprint": self.data_fingerprint,
+                        "degrees": self.degrees,
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
+            torch.save(self.state_dict, tmp / "weights.pt")
+            np.savez(
+                tmp / "vectors.npz",
+                pos_users=self.pos_users,
+                pos_items=self.pos_items,
+                edge_norm=self.edge_norm,
+                **self.arrays,
+            )
+            self.items_table.to_parquet(tmp / "items.parquet", index=False)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, store: GraphStore | None = None) -> Recommender:
+        """Load a saved model; with ``store``, check that it holds the training data."""
+        path = Path(path)
+        if not (path / "model.json").is_file():
+            raise KgrecError(f"{path}: not a kgrec model directory (no model.json); train one with `kgrec train`")
+        meta = json.loads((path / "model.json").read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise KgrecError(f"{path}: model format {meta.get('format_version')}, this kgrec reads {FORMAT_VERSION}; retrain")
+        cfg = RecommenderConfig.model_validate_json((path / "config.json").read_text())
+        rec = cls(cfg)
+        with np.load(path / "vectors.npz") as z:
+            arrays = {k: z[k] for k in _ARRAYS}
+            pos_users, pos_items, edge_norm = z["pos_users"], z["pos_items"], z["edge_norm"]
+        rec._set_state(
+            vocabs=Vocabularies.from_dict(json.loads((path / "vocabs.json").read_text())),
+            arrays=arrays,
+            pos_users=pos_users,
+            pos_items=pos_items,
+            edge_norm=edge_norm,
+            items=pd.read_parquet(path / "items.parquet").astype(S.ITEMS_SCHEMA),
+            degrees=meta["degrees"],
+            data_fingerprint=meta["data_fingerprint"],
+            metrics=json.loads((path / "metrics.json").read_text()),
+            model_version=meta["model_version"],
+            state_dict=torch.load(path / "weights.pt", weights_only=True),
+        )
+        if store is not None:
+            rec.check_store(store)
+        return rec
+
+
+def _connector_degrees(ds: Dataset) -> dict[str, dict[str, int]]:
+    """Items per category / keyword / entity (for path specificity)."""
+    return {
+        "category": ds.item_categories.groupby(S.CATEGORY)[S.ITEM].nunique().astype(int).to_dict(),
+        "keyword": ds.item_keywords.groupby(S.KEYWORD)[S.ITEM].nunique().astype(int).to_dict(),
+        "entity": ds.triples.groupby(S.ENTITY)[S.ITEM].nunique().astype(int).to_dict(),
+    }

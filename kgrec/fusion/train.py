@@ -1,0 +1,217 @@
+"""Training: inputs from a dataset, sampled-softmax ranking loss, early stopping.
+
+``fit_model`` trains on the interactions of a data set with early stopping on a
+chronological validation hold-out taken from those interactions (the last
+``val_fraction`` of each user's history), then, with ``refit``, retrains on
+all of them for the best number of epochs. Nothing outside the given data is
+read: the caller's test set never reaches this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from kgrec.encoders.behaviour import user_texts
+from kgrec.encoders.graph import GraphLayout, recency_weights
+from kgrec.encoders.text import TextEncoder
+from kgrec.fusion.config import RecommenderConfig
+from kgrec.fusion.evaluate import holdout_last, ranking_metrics, topk_scores
+from kgrec.fusion.model import FusedModel, Towers
+from kgrec.graph.hetero import Vocabularies, edge_arrays
+from kgrec.loaders import schema as S
+from kgrec.loaders.schema import Dataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GraphInputs:
+    """Everything a forward pass needs for one set of interactions."""
+
+    adj: torch.Tensor
+    id_mask: torch.Tensor
+    user_text: torch.Tensor
+    pos_users: np.ndarray  # interaction user numbers
+    pos_items: np.ndarray  # interaction item numbers
+    edge_norm: np.ndarray  # normalised adjacency value of each interaction (u -> i)
+    history: dict[int, np.ndarray] = field(default_factory=dict)  # user number -> item numbers
+
+
+def build_inputs(
+    ds: Dataset, vocabs: Vocabularies, cfg: RecommenderConfig, encoder: TextEncoder | None, text_dim: int,
+    progress: bool = True,
+) -> GraphInputs:
+    """Adjacency, id mask and user behaviour-text vectors for ``ds`` under fixed vocabularies."""
+    layout = GraphLayout(vocabs.sizes())
+    edges = edge_arrays(ds, vocabs)
+    ui = edges[("user", "interacts", "item")]
+    w = recency_weights(ui["src"], ui["time"], cfg.model.recency_half_life)
+    adj = layout.adjacency(edges, w)
+    # normalised weight of each interaction edge, for explanations
+    crow, col, val = adj.crow_indices().numpy(), adj.col_indices().numpy(), adj.values().numpy()
+    rows = ui["src"] + layout.offsets["user"]
+    cols = ui["dst"] + layout.offsets["item"]
+    edge_norm = np.zeros(len(rows), dtype=np.float32)
+    for k, (r, c) in enumerate(zip(rows.tolist(), cols.tolist())):
+        lo, hi = crow[r], crow[r + 1]
+        j = lo + np.searchsorted(col[lo:hi], c)
+        edge_norm[k] = val[j]
+    mask = np.zeros(layout.num_nodes, dtype=np.float32)
+    mask[ui["src"] + layout.offsets["user"]] = 1.0
+    mask[ui["dst"] + layout.offsets["item"]] = 1.0
+    for t in ("category", "keyword", "entity"):
+        mask[layout.slice(t)] = 1.0
+    tg = edges[("user", "tagged", "keyword")]["src"]
+    mask[tg + layout.offsets["user"]] = 1.0
+    if encoder is not None and cfg.model.use_text:
+        utext = torch.from_numpy(encoder.encode(user_texts(ds, vocabs), progress=progress, desc="encoding user behaviour"))
+    else:
+        utext = torch.zeros(len(vocabs.user), text_dim)
+    order = np.argsort(ui["src"], kind="stable")
+    users_sorted, items_sorted = ui["src"][order], ui["dst"][order]
+    splits = np.flatnonzero(np.diff(users_sorted)) + 1
+    history = {int(us[0]): it for us, it in zip(np.split(users_sorted, splits), np.split(items_sorted, splits)) if len(us)}
+    return GraphInputs(adj, torch.from_numpy(mask), utext, ui["src"], ui["dst"], edge_norm, history)
+
+
+@dataclass
+class TrainResult:
+    model: FusedModel
+    towers: Towers
+    inputs: GraphInputs
+    metrics: dict[str, object]
+
+
+def _epoch(
+    model: FusedModel, opt: torch.optim.Optimizer, inp: GraphInputs, item_text: torch.Tensor,
+    cfg: RecommenderConfig, rng: np.random.Generator,
+) -> float:
+    model.train()
+    tc = cfg.train
+    n = len(inp.pos_users)
+    perm = rng.permutation(n)
+    n_items = item_text.shape[0]
+    total = 0.0
+    for start in range(0, n, tc.batch_size):
+        b = perm[start : start + tc.batch_size]
+        towers = model(inp.adj, inp.id_mask, item_text, inp.user_text)
+        U, I = towers.users, towers.items
+        u = U[torch.from_numpy(inp.pos_users[b])]
+        pos = I[torch.from_numpy(inp.pos_items[b])]
+        neg_idx = torch.from_numpy(rng.integers(0, n_items, tc.negatives))
+        neg = I[neg_idx]
+        pos_logit = (u * pos).sum(1, keepdim=True)
+        neg_logit = u @ neg.T
+        # a sampled negative equal to the positive is not a negative
+        neg_logit = neg_logit.masked_fill(neg_idx.unsqueeze(0) == torch.from_numpy(inp.pos_items[b]).unsqueeze(1), float("-inf"))
+        logits = torch.cat([pos_logit, neg_logit], 1) / tc.temperature
+        loss = F.cross_entropy(logits, torch.zeros(len(b), dtype=torch.long))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(b)
+    return total / max(n, 1)
+
+
+def _evaluate(model: FusedModel, inp: GraphInputs, item_text: torch.Tensor, targets: list[np.ndarray], k: int = 20) -> dict[str, float]:
+    model.eval()
+    with torch.no_grad():
+        towers = model(inp.adj, inp.id_mask, item_text, inp.user_text)
+    users = np.array([u for u, t in enumerate(targets) if len(t)], dtype=np.int64)
+    if len(users) == 0:
+        return {f"recall@{k}": float("nan"), f"ndcg@{k}": float("nan")}
+    exclude = {r: inp.history.get(int(u), np.empty(0, dtype=np.int64)) for r, u in enumerate(users)}
+    _, top = topk_scores(towers.users[torch.from_numpy(users)], towers.items, k, exclude)
+    return ranking_metrics(top.numpy(), [targets[u] for u in users], k)
+
+
+def _train_run(
+    ds: Dataset, vocabs: Vocabularies, cfg: RecommenderConfig, item_text: torch.Tensor, encoder: TextEncoder | None,
+    epochs: int, val: pd.DataFrame | None, progress: bool,
+) -> tuple[FusedModel, GraphInputs, list[dict[str, float]], int]:
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(cfg.train.seed)
+    rng = np.random.default_rng(cfg.train.seed)
+    layout = GraphLayout(vocabs.sizes())
+    inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress)
+    model = FusedModel(layout, cfg.model, item_text.shape[1])
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    targets = None
+    if val is not None and len(val):
+        targets = [np.empty(0, dtype=np.int64)] * len(vocabs.user)
+        targets = list(targets)
+        vu = vocabs.user.numbers(val[S.USER])
+        vi = vocabs.item.numbers(val[S.ITEM])
+        by: dict[int, list[int]] = {}
+        for u, i in zip(vu.tolist(), vi.tolist()):
+            by.setdefault(u, []).append(i)
+        for u, its in by.items():
+            targets[u] = np.asarray(its, dtype=np.int64)
+    history: list[dict[str, float]] = []
+    best, best_epoch, best_state, bad = -1.0, epochs, None, 0
+    bar = tqdm(range(1, epochs + 1), desc="training" if targets is None else "training (validating)", unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        loss = _epoch(model, opt, inp, item_text, cfg, rng)
+        row: dict[str, float] = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - t0}
+        if targets is not None and epoch % cfg.train.eval_every == 0:
+            m = _evaluate(model, inp, item_text, targets)
+            row.update({f"val_{k}": v for k, v in m.items() if k != "users"})
+            score = m["ndcg@20"]
+            if score > best:
+                best, best_epoch, bad = score, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                bad += 1
+            bar.set_postfix(loss=f"{loss:.3f}", val_ndcg=f"{score:.4f}")
+            if bad >= cfg.train.patience:
+                history.append(row)
+                log.info("early stop at epoch %d (best %d, val ndcg@20 %.4f)", epoch, best_epoch, best)
+                break
+        else:
+            bar.set_postfix(loss=f"{loss:.3f}")
+        history.append(row)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return model, inp, history, best_epoch
+
+
+def fit_model(
+    ds: Dataset, vocabs: Vocabularies, cfg: RecommenderConfig, item_text: torch.Tensor, encoder: TextEncoder | None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train on ``ds`` (validation carved from it), then refit on all of it."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    t0 = time.perf_counter()
+    metrics: dict[str, object] = {}
+    epochs = cfg.train.epochs
+    if cfg.train.val_fraction > 0:
+        fit_part, val = holdout_last(ds.interactions, cfg.train.val_fraction, min_interactions=3)
+        sub = Dataset(fit_part, ds.items, ds.item_categories, ds.item_keywords, ds.triples, ds.tags, ds.name)
+        model, inp, hist, best_epoch = _train_run(sub, vocabs, cfg, item_text, encoder, epochs, val, progress)
+        metrics["validation"] = hist
+        metrics["best_epoch"] = best_epoch
+        metrics["best_val_ndcg@20"] = max((h.get("val_ndcg@20", -1) for h in hist), default=None)
+        metrics["best_val_recall@20"] = next((h.get("val_recall@20") for h in hist if h["epoch"] == best_epoch), None)
+        epochs = best_epoch
+    if cfg.train.refit or cfg.train.val_fraction == 0:
+        model, inp, hist, _ = _train_run(ds, vocabs, cfg, item_text, encoder, epochs, None, progress)
+        metrics["refit"] = hist
+    else:
+        inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress)
+    model.eval()
+    with torch.no_grad():
+        towers = model(inp.adj, inp.id_mask, item_text, inp.user_text)
+    metrics["train_seconds"] = time.perf_counter() - t0
+    all_epochs = [h for k in ("validation", "refit") for h in metrics.get(k, [])]  # type: ignore[union-attr]
+    metrics["seconds_per_epoch"] = float(np.mean([h["seconds"] for h in all_epochs])) if all_epochs else None
+    return TrainResult(model, towers, inp, metrics)
