@@ -15,7 +15,9 @@
 #   KGREC_NEO4J_HOME       home folder (default <repo>/.neo4j)
 #   KGREC_NEO4J_BOLT_PORT  Bolt port on 127.0.0.1 (default 7687)
 #   KGREC_NEO4J_JAVA       java executable (default `java` on PATH; must be JDK 17 or 21)
-#   KGREC_PYTHON           python with the `neo4j` driver, used for readiness checks (default python3)
+#   KGREC_PYTHON           python used for readiness checks (default: <repo>/.venv/bin/python if it
+#                          can import the `neo4j` driver, else python3; without the driver the check
+#                          is "Started." in logs/console.out + a raw Bolt handshake)
 #   NEO4J_PASSWORD         password to set when the system database is first created
 #                          (otherwise .neo4j/password is reused, or a random one is generated)
 #
@@ -30,14 +32,23 @@ mkdir -p "$H"
 H="$(cd "$H" && pwd)"
 PORT="${KGREC_NEO4J_BOLT_PORT:-7687}"
 JAVA="${KGREC_NEO4J_JAVA:-java}"
-PY="${KGREC_PYTHON:-python3}"
+# Python for the readiness probe: KGREC_PYTHON, else the repo venv if it has the driver, else python3.
+if [ -n "${KGREC_PYTHON:-}" ]; then
+  PY="$KGREC_PYTHON"
+elif [ -x "$ROOT/.venv/bin/python" ] && "$ROOT/.venv/bin/python" -c 'import neo4j' 2>/dev/null; then
+  PY="$ROOT/.venv/bin/python"
+else
+  PY=python3
+fi
 URI="bolt://127.0.0.1:$PORT"
 START_TIMEOUT=180
 STOP_TIMEOUT=60
 PIDFILE="$H/run/launcher.pid"
 PWFILE="$H/password"
 LAUNCHER_CLASS=org.neo4j.server.startup.Neo4jCommand
-ADMIN_CLASS=org.neo4j.server.startup.Neo4jAdminCommand
+# set-initial-password runs org.neo4j.cli.AdminTool directly (what neo4j-admin's bootloader,
+# org.neo4j.server.startup.Neo4jAdminCommand, forks anyway): one JVM, ~1.5 s instead of ~3.6 s.
+ADMIN_CLASS=org.neo4j.cli.AdminTool
 # Single source of truth for the version: the POM.
 NEO4J_VERSION="$(sed -n 's|.*<neo4j.version>\(.*\)</neo4j.version>.*|\1|p' "$POM" | head -n1)"
 
@@ -50,6 +61,7 @@ case "$PORT" in '' | *[!0-9]*) die "KGREC_NEO4J_BOLT_PORT must be a number, got 
 # --------------------------------------------------------------------------------------------
 # Bolt probe (python). Modes:
 #   handshake              -> 0 if a Bolt server answers the version handshake on the port
+#   tcp                    -> 0 if anything accepts a TCP connection on the port
 #   query                  -> 0 if `RETURN 1` on database neo4j succeeds (driver required);
 #                             4 if the server answered but authentication failed
 #   wait <pid> <timeout>   -> like query (or, without driver, "Started." in the logs + handshake),
@@ -63,13 +75,18 @@ mode, port = sys.argv[1], int(sys.argv[2])
 uri = "bolt://127.0.0.1:%d" % port
 home = os.environ["_KGREC_NEO4J_HOME"]
 pw = os.environ.get("_KGREC_NEO4J_PW", "")
-try:
-    import neo4j
-    from neo4j import GraphDatabase
-    from neo4j.exceptions import AuthError
-    HAVE_DRIVER = True
-except Exception:
-    HAVE_DRIVER = False
+GraphDatabase = AuthError = None
+
+def load_driver():  # lazy: importing the driver costs ~0.3 s, handshake/tcp do not need it
+    global GraphDatabase, AuthError
+    try:
+        import logging
+        logging.getLogger("neo4j").setLevel(logging.CRITICAL)
+        from neo4j import GraphDatabase
+        from neo4j.exceptions import AuthError
+        return True
+    except Exception:
+        return False
 
 def handshake():
     try:
@@ -88,25 +105,25 @@ def handshake():
         return False
 
 def query():
+    # session.run, not execute_query: no driver-side retries/back-off, one attempt per poll
     try:
         with GraphDatabase.driver(uri, auth=("neo4j", pw), connection_timeout=3,
                                   connection_acquisition_timeout=5) as d:
-            recs, _, _ = d.execute_query("RETURN 1 AS ok", database_="neo4j")
-            return 0 if recs and recs[0]["ok"] == 1 else 1
+            with d.session(database="neo4j") as s:
+                rec = s.run("RETURN 1 AS ok").single()
+            return 0 if rec is not None and rec["ok"] == 1 else 1
     except AuthError:
         return 4
     except Exception:
         return 1
 
 def started_in_logs():
-    for name in ("logs/console.out", "logs/neo4j.log"):
-        try:
-            with open(os.path.join(home, name), "rb") as f:
-                if b"Started." in f.read():
-                    return True
-        except OSError:
-            pass
-    return False
+    # console.out is truncated by every start; neo4j.log keeps "Started." lines of earlier runs
+    try:
+        with open(os.path.join(home, "logs", "console.out"), "rb") as f:
+            return b"Started." in f.read()
+    except OSError:
+        return False
 
 def group_alive(pgid):
     try:
@@ -118,23 +135,31 @@ def group_alive(pgid):
         return True
 
 if mode == "have-driver":
-    sys.exit(0 if HAVE_DRIVER else 1)
+    sys.exit(0 if load_driver() else 1)
 if mode == "handshake":
     sys.exit(0 if handshake() else 1)
+if mode == "tcp":
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        sys.exit(0)
+    except OSError:
+        sys.exit(1)
 if mode == "query":
-    if not HAVE_DRIVER:
+    if not load_driver():
         sys.exit(5)
     sys.exit(query())
 if mode == "wait":
     pgid, timeout = int(sys.argv[3]), float(sys.argv[4])
+    HAVE_DRIVER = load_driver()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not group_alive(pgid):
             sys.exit(2)
         if HAVE_DRIVER:
-            rc = query()
-            if rc in (0, 4):
-                sys.exit(rc)
+            if handshake():
+                rc = query()
+                if rc in (0, 4):
+                    sys.exit(rc)
         elif started_in_logs() and handshake():
             sys.exit(0)
         time.sleep(0.5)
@@ -152,16 +177,23 @@ have_driver() { probe have-driver 2>/dev/null; }
 # --------------------------------------------------------------------------------------------
 # process group helpers
 # --------------------------------------------------------------------------------------------
-read_pgid() { # prints the pgid from the pid file if that group still runs a Neo4j JVM
-  [ -f "$PIDFILE" ] || return 1
-  local pgid p
-  pgid="$(tr -dc '0-9' <"$PIDFILE")"
-  [ -n "$pgid" ] || return 1
-  for p in $(pgrep -g "$pgid" 2>/dev/null || true); do
-    if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q 'org\.neo4j\.server'; then
-      echo "$pgid"
-      return 0
-    fi
+read_pgid() { # prints our process group if it still runs a Neo4j JVM of this home
+  # run/launcher.pid holds the pgid (written by us); run/neo4j.pid (written by Neo4j's console
+  # mode) holds the server JVM's pid and is a fallback if launcher.pid got lost.
+  local pgid p f c
+  for f in "$PIDFILE" "$H/run/neo4j.pid"; do
+    [ -f "$f" ] || continue
+    pgid="$(tr -dc '0-9' <"$f")"
+    [ -n "$pgid" ] || continue
+    [ "$f" = "$PIDFILE" ] || pgid="$(ps -o pgid= -p "$pgid" 2>/dev/null | tr -d ' ' || true)"
+    [ -n "$pgid" ] || continue
+    for p in $(pgrep -g "$pgid" 2>/dev/null || true); do
+      c="$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null || true)"
+      if [[ "$c" == *org.neo4j.server* && "$c" == *"$H/"* ]]; then
+        echo "$pgid"
+        return 0
+      fi
+    done
   done
   return 1
 }
@@ -169,8 +201,9 @@ read_pgid() { # prints the pgid from the pid file if that group still runs a Neo
 group_alive() { kill -0 -- "-$1" 2>/dev/null; }
 
 tail_logs() {
+  # console.out already carries everything neo4j.log has for this run (console appender)
   local f
-  for f in "$H/logs/console.out" "$H/logs/neo4j.log" "$H/logs/debug.log"; do
+  for f in "$H/logs/console.out" "$H/logs/debug.log"; do
     if [ -s "$f" ]; then
       printf '\n----- tail -n 40 %s -----\n' "$f" >&2
       tail -n 40 "$f" >&2 || true
@@ -191,14 +224,16 @@ ensure_lib() {
   command -v mvn >/dev/null || die "mvn not found on PATH (needed once to fetch the Neo4j jars)"
   log "resolving Neo4j $NEO4J_VERSION jars from Maven Central into $H/lib (one-off) ..."
   rm -rf "$H/lib.partial"
-  if ! mvn -B -q -f "$POM" -Dneo4j.home="$H" -Dneo4j.lib.dir="$H/lib.partial" package >&2; then
+  if ! mvn -B -q -Dstyle.color=never -f "$POM" -Dneo4j.home="$H" -Dneo4j.lib.dir="$H/lib.partial" package \
+    >"$H/logs/mvn.log" 2>&1 </dev/null; then
+    sed 's/\x1b\[[0-9;]*m//g' "$H/logs/mvn.log" | tail -n 40 >&2
     rm -rf "$H/lib.partial"
-    die "mvn failed to resolve org.neo4j:neo4j:$NEO4J_VERSION"
+    die "mvn failed to resolve org.neo4j:neo4j:$NEO4J_VERSION (full output: $H/logs/mvn.log)"
   fi
-  ls "$H/lib.partial"/org.neo4j.neo4j-"$NEO4J_VERSION".jar >/dev/null 2>&1 ||
+  [ -f "$H/lib.partial/org.neo4j.neo4j-$NEO4J_VERSION.jar" ] ||
     die "mvn finished but $H/lib.partial has no org.neo4j.neo4j-$NEO4J_VERSION.jar"
   printf '%s\n' "$want" >"$H/lib.partial/.kgrec-stamp"
-  rm -rf "$H/lib"
+  rm -rf "${H:?}/lib"
   mv "$H/lib.partial" "$H/lib"
   log "$(find "$H/lib" -name '*.jar' | wc -l) jars, $(du -sh "$H/lib" | cut -f1) in $H/lib"
 }
@@ -336,16 +371,18 @@ ensure_password() {
   elif [ -s "$PWFILE" ]; then
     log "re-using the password stored in $PWFILE for the new system database"
   else
-    (umask 077 && python3 -c 'import secrets;print(secrets.token_urlsafe(18))' >"$PWFILE")
+    # 24 alphanumerics (~143 bits): no leading '-' or '@' that the admin CLI could misparse.
+    (umask 077 && python3 -c 'import secrets,string;a=string.ascii_letters+string.digits;print("".join(secrets.choice(a) for _ in range(24)))' >"$PWFILE")
     log "generated a random password for user 'neo4j'; stored in $PWFILE (mode 600)"
   fi
   chmod 600 "$PWFILE"
-  # Pass the password through a java @argfile so it never appears in `ps` output.
+  # Pass the password through a picocli @-file (AdminTool expands it) so it never shows in `ps`.
   local argfile rc=0
   argfile="$(umask 077 && mktemp "$H/run/initpw.XXXXXX")"
-  printf '"%s"\n' "$(head -n1 "$PWFILE" | sed 's/\\/\\\\/g; s/"/\\"/g')" >"$argfile"
+  # picocli @-file syntax: `--` ends options (a password may start with '-'), then one quoted token.
+  printf -- '--\n"%s"\n' "$(head -n1 "$PWFILE" | sed 's/\\/\\\\/g; s/"/\\"/g')" >"$argfile"
   NEO4J_HOME="$H" NEO4J_CONF="$H/conf" \
-    "$JAVA" -Xmx256m -cp "$H/lib/*" org.neo4j.cli.AdminTool dbms set-initial-password "@$argfile" \
+    "$JAVA" -Xmx256m -cp "$H/lib/*" "$ADMIN_CLASS" dbms set-initial-password "@$argfile" \
     >"$H/logs/set-initial-password.out" 2>&1 </dev/null || rc=$?
   rm -f "$argfile"
   if [ "$rc" -ne 0 ]; then
@@ -370,7 +407,6 @@ check_java() {
 cmd_start() {
   local pg=""
   if probe handshake; then
-    :
     if pg="$(read_pgid)"; then
       log "already running (process group $pg) on $URI"
     else
@@ -382,6 +418,9 @@ cmd_start() {
     # Our process group is alive but Bolt does not answer: still starting, or wedged.
     log "a server from $H is running (process group $pg) but Bolt is not answering yet; waiting"
   else
+    if probe tcp; then
+      die "127.0.0.1:$PORT is taken by something that is not a Bolt server; free it or set KGREC_NEO4J_BOLT_PORT"
+    fi
     check_java
     ensure_lib
     write_conf
@@ -455,7 +494,7 @@ cmd_stop() {
       sleep 0.2
     done
   fi
-  rm -f "$PIDFILE"
+  rm -f "$PIDFILE" "$H/run/neo4j.pid"
   log "stopped"
 }
 
@@ -483,7 +522,7 @@ cmd_status() {
 
 cmd_wipe() {
   cmd_stop
-  rm -rf "$H/data"
+  rm -rf "${H:?}/data"
   log "deleted $H/data (the next start re-creates the databases and sets the password again)"
 }
 

@@ -1,0 +1,352 @@
+"""Neo4j as the graph store, behind the same interface as the embedded store.
+
+Schema (``docs/graph-schema.md``)::
+
+    (:User {id})-[:INTERACTED {timestamp, rating, text, weight}]->(:Item {id, title, description})
+    (:Item)-[:IN_CATEGORY]->(:Category {id})
+    (:Item)-[:HAS_KEYWORD]->(:Keyword {id})
+    (:User)-[:TAGGED {item}]->(:Keyword)
+    (:Item)-[:RELATED_TO {relation}]->(:Entity {id})
+    (:KgrecMeta {id: 'dataset'})  name, fingerprint, counts of the last ingest
+
+Every write is a batched ``UNWIND … MERGE`` in a managed write transaction with
+values passed as parameters; labels and relationship types are fixed strings
+in this module, never taken from input. MERGE makes each batch idempotent, so
+an ingest killed midway and run again ends with the same graph as one clean run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+
+from kgrec.errors import StoreError, StoreUnavailableError
+from kgrec.graph.paths import empty_paths, sort_paths
+from kgrec.graph.store import GraphStore, IngestReport
+from kgrec.loaders import schema as S
+from kgrec.loaders.schema import Dataset
+from kgrec.loaders.tables import _canonical, merge
+
+log = logging.getLogger(__name__)
+
+BATCH = 5000
+LABELS = ("User", "Item", "Category", "Keyword", "Entity")
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+CONSTRAINTS = [f"CREATE CONSTRAINT kgrec_{lab.lower()}_id IF NOT EXISTS FOR (n:{lab}) REQUIRE n.id IS UNIQUE" for lab in LABELS]
+
+Q_NODES = {
+    "User": "UNWIND $rows AS id MERGE (:User {id: id})",
+    "Category": "UNWIND $rows AS id MERGE (:Category {id: id})",
+    "Keyword": "UNWIND $rows AS id MERGE (:Keyword {id: id})",
+    "Entity": "UNWIND $rows AS id MERGE (:Entity {id: id})",
+}
+Q_ITEMS = "UNWIND $rows AS row MERGE (i:Item {id: row.item}) SET i.title = row.title, i.description = row.description"
+Q_INTERACTIONS = """
+UNWIND $rows AS row
+MATCH (u:User {id: row.user}), (i:Item {id: row.item})
+MERGE (u)-[r:INTERACTED]->(i)
+WITH r, row
+WHERE r.timestamp IS NULL OR row.timestamp > r.timestamp
+   OR (row.timestamp = r.timestamp AND row.weight >= r.weight)
+SET r.timestamp = row.timestamp, r.rating = row.rating, r.text = row.text, r.weight = row.weight
+"""
+Q_CATEGORIES = """
+UNWIND $rows AS row
+MATCH (i:Item {id: row.item}), (c:Category {id: row.category})
+MERGE (i)-[:IN_CATEGORY]->(c)
+"""
+Q_KEYWORDS = """
+UNWIND $rows AS row
+MATCH (i:Item {id: row.item}), (k:Keyword {id: row.keyword})
+MERGE (i)-[:HAS_KEYWORD]->(k)
+"""
+Q_TAGS = """
+UNWIND $rows AS row
+MATCH (u:User {id: row.user}), (k:Keyword {id: row.tag})
+MERGE (u)-[:TAGGED {item: row.item}]->(k)
+"""
+Q_TRIPLES = """
+UNWIND $rows AS row
+MATCH (i:Item {id: row.item}), (e:Entity {id: row.entity})
+MERGE (i)-[:RELATED_TO {relation: row.relation}]->(e)
+"""
+Q_META = "MERGE (m:KgrecMeta {id: 'dataset'}) SET m.name = $name, m.fingerprint = $fingerprint, m.counts = $counts"
+
+R_INTERACTIONS = """
+MATCH (u:User)-[r:INTERACTED]->(i:Item)
+RETURN u.id AS user, i.id AS item, r.timestamp AS timestamp, r.rating AS rating, r.text AS text, r.weight AS weight
+"""
+R_ITEMS = "MATCH (i:Item) RETURN i.id AS item, i.title AS title, i.description AS description"
+R_CATEGORIES = "MATCH (i:Item)-[:IN_CATEGORY]->(c:Category) RETURN i.id AS item, c.id AS category"
+R_KEYWORDS = "MATCH (i:Item)-[:HAS_KEYWORD]->(k:Keyword) RETURN i.id AS item, k.id AS keyword"
+R_TRIPLES = "MATCH (i:Item)-[r:RELATED_TO]->(e:Entity) RETURN i.id AS item, r.relation AS relation, e.id AS entity"
+R_TAGS = "MATCH (u:User)-[r:TAGGED]->(k:Keyword) RETURN u.id AS user, r.item AS item, k.id AS tag"
+
+# One query for all path kinds; $anchors = null searches every history item.
+Q_PATHS = """
+MATCH (u:User {id: $user})-[:INTERACTED]->(j:Item)-[:IN_CATEGORY]->(c:Category)<-[:IN_CATEGORY]-(i:Item {id: $item})
+WHERE j <> i AND ($anchors IS NULL OR j.id IN $anchors)
+RETURN 'category' AS kind, j.id AS anchor, c.id AS via, '' AS rel_a, '' AS rel_b
+UNION ALL
+MATCH (u:User {id: $user})-[:INTERACTED]->(j:Item)-[:HAS_KEYWORD]->(k:Keyword)<-[:HAS_KEYWORD]-(i:Item {id: $item})
+WHERE j <> i AND ($anchors IS NULL OR j.id IN $anchors)
+RETURN 'keyword' AS kind, j.id AS anchor, k.id AS via, '' AS rel_a, '' AS rel_b
+UNION ALL
+MATCH (u:User {id: $user})-[:TAGGED]->(k:Keyword)<-[:HAS_KEYWORD]-(i:Item {id: $item})
+RETURN DISTINCT 'tag' AS kind, '' AS anchor, k.id AS via, '' AS rel_a, '' AS rel_b
+UNION ALL
+MATCH (u:User {id: $user})-[:INTERACTED]->(j:Item)-[ra:RELATED_TO]->(e:Entity)<-[rb:RELATED_TO]-(i:Item {id: $item})
+WHERE j <> i AND ($anchors IS NULL OR j.id IN $anchors)
+RETURN 'entity' AS kind, j.id AS anchor, e.id AS via, ra.relation AS rel_a, rb.relation AS rel_b
+UNION ALL
+MATCH (u:User {id: $user})-[:INTERACTED]->(j:Item)<-[:INTERACTED]-(v:User)-[:INTERACTED]->(i:Item {id: $item})
+WHERE v <> u AND j <> i AND ($anchors IS NULL OR j.id IN $anchors)
+RETURN 'user' AS kind, j.id AS anchor, v.id AS via, '' AS rel_a, '' AS rel_b
+"""
+
+
+def local_password_file() -> Path | None:
+    """The password written by ``scripts/neo4j.sh`` for the local server, if any."""
+    candidates = []
+    if os.environ.get("KGREC_NEO4J_HOME"):
+        candidates.append(Path(os.environ["KGREC_NEO4J_HOME"]) / "password")
+    candidates += [Path.cwd() / ".neo4j" / "password", Path(__file__).resolve().parents[2] / ".neo4j" / "password"]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def resolve_password(uri: str) -> str | None:
+    """``NEO4J_PASSWORD``, else (for the local server only) ``.neo4j/password``."""
+    pw = os.environ.get("NEO4J_PASSWORD")
+    if pw:
+        return pw
+    if (urlparse(uri).hostname or "") in LOCAL_HOSTS:
+        f = local_password_file()
+        if f is not None:
+            return f.read_text().strip()
+    return None
+
+
+def _batches(rows: list[Any], size: int = BATCH) -> Iterable[list[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as plain Python values; NaN becomes null (an absent property)."""
+    out = df.astype(object).where(df.notna(), None).to_dict(orient="records")
+    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()} for r in out]
+
+
+class Neo4jStore(GraphStore):
+    """The graph in a Neo4j database (5.x; Community is enough).
+
+    Args:
+        uri: ``bolt://host:port`` or ``neo4j://host:port``.
+        user: the Neo4j user (default ``neo4j``).
+        database: the database (default ``neo4j``).
+        password: normally None: taken from ``NEO4J_PASSWORD``, or for the local
+            server from ``.neo4j/password``. Never logged.
+        retries: attempts per batch when the connection is lost.
+    """
+
+    def __init__(self, uri: str, user: str | None = None, database: str | None = None, password: str | None = None,
+                 retries: int = 5) -> None:
+        import neo4j
+        from neo4j.exceptions import AuthError, ServiceUnavailable
+
+        self.location = uri
+        self.uri = uri
+        self.user = user or os.environ.get("NEO4J_USER", "neo4j")
+        self.database = database or os.environ.get("NEO4J_DATABASE", "neo4j")
+        self.retries = retries
+        pw = password if password is not None else resolve_password(uri)
+        if pw is None:
+            raise StoreUnavailableError(
+                f"no password for Neo4j at {uri}: set NEO4J_PASSWORD (kgrec reads .neo4j/password only for the local server)"
+            )
+        self._driver = neo4j.GraphDatabase.driver(uri, auth=(self.user, pw), max_transaction_retry_time=15.0)
+        try:
+            self._driver.verify_connectivity()
+        except ServiceUnavailable:
+            self._driver.close()
+            local = (urlparse(uri).hostname or "") in LOCAL_HOSTS
+            hint = "start it with `bash scripts/neo4j.sh start`" if local else "check that the server runs and the URI is right"
+            raise StoreUnavailableError(f"Neo4j at {uri} does not answer; {hint}") from None
+        except AuthError:
+            self._driver.close()
+            raise StoreUnavailableError(
+                f"Neo4j at {uri} refused the credentials of user {self.user!r}; set NEO4J_PASSWORD to that user's password"
+            ) from None
+        self._cache: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ plumbing
+    def close(self) -> None:
+        self._driver.close()
+
+    def _read(self, query: str, **params: Any) -> pd.DataFrame:
+        import neo4j
+
+        return self._driver.execute_query(
+            query, params, database_=self.database, routing_=neo4j.RoutingControl.READ,
+            result_transformer_=neo4j.Result.to_df,
+        )
+
+    def _write_batches(self, query: str, rows: list[Any], desc: str, progress: Callable[[int], None] | None = None) -> None:
+        """Write ``rows`` in batches; each batch is one managed transaction, retried with backoff."""
+        from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
+
+        done = 0
+        for batch in _batches(rows):
+            for attempt in range(self.retries):
+                try:
+                    with self._driver.session(database=self.database) as s:
+                        s.execute_write(lambda tx, b=batch: tx.run(query, rows=b).consume())
+                    break
+                except (ServiceUnavailable, SessionExpired, TransientError) as e:
+                    if attempt == self.retries - 1:
+                        raise StoreUnavailableError(
+                            f"lost the connection to Neo4j at {self.uri} while writing {desc}: {done} of {len(rows)} rows "
+                            f"of this step were committed (earlier steps completed); run the same ingest again to finish "
+                            f"it (ingest is idempotent). Cause: {type(e).__name__}"
+                        ) from None
+                    wait = min(8.0, 0.5 * 2**attempt)
+                    log.warning("Neo4j write of %s failed (%s); retrying in %.1f s", desc, type(e).__name__, wait)
+                    time.sleep(wait)
+            done += len(batch)
+            if progress:
+                progress(len(batch))
+
+    def cypher(self, query: str, **params: Any) -> pd.DataFrame:
+        """Run a read-only Cypher query; returns a DataFrame. Writes are refused."""
+        import neo4j
+        from neo4j.exceptions import ClientError
+
+        try:
+            with self._driver.session(database=self.database, default_access_mode=neo4j.READ_ACCESS) as s:
+                return s.execute_read(lambda tx: tx.run(query, params).to_df())
+        except ClientError as e:
+            code = e.code or ""
+            if "Forbidden" in code or "AccessMode" in code or "write" in (e.message or "").lower() and "read" in (e.message or "").lower():
+                raise StoreError(
+                    f"refused: this query writes to the database, and kgrec query / store.cypher run read-only transactions ({e.message})"
+                ) from None
+            raise StoreError(f"Cypher error {code}: {e.message}") from None
+
+    # ------------------------------------------------------------------ writing
+    def ingest(self, dataset: Dataset, progress: bool = True) -> IngestReport:
+        from tqdm.auto import tqdm
+
+        old_fp = self._meta().get("fingerprint")
+        for q in CONSTRAINTS:
+            self._driver.execute_query(q, database_=self.database)
+        ds = dataset
+        users = sorted(set(ds.interactions[S.USER]) | set(ds.tags[S.USER]))
+        steps: list[tuple[str, str, list[Any]]] = [
+            ("users", Q_NODES["User"], users),
+            ("items", Q_ITEMS, _records(ds.items)),
+            ("categories", Q_NODES["Category"], sorted(set(ds.item_categories[S.CATEGORY]))),
+            ("keywords", Q_NODES["Keyword"], sorted(set(ds.item_keywords[S.KEYWORD]) | set(ds.tags[S.TAG]))),
+            ("entities", Q_NODES["Entity"], sorted(set(ds.triples[S.ENTITY]))),
+            ("interactions", Q_INTERACTIONS, _records(ds.interactions)),
+            ("item categories", Q_CATEGORIES, _records(ds.item_categories)),
+            ("item keywords", Q_KEYWORDS, _records(ds.item_keywords)),
+            ("tags", Q_TAGS, _records(ds.tags)),
+            ("facts", Q_TRIPLES, _records(ds.triples)),
+        ]
+        total = sum(len(r) for _, _, r in steps)
+        with tqdm(total=total, desc="ingesting into Neo4j", unit="row", disable=not progress) as bar:
+            for desc, q, rows in steps:
+                self._write_batches(q, rows, desc, bar.update)
+        self._cache.clear()
+        full = self.dataset()
+        fp = full.fingerprint()
+        counts = full.counts()
+        self._driver.execute_query(Q_META, name=ds.name, fingerprint=fp, counts=json.dumps(counts), database_=self.database)
+        self._cache.clear()
+        return IngestReport(counts, fp, changed=fp != old_fp)
+
+    # ------------------------------------------------------------------ reading
+    def _meta(self) -> dict[str, Any]:
+        df = self._read("MATCH (m:KgrecMeta {id: 'dataset'}) RETURN m.name AS name, m.fingerprint AS fingerprint, m.counts AS counts")
+        return {} if df.empty else df.iloc[0].to_dict()
+
+    def dataset(self) -> Dataset:
+        if "dataset" in self._cache:
+            return self._cache["dataset"]
+        t = {
+            "interactions": self._read(R_INTERACTIONS),
+            "items": self._read(R_ITEMS),
+            "item_categories": self._read(R_CATEGORIES),
+            "item_keywords": self._read(R_KEYWORDS),
+            "triples": self._read(R_TRIPLES),
+            "tags": self._read(R_TAGS),
+        }
+        if t["items"].empty and t["interactions"].empty:
+            raise StoreError(f"Neo4j at {self.uri} (database {self.database}) holds no kgrec data; run `kgrec ingest --store {self.uri} ...`")
+        for name, df in t.items():
+            schema = S.TABLES[name]
+            if df.empty:
+                t[name] = S.empty_table(name)
+                continue
+            if name == "interactions":
+                df["rating"] = pd.to_numeric(df["rating"], errors="coerce")
+                df["text"] = df["text"].fillna("")
+            if name == "items":
+                df = df.fillna({"title": "", "description": ""})
+            t[name] = df[list(schema)]
+        ds = Dataset(**{n: _canonical(df, n) for n, df in t.items()}, name=self._meta().get("name") or "neo4j")
+        # the same canonical order as loaders produce (merge with nothing sorts and dedupes)
+        empty = Dataset(*(S.empty_table(n) for n in S.TABLES), name="dataset")  # type: ignore[arg-type]
+        ds = merge(empty, ds)
+        self._cache["dataset"] = ds
+        return ds
+
+    def counts(self) -> dict[str, int]:
+        m = self._meta()
+        if m.get("counts"):
+            return json.loads(m["counts"])
+        return self.dataset().counts()
+
+    def fingerprint(self) -> str:
+        """The fingerprint recorded by the last ingest (computed from the data read back)."""
+        m = self._meta()
+        return m.get("fingerprint") or self.dataset().fingerprint()
+
+    def has_user(self, user: str) -> bool:
+        return not self._read("MATCH (u:User {id: $id}) RETURN u.id AS id LIMIT 1", id=str(user)).empty
+
+    def has_item(self, item: str) -> bool:
+        return not self._read("MATCH (i:Item {id: $id}) RETURN i.id AS id LIMIT 1", id=str(item)).empty
+
+    def _paths(self, user: str, item: str, anchors: list[str] | None, kinds: Sequence[str]) -> pd.DataFrame:
+        df = self._read(Q_PATHS, user=user, item=item, anchors=anchors)
+        if df.empty:
+            return empty_paths()
+        df = df[df["kind"].isin(list(kinds))]
+        return sort_paths(df.fillna(""))
+
+    def model_root(self) -> Path:
+        host = urlparse(self.uri)
+        base = Path(os.environ.get("KGREC_CACHE", Path.home() / ".cache" / "kgrec"))
+        return base / "models" / f"neo4j-{host.hostname}-{host.port or 7687}-{self.database}"
+
+    def wipe(self) -> None:
+        """Delete every kgrec node and relationship (batched). For tests and re-ingest from scratch."""
+        labels = ":".join(("User|Item|Category|Keyword|Entity|KgrecMeta",))
+        self._driver.execute_query(
+            f"MATCH (n:{labels}) CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF 10000 ROWS", database_=self.database
+        )
+        self._cache.clear()
+
+    def __repr__(self) -> str:
+        return f"Neo4jStore({self.uri!r}, database={self.database!r})"

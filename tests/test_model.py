@@ -1,0 +1,156 @@
+"""Known-answer tests of the fused model on planted communities (real BERT, real GNN)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kgrec import Recommender
+from kgrec.errors import ConfigError, ModelMismatchError, UnknownIdError
+from kgrec.fusion.config import RecommenderConfig
+from kgrec.graph import open_store
+from kgrec.loaders import from_frames
+
+pytestmark = pytest.mark.slow
+
+
+def community(frames, kind: str) -> dict[str, int]:
+    t = frames["communities"]
+    t = t[t["kind"] == kind]
+    return dict(zip(t["id"], t["community"]))
+
+
+def test_top_items_come_from_the_users_community(trained: Recommender, synth_frames) -> None:
+    ucom, icom = community(synth_frames, "user"), community(synth_frames, "item")
+    users = sorted(ucom)
+    recs = trained.recommend(users, k=10)
+    share = np.mean([icom[i] == ucom[u] for u, i in zip(recs["user"], recs["item"])])
+    assert share > 0.85, f"only {share:.0%} of top-10 items come from the user's own community"
+
+
+def test_recommend_shape_excludes_seen_and_orders(trained: Recommender, synth_dataset) -> None:
+    recs = trained.recommend(["u0", "u1"], k=7)
+    assert list(recs.columns) == ["user", "item", "rank", "score"]
+    assert len(recs) == 14 and recs.groupby("user")["rank"].apply(list).tolist() == [list(range(1, 8))] * 2
+    assert (recs.groupby("user")["score"].diff().dropna() <= 1e-6).all()
+    seen = set(zip(synth_dataset.interactions["user"], synth_dataset.interactions["item"]))
+    assert not any((u, i) in seen for u, i in zip(recs["user"], recs["item"]))
+    one = trained.recommend("u0", k=7)
+    pd.testing.assert_frame_equal(one, recs[recs["user"] == "u0"].reset_index(drop=True))
+    assert trained.rank("u0", one["item"].iloc[0]) == 1 and trained.rank("u0", one["item"].iloc[6]) == 7
+
+
+def test_candidates_and_exclusions(trained: Recommender) -> None:
+    top = trained.recommend("u0", k=3)["item"].tolist()
+    without = trained.recommend("u0", k=3, exclude=top[:1])["item"].tolist()
+    assert top[0] not in without and without[:2] == top[1:]
+    only = trained.recommend("u0", k=5, items=["i1", "i2", "i3"])
+    assert set(only["item"]) <= {"i1", "i2", "i3"}
+
+
+def test_unknown_ids_are_clear_errors(trained: Recommender) -> None:
+    with pytest.raises(UnknownIdError, match=r"unknown user id 'ghost': not in the training data"):
+        trained.recommend(["u0", "ghost"], k=3)
+    with pytest.raises(UnknownIdError, match=r"unknown item id 'nope'"):
+        trained.explain("u0", "nope")
+
+
+def test_every_recommendation_has_a_path(trained: Recommender) -> None:
+    recs = trained.recommend(["u0", "u5", "u17"], k=10)
+    for u, i, s in zip(recs["user"], recs["item"], recs["score"]):
+        e = trained.explain(u, i, top=3)
+        assert e.paths, f"no path for {u} -> {i}"
+        assert abs(e.score - s) < 1e-4
+        p = e.paths[0]
+        assert p.nodes[0].type == "user" and p.nodes[0].id == u
+        assert p.nodes[-1].type == "item" and p.nodes[-1].id == i
+        assert len(p.relations) == len(p.nodes) - 1 <= 3
+        assert p.sentence.startswith("Recommended because") and trained.title(i) in p.sentence
+        assert [q.score for q in e.paths] == sorted((q.score for q in e.paths), reverse=True)
+        assert abs(e.attribution["structure"] + e.attribution["text"] - e.score) < 1e-4
+
+
+def test_explaining_a_seen_item_says_so(trained: Recommender, synth_dataset) -> None:
+    u, i = synth_dataset.interactions.iloc[0][["user", "item"]]
+    e = trained.explain(u, i)
+    assert e.interacted and e.paths == [] and "already interacted with" in e.message
+
+
+def test_why_not_gives_rank_and_gap(trained: Recommender) -> None:
+    scores = trained.recommend("u0", k=200)
+    far = scores.iloc[-1]
+    e = trained.explain("u0", far["item"], k=10)
+    assert e.rank == int(far["rank"]) > 10
+    assert e.gap_to_k is not None and e.gap_to_k > 0 and "outside the top 10" in e.message
+
+
+def test_cold_item_with_matching_text_reaches_its_community(synth_frames, small_config: RecommenderConfig) -> None:
+    """A new item with no interactions, whose text and categories match one community."""
+    f = synth_frames
+    items = f["items"].copy()
+    new = pd.DataFrame(
+        {
+            "item": ["new-space"],
+            "title": ["The Galaxy Rocket Astronaut"],
+            "description": ["A story about a rocket and a nebula, full of spaceflight."],
+            "categories": ["Space"],
+            "keywords": ["astronomy|spaceflight"],
+        }
+    )
+    ds = from_frames(f["interactions"], pd.concat([items, new], ignore_index=True), f["triples"], f["tags"])
+    rec = Recommender(small_config).fit(ds, progress=False)
+    ucom = community(f, "user")
+    space = [u for u, c in ucom.items() if c == 0]
+    other = [u for u, c in ucom.items() if c != 0]
+    rank_space = np.median([rec.rank(u, "new-space") for u in space])
+    rank_other = np.median([rec.rank(u, "new-space") for u in other])
+    assert rank_space < rank_other / 3, (rank_space, rank_other)
+    assert rank_space <= 60  # top quarter of 240 items
+
+
+def test_save_load_round_trip_and_mismatch(tmp_path: Path, trained: Recommender, synth_dataset, synth_frames) -> None:
+    st = open_store(tmp_path / "s")
+    st.ingest(synth_dataset)
+    path = trained.save(tmp_path / "model")
+    back = Recommender.load(path, store=st)
+    pd.testing.assert_frame_equal(back.recommend(["u0", "u3"], 10), trained.recommend(["u0", "u3"], 10))
+    item = trained.recommend("u0", 1)["item"].iloc[0]
+    assert back.explain("u0", item, st).to_dict() == trained.explain("u0", item).to_dict()
+    assert back.config == trained.config and back.model_version == trained.model_version
+    # another store's data: a clear error
+    f = synth_frames
+    other = open_store(tmp_path / "other")
+    other.ingest(from_frames(f["interactions"].iloc[:-5], f["items"]))
+    with pytest.raises(ModelMismatchError, match=r"was trained on data .* but the store at .* holds data"):
+        Recommender.load(path, store=other)
+
+
+def test_config_validation_names_the_field() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"model.dim\n  Input should be greater than or equal to 4"):
+        RecommenderConfig.model_validate({"model": {"dim": 2}})
+    with pytest.raises(ValidationError, match=r"train.epochs"):
+        RecommenderConfig.model_validate({"train": {"epochs": 0}})
+    with pytest.raises(ConfigError, match=r"no config.json there; expected a local Hugging Face model folder"):
+        from kgrec.encoders import TextEncoder, TextEncoderConfig
+
+        TextEncoder(TextEncoderConfig(model_path="/nonexistent"))
+
+
+def test_any_local_model_folder_works_by_config(tmp_path: Path) -> None:
+    """A copy of the model in another folder is used by config alone (as a Chinese BERT would be)."""
+    import shutil
+
+    from kgrec.encoders import TextEncoder, TextEncoderConfig, default_model_path
+
+    folder = tmp_path / "my-bert"
+    shutil.copytree(default_model_path(), folder)
+    enc = TextEncoder(TextEncoderConfig(model_path=str(folder), cache=False))
+    v = enc.encode(["Toy Story (1995)", "Toy Story 2 (1999)", "Heat (1995)"], progress=False)
+    assert v.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2

@@ -1,0 +1,104 @@
+"""Neo4j store tests against the real server started by scripts/neo4j.sh (no mocks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kgrec.errors import StoreError, StoreUnavailableError
+from kgrec.graph import open_store
+from kgrec.graph.neo4j_store import Neo4jStore
+from kgrec.loaders import from_frames
+
+pytestmark = pytest.mark.neo4j
+
+REPO = Path(__file__).resolve().parents[1]
+URI = os.environ.get("KGREC_TEST_NEO4J_URI", "bolt://127.0.0.1:7687")
+
+
+@pytest.fixture
+def neo(request):
+    """A clean Neo4j store (wiped before and after each test)."""
+    st = open_store(URI)
+    st.wipe()
+    yield st
+    st.wipe()
+    st.close()
+
+
+def test_ingest_round_trips_and_is_idempotent(neo, synth_dataset) -> None:
+    rep = neo.ingest(synth_dataset, progress=False)
+    assert rep.changed
+    back = neo.dataset()
+    for name, df in synth_dataset.tables().items():
+        pd.testing.assert_frame_equal(back.tables()[name], df, check_dtype=True, obj=name)
+    assert back.fingerprint() == synth_dataset.fingerprint() == neo.fingerprint()
+    counts = neo.cypher("MATCH (n) RETURN labels(n)[0] AS label, count(*) AS n ORDER BY label")
+    again = neo.ingest(synth_dataset, progress=False)
+    assert not again.changed
+    assert neo.cypher("MATCH (n) RETURN labels(n)[0] AS label, count(*) AS n ORDER BY label").equals(counts)
+    rels = neo.cypher("MATCH ()-[r]->() RETURN type(r) AS type, count(*) AS n ORDER BY type")
+    assert dict(zip(rels["type"], rels["n"]))["INTERACTED"] == len(synth_dataset.interactions)
+
+
+def test_hostile_strings_are_stored_verbatim(neo) -> None:
+    hostile = ["'}) MATCH (n) DETACH DELETE n //", "back`tick", "{braces}", 'quo"te', "ünïcødé 推荐", "x" * 5000]
+    inter = pd.DataFrame({"user": hostile, "item": hostile[::-1], "timestamp": range(len(hostile))})
+    items = pd.DataFrame({"item": hostile, "title": hostile, "keywords": ["k" + h for h in hostile]})
+    ds = from_frames(inter, items)
+    neo.ingest(ds, progress=False)
+    assert neo.dataset().fingerprint() == ds.fingerprint()
+    assert set(neo.cypher("MATCH (u:User) RETURN u.id AS id")["id"]) == set(hostile)
+
+
+def test_read_only_queries_refuse_writes(neo, synth_dataset) -> None:
+    neo.ingest(synth_dataset, progress=False)
+    df = neo.cypher("MATCH (u:User {id: $u})-[:INTERACTED]->(i:Item) RETURN i.id AS item ORDER BY item", u="u0")
+    assert set(df["item"]) == set(synth_dataset.interactions.query("user == 'u0'")["item"])
+    with pytest.raises(StoreError, match=r"refused: this query writes to the database"):
+        neo.cypher("CREATE (:User {id: 'intruder'})")
+    assert not neo.has_user("intruder")
+
+
+def test_wrong_password_and_missing_server_are_clear() -> None:
+    with pytest.raises(StoreUnavailableError, match=r"refused the credentials of user 'neo4j'; set NEO4J_PASSWORD"):
+        Neo4jStore(URI, password="definitely-wrong")
+    with pytest.raises(StoreUnavailableError, match=r"Neo4j at bolt://127.0.0.1:7699 does not answer; start it with"):
+        Neo4jStore("bolt://127.0.0.1:7699", password="x")
+
+
+def test_killed_ingest_rerun_gives_the_same_graph(neo, tmp_path: Path) -> None:
+    """SIGKILL an ingest midway; running it again ends with exactly one clean run's graph."""
+    from kgrec.loaders import SyntheticConfig, generate_frames
+
+    f = generate_frames(SyntheticConfig(users=2000, items=1500, interactions_per_user=25, seed=3))
+    for name in ("interactions", "items", "triples", "tags"):
+        f[name].to_csv(tmp_path / f"{name}.csv", index=False)
+    args = [sys.executable, "-m", "kgrec", "ingest", "--store", URI,
+            "--interactions", str(tmp_path / "interactions.csv"), "--items", str(tmp_path / "items.csv"),
+            "--triples", str(tmp_path / "triples.csv"), "--tags", str(tmp_path / "tags.csv")]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # wait until part of the interactions are in, then kill
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        n = neo.cypher("MATCH ()-[r:INTERACTED]->() RETURN count(r) AS n")["n"].iloc[0]
+        if n > 0:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = neo.cypher("MATCH ()-[r:INTERACTED]->() RETURN count(r) AS n")["n"].iloc[0]
+    subprocess.run(args, check=True, capture_output=True)
+    from kgrec.loaders import load_files
+
+    clean = load_files(tmp_path / "interactions.csv", tmp_path / "items.csv", tmp_path / "triples.csv", tmp_path / "tags.csv")
+    neo._cache.clear()
+    assert partial < len(clean.interactions)
+    assert neo.dataset().fingerprint() == clean.fingerprint()
