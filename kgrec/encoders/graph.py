@@ -14,6 +14,8 @@ user's structural vector leans on what they did last.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -67,7 +69,10 @@ class GraphLayout:
             vals += [w, w]
         n = self.num_nodes
         if not rows:
-            return torch.sparse_coo_tensor(torch.zeros((2, 0), dtype=torch.long), torch.zeros(0), (n, n)).to_sparse_csr()
+            empty = torch.sparse_coo_tensor(torch.zeros((2, 0), dtype=torch.long), torch.zeros(0), (n, n), check_invariants=True)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+                return empty.to_sparse_csr()
         r = np.concatenate(rows)
         c = np.concatenate(cols)
         v = np.concatenate(vals).astype(np.float64)
@@ -78,8 +83,10 @@ class GraphLayout:
         v = v * inv[r] * inv[c]
         order = np.lexsort((c, r))
         idx = torch.from_numpy(np.stack([r[order], c[order]]))
-        coo = torch.sparse_coo_tensor(idx, torch.from_numpy(v[order]).float(), (n, n)).coalesce()
-        return coo.to_sparse_csr()
+        coo = torch.sparse_coo_tensor(idx, torch.from_numpy(v[order]).float(), (n, n), check_invariants=True).coalesce()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+            return coo.to_sparse_csr()
 
 
 class GraphEncoder(nn.Module):

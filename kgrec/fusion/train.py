@@ -89,6 +89,11 @@ class TrainResult:
     metrics: dict[str, object]
 
 
+def effective_batch_size(n: int, batch_size: int, min_steps: int = 8, floor: int = 64) -> int:
+    """``batch_size``, shrunk so that small data sets still take ``min_steps`` steps per epoch."""
+    return max(1, min(batch_size, max(floor, -(-n // min_steps))))
+
+
 def _epoch(
     model: FusedModel, opt: torch.optim.Optimizer, inp: GraphInputs, item_text: torch.Tensor,
     cfg: RecommenderConfig, rng: np.random.Generator,
@@ -99,8 +104,9 @@ def _epoch(
     perm = rng.permutation(n)
     n_items = item_text.shape[0]
     total = 0.0
-    for start in range(0, n, tc.batch_size):
-        b = perm[start : start + tc.batch_size]
+    bs = effective_batch_size(n, tc.batch_size)
+    for start in range(0, n, bs):
+        b = perm[start : start + bs]
         towers = model(inp.adj, inp.id_mask, item_text, inp.user_text)
         U, I = towers.users, towers.items
         u = U[torch.from_numpy(inp.pos_users[b])]

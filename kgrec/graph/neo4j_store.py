@@ -335,6 +335,72 @@ class Neo4jStore(GraphStore):
         df = df[df["kind"].isin(list(kinds))]
         return sort_paths(df.fillna(""))
 
+    # ------------------------------------------------------------------ write-back
+    def write_embeddings(self, kind: str, ids: Sequence[str], vectors: np.ndarray, model_version: str,
+                         progress: bool = False) -> str:
+        """Store fused vectors as ``embedding`` properties and (re)build a cosine vector index.
+
+        Returns the index name (``kgrec_user_embedding`` or ``kgrec_item_embedding``), which
+        ``db.index.vector.queryNodes`` takes.
+        """
+        label = {"user": "User", "item": "Item"}.get(kind)
+        if label is None:
+            raise ValueError(f"kind={kind!r}: expected 'user' or 'item'")
+        dim = int(vectors.shape[1])
+        index = f"kgrec_{kind}_embedding"
+        existing = self._read("SHOW VECTOR INDEXES YIELD name, options WHERE name = $n RETURN options", n=index)
+        if not existing.empty:
+            cfg = existing.iloc[0]["options"].get("indexConfig", {})
+            if int(cfg.get("vector.dimensions", dim)) != dim:
+                self._driver.execute_query(f"DROP INDEX {index} IF EXISTS", database_=self.database)
+        rows = [{"id": str(i), "v": [float(x) for x in v]} for i, v in zip(ids, vectors)]
+        q = f"UNWIND $rows AS row MATCH (n:{label} {{id: row.id}}) SET n.embedding = row.v, n.model_version = $version"
+        for batch in _batches(rows, 2000):
+            with self._driver.session(database=self.database) as sess:
+                sess.execute_write(lambda tx, b=batch: tx.run(q, rows=b, version=model_version).consume())
+        self._driver.execute_query(
+            f"CREATE VECTOR INDEX {index} IF NOT EXISTS FOR (n:{label}) ON n.embedding "
+            "OPTIONS {indexConfig: {`vector.dimensions`: $dim, `vector.similarity_function`: 'cosine'}}",
+            dim=dim, database_=self.database,
+        )
+        self._driver.execute_query("CALL db.awaitIndexes(300)", database_=self.database)
+        return index
+
+    def write_recommendations(self, recs: pd.DataFrame, batch_users: int = 500) -> int:
+        """Replace users' ``RECOMMENDED`` relationships with ``recs`` (one transaction per batch of users).
+
+        ``recs`` has ``user, item, rank, score, model_version`` and optionally ``explanation``.
+        Each batch deletes the users' previous recommendations and creates the new ones in
+        the same transaction, so a reader never sees a user with a mix of two versions or
+        with none. Rerunning with the same frame is idempotent.
+        """
+        cols = ["user", "item", "rank", "score", "model_version"] + (["explanation"] if "explanation" in recs else [])
+        df = recs[cols].copy()
+        if "explanation" not in df:
+            df["explanation"] = None
+        users = list(dict.fromkeys(df["user"].astype(str).tolist()))
+        q_del = "MATCH (u:User)-[r:RECOMMENDED]->() WHERE u.id IN $users DELETE r"
+        q_new = """
+        UNWIND $rows AS row
+        MATCH (u:User {id: row.user}), (i:Item {id: row.item})
+        CREATE (u)-[:RECOMMENDED {rank: row.rank, score: row.score, model_version: row.model_version,
+                                  explanation: row.explanation}]->(i)
+        """
+        by_user = df.groupby("user", sort=False)
+        written = 0
+        for start in range(0, len(users), batch_users):
+            chunk = users[start : start + batch_users]
+            rows = _records(pd.concat([by_user.get_group(u) for u in chunk]))
+
+            def work(tx, chunk=chunk, rows=rows):  # noqa: ANN001, ANN202
+                tx.run(q_del, users=chunk).consume()
+                tx.run(q_new, rows=rows).consume()
+
+            with self._driver.session(database=self.database) as sess:
+                sess.execute_write(work)
+            written += len(rows)
+        return written
+
     def model_root(self) -> Path:
         host = urlparse(self.uri)
         base = Path(os.environ.get("KGREC_CACHE", Path.home() / ".cache" / "kgrec"))
@@ -342,10 +408,11 @@ class Neo4jStore(GraphStore):
 
     def wipe(self) -> None:
         """Delete every kgrec node and relationship (batched). For tests and re-ingest from scratch."""
-        labels = ":".join(("User|Item|Category|Keyword|Entity|KgrecMeta",))
-        self._driver.execute_query(
-            f"MATCH (n:{labels}) CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF 10000 ROWS", database_=self.database
-        )
+        with self._driver.session(database=self.database) as s:  # CALL IN TRANSACTIONS needs an auto-commit tx
+            s.run(
+                "MATCH (n) WHERE n:User OR n:Item OR n:Category OR n:Keyword OR n:Entity OR n:KgrecMeta "
+                "CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+            ).consume()
         self._cache.clear()
 
     def __repr__(self) -> str:
