@@ -154,3 +154,28 @@ def test_any_local_model_folder_works_by_config(tmp_path: Path) -> None:
     assert v.shape == (3, 384)
     assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+
+
+def test_new_user_from_behaviour_text_and_items(trained: Recommender, synth_frames) -> None:
+    icom = community(synth_frames, "item")
+    by_text = trained.recommend_new_user(text="rocket astronaut galaxy nebula starship orbit spaceflight", k=10)
+    assert list(by_text.columns) == ["item", "rank", "score"]
+    assert np.mean([icom[i] == 0 for i in by_text["item"]]) >= 0.7  # community 0 is the space theme
+    ocean_items = [i for i, c in icom.items() if c == 1][:5]
+    by_items = trained.recommend_new_user(history=ocean_items, k=10)
+    assert not set(by_items["item"]) & set(ocean_items)
+    assert np.mean([icom[i] == 1 for i in by_items["item"]]) >= 0.7
+    with pytest.raises(Exception, match=r"needs behaviour text or at least one known item"):
+        trained.recommend_new_user(text=" ", history=["unknown-item"])
+
+
+def test_user_with_only_tags_gets_recommendations(synth_frames, small_config: RecommenderConfig) -> None:
+    f = synth_frames
+    tags = pd.concat([f["tags"], pd.DataFrame({"user": ["tagger"] * 2, "item": ["i0", "i4"], "tag": ["astronomy", "spaceflight"]})])
+    ds = from_frames(f["interactions"], f["items"], f["triples"], tags)
+    rec = Recommender(small_config).fit(ds, progress=False)
+    recs = rec.recommend("tagger", k=10)
+    icom = community(f, "item")
+    assert len(recs) == 10 and np.mean([icom[i] == 0 for i in recs["item"]]) >= 0.6
+    e = rec.explain("tagger", recs["item"].iloc[0])
+    assert e.rank == 1

@@ -26,13 +26,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as e:
         return int(e.code or 0)
-    except Exception as e:  # click's own usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
+    except Exception as e:  # usage errors of the CLI framework (typer vendors its own click)
+        if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
+            return int(e.exit_code)
+        if type(e).__name__ == "Abort":
             return 1
         raise
     return 0

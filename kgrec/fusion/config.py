@@ -38,7 +38,12 @@ class TrainConfig(BaseModel):
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="last fraction of each user's history held out for early stopping")
     patience: int = Field(8, ge=1, le=1000, description="validations without gain before stopping")
     eval_every: int = Field(2, ge=1, le=100, description="validate every this many epochs")
-    refit: bool = Field(True, description="after early stopping, retrain on all data for the best number of epochs")
+    refit: Literal["continue", "scratch", "none"] = Field(
+        "continue",
+        description="after early stopping: 'continue' trains the best model on all data (validation included) for "
+        "refit_fraction of the best epoch count; 'scratch' retrains from scratch for the best epoch count; 'none' keeps it",
+    )
+    refit_fraction: float = Field(0.5, gt=0.0, le=1.0, description="share of the best epoch count used by refit='continue'")
     seed: int = Field(0, description="random seed")
     threads: int | None = Field(None, ge=1, le=1024, description="torch threads (None = torch's default)")
 

@@ -183,6 +183,7 @@ def candidate_paths(rec: Recommender, store: GraphStore | None, user: str, item:
         anchors = rec.vocabs.item.ids[hist_items[order]].tolist()
     else:
         anchors = []
+    store = store if store is not None else rec.store
     if store is None:
         idx = getattr(rec, "_path_index", None)
         if idx is None:

@@ -49,6 +49,8 @@ class Recommender:
     def __init__(self, config: RecommenderConfig | None = None) -> None:
         self.config = config or RecommenderConfig()
         self._fitted = False
+        #: the store explanations are looked up in by default (set by fit(store) and load(path, store))
+        self.store: GraphStore | None = None
 
     # ------------------------------------------------------------------ fitting
     def fit(self, data: Dataset | GraphStore, *, progress: bool = True) -> Recommender:
@@ -82,6 +84,7 @@ class Recommender:
             state_dict=res.model.state_dict(),
         )
         self._dataset = ds
+        self.store = None if isinstance(data, Dataset) else data
         return self
 
     def _set_state(self, **kw: Any) -> None:
@@ -200,6 +203,42 @@ class Recommender:
         # never return excluded items, even when fewer than k candidates are left
         valid = np.isfinite(s).all(0)
         return s[:, valid], t[:, valid]
+
+    def recommend_new_user(self, text: str = "", history: Sequence[str] = (), k: int = 10) -> pd.DataFrame:
+        """Recommendations for a user the model has never seen, from behaviour text and/or items.
+
+        The text goes through the BERT encoder and the model's text tower; the
+        history items' structural vectors are averaged into a structural vector;
+        the user gate fuses the two, as for a known user. Unknown history items
+        are ignored.
+
+        Returns:
+            DataFrame ``item, rank, score``.
+        """
+        self._check()
+        from kgrec.encoders.graph import GraphLayout
+        from kgrec.encoders.text import TextEncoder
+        from kgrec.fusion.model import FusedModel
+
+        known = [self.vocabs.item.number(str(i), missing="none") for i in history]
+        nums = np.array([n for n in known if n is not None], dtype=np.int64)
+        if not text.strip() and len(nums) == 0:
+            raise KgrecError("a new user needs behaviour text or at least one known item to be recommended anything")
+        enc = TextEncoder(self.config.text)
+        model = FusedModel(GraphLayout(self.vocabs.sizes()), self.config.model, enc.dim)
+        model.load_state_dict(self.state_dict)
+        model.eval()
+        with torch.no_grad():
+            t = model.text_tower(torch.from_numpy(enc.encode([text], progress=False))) if self.config.model.use_text else torch.zeros(1, self.config.model.dim)
+            if text.strip() == "":
+                t = torch.zeros_like(t)
+            s = torch.from_numpy(self.arrays["item_struct"][nums].mean(0, keepdims=True)) if len(nums) else torch.zeros_like(t)
+            g = model._gate(model.user_gate, s, t)
+            f = g * s + (1 - g) * t
+            scores, top = topk_scores(f, self._items_t, k, {0: nums})
+        return pd.DataFrame(
+            {"item": self.vocabs.item.ids[top[0].numpy()], "rank": np.arange(1, top.shape[1] + 1), "score": scores[0].numpy().astype(np.float64)}
+        ).astype({"item": "string"})
 
     def score(self, user: str, item: str) -> float:
         """The model's score of one (user, item) pair."""
@@ -333,6 +372,7 @@ class Recommender:
         )
         if store is not None:
             rec.check_store(store)
+        rec.store = store
         return rec
 
 

@@ -2,14 +2,16 @@
 
 ``fit_model`` trains on the interactions of a data set with early stopping on a
 chronological validation hold-out taken from those interactions (the last
-``val_fraction`` of each user's history), then, with ``refit``, retrains on
-all of them for the best number of epochs. Nothing outside the given data is
+``val_fraction`` of each user's history), then refits on all of them
+(``refit="continue"``: the best model trains on for half its epoch count,
+validation interactions included, at half the learning rate). Nothing outside the given data is
 read: the caller's test set never reaches this module.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -117,7 +119,9 @@ def _epoch(
         neg_logit = u @ neg.T
         # a sampled negative equal to the positive is not a negative
         neg_logit = neg_logit.masked_fill(neg_idx.unsqueeze(0) == torch.from_numpy(inp.pos_items[b]).unsqueeze(1), float("-inf"))
-        logits = torch.cat([pos_logit, neg_logit], 1) / tc.temperature
+        logits = torch.cat([pos_logit, neg_logit], 1)
+        if tc.temperature != 1.0:
+            logits = logits / tc.temperature
         loss = F.cross_entropy(logits, torch.zeros(len(b), dtype=torch.long))
         opt.zero_grad()
         loss.backward()
@@ -140,16 +144,18 @@ def _evaluate(model: FusedModel, inp: GraphInputs, item_text: torch.Tensor, targ
 
 def _train_run(
     ds: Dataset, vocabs: Vocabularies, cfg: RecommenderConfig, item_text: torch.Tensor, encoder: TextEncoder | None,
-    epochs: int, val: pd.DataFrame | None, progress: bool,
+    epochs: int, val: pd.DataFrame | None, progress: bool, model: FusedModel | None = None, lr_scale: float = 1.0,
 ) -> tuple[FusedModel, GraphInputs, list[dict[str, float]], int]:
+    """Train ``model`` (a new one when None) on ``ds`` for up to ``epochs``; with ``val``, stop early."""
     from tqdm.auto import tqdm
 
     torch.manual_seed(cfg.train.seed)
-    rng = np.random.default_rng(cfg.train.seed)
+    rng = np.random.default_rng(cfg.train.seed + (0 if model is None else 1))
     layout = GraphLayout(vocabs.sizes())
     inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress)
-    model = FusedModel(layout, cfg.model, item_text.shape[1])
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    if model is None:
+        model = FusedModel(layout, cfg.model, item_text.shape[1])
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr * lr_scale, weight_decay=cfg.train.weight_decay)
     targets = None
     if val is not None and len(val):
         targets = [np.empty(0, dtype=np.int64)] * len(vocabs.user)
@@ -168,7 +174,7 @@ def _train_run(
         t0 = time.perf_counter()
         loss = _epoch(model, opt, inp, item_text, cfg, rng)
         row: dict[str, float] = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - t0}
-        if targets is not None and epoch % cfg.train.eval_every == 0:
+        if targets is not None and (epoch % cfg.train.eval_every == 0 or epoch == epochs):
             m = _evaluate(model, inp, item_text, targets)
             row.update({f"val_{k}": v for k, v in m.items() if k != "users"})
             score = m["ndcg@20"]
@@ -209,8 +215,13 @@ def fit_model(
         metrics["best_val_ndcg@20"] = max((h.get("val_ndcg@20", -1) for h in hist), default=None)
         metrics["best_val_recall@20"] = next((h.get("val_recall@20") for h in hist if h["epoch"] == best_epoch), None)
         epochs = best_epoch
-    if cfg.train.refit or cfg.train.val_fraction == 0:
+    refit = cfg.train.refit if cfg.train.val_fraction > 0 else "scratch"
+    if refit == "scratch":
         model, inp, hist, _ = _train_run(ds, vocabs, cfg, item_text, encoder, epochs, None, progress)
+        metrics["refit"] = hist
+    elif refit == "continue":
+        extra = max(1, math.ceil(cfg.train.refit_fraction * epochs))
+        model, inp, hist, _ = _train_run(ds, vocabs, cfg, item_text, encoder, extra, None, progress, model=model, lr_scale=0.5)
         metrics["refit"] = hist
     else:
         inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress)
