@@ -79,3 +79,12 @@ def test_help_for_every_command(capsys) -> None:
     for cmd in ("ingest", "train", "recommend", "explain", "export", "demo"):
         rc, out, _ = run(capsys, cmd, "--help")
         assert rc == 0 and "Usage" in out
+
+
+def test_demo_offline_falls_back_to_synthetic(tmp_path: Path, capsys) -> None:
+    """With no MovieLens files and no network, the demo says so in one line and runs on synthetic data."""
+    rc, out, err = run(capsys, "demo", "--root", str(tmp_path / "empty"), "--store", str(tmp_path / "s"), "--epochs", "4", "--users", "1")
+    assert rc == 0, err
+    assert "offline: MovieLens is not available" in out
+    assert "test (" in out and "fused recall@20" in out and "Recommended because" in out
+    assert (tmp_path / "s" / "models" / "default" / "model.json").is_file()

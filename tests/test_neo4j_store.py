@@ -102,3 +102,33 @@ def test_killed_ingest_rerun_gives_the_same_graph(neo, tmp_path: Path) -> None:
     neo._cache.clear()
     assert partial < len(clean.interactions)
     assert neo.dataset().fingerprint() == clean.fingerprint()
+
+
+def test_server_stopped_mid_ingest_fails_clearly_and_rerun_completes(neo, tmp_path: Path) -> None:
+    """Stop the real server during an ingest: retries with backoff, then a message saying what was committed."""
+    from kgrec.loaders import SyntheticConfig, generate_frames, load_files
+
+    f = generate_frames(SyntheticConfig(users=6000, items=1500, interactions_per_user=30, seed=4))
+    for name in ("interactions", "items"):
+        f[name].to_csv(tmp_path / f"{name}.csv", index=False)
+    args = [sys.executable, "-m", "kgrec", "ingest", "--store", URI,
+            "--interactions", str(tmp_path / "interactions.csv"), "--items", str(tmp_path / "items.csv")]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if neo.cypher("MATCH ()-[r:INTERACTED]->() RETURN count(r) AS n")["n"].iloc[0] > 0:
+                break
+            time.sleep(0.05)
+        subprocess.run(["bash", str(REPO / "scripts" / "neo4j.sh"), "stop"], check=True, capture_output=True)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        subprocess.run(["bash", str(REPO / "scripts" / "neo4j.sh"), "start"], check=True, capture_output=True)
+    assert proc.returncode == 2
+    assert "lost the connection to Neo4j" in err and "rows were committed; steps completed before: users, items" in err
+    assert "Run the same ingest again" in err
+    subprocess.run(args, check=True, capture_output=True)
+    again = open_store(URI)
+    clean = load_files(tmp_path / "interactions.csv", tmp_path / "items.csv")
+    assert again.dataset().fingerprint() == clean.fingerprint()
+    again.close()

@@ -160,7 +160,7 @@ class Neo4jStore(GraphStore):
     """
 
     def __init__(self, uri: str, user: str | None = None, database: str | None = None, password: str | None = None,
-                 retries: int = 5) -> None:
+                 retries: int = 3) -> None:
         import neo4j
         from neo4j.exceptions import AuthError, ServiceUnavailable
 
@@ -174,7 +174,7 @@ class Neo4jStore(GraphStore):
             raise StoreUnavailableError(
                 f"no password for Neo4j at {uri}: set NEO4J_PASSWORD (kgrec reads .neo4j/password only for the local server)"
             )
-        self._driver = neo4j.GraphDatabase.driver(uri, auth=(self.user, pw), max_transaction_retry_time=15.0)
+        self._driver = neo4j.GraphDatabase.driver(uri, auth=(self.user, pw), max_transaction_retry_time=5.0)
         try:
             self._driver.verify_connectivity()
         except ServiceUnavailable:
@@ -201,7 +201,8 @@ class Neo4jStore(GraphStore):
             result_transformer_=neo4j.Result.to_df,
         )
 
-    def _write_batches(self, query: str, rows: list[Any], desc: str, progress: Callable[[int], None] | None = None) -> None:
+    def _write_batches(self, query: str, rows: list[Any], desc: str, progress: Callable[[int], None] | None = None,
+                       done_steps: Sequence[str] = ()) -> None:
         """Write ``rows`` in batches; each batch is one managed transaction, retried with backoff."""
         from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
@@ -214,10 +215,11 @@ class Neo4jStore(GraphStore):
                     break
                 except (ServiceUnavailable, SessionExpired, TransientError) as e:
                     if attempt == self.retries - 1:
+                        before = ", ".join(done_steps) if done_steps else "none"
                         raise StoreUnavailableError(
-                            f"lost the connection to Neo4j at {self.uri} while writing {desc}: {done} of {len(rows)} rows "
-                            f"of this step were committed (earlier steps completed); run the same ingest again to finish "
-                            f"it (ingest is idempotent). Cause: {type(e).__name__}"
+                            f"lost the connection to Neo4j at {self.uri} while writing {desc}: {done} of {len(rows)} "
+                            f"{desc} rows were committed; steps completed before: {before}. Run the same ingest again "
+                            f"when the server is back: ingest is idempotent. ({type(e).__name__})"
                         ) from None
                     wait = min(8.0, 0.5 * 2**attempt)
                     log.warning("Neo4j write of %s failed (%s); retrying in %.1f s", desc, type(e).__name__, wait)
@@ -265,8 +267,10 @@ class Neo4jStore(GraphStore):
         ]
         total = sum(len(r) for _, _, r in steps)
         with tqdm(total=total, desc="ingesting into Neo4j", unit="row", disable=not progress) as bar:
+            finished: list[str] = []
             for desc, q, rows in steps:
-                self._write_batches(q, rows, desc, bar.update)
+                self._write_batches(q, rows, desc, bar.update, finished)
+                finished.append(desc)
         self._cache.clear()
         full = self.dataset()
         fp = full.fingerprint()
