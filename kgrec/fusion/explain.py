@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from kgrec.graph.paths import KIND_NODES, KIND_RELATIONS
+from kgrec.graph.paths import KIND_NODES, KIND_RELATIONS, PathRow
 
 if TYPE_CHECKING:
     from kgrec.fusion.recommender import Recommender
@@ -116,9 +116,9 @@ def sentence(kind: str, verb: str, anchor: str, via: str, item: str, rel_a: str 
     raise ValueError(f"unknown path kind {kind!r}")
 
 
-def score_paths(rec: Recommender, user: str, item: str, paths: pd.DataFrame, score: float) -> np.ndarray:
+def score_paths(rec: Recommender, user: str, item: str, paths: list[PathRow], score: float) -> np.ndarray:
     """Path scores (shares of ``score``, see the module docstring), aligned with ``paths``."""
-    if paths.empty:
+    if not paths:
         return np.empty(0)
     v = rec.vocabs
     A = rec.arrays
@@ -132,9 +132,9 @@ def score_paths(rec: Recommender, user: str, item: str, paths: pd.DataFrame, sco
     lay_off = _offsets(rec)
     z_i = A["nodes"][lay_off["item"] + i]
 
-    kinds = paths["kind"].to_numpy()
-    anchors = paths["anchor"].to_numpy()
-    vias = paths["via"].to_numpy()
+    kinds = np.array([p[0] for p in paths], dtype=object)
+    anchors = np.array([p[1] for p in paths], dtype=object)
+    vias = np.array([p[2] for p in paths], dtype=object)
     raw = np.zeros(len(paths))
     # anchor strengths for item anchors, vectorised over distinct anchors
     item_anchor = kinds != "tag"
@@ -168,10 +168,13 @@ def score_paths(rec: Recommender, user: str, item: str, paths: pd.DataFrame, sco
 def _offsets(rec: Recommender) -> dict[str, int]:
     from kgrec.encoders.graph import GraphLayout
 
-    return GraphLayout(rec.vocabs.sizes()).offsets
+    off = getattr(rec, "_node_offsets", None)
+    if off is None:
+        off = rec._node_offsets = GraphLayout(rec.vocabs.sizes()).offsets  # type: ignore[attr-defined]
+    return off
 
 
-def candidate_paths(rec: Recommender, store: GraphStore | None, user: str, item: str) -> pd.DataFrame:
+def candidate_paths(rec: Recommender, store: GraphStore | None, user: str, item: str) -> list[PathRow]:
     """Candidate paths from the store, searched through the strongest anchors first."""
     from kgrec.graph.paths import PathIndex
 
@@ -190,9 +193,11 @@ def candidate_paths(rec: Recommender, store: GraphStore | None, user: str, item:
             idx = rec._path_index = PathIndex(rec.dataset())  # type: ignore[attr-defined]
         find = idx.paths
     else:
-        find = store.paths
+        # ids were checked against the model, and the model against the store's data
+        def find(u: str, i: str, a: list[str] | None) -> list[PathRow]:
+            return store.path_rows(u, i, a, check_ids=False)  # type: ignore[union-attr]
     paths = find(user, item, anchors)
-    if paths.empty and len(hist_items) > len(anchors):
+    if not paths and len(hist_items) > len(anchors):
         paths = find(user, item, None)
     return paths
 
@@ -214,16 +219,15 @@ def explain(rec: Recommender, store: GraphStore | None, user: str, item: str, *,
     rank = rec.rank(user, item)
     paths = candidate_paths(rec, store, user, item)
     scores = score_paths(rec, user, item, paths, score)
-    order = np.lexsort((paths.index.to_numpy(), -scores)) if len(paths) else np.empty(0, dtype=int)
+    order = np.lexsort((np.arange(len(paths)), -scores)) if paths else np.empty(0, dtype=int)
     out: list[ExplanationPath] = []
     for r in order[:top]:
-        row = paths.iloc[int(r)]
-        out.append(_render(rec, user, item, row, float(scores[r]), verb))
+        out.append(_render(rec, user, item, paths[int(r)], float(scores[r]), verb))
     gap = None
     msg = ""
     if rank > k:
-        s_k = rec.recommend(user, k=k)["score"].iloc[-1]
-        gap = float(s_k - score)
+        s_top, _ = rec._topk(np.array([rec.user_number(user)]), k)
+        gap = float(s_top[0, -1] - score)
         msg = f"{title} is ranked {rank} for user {user}, outside the top {k} (score {gap:.3f} below the {k}th item)."
     if not out:
         msg = (msg + " " if msg else "") + f"No path of at most 3 hops links user {user} to {title}."
@@ -233,9 +237,8 @@ def explain(rec: Recommender, store: GraphStore | None, user: str, item: str, *,
     )
 
 
-def _render(rec: Recommender, user: str, item: str, row: pd.Series, score: float, verb: str) -> ExplanationPath:
-    kind = str(row["kind"])
-    anchor, via, rel_a, rel_b = str(row["anchor"]), str(row["via"]), str(row["rel_a"]), str(row["rel_b"])
+def _render(rec: Recommender, user: str, item: str, row: PathRow, score: float, verb: str) -> ExplanationPath:
+    kind, anchor, via, rel_a, rel_b = row
     types = KIND_NODES[kind]
     ids = {"category": [user, anchor, via, item], "keyword": [user, anchor, via, item], "entity": [user, anchor, via, item],
            "user": [user, anchor, via, item], "tag": [user, via, item]}[kind]

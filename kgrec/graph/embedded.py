@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from kgrec._atomic import atomic_dir, write_text_atomic
 from kgrec.errors import StoreError
-from kgrec.graph.paths import PathIndex
+from kgrec.graph.paths import PathIndex, PathRow
 from kgrec.graph.store import GraphStore, IngestReport
 from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
@@ -160,7 +160,7 @@ class EmbeddedStore(GraphStore):
     def has_item(self, item: str) -> bool:
         return str(item) in self._items
 
-    def _paths(self, user: str, item: str, anchors: list[str] | None, kinds: Sequence[str]) -> pd.DataFrame:
+    def _paths(self, user: str, item: str, anchors: list[str] | None, kinds: Sequence[str]) -> list[PathRow]:
         return self._index.paths(user, item, anchors, kinds)
 
     def model_root(self) -> Path:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from kgrec.errors import StoreError, StoreUnavailableError
-from kgrec.graph.paths import empty_paths, sort_paths
+from kgrec.graph.paths import PathRow, canonical_rows
 from kgrec.graph.store import GraphStore, IngestReport
 from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
@@ -92,26 +92,37 @@ R_KEYWORDS = "MATCH (i:Item)-[:HAS_KEYWORD]->(k:Keyword) RETURN i.id AS item, k.
 R_TRIPLES = "MATCH (i:Item)-[r:RELATED_TO]->(e:Entity) RETURN i.id AS item, r.relation AS relation, e.id AS entity"
 R_TAGS = "MATCH (u:User)-[r:TAGGED]->(k:Keyword) RETURN u.id AS user, r.item AS item, k.id AS tag"
 
-# One query for all path kinds; $anchors = null searches every history item.
+# One query for all path kinds; $anchors = null searches every history item. The anchors are
+# collected once, then each kind expands from them (the unique-id indexes find u and i). Each
+# row carries all connectors of one anchor as a list of [via, rel_a, rel_b]: far fewer records
+# to send than one per path (the popular-item case has thousands of collaborative paths).
 Q_PATHS = """
-MATCH (u:User {id: $user})-[:INTERACTED]->(j:Item)-[:IN_CATEGORY]->(c:Category)<-[:IN_CATEGORY]-(i:Item {id: $item})
+MATCH (u:User {id: $user}), (i:Item {id: $item})
+OPTIONAL MATCH (u)-[:INTERACTED]->(j:Item)
 WHERE j <> i AND ($anchors IS NULL OR j.id IN $anchors)
-RETURN 'category' AS kind, j.id AS anchor, c.id AS via, '' AS rel_a, '' AS rel_b
-UNION ALL
-MATCH (u:User {id: $user})-[:INTERACTED]->(j:Item)-[:HAS_KEYWORD]->(k:Keyword)<-[:HAS_KEYWORD]-(i:Item {id: $item})
-WHERE j <> i AND ($anchors IS NULL OR j.id IN $anchors)
-RETURN 'keyword' AS kind, j.id AS anchor, k.id AS via, '' AS rel_a, '' AS rel_b
-UNION ALL
-MATCH (u:User {id: $user})-[:TAGGED]->(k:Keyword)<-[:HAS_KEYWORD]-(i:Item {id: $item})
-RETURN DISTINCT 'tag' AS kind, '' AS anchor, k.id AS via, '' AS rel_a, '' AS rel_b
-UNION ALL
-MATCH (u:User {id: $user})-[:INTERACTED]->(j:Item)-[ra:RELATED_TO]->(e:Entity)<-[rb:RELATED_TO]-(i:Item {id: $item})
-WHERE j <> i AND ($anchors IS NULL OR j.id IN $anchors)
-RETURN 'entity' AS kind, j.id AS anchor, e.id AS via, ra.relation AS rel_a, rb.relation AS rel_b
-UNION ALL
-MATCH (u:User {id: $user})-[:INTERACTED]->(j:Item)<-[:INTERACTED]-(v:User)-[:INTERACTED]->(i:Item {id: $item})
-WHERE v <> u AND j <> i AND ($anchors IS NULL OR j.id IN $anchors)
-RETURN 'user' AS kind, j.id AS anchor, v.id AS via, '' AS rel_a, '' AS rel_b
+WITH u, i, collect(DISTINCT j) AS js
+CALL (u, i, js) {
+  UNWIND js AS j
+  MATCH (j)-[:IN_CATEGORY]->(c:Category)<-[:IN_CATEGORY]-(i)
+  RETURN 'category' AS kind, j.id AS anchor, collect([c.id, '', '']) AS vias
+  UNION ALL
+  UNWIND js AS j
+  MATCH (j)-[:HAS_KEYWORD]->(k:Keyword)<-[:HAS_KEYWORD]-(i)
+  RETURN 'keyword' AS kind, j.id AS anchor, collect([k.id, '', '']) AS vias
+  UNION ALL
+  MATCH (u)-[:TAGGED]->(k:Keyword)<-[:HAS_KEYWORD]-(i)
+  RETURN 'tag' AS kind, '' AS anchor, collect(DISTINCT [k.id, '', '']) AS vias
+  UNION ALL
+  UNWIND js AS j
+  MATCH (j)-[ra:RELATED_TO]->(e:Entity)<-[rb:RELATED_TO]-(i)
+  RETURN 'entity' AS kind, j.id AS anchor, collect([e.id, ra.relation, rb.relation]) AS vias
+  UNION ALL
+  UNWIND js AS j
+  MATCH (j)<-[:INTERACTED]-(v:User)-[:INTERACTED]->(i)
+  WHERE v <> u
+  RETURN 'user' AS kind, j.id AS anchor, collect([v.id, '', '']) AS vias
+}
+RETURN kind, anchor, vias
 """
 
 
@@ -332,12 +343,20 @@ class Neo4jStore(GraphStore):
     def has_item(self, item: str) -> bool:
         return not self._read("MATCH (i:Item {id: $id}) RETURN i.id AS id LIMIT 1", id=str(item)).empty
 
-    def _paths(self, user: str, item: str, anchors: list[str] | None, kinds: Sequence[str]) -> pd.DataFrame:
-        df = self._read(Q_PATHS, user=user, item=item, anchors=anchors)
-        if df.empty:
-            return empty_paths()
-        df = df[df["kind"].isin(list(kinds))]
-        return sort_paths(df.fillna(""))
+    def _paths(self, user: str, item: str, anchors: list[str] | None, kinds: Sequence[str]) -> list[PathRow]:
+        import neo4j
+
+        records, _, _ = self._driver.execute_query(
+            Q_PATHS, {"user": user, "item": item, "anchors": anchors}, database_=self.database,
+            routing_=neo4j.RoutingControl.READ,
+        )
+        wanted = set(kinds)
+        return canonical_rows(
+            (r["kind"], r["anchor"], via, rel_a, rel_b)
+            for r in records
+            if r["kind"] in wanted
+            for via, rel_a, rel_b in r["vias"]
+        )
 
     # ------------------------------------------------------------------ write-back
     def write_embeddings(self, kind: str, ids: Sequence[str], vectors: np.ndarray, model_version: str,
@@ -415,7 +434,7 @@ class Neo4jStore(GraphStore):
         with self._driver.session(database=self.database) as s:  # CALL IN TRANSACTIONS needs an auto-commit tx
             s.run(
                 "MATCH (n) WHERE n:User OR n:Item OR n:Category OR n:Keyword OR n:Entity OR n:KgrecMeta "
-                "CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+                "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
             ).consume()
         self._cache.clear()
 

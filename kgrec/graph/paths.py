@@ -46,16 +46,17 @@ KIND_RELATIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def empty_paths() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([], dtype="string") for c in PATH_COLUMNS})
+PathRow = tuple[str, str, str, str, str]
 
 
-def sort_paths(df: pd.DataFrame) -> pd.DataFrame:
-    """Canonical order, so both stores return identical frames."""
-    if df.empty:
-        return empty_paths()
-    df = df[PATH_COLUMNS].astype("string").fillna("")
-    return df.sort_values(PATH_COLUMNS, kind="stable").drop_duplicates().reset_index(drop=True)
+def canonical_rows(rows: Iterable[Sequence[object]]) -> list[PathRow]:
+    """Distinct rows in a canonical order (None becomes ""), so both stores agree exactly."""
+    return sorted({tuple("" if x is None else str(x) for x in r) for r in rows})  # type: ignore[misc]
+
+
+def paths_frame(rows: list[PathRow]) -> pd.DataFrame:
+    """Rows as a DataFrame with :data:`PATH_COLUMNS` (string dtype)."""
+    return pd.DataFrame(rows, columns=PATH_COLUMNS, dtype=object).astype("string")
 
 
 class PathIndex:
@@ -78,7 +79,7 @@ class PathIndex:
         for i, r, e in zip(ds.triples[S.ITEM].tolist(), ds.triples[S.RELATION].tolist(), ds.triples[S.ENTITY].tolist()):
             self.facts[i].add((e, r))
 
-    def paths(self, user: str, item: str, anchors: Iterable[str] | None = None, kinds: Sequence[str] = PATH_KINDS) -> pd.DataFrame:
+    def paths(self, user: str, item: str, anchors: Iterable[str] | None = None, kinds: Sequence[str] = PATH_KINDS) -> list[PathRow]:
         """All candidate paths from ``user`` to ``item`` (at most 3 hops).
 
         Args:
@@ -119,4 +120,4 @@ class PathIndex:
                 common = anc.intersection(self.history.get(v, ()))
                 common.discard(item)
                 rows += [("user", j, v, "", "") for j in common]
-        return sort_paths(pd.DataFrame(rows, columns=PATH_COLUMNS))
+        return canonical_rows(rows)

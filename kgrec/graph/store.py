@@ -18,7 +18,7 @@ import networkx as nx
 import pandas as pd
 
 from kgrec.errors import UnknownIdError
-from kgrec.graph.paths import KIND_NODES, PATH_KINDS
+from kgrec.graph.paths import KIND_NODES, PATH_KINDS, PathRow, paths_frame
 from kgrec.loaders.schema import Dataset
 
 
@@ -62,7 +62,26 @@ class GraphStore(abc.ABC):
     def has_item(self, item: str) -> bool: ...
 
     @abc.abstractmethod
-    def _paths(self, user: str, item: str, anchors: list[str] | None, kinds: Sequence[str]) -> pd.DataFrame: ...
+    def _paths(self, user: str, item: str, anchors: list[str] | None, kinds: Sequence[str]) -> list[PathRow]: ...
+
+    def path_rows(
+        self, user: str, item: str, anchors: Iterable[str] | None = None, kinds: Sequence[str] = PATH_KINDS,
+        *, check_ids: bool = True,
+    ) -> list[PathRow]:
+        """Candidate paths as ``(kind, anchor, via, rel_a, rel_b)`` tuples in canonical order.
+
+        ``check_ids=False`` skips the existence checks (for callers that already
+        know both ids are in the store, e.g. a model checked against it).
+        """
+        if check_ids:
+            if not self.has_user(user):
+                raise UnknownIdError("user", user, f"not in the store at {self.location}")
+            if not self.has_item(item):
+                raise UnknownIdError("item", item, f"not in the store at {self.location}")
+        bad = [k for k in kinds if k not in KIND_NODES]
+        if bad:
+            raise ValueError(f"unknown path kind {bad[0]!r}; expected some of {list(PATH_KINDS)}")
+        return self._paths(str(user), str(item), None if anchors is None else [str(a) for a in anchors], list(kinds))
 
     def paths(
         self, user: str, item: str, anchors: Iterable[str] | None = None, kinds: Sequence[str] = PATH_KINDS
@@ -75,14 +94,7 @@ class GraphStore(abc.ABC):
         Raises:
             UnknownIdError: for a user or item the store does not hold.
         """
-        if not self.has_user(user):
-            raise UnknownIdError("user", user, f"not in the store at {self.location}")
-        if not self.has_item(item):
-            raise UnknownIdError("item", item, f"not in the store at {self.location}")
-        bad = [k for k in kinds if k not in KIND_NODES]
-        if bad:
-            raise ValueError(f"unknown path kind {bad[0]!r}; expected some of {list(PATH_KINDS)}")
-        return self._paths(str(user), str(item), None if anchors is None else [str(a) for a in anchors], list(kinds))
+        return paths_frame(self.path_rows(user, item, anchors, kinds))
 
     def subgraph(self, user: str, hops: int = 2, max_nodes: int = 2000) -> nx.Graph:
         """The neighbourhood of ``user`` up to ``hops`` hops as a networkx graph.
