@@ -179,3 +179,17 @@ def test_user_with_only_tags_gets_recommendations(synth_frames, small_config: Re
     assert len(recs) == 10 and np.mean([icom[i] == 0 for i in recs["item"]]) >= 0.6
     e = rec.explain("tagger", recs["item"].iloc[0])
     assert e.rank == 1
+
+
+def test_deletion_test_top_path_matters_more(trained: Recommender, synth_dataset) -> None:
+    """Removing the top path's interactions hurts the item's rank more than removing a random path's."""
+    from kgrec.fusion.faithfulness import Rescorer, deletion_test, summary
+
+    r = Rescorer(trained, synth_dataset)
+    item = trained.recommend("u3", 1)["item"].iloc[0]
+    assert r.rank_without("u3", item, set(), set()) == trained.rank("u3", item) == 1
+    recs = trained.recommend([f"u{n}" for n in range(0, 40, 3)], 3)
+    df = deletion_test(trained, synth_dataset, list(zip(recs["user"], recs["item"])))
+    s = summary(df)
+    assert s["pairs"] >= 20
+    assert s["top_mean_drop"] > s["random_mean_drop"], s

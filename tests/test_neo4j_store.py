@@ -132,3 +132,15 @@ def test_server_stopped_mid_ingest_fails_clearly_and_rerun_completes(neo, tmp_pa
     clean = load_files(tmp_path / "interactions.csv", tmp_path / "items.csv")
     assert again.dataset().fingerprint() == clean.fingerprint()
     again.close()
+
+
+def test_neo4j_scheme_and_cli_uri_option(neo, synth_dataset, capsys) -> None:
+    """neo4j:// (routing) works against the single server, and --neo4j-uri is accepted by the CLI."""
+    from kgrec.cli import main
+
+    neo.ingest(synth_dataset, progress=False)
+    routed = open_store(URI.replace("bolt://", "neo4j://"))
+    assert routed.fingerprint() == synth_dataset.fingerprint()
+    routed.close()
+    rc = main(["query", "MATCH (u:User) RETURN count(u) AS users", "--neo4j-uri", URI.replace("bolt://", "neo4j://")])
+    assert rc == 0 and str(synth_dataset.counts()["users"]) in capsys.readouterr().out

@@ -15,7 +15,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="kgrec: knowl
 console = Console()
 err = Console(stderr=True)
 
-StoreOpt = typer.Option("kgrec-store", "--store", "-s", help="embedded store directory, or a bolt:// / neo4j:// URI")
+StoreOpt = typer.Option(
+    "kgrec-store", "--store", "-s", "--neo4j-uri", help="embedded store directory, or a bolt:// / neo4j:// URI (also --neo4j-uri)"
+)
 Neo4jUser = typer.Option(None, "--neo4j-user", help="Neo4j user (default neo4j); the password comes from NEO4J_PASSWORD")
 Neo4jDb = typer.Option(None, "--neo4j-database", help="Neo4j database (default neo4j)")
 ModelOpt = typer.Option(None, "--model", "-m", help="model directory (default: inside the store)")
@@ -228,7 +230,7 @@ def query(
     cypher: str = typer.Argument(..., help="a read-only Cypher query"),
     param: list[str] = typer.Option([], "--param", "-p", help="name=value (value parsed as JSON when it can be)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the result to .csv or .parquet"),
-    store: str = typer.Option("bolt://127.0.0.1:7687", "--store", "-s", help="a bolt:// or neo4j:// URI"),
+    store: str = typer.Option("bolt://127.0.0.1:7687", "--store", "-s", "--neo4j-uri", help="a bolt:// or neo4j:// URI"),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
 ) -> None:

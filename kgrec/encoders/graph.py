@@ -52,10 +52,13 @@ class GraphLayout:
         o = self.offsets[node_type]
         return slice(o, o + self.sizes[node_type])
 
-    def adjacency(
+    def normalised_coo(
         self, edges: dict[tuple[str, str, str], dict[str, np.ndarray]], interaction_weight: np.ndarray
-    ) -> torch.Tensor:
-        """Symmetric-normalised ``D^-1/2 A D^-1/2`` as a CSR tensor (both directions)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows, columns and values of ``D^-1/2 A D^-1/2`` (both directions of every edge).
+
+        The forward user -> item edges come first, in the order given.
+        """
         rows, cols, vals = [], [], []
         for et in EDGE_TYPES:
             e = edges.get(et)
@@ -67,26 +70,31 @@ class GraphLayout:
             rows += [s, d]
             cols += [d, s]
             vals += [w, w]
-        n = self.num_nodes
         if not rows:
-            empty = torch.sparse_coo_tensor(torch.zeros((2, 0), dtype=torch.long), torch.zeros(0), (n, n), check_invariants=True)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
-                return empty.to_sparse_csr()
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         r = np.concatenate(rows)
         c = np.concatenate(cols)
         v = np.concatenate(vals).astype(np.float64)
-        deg = np.bincount(r, weights=v, minlength=n)
-        inv = np.zeros(n)
+        deg = np.bincount(r, weights=v, minlength=self.num_nodes)
+        inv = np.zeros(self.num_nodes)
         nz = deg > 0
         inv[nz] = deg[nz] ** -0.5
-        v = v * inv[r] * inv[c]
+        return r, c, v * inv[r] * inv[c]
+
+    def to_csr(self, r: np.ndarray, c: np.ndarray, v: np.ndarray) -> torch.Tensor:
+        n = self.num_nodes
         order = np.lexsort((c, r))
-        idx = torch.from_numpy(np.stack([r[order], c[order]]))
+        idx = torch.from_numpy(np.stack([r[order], c[order]]).astype(np.int64))
         coo = torch.sparse_coo_tensor(idx, torch.from_numpy(v[order]).float(), (n, n), check_invariants=True).coalesce()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
             return coo.to_sparse_csr()
+
+    def adjacency(
+        self, edges: dict[tuple[str, str, str], dict[str, np.ndarray]], interaction_weight: np.ndarray
+    ) -> torch.Tensor:
+        """Symmetric-normalised ``D^-1/2 A D^-1/2`` as a CSR tensor (both directions)."""
+        return self.to_csr(*self.normalised_coo(edges, interaction_weight))
 
 
 class _SymmetricSpMM(torch.autograd.Function):

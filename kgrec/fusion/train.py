@@ -55,16 +55,11 @@ def build_inputs(
     edges = edge_arrays(ds, vocabs)
     ui = edges[("user", "interacts", "item")]
     w = recency_weights(ui["src"], ui["time"], cfg.model.recency_half_life)
-    adj = layout.adjacency(edges, w)
-    # normalised weight of each interaction edge, for explanations
-    crow, col, val = adj.crow_indices().numpy(), adj.col_indices().numpy(), adj.values().numpy()
-    rows = ui["src"] + layout.offsets["user"]
-    cols = ui["dst"] + layout.offsets["item"]
-    edge_norm = np.zeros(len(rows), dtype=np.float32)
-    for k, (r, c) in enumerate(zip(rows.tolist(), cols.tolist())):
-        lo, hi = crow[r], crow[r + 1]
-        j = lo + np.searchsorted(col[lo:hi], c)
-        edge_norm[k] = val[j]
+    r, c, v = layout.normalised_coo(edges, w)
+    adj = layout.to_csr(r, c, v)
+    # the normalised weight of each interaction edge (its value in adj), for explanations:
+    # normalised_coo lists the user -> item edges first, in interaction order
+    edge_norm = v[: len(ui["src"])].astype(np.float32)
     mask = np.zeros(layout.num_nodes, dtype=np.float32)
     mask[ui["src"] + layout.offsets["user"]] = 1.0
     mask[ui["dst"] + layout.offsets["item"]] = 1.0
