@@ -88,3 +88,59 @@ def test_demo_offline_falls_back_to_synthetic(tmp_path: Path, capsys) -> None:
     assert "offline: MovieLens is not available" in out
     assert "test (" in out and "fused recall@20" in out and "Recommended because" in out
     assert (tmp_path / "s" / "models" / "default" / "model.json").is_file()
+
+
+def test_export_resumes_after_sigkill_byte_identical(byo: Path, tmp_path: Path, capsys) -> None:
+    """Kill an export midway (SIGKILL), resume it, and compare with an uninterrupted run byte for byte."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    store = str(tmp_path / "store")
+    assert run(capsys, "ingest", "--store", store, "--interactions", str(byo / "interactions.csv"), "--items", str(byo / "items.csv"),
+               "--triples", str(byo / "triples.csv"), "--tags", str(byo / "tags.csv"))[0] == 0
+    assert run(capsys, "train", "--store", store, "--config", str(byo / "config.json"))[0] == 0
+    clean = tmp_path / "clean.parquet"
+    assert run(capsys, "export", "--store", store, "--k", "10", "--explain", "--chunk-size", "8", "--out", str(clean))[0] == 0
+    out = tmp_path / "resumed.parquet"
+    parts = tmp_path / ".resumed.parquet.parts"
+    cmd = [sys.executable, "-m", "kgrec", "export", "--store", store, "--k", "10", "--explain", "--chunk-size", "8", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("part-*.parquet"))) < 3:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = len(list(parts.glob("part-*.parquet")))
+    assert 3 <= finished < 20 and not out.exists()  # midway: some parts, no output file
+    rc, text, err = run(capsys, "export", "--store", store, "--k", "10", "--explain", "--chunk-size", "8", "--out", str(out), "--resume")
+    assert rc == 0, err
+    assert f"resumed {finished} of 20 chunks" in text
+    assert out.read_bytes() == clean.read_bytes()
+    assert not parts.exists()
+    # a different job does not resume silently
+    parts.mkdir()
+    (parts / "job.json").write_text('{"k": 5}')
+    rc, _, err = run(capsys, "export", "--store", store, "--k", "10", "--out", str(out), "--resume")
+    assert rc == 2 and "unfinished export of a different job" in err
+
+
+def test_export_users_exclusions_and_candidates(byo: Path, tmp_path: Path, capsys) -> None:
+    store = str(tmp_path / "store")
+    run(capsys, "ingest", "--store", store, "--interactions", str(byo / "interactions.csv"), "--items", str(byo / "items.csv"))
+    assert run(capsys, "train", "--store", store, "--config", str(byo / "config.json"))[0] == 0
+    (tmp_path / "users.txt").write_text("u1\nu2\nghost\n")
+    (tmp_path / "cand.txt").write_text("\n".join(f"i{n}" for n in range(0, 240, 2)))
+    (tmp_path / "excl.txt").write_text("i0\ni2\n")
+    rc, _, err = run(capsys, "export", "--store", store, "--users", str(tmp_path / "users.txt"), "--out", str(tmp_path / "r.csv"))
+    assert rc == 2 and "1 unknown user id(s), first: ['ghost']" in err and not (tmp_path / "r.csv").exists()
+    rc, _, err = run(capsys, "export", "--store", store, "--users", str(tmp_path / "users.txt"), "--unknown-users", "skip",
+                     "--candidates", str(tmp_path / "cand.txt"), "--exclude", str(tmp_path / "excl.txt"), "--k", "5",
+                     "--out", str(tmp_path / "r.csv"))
+    assert rc == 0 and "ghost" in err
+    df = pd.read_csv(tmp_path / "r.csv", dtype={"user": str, "item": str})
+    assert set(df["user"]) == {"u1", "u2"} and len(df) == 10
+    assert df["item"].str[1:].astype(int).mod(2).eq(0).all() and not set(df["item"]) & {"i0", "i2"}
+    rc, _, err = run(capsys, "export", "--store", store, "--out", str(tmp_path / "nope" / "r.csv"))
+    assert rc == 2 and "does not exist" in err

@@ -184,6 +184,14 @@ def explain(
         console.print(e.text(), markup=False, highlight=False)
 
 
+def _id_file(path: Path | None, what: str) -> list[str] | None:
+    if path is None:
+        return None
+    if not path.is_file():
+        raise typer.BadParameter(f"{path}: no such file; expected one {what} id per line")
+    return [x.strip() for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
 @app.command()
 def export(
     out: Path = typer.Option(..., "--out", "-o", help="output file: .parquet, .csv or .jsonl"),
@@ -192,37 +200,50 @@ def export(
     model: Optional[Path] = ModelOpt,
     explain_: bool = typer.Option(False, "--explain", help="add the top path's sentence as column 'explanation'"),
     users: Optional[Path] = typer.Option(None, "--users", help="file with one user id per line (default: all users)"),
+    unknown_users: str = typer.Option("error", "--unknown-users", help="users in --users the model does not know: error or skip"),
+    exclude: Optional[Path] = typer.Option(None, "--exclude", help="file of item ids never to recommend"),
+    candidates: Optional[Path] = typer.Option(None, "--candidates", help="file of item ids to recommend from (e.g. in stock)"),
+    chunk_size: int = typer.Option(1024, "--chunk-size", min=1, help="users per chunk"),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted export of the same job"),
     to_neo4j: bool = typer.Option(False, "--to-neo4j", help="also write them as RECOMMENDED relationships (Neo4j store)"),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
 ) -> None:
-    """Export top-K recommendations for all users (atomic write)."""
+    """Export top-K recommendations for all users: chunked, resumable, written atomically."""
+    from kgrec.fusion.export import check_writable, output_format
     from kgrec.fusion.export import export as run_export
-    from kgrec.fusion.export import output_format
 
     output_format(out)
-    if not out.parent.exists() and str(out.parent) not in ("", "."):
-        raise typer.BadParameter(f"{out.parent}: the output folder does not exist")
-    ids = None
-    if users is not None:
-        ids = [x.strip() for x in users.read_text(encoding="utf-8").splitlines() if x.strip()]
+    check_writable(out)
+    if unknown_users not in {"error", "skip"}:
+        raise typer.BadParameter(f"--unknown-users {unknown_users!r}: expected error or skip")
+    ids = _id_file(users, "user")
+    excl = _id_file(exclude, "item")
+    cand = _id_file(candidates, "item")
     with _open(store, neo4j_user, neo4j_database) as st:
+        if to_neo4j and not hasattr(st, "write_recommendations"):
+            raise typer.BadParameter("--to-neo4j needs a Neo4j store (--store bolt://… or neo4j://…)")
         rec = _load_model(st, model)
         if ids is not None:
             unknown = [u for u in ids if u not in rec.vocabs.user]
             if unknown:
-                raise typer.BadParameter(f"{users}: {len(unknown)} unknown user id(s), first: {unknown[:5]}")
-        if to_neo4j and not hasattr(st, "write_recommendations"):
-            raise typer.BadParameter("--to-neo4j needs a Neo4j store (--store bolt://… or neo4j://…)")
-        rep = run_export(rec, out, k, users=ids, explain=explain_)
-        console.print(f"wrote {rep['rows']} rows for {rep['users']} users -> {out}")
-        if to_neo4j:
-            import pandas as pd
+                msg = f"{users}: {len(unknown)} unknown user id(s), first: {unknown[:5]}"
+                if unknown_users == "error":
+                    raise typer.BadParameter(msg + " (pass --unknown-users skip to leave them out)")
+                err.print(f"kgrec: warning: {msg}; skipped")
+                known = set(rec.vocabs.user.to_list())
+                ids = [u for u in ids if u in known]
+        written = [0]
 
-            n = st.write_recommendations(pd.read_parquet(out) if out.suffix in {".parquet", ".pq"} else
-                                         (pd.read_csv(out, dtype={"user": str, "item": str}) if out.suffix == ".csv"
-                                          else pd.read_json(out, lines=True, dtype={"user": str, "item": str})))
-            console.print(f"wrote {n} RECOMMENDED relationships to {st.location}")
+        def to_graph(df) -> None:  # noqa: ANN001
+            written[0] += st.write_recommendations(df)
+
+        rep = run_export(rec, out, k, users=ids, explain=explain_, items=cand, exclude=excl, chunk_size=chunk_size,
+                         resume=resume, on_chunk=to_graph if to_neo4j else None)
+        extra = f" (resumed {rep['resumed_chunks']} of {rep['chunks']} chunks)" if rep["resumed_chunks"] else ""
+        console.print(f"wrote {rep['rows']} rows for {rep['users']} users -> {out}{extra}")
+        if to_neo4j:
+            console.print(f"wrote {written[0]} RECOMMENDED relationships to {st.location}")
 
 
 @app.command()

@@ -1,17 +1,32 @@
-"""Batch export of top-K recommendations for many users, streamed in chunks, written atomically."""
+"""Batch export of top-K recommendations: streamed in chunks of users, resumable, atomic, deterministic.
+
+Each chunk of users is written as one Parquet part into a work folder next to the output
+(``.<name>.parts/``, with ``job.json`` describing the job). When every part is there, the parts
+are streamed into the final file (Parquet, CSV or JSONL by extension) through a temporary file
+that is renamed into place, and the work folder is removed. Readers never see a half-written
+file. After a crash, ``resume=True`` keeps the finished parts of the same job and computes only
+the rest, so the result is byte-identical to an uninterrupted run. Memory holds one chunk at a
+time, whatever the number of users.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from kgrec._atomic import atomic_file
+from kgrec.errors import KgrecError
 from kgrec.fusion.recommender import Recommender
 
 log = logging.getLogger(__name__)
@@ -27,73 +42,159 @@ def output_format(path: str | Path) -> str:
     return fmt
 
 
+def check_writable(out: str | Path) -> None:
+    """Fail before any work when the output's folder is missing or not writable."""
+    parent = Path(out).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise KgrecError(f"{out}: the output folder {parent} does not exist")
+    try:
+        fd, name = tempfile.mkstemp(dir=parent, prefix=".kgrec-write-check-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        raise KgrecError(f"{out}: cannot write to {parent} ({e.strerror})") from None
+
+
+def schema(explain: bool) -> pa.Schema:
+    cols = [("user", pa.string()), ("item", pa.string()), ("rank", pa.int64()), ("score", pa.float64()), ("model_version", pa.string())]
+    if explain:
+        cols.append(("explanation", pa.string()))
+    return pa.schema(cols)
+
+
+def recommend_chunk(
+    rec: Recommender, users: Sequence[str], k: int, *, explain: bool = False,
+    items: Sequence[str] | None = None, exclude: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Recommendations of one chunk of users with the export's columns."""
+    df = rec.recommend(list(users), k, items=items, exclude=exclude)
+    df["model_version"] = rec.model_version
+    if explain:
+        sentences = []
+        for u, i in zip(df["user"].tolist(), df["item"].tolist()):
+            e = rec.explain(u, i, top=1)
+            sentences.append(e.paths[0].sentence if e.paths else e.message)
+        df["explanation"] = sentences
+    return df
+
+
 def iter_chunks(
     rec: Recommender, users: Sequence[str], k: int, *, chunk_size: int = 1024, explain: bool = False,
     items: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """Recommendation frames (``user, item, rank, score, model_version[, explanation]``) per chunk of users."""
+    """Recommendation frames per chunk of users (for callers that stream them elsewhere)."""
     items = list(items) if items is not None else None
     exclude = list(exclude) if exclude is not None else None
     for start in range(0, len(users), chunk_size):
-        chunk = list(users[start : start + chunk_size])
-        df = rec.recommend(chunk, k, items=items, exclude=exclude)
-        df["model_version"] = rec.model_version
-        if explain:
-            sentences = []
-            for u, i in zip(df["user"].tolist(), df["item"].tolist()):
-                e = rec.explain(u, i, top=1)
-                sentences.append(e.paths[0].sentence if e.paths else e.message)
-            df["explanation"] = sentences
-        yield df
+        yield recommend_chunk(rec, users[start : start + chunk_size], k, explain=explain, items=items, exclude=exclude)
+
+
+def _digest(values: Iterable[str] | None) -> str | None:
+    if values is None:
+        return None
+    h = hashlib.sha256()
+    for v in values:
+        h.update(v.encode("utf-8") + b"\0")
+    return h.hexdigest()
+
+
+def parts_dir(out: str | Path) -> Path:
+    out = Path(out)
+    return out.parent / f".{out.name}.parts"
 
 
 def export(
     rec: Recommender, out: str | Path, k: int, *, users: Sequence[str] | None = None, explain: bool = False,
     items: Iterable[str] | None = None, exclude: Iterable[str] | None = None, chunk_size: int = 1024,
-    progress: bool = True,
+    resume: bool = False, progress: bool = True, on_chunk: Callable[[pd.DataFrame], object] | None = None,
 ) -> dict[str, int]:
-    """Write top-``k`` recommendations of ``users`` (default: all) to ``out`` atomically.
+    """Write top-``k`` recommendations of ``users`` (default: all) to ``out``.
 
-    The format follows the extension (.parquet, .csv, .jsonl). Readers never see
-    a half-written file: it is written to a temporary file and renamed.
+    Args:
+        items: restrict candidates to these item ids (e.g. in stock).
+        exclude: never recommend these item ids.
+        chunk_size: users per chunk (one Parquet part each).
+        resume: continue an interrupted export of the same job from its finished parts.
+        on_chunk: called with every chunk's frame, in order, while the final file is
+            assembled (``kgrec export --to-neo4j`` writes them to Neo4j this way).
+
+    Returns:
+        ``{"users", "rows", "chunks", "resumed_chunks"}``.
     """
     from tqdm.auto import tqdm
 
     fmt = output_format(out)
+    check_writable(out)
     users = list(users) if users is not None else rec.vocabs.user.to_list()
+    items = sorted(set(items)) if items is not None else None
+    exclude = sorted(set(exclude)) if exclude is not None else None
+    job = {
+        "model_version": rec.model_version, "data_fingerprint": rec.data_fingerprint, "k": k, "explain": explain,
+        "chunk_size": chunk_size, "users": _digest(users), "n_users": len(users),
+        "items": _digest(items), "exclude": _digest(exclude),
+    }
+    work = parts_dir(out)
+    if work.exists():
+        old = json.loads((work / "job.json").read_text()) if (work / "job.json").is_file() else None
+        if resume and old is not None and old != job:
+            diff = sorted(key for key in job if old.get(key) != job[key])
+            raise KgrecError(
+                f"{out}: --resume found an unfinished export of a different job (differs in {', '.join(diff)}); "
+                f"rerun without --resume to start over"
+            )
+        if not resume:
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "job.json").write_text(json.dumps(job, sort_keys=True) + "\n")
+    n_chunks = (len(users) + chunk_size - 1) // chunk_size
+    done = {int(p.stem.split("-")[1]) for p in work.glob("part-*.parquet")}
+    resumed = len(done)
+    if resumed:
+        log.info("%s: resuming, %d of %d chunks already done", out, resumed, n_chunks)
+    sch = schema(explain)
+    with tqdm(total=len(users), desc="exporting", unit="user", disable=not progress, dynamic_ncols=True) as bar:
+        bar.update(sum(min(chunk_size, len(users) - c * chunk_size) for c in done))
+        for c in range(n_chunks):
+            if c in done:
+                continue
+            chunk = users[c * chunk_size : (c + 1) * chunk_size]
+            df = recommend_chunk(rec, chunk, k, explain=explain, items=items, exclude=exclude)
+            with atomic_file(work / f"part-{c:06d}.parquet") as tmp:
+                pq.write_table(pa.Table.from_pandas(df, schema=sch, preserve_index=False), tmp, compression="zstd")
+            bar.update(len(chunk))
+    rows = _assemble(work, n_chunks, out, fmt, sch, on_chunk)
+    shutil.rmtree(work)
+    log.info("wrote %d recommendations for %d users to %s", rows, len(users), out)
+    return {"users": len(users), "rows": rows, "chunks": n_chunks, "resumed_chunks": resumed}
+
+
+def _assemble(
+    work: Path, n_chunks: int, out: str | Path, fmt: str, sch: pa.Schema,
+    on_chunk: Callable[[pd.DataFrame], object] | None = None,
+) -> int:
+    """Stream the parts, in order, into the final file (atomically)."""
     rows = 0
     with atomic_file(out) as tmp:
-        writer = None
-        fh = open(tmp, "w", encoding="utf-8", newline="") if fmt in {"csv", "jsonl"} else None
-        try:
-            bar = tqdm(total=len(users), desc="exporting", unit="user", disable=not progress)
-            for n, df in enumerate(iter_chunks(rec, users, k, chunk_size=chunk_size, explain=explain, items=items, exclude=exclude)):
-                if fmt == "parquet":
-                    table = pa.Table.from_pandas(df, preserve_index=False)
-                    if writer is None:
-                        import pyarrow.parquet as pq
-
-                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
-                    writer.write_table(table)
-                elif fmt == "csv":
-                    df.to_csv(fh, index=False, header=(n == 0))
-                else:
-                    for rec_row in df.to_dict(orient="records"):
-                        fh.write(json.dumps({k2: (v.item() if isinstance(v, np.generic) else v) for k2, v in rec_row.items()}, ensure_ascii=False) + "\n")  # type: ignore[union-attr]
-                rows += len(df)
-                bar.update(df["user"].nunique())
-            bar.close()
-            if fmt == "parquet" and writer is None:  # no users: an empty file with the schema
-                import pyarrow.parquet as pq
-
-                cols = {"user": pa.string(), "item": pa.string(), "rank": pa.int64(), "score": pa.float64(), "model_version": pa.string()}
-                if explain:
-                    cols["explanation"] = pa.string()
-                pq.write_table(pa.schema(cols).empty_table(), tmp)
-        finally:
-            if writer is not None:
-                writer.close()
-            if fh is not None:
-                fh.close()
-    log.info("wrote %d recommendations for %d users to %s", rows, len(users), out)
-    return {"users": len(users), "rows": rows}
+        if fmt == "parquet":
+            with pq.ParquetWriter(tmp, sch, compression="zstd") as writer:
+                for c in range(n_chunks):
+                    t = pq.read_table(work / f"part-{c:06d}.parquet", schema=sch)
+                    writer.write_table(t)
+                    rows += t.num_rows
+                    if on_chunk is not None:
+                        on_chunk(t.to_pandas())
+        else:
+            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                if fmt == "csv":
+                    fh.write(",".join(sch.names) + "\n")
+                for c in range(n_chunks):
+                    df = pq.read_table(work / f"part-{c:06d}.parquet", schema=sch).to_pandas()
+                    rows += len(df)
+                    if on_chunk is not None:
+                        on_chunk(df)
+                    if fmt == "csv":
+                        df.to_csv(fh, index=False, header=False)
+                    else:
+                        for rec_row in df.to_dict(orient="records"):
+                            fh.write(json.dumps({key: (v.item() if isinstance(v, np.generic) else v) for key, v in rec_row.items()}, ensure_ascii=False) + "\n")
+    return rows
