@@ -287,6 +287,23 @@ def query(
 
 
 @app.command()
+def generate(
+    out: Path = typer.Option(..., "--out", "-o", help="folder to write interactions/items/triples/tags .parquet into"),
+    users: int = typer.Option(10_000, "--users", min=1),
+    items: int = typer.Option(5_000, "--items", min=1),
+    communities: int = typer.Option(8, "--communities", min=1, max=8),
+    interactions_per_user: float = typer.Option(20.0, "--interactions-per-user", help="mean draws per user (before removing repeats)"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Generate a synthetic data set in the bring-your-own format (power-law activity and popularity, communities)."""
+    from kgrec.loaders.synthetic import SyntheticConfig, write_synthetic
+
+    cfg = SyntheticConfig(users=users, items=items, communities=communities, interactions_per_user=interactions_per_user, seed=seed)
+    c = write_synthetic(cfg, out)
+    console.print(f"wrote {c['users']} users, {c['items']} items, {c['interactions']} interactions, {c['tags']} tags -> {out}")
+
+
+@app.command()
 def demo(
     root: Optional[Path] = typer.Option(None, "--root", help="folder holding ml-latest-small (default: $KGREC_DATA, else ~/.cache/kgrec/data)"),
     store: Optional[Path] = typer.Option(None, "--store", help="embedded store for the demo (default: a folder in the cache)"),

@@ -87,6 +87,50 @@ class Recommender:
         self.store = None if isinstance(data, Dataset) else data
         return self
 
+    @classmethod
+    def from_vectors(
+        cls, user_ids: Sequence[str], user_vectors: np.ndarray, item_ids: Sequence[str], item_vectors: np.ndarray,
+        history: pd.DataFrame | None = None, titles: pd.DataFrame | None = None, model_version: str = "vectors",
+        history_index: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> Recommender:
+        """A ranking-only recommender over given fused vectors (e.g. computed elsewhere).
+
+        It recommends and exports like a trained model; explanations and text need a
+        trained model. Seen items to exclude come as ``history`` (``user, item`` ids) or,
+        for large data, as ``history_index``: row positions into ``user_ids`` and ``item_ids``.
+        """
+        uv = _vocabs_from_ids(user_ids, item_ids)
+        n_u, n_i = len(uv.user), len(uv.item)
+        uo = np.argsort(np.asarray(user_ids, dtype=object).astype(str), kind="stable")
+        io = np.argsort(np.asarray(item_ids, dtype=object).astype(str), kind="stable")
+        U = np.ascontiguousarray(np.asarray(user_vectors, dtype=np.float32)[uo])
+        It = np.ascontiguousarray(np.asarray(item_vectors, dtype=np.float32)[io])
+        if U.shape[0] != n_u or It.shape[0] != n_i or U.shape[1] != It.shape[1]:
+            raise ValueError(f"vectors {U.shape} / {It.shape} do not match {n_u} unique users / {n_i} unique items of one size")
+        zeros_u, zeros_i = np.zeros_like(U), np.zeros_like(It)
+        if history_index is not None:
+            u_rank = np.empty(n_u, dtype=np.int64)
+            u_rank[uo] = np.arange(n_u)
+            i_rank = np.empty(n_i, dtype=np.int64)
+            i_rank[io] = np.arange(n_i)
+            pu, pi = u_rank[np.asarray(history_index[0])], i_rank[np.asarray(history_index[1])]
+        elif history is not None and len(history):
+            pu = uv.user.numbers(history["user"].astype(str).to_numpy())
+            pi = uv.item.numbers(history["item"].astype(str).to_numpy())
+        else:
+            pu = pi = np.empty(0, dtype=np.int64)
+        items = titles if titles is not None else pd.DataFrame({S.ITEM: uv.item.ids, S.TITLE: "", S.DESCRIPTION: ""})
+        rec = cls()
+        rec._set_state(
+            vocabs=uv,
+            arrays={"users": U, "items": It, "user_struct": U, "user_text": zeros_u, "user_gate": np.ones_like(U),
+                    "item_struct": It, "item_text": zeros_i, "item_gate": np.ones_like(It), "nodes": np.zeros((0, U.shape[1]), np.float32)},
+            pos_users=pu, pos_items=pi, edge_norm=np.ones(len(pu), dtype=np.float32),
+            items=items.astype(S.ITEMS_SCHEMA), degrees={"category": {}, "keyword": {}, "entity": {}},
+            data_fingerprint="vectors", metrics={}, model_version=model_version, state_dict={},
+        )
+        return rec
+
     def _set_state(self, **kw: Any) -> None:
         self.vocabs: Vocabularies = kw["vocabs"]
         self.arrays: dict[str, np.ndarray] = kw["arrays"]
@@ -179,18 +223,24 @@ class Recommender:
             }
         ).astype({"user": "string", "item": "string"})
 
+    def item_numbers_of(self, ids: Iterable[str] | None) -> np.ndarray | None:
+        """Numbers of the known ids among ``ids`` (unknown ones ignored); None stays None."""
+        if ids is None:
+            return None
+        n = self.vocabs.item.numbers(list(map(str, ids)), missing="none")
+        return np.unique(n[n >= 0])
+
     def _topk(
         self, nums: np.ndarray, k: int, *, exclude_seen: bool = True,
         items: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
+        item_numbers: np.ndarray | None = None, exclude_numbers: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        ex_extra = np.empty(0, dtype=np.int64)
-        if exclude is not None:
-            ex_extra = self.vocabs.item.numbers(list(map(str, exclude)), missing="none")
-            ex_extra = ex_extra[ex_extra >= 0]
-        cand = None
-        if items is not None:
-            c = self.vocabs.item.numbers(list(map(str, items)), missing="none")
-            cand = torch.from_numpy(np.unique(c[c >= 0]))
+        """Top-k scores and item numbers for user numbers (ids or precomputed numbers for candidates/exclusions)."""
+        ex_extra = exclude_numbers if exclude_numbers is not None else self.item_numbers_of(exclude)
+        if ex_extra is None:
+            ex_extra = np.empty(0, dtype=np.int64)
+        c = item_numbers if item_numbers is not None else self.item_numbers_of(items)
+        cand = None if c is None else torch.from_numpy(c)
         excl = {}
         for r, u in enumerate(nums.tolist()):
             parts = [ex_extra]
@@ -374,6 +424,16 @@ class Recommender:
             rec.check_store(store)
         rec.store = store
         return rec
+
+
+def _vocabs_from_ids(user_ids: Sequence[str], item_ids: Sequence[str]) -> Vocabularies:
+    from kgrec.graph.vocab import Vocab
+
+    empty = Vocab("x", [])
+    return Vocabularies(
+        user=Vocab("user", user_ids), item=Vocab("item", item_ids), category=Vocab("category", []),
+        keyword=Vocab("keyword", []), entity=Vocab("entity", []), relation=Vocab("relation", empty.to_list()),
+    )
 
 
 def _connector_degrees(ds: Dataset) -> dict[str, dict[str, int]]:

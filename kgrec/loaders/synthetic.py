@@ -10,6 +10,7 @@ checks; the offline demo uses it when MovieLens cannot be had.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -101,72 +102,144 @@ def item_text_frame(item_ids: np.ndarray, community: np.ndarray, rng: np.random.
     )
 
 
+class _World:
+    """Item popularity, communities and user activity of one configuration (vectorised sampling)."""
+
+    def __init__(self, cfg: SyntheticConfig) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        rng = np.random.default_rng(cfg.seed)
+        C = cfg.communities
+        self.icom = np.arange(cfg.items) % C
+        pop = rng.pareto(1.5, cfg.items) + 1.0  # power-law item popularity
+        self.by_com = [np.flatnonzero(self.icom == c) for c in range(C)]
+        self.cdf_com = [np.cumsum(pop[ix]) / pop[ix].sum() for ix in self.by_com]
+        self.cdf_all = np.cumsum(pop) / pop.sum()
+        self.item_rng_state = rng.integers(0, 2**32)
+        self.user_seed = int(rng.integers(0, 2**32))
+
+    def interactions(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user number, item number, timestamp) rows of users ``start..stop-1``, deduplicated per pair."""
+        cfg = self.cfg
+        rng = np.random.default_rng([self.user_seed, start])
+        users = np.arange(start, stop)
+        act = rng.pareto(2.0, len(users)) + 1.0
+        act = np.maximum(3, np.round(act / 2.0 * cfg.interactions_per_user)).astype(np.int64)  # mean of pareto(2)+1 is 2
+        act = np.minimum(act, max(3, cfg.items // 2))
+        u = np.repeat(users, act)
+        n = len(u)
+        r = rng.random(n)
+        items = np.empty(n, dtype=np.int64)
+        inside = rng.random(n) < cfg.in_community
+        ucom = u % cfg.communities
+        for c in range(cfg.communities):
+            m = inside & (ucom == c)
+            idx = np.minimum(np.searchsorted(self.cdf_com[c], r[m]), len(self.by_com[c]) - 1)
+            items[m] = self.by_com[c][idx]
+        items[~inside] = np.minimum(np.searchsorted(self.cdf_all, r[~inside]), cfg.items - 1)
+        gaps = rng.integers(60, 86_400, n)
+        first = np.r_[0, np.cumsum(act)[:-1]]
+        cs = np.cumsum(gaps)
+        base = np.repeat(cs[first] - gaps[first], act)
+        t = 1_600_000_000 + np.repeat(rng.integers(0, 86_400 * 30, len(users)), act) + (cs - base)
+        keys = u * cfg.items + items
+        _, keep = np.unique(keys, return_index=True)
+        keep.sort()
+        return u[keep], items[keep], t[keep]
+
+    def tags(self, u: np.ndarray, items: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user, item, keyword) tag rows: each user tags some of their items with their theme's keywords."""
+        rng = np.random.default_rng([self.user_seed, start, 1])
+        users = np.arange(start, stop)
+        counts = np.bincount(u - start, minlength=len(users))
+        first = np.r_[0, np.cumsum(counts)[:-1]]
+        n_tags = np.where(counts > 0, rng.poisson(self.cfg.tags_per_user, len(users)), 0)
+        tu = np.repeat(users, n_tags)
+        row = np.repeat(first, n_tags) + (rng.random(len(tu)) * np.repeat(np.maximum(counts, 1), n_tags)).astype(np.int64)
+        themes = list(THEMES)
+        kw = np.array([THEMES[themes[c]][1][k] for c in range(self.cfg.communities) for k in range(4)], dtype=object)
+        tk = kw[(tu % self.cfg.communities) * 4 + rng.integers(0, 4, len(tu))]
+        return tu, items[row], tk
+
+
+def _ids(prefix: str, numbers: np.ndarray) -> np.ndarray:
+    return np.char.add(prefix, numbers.astype(str)).astype(object)
+
+
 def generate_frames(cfg: SyntheticConfig) -> dict[str, pd.DataFrame]:
-    """The bring-your-own tables (interactions, items, triples, tags) plus truth.
+    """The bring-your-own tables (interactions, items, triples, tags) plus truth, in memory.
 
     Returns a dict with ``interactions``, ``items``, ``triples``, ``tags`` and
-    ``communities`` (``kind, id, community``: the planted answer).
+    ``communities`` (``kind, id, community``: the planted answer). For large
+    sizes use :func:`write_synthetic`, which streams to files.
     """
-    cfg.validate()
-    rng = np.random.default_rng(cfg.seed)
-    C = cfg.communities
-    user_ids = np.array([f"u{u}" for u in range(cfg.users)], dtype=object)
-    item_ids = np.array([f"i{i}" for i in range(cfg.items)], dtype=object)
-    ucom = np.arange(cfg.users) % C
-    icom = np.arange(cfg.items) % C
-    # power-law popularity within each community, power-law activity per user
-    pop = rng.pareto(1.5, cfg.items) + 1.0
-    act = rng.pareto(2.0, cfg.users) + 1.0
-    act = np.maximum(3, np.round(act / act.mean() * cfg.interactions_per_user)).astype(int)
-    act = np.minimum(act, cfg.items // 2)
-    by_com = [np.flatnonzero(icom == c) for c in range(C)]
-    prob_in = [pop[ix] / pop[ix].sum() for ix in by_com]
-    prob_all = pop / pop.sum()
-    rows_u, rows_i, rows_t = [], [], []
-    for u in range(cfg.users):
-        n = int(act[u])
-        n_in = int(rng.binomial(n, cfg.in_community))
-        own = by_com[ucom[u]]
-        k_in = min(n_in, len(own))
-        chosen = list(rng.choice(own, size=k_in, replace=False, p=prob_in[ucom[u]]))
-        rest = n - k_in
-        if rest:
-            others = rng.choice(cfg.items, size=rest * 2, replace=True, p=prob_all)
-            chosen.extend([i for i in dict.fromkeys(others.tolist()) if i not in set(chosen)][:rest])
-        start = 1_600_000_000 + int(rng.integers(0, 86_400 * 30))
-        times = start + np.cumsum(rng.integers(60, 86_400, len(chosen)))
-        rows_u.extend([user_ids[u]] * len(chosen))
-        rows_i.extend(item_ids[chosen].tolist())
-        rows_t.extend(times.tolist())
-    interactions = pd.DataFrame(
-        {S.USER: rows_u, S.ITEM: rows_i, S.TIMESTAMP: np.asarray(rows_t, dtype=np.int64)}
-    )
+    w = _World(cfg)
+    u, i, t = w.interactions(0, cfg.users)
+    rng = np.random.default_rng(w.item_rng_state)
+    interactions = pd.DataFrame({S.USER: _ids("u", u), S.ITEM: _ids("i", i), S.TIMESTAMP: t.astype(np.int64)})
     interactions[S.RATING] = rng.integers(3, 11, len(interactions)) / 2.0
-    items = item_text_frame(item_ids, icom, rng)
-    themes = theme_names(C)
-    triples = pd.DataFrame(
-        {S.ITEM: item_ids, S.RELATION: "set_in", S.ENTITY: [f"{themes[c]} world" for c in icom]}
-    )
-    n_tags = rng.poisson(cfg.tags_per_user, cfg.users)
-    tag_rows = []
-    inter_by_user = interactions.groupby(S.USER, sort=False)[S.ITEM].apply(list).to_dict()
-    for u in range(cfg.users):
-        hist = inter_by_user.get(user_ids[u], [])
-        for _ in range(int(n_tags[u])):
-            if not hist:
-                break
-            it = hist[int(rng.integers(0, len(hist)))]
-            kw = THEMES[themes[ucom[u]]][1][int(rng.integers(0, 4))]
-            tag_rows.append((user_ids[u], it, kw))
-    tags = pd.DataFrame(tag_rows, columns=[S.USER, S.ITEM, S.TAG])
+    item_ids = _ids("i", np.arange(cfg.items))
+    items = item_text_frame(item_ids, w.icom, rng)
+    themes = theme_names(cfg.communities)
+    triples = pd.DataFrame({S.ITEM: item_ids, S.RELATION: "set_in", S.ENTITY: [f"{themes[c]} world" for c in w.icom]})
+    tu, ti, tk = w.tags(u, i, 0, cfg.users)
+    tags = pd.DataFrame({S.USER: _ids("u", tu), S.ITEM: _ids("i", ti), S.TAG: tk})
+    user_ids = _ids("u", np.arange(cfg.users))
     truth = pd.concat(
         [
-            pd.DataFrame({"kind": "user", "id": user_ids, "community": ucom}),
-            pd.DataFrame({"kind": "item", "id": item_ids, "community": icom}),
+            pd.DataFrame({"kind": "user", "id": user_ids, "community": np.arange(cfg.users) % cfg.communities}),
+            pd.DataFrame({"kind": "item", "id": item_ids, "community": w.icom}),
         ],
         ignore_index=True,
     )
     return {"interactions": interactions, "items": items, "triples": triples, "tags": tags, "communities": truth}
+
+
+def write_synthetic(cfg: SyntheticConfig, out: str | Path, *, chunk_users: int = 100_000, progress: bool = True) -> dict[str, int]:
+    """Write the bring-your-own files (Parquet) for ``cfg`` into ``out``, streaming users in chunks.
+
+    Memory stays bounded by one chunk of users; the files are moved into place
+    only when complete. Returns row counts.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
+
+    from kgrec._atomic import atomic_dir
+
+    w = _World(cfg)
+    rng = np.random.default_rng(w.item_rng_state)
+    out = Path(out)
+    counts = {"interactions": 0, "tags": 0}
+    with atomic_dir(out) as tmp:
+        schema_i = pa.schema([(S.USER, pa.string()), (S.ITEM, pa.string()), (S.TIMESTAMP, pa.int64()), (S.RATING, pa.float64())])
+        schema_t = pa.schema([(S.USER, pa.string()), (S.ITEM, pa.string()), (S.TAG, pa.string())])
+        with pq.ParquetWriter(tmp / "interactions.parquet", schema_i, compression="zstd") as wi, \
+                pq.ParquetWriter(tmp / "tags.parquet", schema_t, compression="zstd") as wt:
+            for start in tqdm(range(0, cfg.users, chunk_users), desc="generating users", unit="chunk", disable=not progress):
+                stop = min(cfg.users, start + chunk_users)
+                u, i, t = w.interactions(start, stop)
+                ratings = np.random.default_rng([w.user_seed, start, 2]).integers(3, 11, len(u)) / 2.0
+                wi.write_table(pa.table({S.USER: _arrow_ids("u", u), S.ITEM: _arrow_ids("i", i), S.TIMESTAMP: t, S.RATING: ratings}, schema=schema_i))
+                tu, ti, tk = w.tags(u, i, start, stop)
+                wt.write_table(pa.table({S.USER: _arrow_ids("u", tu), S.ITEM: _arrow_ids("i", ti), S.TAG: pa.array(tk.tolist(), pa.string())}, schema=schema_t))
+                counts["interactions"] += len(u)
+                counts["tags"] += len(tu)
+        item_ids = _ids("i", np.arange(cfg.items))
+        item_text_frame(item_ids, w.icom, rng).to_parquet(tmp / "items.parquet", index=False)
+        themes = theme_names(cfg.communities)
+        pd.DataFrame({S.ITEM: item_ids, S.RELATION: "set_in", S.ENTITY: [f"{themes[c]} world" for c in w.icom]}).to_parquet(
+            tmp / "triples.parquet", index=False
+        )
+    counts.update(users=cfg.users, items=cfg.items)
+    return counts
+
+
+def _arrow_ids(prefix: str, numbers: np.ndarray):  # noqa: ANN202
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.binary_join_element_wise(pa.scalar(prefix), pc.cast(pa.array(numbers), pa.string()), "")
 
 
 def synthetic(cfg: SyntheticConfig | None = None) -> S.Dataset:
