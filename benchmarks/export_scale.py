@@ -48,7 +48,8 @@ def child(users: int, items: int, k: int, dim: int) -> dict:
     uid = np.char.add("u", np.arange(users).astype(str))
     iid = np.char.add("i", np.arange(items).astype(str))
     rec = Recommender.from_vectors(uid, U, iid, I, history_index=(hu, hi))
-    del U, I
+    n_interactions = int(len(hu))
+    del U, I, hu, hi, uid
     Ut, It = torch.from_numpy(rec.arrays["users"]), torch.from_numpy(rec.arrays["items"])
     t0 = time.perf_counter()
     with torch.no_grad():
@@ -62,7 +63,7 @@ def child(users: int, items: int, k: int, dim: int) -> dict:
         kg = time.perf_counter() - t0
         size = out.stat().st_size
     return {
-        "users": users, "items": items, "k": k, "dim": dim, "interactions": int(len(hu)), "rows": rep["rows"],
+        "users": users, "items": items, "k": k, "dim": dim, "interactions": n_interactions, "rows": rep["rows"],
         "bare_seconds": round(bare, 1), "kgrec_seconds": round(kg, 1),
         "bare_users_per_s": round(users / bare), "kgrec_users_per_s": round(users / kg),
         "ratio": round(bare / kg, 3), "parquet_mb": round(size / 2**20, 1),

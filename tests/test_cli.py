@@ -44,8 +44,10 @@ def test_whole_job_from_csv(byo: Path, tmp_path: Path, capsys) -> None:
         rc, out, err = run(capsys, "export", "--store", store, "--k", "5", "--explain", "--out", str(target))
         assert rc == 0, err
         df = {"csv": pd.read_csv, "parquet": pd.read_parquet, "jsonl": lambda p: pd.read_json(p, lines=True)}[ext](target)
-        assert list(df.columns) == ["user", "item", "rank", "score", "model_version", "explanation"]
+        assert list(df.columns) == ["user", "item", "rank", "score", "model_version", "explanation", "path"]
         assert len(df) == 160 * 5 and df["explanation"].str.startswith("Recommended because").mean() > 0.99
+        first = json.loads(df["path"].iloc[0])
+        assert first[0] == ["user", str(df["user"].iloc[0])] and first[-1] == ["item", str(df["item"].iloc[0])]
     recs = pd.read_parquet(tmp_path / "recs.parquet")
     u, i = recs.iloc[0]["user"], recs.iloc[0]["item"]
     rc, out, _ = run(capsys, "explain", "--store", store, "--user", u, "--item", i, "--format", "json")

@@ -140,3 +140,23 @@ def test_synthetic_is_deterministic_and_planted(synth_frames) -> None:
     inter = synth_frames["interactions"]
     same = [truth[("user", u)] == truth[("item", i)] for u, i in zip(inter["user"], inter["item"])]
     assert sum(same) / len(same) > 0.8
+
+
+def test_generate_writes_loadable_power_law_files(tmp_path: Path) -> None:
+    from kgrec.cli import main
+
+    out = tmp_path / "gen"
+    assert main(["generate", "--users", "3000", "--items", "800", "--out", str(out), "--seed", "7"]) == 0
+    files = {p.name for p in out.iterdir()}
+    assert files == {"interactions.parquet", "items.parquet", "triples.parquet", "tags.parquet"}
+    ds = loaders.load_files(out / "interactions.parquet", out / "items.parquet", out / "triples.parquet", out / "tags.parquet")
+    c = ds.counts()
+    assert c["users"] == 3000 and c["items"] == 800 and c["interactions"] > 3000 * 5
+    per_user = ds.interactions.groupby("user").size()
+    per_item = ds.interactions.groupby("item").size()
+    assert per_user.max() > 5 * per_user.median()  # heavy-tailed activity
+    assert per_item.max() > 10 * per_item.median()  # heavy-tailed popularity
+    assert ds.interactions.groupby("user")["timestamp"].is_monotonic_increasing.all()
+    again = tmp_path / "again"
+    assert main(["generate", "--users", "3000", "--items", "800", "--out", str(again), "--seed", "7"]) == 0
+    assert (again / "interactions.parquet").read_bytes() == (out / "interactions.parquet").read_bytes()

@@ -193,3 +193,15 @@ def test_deletion_test_top_path_matters_more(trained: Recommender, synth_dataset
     s = summary(df)
     assert s["pairs"] >= 20
     assert s["top_mean_drop"] > s["random_mean_drop"], s
+
+
+def test_from_vectors_ranks_and_excludes_history() -> None:
+    users, items = ["b", "a"], ["x", "y", "z"]
+    U = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)  # b likes dim 0, a likes dim 1
+    V = np.array([[3.0, 0.0], [0.0, 2.0], [1.0, 1.0]], dtype=np.float32)
+    rec = Recommender.from_vectors(users, U, items, V, history_index=(np.array([0]), np.array([0])))  # b saw x
+    got = rec.recommend(["a", "b"], 2)
+    assert got["item"].tolist() == ["y", "z", "z", "y"]
+    assert got["score"].tolist() == [2.0, 1.0, 1.0, 0.0]
+    same = Recommender.from_vectors(users, U, items, V, history=pd.DataFrame({"user": ["b"], "item": ["x"]}))
+    pd.testing.assert_frame_equal(same.recommend(["a", "b"], 2), got)

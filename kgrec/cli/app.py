@@ -198,7 +198,7 @@ def export(
     k: int = typer.Option(100, "--k", min=1),
     store: str = StoreOpt,
     model: Optional[Path] = ModelOpt,
-    explain_: bool = typer.Option(False, "--explain", help="add the top path's sentence as column 'explanation'"),
+    explain_: bool = typer.Option(False, "--explain", help="add the top path: its sentence ('explanation') and nodes ('path', JSON)"),
     users: Optional[Path] = typer.Option(None, "--users", help="file with one user id per line (default: all users)"),
     unknown_users: str = typer.Option("error", "--unknown-users", help="users in --users the model does not know: error or skip"),
     exclude: Optional[Path] = typer.Option(None, "--exclude", help="file of item ids never to recommend"),

@@ -10,8 +10,6 @@ to the model's limit), so the most recent behaviour always fits.
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 
 from kgrec.graph.hetero import Vocabularies
 from kgrec.loaders import schema as S
@@ -67,7 +65,3 @@ def user_texts(ds: Dataset, vocabs: Vocabularies, max_chars: int = 1500) -> list
             size += len(p) + 2
         out.append((text + "; ".join(acc)).strip())
     return out
-
-
-def text_matrix(texts: list[str], vectors: np.ndarray) -> pd.DataFrame:  # pragma: no cover - debugging aid
-    return pd.DataFrame({"text": texts, "norm": np.linalg.norm(vectors, axis=1)})

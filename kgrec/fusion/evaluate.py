@@ -99,13 +99,3 @@ def ranking_metrics(topk: np.ndarray, targets: list[np.ndarray], k: int) -> dict
     if not rec:
         return {f"recall@{k}": float("nan"), f"ndcg@{k}": float("nan"), "users": 0}
     return {f"recall@{k}": float(np.mean(rec)), f"ndcg@{k}": float(np.mean(ndcg)), "users": len(rec)}
-
-
-def group_targets(held_out: pd.DataFrame, user_numbers: np.ndarray, item_numbers: np.ndarray, n_users: int) -> list[np.ndarray]:
-    """Held-out item numbers per user number (empty arrays for users without any)."""
-    out: list[list[int]] = [[] for _ in range(n_users)]
-    for u, i in zip(user_numbers.tolist(), item_numbers.tolist()):
-        if u >= 0 and i >= 0:
-            out[u].append(i)
-    del held_out
-    return [np.asarray(x, dtype=np.int64) for x in out]

@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,7 @@ def check_writable(out: str | Path) -> None:
 def schema(explain: bool) -> pa.Schema:
     cols = [("user", pa.string()), ("item", pa.string()), ("rank", pa.int64()), ("score", pa.float64()), ("model_version", pa.string())]
     if explain:
-        cols.append(("explanation", pa.string()))
+        cols += [("explanation", pa.string()), ("path", pa.string())]
     return pa.schema(cols)
 
 
@@ -85,11 +85,13 @@ def recommend_table(
         "model_version": pa.array([rec.model_version] * (kk * len(nums)), pa.string()),
     }
     if explain:
-        sentences = []
+        sentences, paths = [], []
         for u, i in zip(cols["user"].to_pylist(), cols["item"].to_pylist()):
             e = rec.explain(u, i, top=1)
             sentences.append(e.paths[0].sentence if e.paths else e.message)
+            paths.append(json.dumps([[n.type, n.id] for n in e.paths[0].nodes], ensure_ascii=False) if e.paths else None)
         cols["explanation"] = pa.array(sentences, pa.string())
+        cols["path"] = pa.array(paths, pa.string())
     return pa.table(cols, schema=schema(explain))
 
 
@@ -101,17 +103,6 @@ def recommend_chunk(
     return recommend_table(
         rec, users, k, explain=explain, item_numbers=rec.item_numbers_of(items), exclude_numbers=rec.item_numbers_of(exclude)
     ).to_pandas()
-
-
-def iter_chunks(
-    rec: Recommender, users: Sequence[str], k: int, *, chunk_size: int = 1024, explain: bool = False,
-    items: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
-) -> Iterator[pd.DataFrame]:
-    """Recommendation frames per chunk of users (for callers that stream them elsewhere)."""
-    items = list(items) if items is not None else None
-    exclude = list(exclude) if exclude is not None else None
-    for start in range(0, len(users), chunk_size):
-        yield recommend_chunk(rec, users[start : start + chunk_size], k, explain=explain, items=items, exclude=exclude)
 
 
 def _digest(values: Iterable[str] | None) -> str | None:

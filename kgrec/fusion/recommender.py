@@ -107,7 +107,7 @@ class Recommender:
         It = np.ascontiguousarray(np.asarray(item_vectors, dtype=np.float32)[io])
         if U.shape[0] != n_u or It.shape[0] != n_i or U.shape[1] != It.shape[1]:
             raise ValueError(f"vectors {U.shape} / {It.shape} do not match {n_u} unique users / {n_i} unique items of one size")
-        zeros_u, zeros_i = np.zeros_like(U), np.zeros_like(It)
+        none = np.zeros((0, U.shape[1]), np.float32)  # no towers: ranking only (attribution/explain need a trained model)
         if history_index is not None:
             u_rank = np.empty(n_u, dtype=np.int64)
             u_rank[uo] = np.arange(n_u)
@@ -123,8 +123,8 @@ class Recommender:
         rec = cls()
         rec._set_state(
             vocabs=uv,
-            arrays={"users": U, "items": It, "user_struct": U, "user_text": zeros_u, "user_gate": np.ones_like(U),
-                    "item_struct": It, "item_text": zeros_i, "item_gate": np.ones_like(It), "nodes": np.zeros((0, U.shape[1]), np.float32)},
+            arrays={"users": U, "items": It, "user_struct": none, "user_text": none, "user_gate": none,
+                    "item_struct": none, "item_text": none, "item_gate": none, "nodes": none},
             pos_users=pu, pos_items=pi, edge_norm=np.ones(len(pu), dtype=np.float32),
             items=items.astype(S.ITEMS_SCHEMA), degrees={"category": {}, "keyword": {}, "entity": {}},
             data_fingerprint="vectors", metrics={}, model_version=model_version, state_dict={},
@@ -143,11 +143,13 @@ class Recommender:
         self.metrics: dict[str, Any] = kw["metrics"]
         self.model_version: str = kw["model_version"]
         self.state_dict: dict[str, torch.Tensor] = kw["state_dict"]
+        # each user's history as CSR slices (views, no per-user arrays: millions of users stay cheap)
         order = np.argsort(self.pos_users, kind="stable")
-        splits = np.flatnonzero(np.diff(self.pos_users[order])) + 1
-        self._history: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for idx in np.split(order, splits) if len(order) else []:
-            self._history[int(self.pos_users[idx[0]])] = (self.pos_items[idx], self.edge_norm[idx])
+        self._hist_items = self.pos_items[order]
+        self._hist_w = self.edge_norm[order]
+        self._hist_ptr = np.zeros(len(self.vocabs.user) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.pos_users, minlength=len(self.vocabs.user)), out=self._hist_ptr[1:])
+        del order
         self._titles = dict(zip(self.items_table[S.ITEM].tolist(), self.items_table[S.TITLE].tolist()))
         self._users_t = torch.from_numpy(self.arrays["users"])
         self._items_t = torch.from_numpy(self.arrays["items"])
@@ -177,10 +179,11 @@ class Recommender:
 
     def history(self, user: str) -> tuple[np.ndarray, np.ndarray]:
         """(item numbers, normalised edge weights) of a user's interactions."""
-        h = self._history.get(self.user_number(user))
-        if h is None:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        return h
+        return self._seen(self.user_number(user))
+
+    def _seen(self, u: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self._hist_ptr[u], self._hist_ptr[u + 1]
+        return self._hist_items[lo:hi], self._hist_w[lo:hi]
 
     # ------------------------------------------------------------------ ranking
     def recommend(
@@ -244,8 +247,8 @@ class Recommender:
         excl = {}
         for r, u in enumerate(nums.tolist()):
             parts = [ex_extra]
-            if exclude_seen and u in self._history:
-                parts.append(self._history[u][0])
+            if exclude_seen:
+                parts.append(self._seen(u)[0])
             excl[r] = np.concatenate(parts)
         with torch.no_grad():
             s, t = topk_scores(self._users_t[torch.from_numpy(nums)], self._items_t, k, excl, cand)
@@ -299,7 +302,7 @@ class Recommender:
         """Rank (from 1) of ``item`` among the items the user has not interacted with."""
         u, i = self.user_number(user), self.item_number(item)
         s = self.arrays["items"] @ self.arrays["users"][u]
-        seen = self._history.get(u, (np.empty(0, dtype=np.int64),))[0]
+        seen = self._seen(u)[0]
         mask = np.ones(len(s), dtype=bool)
         mask[seen] = False
         mask[i] = True
@@ -309,6 +312,8 @@ class Recommender:
     def attribution(self, user: str, item: str) -> dict[str, float]:
         """The score split into a ``structure`` and a ``text`` part (they add up to it)."""
         u, i = self.user_number(user), self.item_number(item)
+        if len(self.arrays["user_struct"]) == 0:
+            raise KgrecError("this recommender was built from vectors alone; attributions and explanations need a trained model")
         a = {k: torch.from_numpy(v) for k, v in self.arrays.items() if k != "nodes"}
         st, tx = attribution(a["user_struct"][u], a["user_text"][u], a["user_gate"][u],
                              a["item_struct"][i], a["item_text"][i], a["item_gate"][i])

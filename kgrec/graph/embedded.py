@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
