@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,25 @@ def _offline_and_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     # one text-embedding cache per test session: tests never depend on a user's cache
     os.environ.setdefault("KGREC_CACHE", str(tmp_path_factory.mktemp("kgrec-cache")))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _neo4j_server(request: pytest.FixtureRequest):
+    """The real Neo4j server for tests marked ``neo4j``.
+
+    A server that already answers (started by .ci/run or by hand) is used as it is;
+    otherwise scripts/neo4j.sh starts one and stops it after the session.
+    """
+    needed = any(item.get_closest_marker("neo4j") for item in request.session.items)
+    started = False
+    if needed and "KGREC_TEST_NEO4J_URI" not in os.environ:
+        script = REPO / "scripts" / "neo4j.sh"
+        if subprocess.run(["bash", str(script), "status"], capture_output=True).returncode != 0:
+            subprocess.run(["bash", str(script), "start"], check=True)
+            started = True
+    yield
+    if started:
+        subprocess.run(["bash", str(REPO / "scripts" / "neo4j.sh"), "stop"], check=False)
 
 
 @pytest.fixture(scope="session")
