@@ -104,3 +104,19 @@ def test_kgrec_query_cli(loaded, tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert rc == 2 and "refused: this query writes to the database" in err
     assert st.has_user("u0")
+
+
+def test_export_to_neo4j_cli(loaded, tmp_path: Path, capsys) -> None:
+    """kgrec export --to-neo4j writes the exported rows as RECOMMENDED relationships."""
+    st, rec, _ = loaded
+    model_dir = rec.save(tmp_path / "model")
+    out = tmp_path / "recs.parquet"
+    rc = main(["export", "--store", URI, "--model", str(model_dir), "--k", "3", "--to-neo4j", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    df = pd.read_parquet(out)
+    got = st.cypher("MATCH (u:User)-[r:RECOMMENDED]->(i:Item) RETURN u.id AS user, i.id AS item, r.rank AS rank, "
+                    "r.model_version AS model_version ORDER BY user, rank")
+    assert len(got) == len(df) == len(rec.vocabs.user) * 3
+    assert set(got["model_version"]) == {rec.model_version}
+    want = df.sort_values(["user", "rank"])[["user", "item", "rank"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got[["user", "item", "rank"]].astype(want.dtypes.to_dict()), want, check_dtype=False)
