@@ -10,12 +10,11 @@ other path, re-runs the trained model on each changed graph, and compares the it
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks._report import report
 from kgrec import Recommender
 from kgrec.fusion.faithfulness import deletion_test, summary
 from kgrec.graph import open_store
@@ -39,10 +38,7 @@ def main() -> None:
     res = summary(df) | {"seconds": round(time.perf_counter() - t0, 1),
                          "top_path_kinds": df["top_kind"].value_counts().to_dict(),
                          "random_path_kinds": df["random_kind"].value_counts().to_dict()}
-    print(json.dumps(res, indent=2))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    report(res, args.out)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,11 @@ share of top-20 recommendations that have at least one path.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks._report import report
 from kgrec import Recommender
 from kgrec.graph import open_store
 
@@ -64,10 +63,7 @@ def main() -> None:
         res["neo4j_ms"] = {"p50": round(float(np.percentile(t_neo, 50)), 2), "p95": round(float(np.percentile(t_neo, 95)), 2)}
         res["identical_explanations"] = out_emb == out_neo
         neo.close()
-    print(json.dumps(res, indent=2))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    report(res, args.out)
 
 
 if __name__ == "__main__":

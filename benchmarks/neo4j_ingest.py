@@ -11,11 +11,10 @@ conservative for kgrec. Relationships per second = interaction + link relationsh
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
-from pathlib import Path
 
+from benchmarks._report import report
 from kgrec import loaders
 from kgrec.graph.neo4j_store import Neo4jStore
 
@@ -66,10 +65,7 @@ def main() -> None:
         "speedup": round(kg_rate / naive_rate, 1),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
     }
-    print(json.dumps(res, indent=2))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    report(res, args.out)
 
 
 if __name__ == "__main__":
