@@ -160,19 +160,18 @@ class Recommender:
             raise KgrecError("the recommender is not trained: call fit() or Recommender.load() first")
 
     # ------------------------------------------------------------------ lookups
-    def user_number(self, user: str) -> int:
+    def _number(self, kind: str, ident: str) -> int:
         self._check()
-        n = self.vocabs.user.number(str(user), missing="none")
+        n = self.vocabs.of(kind).number(str(ident), missing="none")
         if n is None:
-            raise UnknownIdError("user", user, "not in the training data of this model")
+            raise UnknownIdError(kind, ident, "not in the training data of this model")
         return n
 
+    def user_number(self, user: str) -> int:
+        return self._number("user", user)
+
     def item_number(self, item: str) -> int:
-        self._check()
-        n = self.vocabs.item.number(str(item), missing="none")
-        if n is None:
-            raise UnknownIdError("item", item, "not in the training data of this model")
-        return n
+        return self._number("item", item)
 
     def title(self, item: str) -> str:
         return self._titles.get(str(item)) or str(item)

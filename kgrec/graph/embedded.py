@@ -26,7 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kgrec._atomic import atomic_dir, write_text_atomic
+from kgrec._atomic import atomic_dir, sha256_file, write_text_atomic
 from kgrec.errors import StoreError
 from kgrec.graph.paths import PathIndex, PathRow
 from kgrec.graph.store import GraphStore, IngestReport
@@ -37,12 +37,6 @@ from kgrec.loaders.tables import merge
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-
-
-def _sha256_file(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class EmbeddedStore(GraphStore):
@@ -99,7 +93,7 @@ class EmbeddedStore(GraphStore):
                         compression="zstd",
                         write_statistics=False,
                     )
-                    files[table] = {"file": f.name, "rows": int(len(df)), "sha256": _sha256_file(f)}
+                    files[table] = {"file": f.name, "rows": int(len(df)), "sha256": sha256_file(f)}
                 manifest = {
                     "schema_version": SCHEMA_VERSION,
                     "name": ds.name,

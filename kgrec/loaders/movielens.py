@@ -11,7 +11,6 @@ redistribution only under the same terms: kgrec never ships or commits it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import shutil
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kgrec._atomic import fsync_dir
+from kgrec._atomic import fsync_dir, sha256_file
 from kgrec.errors import DatasetNotFoundError
 from kgrec.loaders import schema as S
 from kgrec.loaders.files import read_table
@@ -42,14 +41,6 @@ SHA256: dict[str, str] = {
 }
 REQUIRED = ("movies.csv", "ratings.csv", "tags.csv")
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def raw_dir(root: str | Path) -> Path:
