@@ -316,6 +316,52 @@ def demo(
     run_demo(console, root=root, store=store, n_users=users, epochs=epochs)
 
 
+@app.command()
+def serve(
+    store: str = StoreOpt,
+    model: Optional[Path] = ModelOpt,
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on (0.0.0.0: every interface)"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    k: int = typer.Option(10, "--k", min=1, max=1000, help="recommendations shown when none is asked for"),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="server processes (each loads the model and keeps its own cache)"),
+    no_auth: bool = typer.Option(False, "--no-auth", help="serve without a token (local use only)"),
+    cache_size: int = typer.Option(16384, "--cache-size", min=0, help="answers cached per kind and process (0: none)"),
+    secure_cookie: bool = typer.Option(False, "--secure-cookie", help="mark the session cookie Secure (behind HTTPS)"),
+    neo4j_user: Optional[str] = Neo4jUser,
+    neo4j_database: Optional[str] = Neo4jDb,
+) -> None:
+    """Serve the page for support staff and the read-only JSON API (token from KGREC_API_TOKEN unless --no-auth)."""
+    import os
+
+    import uvicorn
+
+    from kgrec.web import RecService, WebConfig, create_app
+    from kgrec.web.app import freeze_heap
+    from kgrec.web.config import CONFIG_ENV
+
+    cfg = WebConfig.from_env(store=store, model=model, neo4j_user=neo4j_user, neo4j_database=neo4j_database, no_auth=no_auth,
+                             default_k=k, max_k=max(100, k), cache_size=cache_size, secure_cookie=secure_cookie)
+    cfg.check_auth()  # before anything is loaded
+    if no_auth:
+        err.print("kgrec: warning: --no-auth: anyone who can reach the port can read recommendations; use it locally only", soft_wrap=True)
+    log_level = "info" if logging.getLogger().isEnabledFor(logging.INFO) else "warning"
+    with _open(store, neo4j_user, neo4j_database) as st:
+        model_dir = _model_dir(st, model)
+        rec = _load_model(st, model)
+        cfg = cfg.model_copy(update={"model": model_dir})
+        console.print(f"serving model {rec.model_version} from {st.location} on http://{host}:{port}/ "
+                      f"({workers} worker{'s' if workers > 1 else ''}, auth {'off' if no_auth else 'on'})")
+        if workers == 1:
+            web = create_app(cfg, RecService(cfg, st, rec))
+            freeze_heap()
+            uvicorn.run(web, host=host, port=port, log_level=log_level, access_log=log_level == "info")
+            return
+    del rec  # each worker process loads its own copy
+    os.environ[CONFIG_ENV] = cfg.to_env()
+    uvicorn.run("kgrec.web.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level, access_log=log_level == "info")
+
+
 def _print_frame(df, fmt: str) -> None:  # noqa: ANN001
     if fmt == "csv":
         typer.echo(df.to_csv(index=False), nl=False)

@@ -1,0 +1,83 @@
+"""Access control: a bearer token for the API, a signed session cookie for the page.
+
+The token comes from ``KGREC_API_TOKEN``. The session cookie holds
+``<expiry>.<nonce>.<hmac>``, signed with a key derived from the token, so every
+worker process accepts it and changing the token ends every session. Tokens and
+signatures are compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+
+from kgrec.web.config import WebConfig
+
+#: name of the session cookie set by the login form
+COOKIE_NAME = "kgrec_session"
+_KEY_LABEL = b"kgrec-web-session-v1"
+
+
+class Authenticator:
+    """Checks bearer tokens and issues/verifies session cookies for one :class:`WebConfig`."""
+
+    def __init__(self, config: WebConfig) -> None:
+        self.enabled = not config.no_auth
+        token = config.token.get_secret_value() if config.token is not None else ""
+        self._token = token.encode()
+        self._key = hmac.new(self._token, _KEY_LABEL, hashlib.sha256).digest()
+        self.lifetime_s = int(config.session_hours * 3600)
+
+    def token_ok(self, token: str | None) -> bool:
+        """Whether ``token`` is the configured token (constant-time compare)."""
+        if not self.enabled:
+            return True
+        if not token:
+            return False
+        return hmac.compare_digest(token.encode(), self._token)
+
+    def bearer_ok(self, authorization: str | None) -> bool:
+        """Whether an ``Authorization`` header value is ``Bearer <the token>``."""
+        if not authorization:
+            return False
+        scheme, _, value = authorization.partition(" ")
+        return scheme.lower() == "bearer" and self.token_ok(value.strip())
+
+    def _sign(self, payload: str) -> str:
+        return hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()
+
+    def new_session(self, now: float | None = None) -> str:
+        """A fresh session cookie value."""
+        expires = int((time.time() if now is None else now) + self.lifetime_s)
+        payload = f"{expires}.{secrets.token_hex(8)}"
+        return f"{payload}.{self._sign(payload)}"
+
+    def session_ok(self, value: str | None, now: float | None = None) -> bool:
+        """Whether a cookie value was signed with this token's key and has not expired."""
+        if not self.enabled:
+            return True
+        if not value or value.count(".") != 2:
+            return False
+        payload, _, sig = value.rpartition(".")
+        if not hmac.compare_digest(sig.encode(), self._sign(payload).encode()):
+            return False
+        try:
+            expires = int(payload.split(".", 1)[0])
+        except ValueError:
+            return False
+        return expires > (time.time() if now is None else now)
+
+    def request_ok(self, authorization: str | None, cookie: str | None) -> bool:
+        """Whether a request carries the bearer token or a valid session cookie."""
+        return not self.enabled or self.bearer_ok(authorization) or self.session_ok(cookie)
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go to after login (anything else, e.g. another site, becomes ``/``)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    if any(ord(c) < 32 for c in target):
+        return "/"
+    return target

@@ -1,0 +1,83 @@
+"""Explicit configuration of the web app (no globals: the app factory takes one of these)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from kgrec.errors import ConfigError
+
+#: environment variable holding the access token
+TOKEN_ENV = "KGREC_API_TOKEN"
+#: environment variable through which `kgrec serve --workers N` hands the config to its worker processes
+CONFIG_ENV = "KGREC_WEB_CONFIG"
+#: shortest token accepted
+MIN_TOKEN_LENGTH = 16
+
+
+class WebConfig(BaseModel):
+    """Everything the web app needs; passed to :func:`kgrec.web.create_app`.
+
+    The token is never written to logs or to :data:`CONFIG_ENV`; workers read it
+    from :data:`TOKEN_ENV` themselves.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    store: str = Field("kgrec-store", description="embedded store directory, or a bolt:// / neo4j:// URI")
+    model: Path | None = Field(None, description="model directory (default: the store's default model, as in `kgrec explain`)")
+    neo4j_user: str | None = Field(None, description="Neo4j user (default neo4j)")
+    neo4j_database: str | None = Field(None, description="Neo4j database (default neo4j)")
+    token: SecretStr | None = Field(None, description=f"access token (from ${TOKEN_ENV}); required unless no_auth")
+    no_auth: bool = Field(False, description="serve without any access check (local use only)")
+    default_k: int = Field(10, ge=1, le=1000, description="recommendations shown when no k is given")
+    max_k: int = Field(100, ge=1, le=1000, description="largest k accepted (larger: 422)")
+    top_paths: int = Field(10, ge=1, le=100, description="explanation paths returned by default (the page shows them all)")
+    max_top_paths: int = Field(50, ge=1, le=1000, description="largest `top` accepted by the explanations endpoint")
+    drawn_paths: int = Field(5, ge=1, le=20, description="paths drawn in the page's SVG")
+    cache_size: int = Field(16384, ge=0, le=10_000_000, description="cached answers per kind (0: no cache)")
+    compute_threads: int = Field(2, ge=1, le=64, description="threads computing answers that are not cached")
+    math_threads: int | None = Field(
+        1, ge=1, le=1024,
+        description="threads torch and the BLAS use inside one computation, process-wide (None: their defaults); "
+        "1 is fastest for one user at a time, as the server parallelises across requests",
+    )
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="lifetime of a login session cookie")
+    secure_cookie: bool = Field(False, description="mark the session cookie Secure (set it behind HTTPS)")
+
+    @model_validator(mode="after")
+    def _check_k(self) -> WebConfig:
+        if self.default_k > self.max_k:
+            raise ValueError(f"default_k={self.default_k} is larger than max_k={self.max_k}")
+        return self
+
+    def check_auth(self) -> None:
+        """Refuse to serve without a usable token unless ``no_auth`` is set.
+
+        Raises:
+            ConfigError: no token, or one shorter than 16 characters.
+        """
+        if self.no_auth:
+            return
+        secret = self.token.get_secret_value() if self.token is not None else ""
+        if not secret:
+            raise ConfigError(
+                f"no access token: set {TOKEN_ENV} to a secret (e.g. `export {TOKEN_ENV}=$(openssl rand -hex 24)`) "
+                "or pass --no-auth for local use only"
+            )
+        if len(secret) < MIN_TOKEN_LENGTH:
+            raise ConfigError(f"{TOKEN_ENV} is {len(secret)} characters long; use at least {MIN_TOKEN_LENGTH} random characters")
+
+    @classmethod
+    def from_env(cls, **values: object) -> WebConfig:
+        """A config with the token taken from :data:`TOKEN_ENV` (when set)."""
+        token = os.environ.get(TOKEN_ENV)
+        if token and values.get("token") is None:
+            values["token"] = SecretStr(token)
+        return cls.model_validate(values)
+
+    def to_env(self) -> str:
+        """JSON for :data:`CONFIG_ENV`, without the token."""
+        return self.model_dump_json(exclude={"token"})

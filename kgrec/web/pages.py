@@ -1,0 +1,133 @@
+"""The page for support staff: log in, look up a user, read why each item is recommended, ask "why not?"."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
+
+from kgrec.errors import KgrecError, StoreError, UnknownIdError
+from kgrec.web.auth import COOKIE_NAME, Authenticator, safe_next
+from kgrec.web.service import RecService
+from kgrec.web.svg import path_svg
+from kgrec.web.templates import environment
+
+log = logging.getLogger(__name__)
+
+
+class PageError(Exception):
+    """A problem shown on the page with an HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def page_router(service: RecService, auth: Authenticator) -> APIRouter:
+    """``/`` (the page), ``/login`` and ``/logout``. Not part of the OpenAPI schema."""
+    cfg = service.config
+    env = environment()
+    page_t, login_t = env.get_template("page.html"), env.get_template("login.html")
+
+    def html(template: Any, status: int = 200, **ctx: Any) -> HTMLResponse:
+        return HTMLResponse(template.render(**ctx), status_code=status, headers={"Cache-Control": "no-store"})
+
+    def login_page(status: int, next_url: str, error: str = "") -> HTMLResponse:
+        return html(login_t, status, next=safe_next(next_url), error=error, show_logout=False)
+
+    def parse_k(raw: str | None) -> int:
+        if raw is None or raw.strip() == "":
+            return cfg.default_k
+        try:
+            k = int(raw)
+        except ValueError:
+            k = 0
+        if not 1 <= k <= cfg.max_k:
+            raise PageError(422, f"“How many” must be a whole number from 1 to {cfg.max_k} (got “{raw}”).")
+        return k
+
+    def fill(ctx: dict[str, Any], user: str | None, k: int, item: str | None, whynot: str | None) -> None:
+        if not user:
+            if item or whynot:
+                raise PageError(422, "Type a user id first.")
+            return
+        ctx["recs"] = service.recommendations(user, k)
+        target = item
+        if whynot and not item:
+            found = service.resolve_item(whynot)
+            if not found:
+                raise PageError(404, f"No item has the id or a title containing “{whynot.strip()}”.")
+            if len(found) > 1:
+                ctx["candidates"] = found
+                return
+            target = found[0].item
+        if target:
+            detail = service.explanation(user, target, k, cfg.top_paths)
+            ctx["detail"] = detail
+            ctx["svg"] = Markup(path_svg(detail.paths[: cfg.drawn_paths], f"paths from user {user} to {detail.title}"))
+
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/")
+    def page(request: Request, user: str | None = None, k: str | None = None, item: str | None = None,
+             whynot: str | None = None) -> Response:
+        if not auth.request_ok(request.headers.get("authorization"), request.cookies.get(COOKIE_NAME)):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return login_page(401, target)
+        user = user.strip() if user else None
+        ctx: dict[str, Any] = {
+            "user": user, "k": cfg.default_k, "max_k": cfg.max_k, "health": service.health(), "error": "", "recs": None,
+            "detail": None, "svg": "", "whynot": whynot, "candidates": [], "show_logout": auth.enabled,
+        }
+        status = 200
+        try:
+            ctx["k"] = parse_k(k)
+            fill(ctx, user, ctx["k"], item, whynot)
+        except PageError as e:
+            status, ctx["error"] = e.status, e.message
+        except UnknownIdError as e:
+            status, ctx["error"] = 404, _unknown_message(e)
+        except StoreError as e:
+            log.warning("store error on the page: %s", e)
+            status, ctx["error"] = 503, f"The data store does not answer ({e}). Try again in a minute."
+        except (KgrecError, ValueError) as e:
+            status, ctx["error"] = 422, str(e)
+        return html(page_t, status, **ctx)
+
+    @router.get("/login")
+    def login_form(request: Request, next: str = "/") -> Response:  # noqa: A002 - the query parameter's name
+        if auth.session_ok(request.cookies.get(COOKIE_NAME)):
+            return RedirectResponse(safe_next(next), status_code=303)
+        return login_page(200, next)
+
+    @router.post("/login")
+    def login(token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") -> Response:  # noqa: A002
+        if not auth.enabled:
+            return RedirectResponse(safe_next(next), status_code=303)
+        if not auth.token_ok(token):
+            log.info("login refused: wrong token")
+            return login_page(401, next, "That token is not right. Ask the person who runs the service for the current one.")
+        resp = RedirectResponse(safe_next(next), status_code=303)
+        resp.set_cookie(COOKIE_NAME, auth.new_session(), max_age=auth.lifetime_s, path="/", httponly=True,
+                        samesite="strict", secure=cfg.secure_cookie)
+        return resp
+
+    @router.post("/logout")
+    def logout() -> Response:
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict", secure=cfg.secure_cookie)
+        return resp
+
+    return router
+
+
+def _unknown_message(e: UnknownIdError) -> str:
+    if e.kind == "user":
+        return f"No user with id “{e.ident}”: this model does not know that user."
+    if e.kind == "item":
+        return f"No item with id “{e.ident}”: this model does not know that item."
+    return str(e)

@@ -1,0 +1,186 @@
+"""The read-only service behind the page and the API: one loaded model, one store, cached answers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kgrec.errors import KgrecError
+from kgrec.graph.store import GraphStore, is_neo4j_uri, open_store
+from kgrec.web.cache import LRUCache
+from kgrec.web.config import WebConfig
+from kgrec.web.models import (
+    ExplanationOut, Health, ItemHit, ItemSearchOut, RecommendationOut, RecommendationsOut, to_json,
+)
+
+if TYPE_CHECKING:
+    from kgrec.fusion.recommender import Recommender
+
+log = logging.getLogger(__name__)
+
+#: longest search query accepted
+MAX_QUERY = 200
+
+
+def default_model_dir(store: GraphStore, model: Path | None) -> Path:
+    """The model directory for ``store``: ``model`` if given, else the store's default model (as ``kgrec explain``)."""
+    if model is not None:
+        return Path(model)
+    root = store.model_root()
+    if root is None:
+        raise KgrecError(f"the store at {store.location} keeps no models; pass --model DIR")
+    return root / "default"
+
+
+class RecService:
+    """Recommendations, explanations and item search over one model and one store.
+
+    It only reads: nothing here runs Cypher given by a caller or writes to the
+    store. Answers are cached (LRU, keyed by the model version), so a repeated
+    question costs a dictionary lookup.
+    """
+
+    def __init__(self, config: WebConfig, store: GraphStore, rec: Recommender) -> None:
+        self.config = config
+        self.store = store
+        self.rec = rec
+        self.version = rec.model_version
+        self.store_kind = "neo4j" if is_neo4j_uri(store.location) else "embedded"
+        self._recs: LRUCache[bytes] = LRUCache(config.cache_size)
+        self._expl: LRUCache[bytes] = LRUCache(config.cache_size)
+        table = rec.items_table
+        self._item_ids: list[str] = [str(x) for x in table["item"].tolist()]
+        self._item_titles: list[str] = [rec.title(i) for i in self._item_ids]
+        self._folded: list[str] = [t.casefold() for t in self._item_titles]
+        self.warm_up()
+
+    @classmethod
+    def open(cls, config: WebConfig) -> RecService:
+        """Open the configured store, load the model once and check it against the store."""
+        from kgrec.fusion.recommender import Recommender
+
+        opts: dict[str, str] = {}
+        if is_neo4j_uri(config.store):
+            if config.neo4j_user:
+                opts["user"] = config.neo4j_user
+            if config.neo4j_database:
+                opts["database"] = config.neo4j_database
+        t0 = time.perf_counter()
+        store = open_store(config.store, **opts)
+        try:
+            rec = Recommender.load(default_model_dir(store, config.model), store=store)
+        except BaseException:
+            store.close()
+            raise
+        svc = cls(config, store, rec)
+        log.info("model %s loaded from %s store %s in %.1f s", svc.version, svc.store_kind, store.location, time.perf_counter() - t0)
+        return svc
+
+    def warm_up(self) -> None:
+        """Build the lazy indexes (path index, node offsets) once, before requests arrive in parallel."""
+        users = self.rec.vocabs.user.ids
+        if len(users) == 0:
+            return
+        top = self.rec.recommend(str(users[0]), 1)
+        if len(top):
+            self.rec.explain(str(users[0]), str(top["item"].iloc[0]), self.store, top=1)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ------------------------------------------------------------------ answers
+    def health(self) -> Health:
+        return Health(status="ok", model_version=self.version, store=self.store_kind,
+                      users=len(self.rec.vocabs.user), items=len(self.rec.vocabs.item))
+
+    # Cached answers are kept as JSON bytes: one untracked object per entry, so a full cache adds
+    # nothing to the garbage collector's work (a cache of model objects made 1 s collection pauses).
+    def cached_recommendations_json(self, user: str, k: int) -> bytes | None:
+        return self._recs.get((self.version, user, k))
+
+    def cached_explanation_json(self, user: str, item: str, k: int, top: int) -> bytes | None:
+        return self._expl.get((self.version, user, item, k, top))
+
+    def recommendations_json(self, user: str, k: int) -> bytes:
+        """:meth:`recommendations` as (escaped) JSON bytes."""
+        hit = self.cached_recommendations_json(user, k)
+        return hit if hit is not None else to_json(self._recommendations(user, k))
+
+    def explanation_json(self, user: str, item: str, k: int, top: int) -> bytes:
+        """:meth:`explanation` as (escaped) JSON bytes."""
+        hit = self.cached_explanation_json(user, item, k, top)
+        return hit if hit is not None else to_json(self._explanation(user, item, k, top))
+
+    def recommendations(self, user: str, k: int) -> RecommendationsOut:
+        """Top-``k`` items for ``user``, each with its top explanation sentence.
+
+        Raises:
+            UnknownIdError: the model does not know ``user``.
+        """
+        hit = self.cached_recommendations_json(user, k)
+        return RecommendationsOut.model_validate_json(hit) if hit is not None else self._recommendations(user, k)
+
+    def explanation(self, user: str, item: str, k: int, top: int) -> ExplanationOut:
+        """Why ``item`` is (or is not) in ``user``'s top ``k``: the ``top`` strongest paths.
+
+        Raises:
+            UnknownIdError: the model does not know ``user`` or ``item``.
+        """
+        hit = self.cached_explanation_json(user, item, k, top)
+        return ExplanationOut.model_validate_json(hit) if hit is not None else self._explanation(user, item, k, top)
+
+    def _recommendations(self, user: str, k: int) -> RecommendationsOut:
+        df = self.rec.recommend(user, k)
+        items = []
+        for item, rank, score in zip(df["item"].tolist(), df["rank"].tolist(), df["score"].tolist(), strict=False):
+            e = self.explanation(user, item, k, self.config.top_paths)
+            first = e.paths[0] if e.paths else None
+            items.append(RecommendationOut(
+                rank=int(rank), item=item, title=self.rec.title(item), score=float(score),
+                explanation=first.sentence if first else e.message, kind=first.kind if first else None,
+            ))
+        out = RecommendationsOut(user=user, k=k, model_version=self.version, items=items)
+        self._recs.put((self.version, user, k), to_json(out))
+        return out
+
+    def _explanation(self, user: str, item: str, k: int, top: int) -> ExplanationOut:
+        e = self.rec.explain(user, item, self.store, top=top, k=k)
+        out = ExplanationOut.model_validate(e.to_dict())
+        self._expl.put((self.version, user, item, k, top), to_json(out))
+        return out
+
+    def search(self, q: str, limit: int = 20) -> ItemSearchOut:
+        """Items whose id is ``q`` or whose title contains it (case-insensitive): id, prefix, then substring."""
+        q = q.strip()
+        if not q:
+            raise ValueError("the search text is empty; type an item id or part of a title")
+        if len(q) > MAX_QUERY:
+            raise ValueError(f"the search text is {len(q)} characters long; at most {MAX_QUERY} are accepted")
+        needle = q.casefold()
+        exact: list[int] = []
+        prefix: list[int] = []
+        inside: list[int] = []
+        for n, (ident, folded) in enumerate(zip(self._item_ids, self._folded, strict=False)):
+            if ident == q:
+                exact.append(n)
+            elif folded.startswith(needle):
+                prefix.append(n)
+            elif needle in folded:
+                inside.append(n)
+        prefix.sort(key=lambda n: self._folded[n])
+        inside.sort(key=lambda n: self._folded[n])
+        hits = (exact + prefix + inside)[:limit]
+        return ItemSearchOut(q=q, items=[ItemHit(item=self._item_ids[n], title=self._item_titles[n]) for n in hits])
+
+    def resolve_item(self, text: str) -> list[ItemHit]:
+        """The item(s) meant by an id or a title typed into the "why not?" box.
+
+        An exact id, or a title equal to the text (case-insensitive), gives one item;
+        otherwise every title containing the text (up to 10).
+        """
+        found = self.search(text, limit=10).items
+        q = text.strip()
+        exact = [h for h in found if h.item == q or h.title.casefold() == q.casefold()]
+        return exact[:1] if exact else found

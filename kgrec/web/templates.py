@@ -1,0 +1,115 @@
+"""Jinja2 templates of the page (autoescaped; inline CSS, no script, nothing from a CDN)."""
+
+from __future__ import annotations
+
+import jinja2
+from markupsafe import Markup
+
+_CSS = """
+*{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d232a;background:#f4f6f8}
+header{display:flex;align-items:center;justify-content:space-between;padding:10px 24px;background:#1f3b57;color:#fff}
+header h1{font-size:18px;margin:0;font-weight:600}header form{margin:0}
+main{padding:18px 24px;max-width:1500px}
+.card{background:#fff;border:1px solid #d9dee4;border-radius:8px;padding:14px 18px;margin-bottom:16px}
+form.inline{display:flex;gap:8px;align-items:end;flex-wrap:wrap}label{display:flex;flex-direction:column;font-size:13px;color:#4a5560}
+input{font:inherit;padding:6px 8px;border:1px solid #b9c2cc;border-radius:5px;min-width:90px}input[type=number]{width:80px;min-width:0}
+button{font:inherit;padding:6px 14px;border:0;border-radius:5px;background:#2f6f9f;color:#fff;cursor:pointer}
+header button{background:#456b8f}
+.error{background:#fdecea;border-color:#f0b4ae;color:#8a1f12}
+.grid{display:grid;grid-template-columns:minmax(420px,1fr) minmax(420px,1.1fr);gap:16px;align-items:start}
+@media (max-width:1000px){.grid{grid-template-columns:1fr}}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e6eaee;vertical-align:top}
+th{font-size:12px;text-transform:uppercase;color:#5b6670}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+tr.sel{background:#eaf3fb}.why{color:#4a5560;font-size:13px}a{color:#1f5f8f}
+.meta{color:#4a5560;font-size:14px}ol.paths li{margin:6px 0}.kind{display:inline-block;font-size:11px;padding:1px 6px;border-radius:9px;background:#e6eaee;color:#33404c;margin-right:6px}
+svg.paths{max-width:100%;height:auto;background:#fbfcfd;border:1px solid #e6eaee;border-radius:6px}
+svg.paths text{font:12px system-ui,sans-serif;fill:#fff;text-anchor:middle}svg.paths text.col{fill:#5b6670;font-size:11px;text-transform:uppercase}
+svg.paths text.rel{fill:#6b7680;font-size:10px}svg.paths line.edge{stroke:#9aa6b2;stroke-width:1.5}
+"""
+
+_BASE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{% block title %}kgrec{% endblock %}</title><style>{{ css }}</style></head>
+<body><header><h1>kgrec · recommendations explained</h1>
+{% if show_logout %}<form method="post" action="/logout"><button type="submit" id="logout">Log out</button></form>{% endif %}
+</header><main>{% block main %}{% endblock %}</main></body></html>
+"""
+
+_LOGIN = """{% extends "base.html" %}{% block title %}kgrec · log in{% endblock %}
+{% block main %}
+<div class="card" style="max-width:460px">
+<h2>Log in</h2>
+<p class="meta">Enter the access token you were given.</p>
+{% if error %}<p class="card error" id="error">{{ error }}</p>{% endif %}
+<form method="post" action="/login" class="inline">
+<input type="hidden" name="next" value="{{ next }}">
+<label>Access token<input type="password" name="token" id="token" autocomplete="current-password" required autofocus></label>
+<button type="submit" id="login">Log in</button>
+</form></div>
+{% endblock %}
+"""
+
+_PAGE = """{% extends "base.html" %}{% block title %}kgrec{% if user %} · user {{ user }}{% endif %}{% endblock %}
+{% block main %}
+<div class="card">
+<form method="get" action="/" class="inline" id="user-form">
+<label>User id<input name="user" id="user" value="{{ user or '' }}" required></label>
+<label>How many<input type="number" name="k" id="k" min="1" max="{{ max_k }}" value="{{ k }}"></label>
+<button type="submit" id="show">Show recommendations</button>
+</form>
+<p class="meta">Model {{ health.model_version }} · {{ health.store }} store · {{ health.users }} users, {{ health.items }} items</p>
+</div>
+{% if error %}<div class="card error" id="error" role="alert">{{ error }}</div>{% endif %}
+{% if recs %}
+<div class="grid">
+<section class="card" id="recs">
+<h2>Top {{ recs.items|length }} for user {{ recs.user }}</h2>
+<table><thead><tr><th>#</th><th>Item</th><th>Score</th></tr></thead><tbody>
+{% for r in recs.items %}
+<tr class="rec{% if detail and detail.item == r.item %} sel{% endif %}">
+<td class="num">{{ r.rank }}</td>
+<td><a class="title" href="/?{{ {'user': recs.user, 'k': k, 'item': r.item}|urlencode }}">{{ r.title }}</a>
+<div class="why">{{ r.explanation }}</div></td>
+<td class="num">{{ '%.3f'|format(r.score) }}</td></tr>
+{% endfor %}
+</tbody></table>
+<form method="get" action="/" class="inline" id="whynot-form" style="margin-top:14px">
+<input type="hidden" name="user" value="{{ recs.user }}"><input type="hidden" name="k" value="{{ k }}">
+<label>Why not…? (item id or title)<input name="whynot" id="whynot" value="{{ whynot or '' }}" required></label>
+<button type="submit" id="ask">Why not?</button>
+</form>
+{% if candidates %}
+<div id="candidates"><p class="meta">Several items match “{{ whynot }}”; pick one:</p><ul>
+{% for c in candidates %}<li><a href="/?{{ {'user': recs.user, 'k': k, 'item': c.item}|urlencode }}">{{ c.title }}</a> <span class="meta">({{ c.item }})</span></li>{% endfor %}
+</ul></div>
+{% endif %}
+</section>
+{% if detail %}
+<section class="card" id="detail">
+<h2 id="detail-title">{{ detail.title }}</h2>
+<p class="meta" id="detail-meta">item {{ detail.item }} · user {{ detail.user }} ·
+{% if detail.interacted %}already in the user's history{% else %}rank {{ detail.rank }} · score {{ '%.3f'|format(detail.score) }}
+(structure {{ '%+.3f'|format(detail.attribution.structure) }}, text {{ '%+.3f'|format(detail.attribution.text) }}){% endif %}</p>
+{% if detail.message %}<p class="card" id="message">{{ detail.message }}</p>{% endif %}
+{% if detail.paths %}
+<h3>Why: {{ detail.paths|length }} strongest of {{ detail.total_paths }} paths</h3>
+<ol class="paths" id="paths">
+{% for p in detail.paths %}<li><span class="kind">{{ p.kind }}</span><span class="sentence">{{ p.sentence }}</span> <span class="meta">({{ '%.3f'|format(p.score) }})</span></li>{% endfor %}
+</ol>
+{{ svg }}
+{% endif %}
+</section>
+{% endif %}
+</div>
+{% endif %}
+{% endblock %}
+"""
+
+_TEMPLATES = {"base.html": _BASE, "login.html": _LOGIN, "page.html": _PAGE}
+
+
+def environment() -> jinja2.Environment:
+    """The template environment: every ``{{ value }}`` is HTML-escaped."""
+    env = jinja2.Environment(loader=jinja2.DictLoader(_TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
+    env.globals["css"] = Markup(_CSS)
+    return env
