@@ -2,11 +2,13 @@
 
 - :func:`movielens`: MovieLens latest-small under a ``root`` folder;
 - :func:`from_frames` / :func:`load_files`: the bring-your-own format;
-- :func:`synthetic`: generated data with planted communities.
+- :func:`synthetic`: generated data with planted communities;
+- :func:`sample_users` / :func:`movielens_sample`: a seeded sample of users (notebooks, quick runs).
 """
 
 from kgrec.loaders.files import load_files, read_table
 from kgrec.loaders.movielens import movielens
+from kgrec.loaders.sample import default_data_root, movielens_sample, sample_users
 from kgrec.loaders.schema import Dataset
 from kgrec.loaders.synthetic import SyntheticConfig, generate_frames, synthetic
 from kgrec.loaders.tables import Source, from_frames
@@ -15,10 +17,13 @@ __all__ = [
     "Dataset",
     "Source",
     "SyntheticConfig",
+    "default_data_root",
     "from_frames",
     "generate_frames",
     "load_files",
     "movielens",
+    "movielens_sample",
     "read_table",
+    "sample_users",
     "synthetic",
 ]
