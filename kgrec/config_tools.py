@@ -12,7 +12,8 @@ the value found and the whole allowed range::
     kgrec.errors.ConfigError: train.epochs=0: expected an integer from 1 to 10000 (maximum epochs)
 
 :func:`config_error` and :func:`field_rule` only need pydantic and a model class,
-so any configuration class can use them.
+so any configuration class can use them; a class deriving from :class:`ConfigModel`
+raises such a :class:`ConfigError` from its constructor and ``model_validate`` itself.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import pandas as pd
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kgrec.errors import ConfigError
 
@@ -79,7 +80,7 @@ def field_rule(info: Any) -> str:
     elif ann is bool:
         rule = "true or false"
     elif isinstance(ann, type) and issubclass(ann, BaseModel):
-        rule = f"a {ann.__name__} section"
+        rule = f"a mapping of {ann.__name__} settings"
     else:
         kind = {int: "an integer", float: "a number", str: "a string"}.get(ann, f"a {getattr(ann, '__name__', ann)}")
         b = _bounds(info)
@@ -110,31 +111,78 @@ def field_rule(info: Any) -> str:
     return f"{rule}, or null" if optional else rule
 
 
+def _problems(exc: ValidationError, model: type[BaseModel]) -> list[tuple[tuple[int | str, ...], str]]:
+    """(location, text after the field name) of each error; ConfigErrors raised inside are unwrapped."""
+    out: list[tuple[tuple[int | str, ...], str]] = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        inner = (err.get("ctx") or {}).get("error")
+        if err["type"] == "value_error" and isinstance(getattr(inner, "problems", None), list):
+            # a section that is a ConfigModel itself raised a ConfigError: keep its fields, under this location
+            out += [(loc + sub, text) for sub, text in inner.problems]
+            continue
+        section = _section(model, loc[:-1])
+        info = section.model_fields.get(loc[-1]) if section is not None and loc and isinstance(loc[-1], str) else None
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(section.model_fields) if section is not None else "?"
+            out.append((loc, f": unknown setting; expected one of {allowed}"))
+            continue
+        found = err.get("input")
+        found_s = json.dumps(found) if isinstance(found, (str, int, float, bool)) or found is None else repr(found)
+        if info is None:
+            out.append((loc, f"={found_s}: {err['msg']}"))
+            continue
+        desc = f" ({info.description})" if info.description else ""
+        out.append((loc, f"={found_s}: expected {field_rule(info)}{desc}"))
+    return out
+
+
 def config_error(exc: ValidationError, model: type[BaseModel]) -> ConfigError:
     """A :class:`ConfigError` naming each bad field, the value found and the allowed range.
 
     Args:
         exc: the error pydantic raised while validating ``model``.
         model: the model class that was validated (nested sections are followed).
+
+    Returns:
+        The error; its ``problems`` attribute lists ``(location, text)`` per bad field.
     """
-    lines = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        name = ".".join(str(p) for p in loc) or model.__name__
-        section = _section(model, loc[:-1])
-        info = section.model_fields.get(loc[-1]) if section is not None and loc and isinstance(loc[-1], str) else None
-        if err["type"] == "extra_forbidden":
-            allowed = ", ".join(section.model_fields) if section is not None else "?"
-            lines.append(f"{name}: unknown setting; expected one of {allowed}")
-            continue
-        found = err.get("input")
-        found_s = json.dumps(found) if isinstance(found, (str, int, float, bool)) or found is None else repr(found)
-        if info is None:
-            lines.append(f"{name}={found_s}: {err['msg']}")
-            continue
-        desc = f" ({info.description})" if info.description else ""
-        lines.append(f"{name}={found_s}: expected {field_rule(info)}{desc}")
-    return ConfigError("; ".join(lines))
+    problems = _problems(exc, model)
+    err = ConfigError("; ".join((".".join(map(str, loc)) or model.__name__) + text for loc, text in problems))
+    err.problems = problems  # type: ignore[attr-defined]
+    return err
+
+
+class ConfigModel(BaseModel):
+    """A pydantic configuration base class whose validation errors are ConfigErrors.
+
+    The constructor, ``model_validate`` and ``model_validate_json`` raise a
+    :class:`ConfigError` naming each bad field (dotted, nested sections followed),
+    the value found and the whole allowed range, instead of pydantic's
+    ``ValidationError``. Unknown settings are refused (``extra="forbid"``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise config_error(e, type(self)) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as e:
+            raise config_error(e, cls) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().model_validate_json(json_data, *args, **kwargs)
+        except ValidationError as e:
+            raise config_error(e, cls) from None
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

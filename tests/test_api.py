@@ -18,8 +18,10 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import Field
 
 import kgrec
+from kgrec.config_tools import ConfigModel
 from kgrec.errors import (
     ConfigError,
     KgrecError,
@@ -113,9 +115,17 @@ def _doc_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", API_DOC.read_text(), flags=re.DOTALL)
 
 
+@pytest.fixture()
+def neo4j_left_empty():
+    """Leave the database empty after a test that fills it, as the other Neo4j tests expect."""
+    yield
+    with kgrec.open_store(URI) as st:
+        st.wipe()
+
+
 @pytest.mark.slow
 @pytest.mark.neo4j
-def test_api_doc_code_blocks_run(ml_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_doc_code_blocks_run(ml_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, neo4j_left_empty) -> None:
     """Every python block of docs/api.md, in order, as one script (Neo4j part on the real server)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KGREC_DATA", str(ml_root))
@@ -125,9 +135,7 @@ def test_api_doc_code_blocks_run(ml_root: Path, tmp_path: Path, monkeypatch: pyt
     namespace: dict[str, object] = {"__name__": "docs_api"}
     for n, block in enumerate(blocks, 1):
         exec(compile(block, f"docs/api.md python block {n}", "exec"), namespace)  # noqa: S102 - our own docs
-    assert isinstance(namespace["recs"], pd.DataFrame)
-    with kgrec.open_store(URI) as st:
-        st.wipe()  # leave the server empty, as the other tests expect it
+    assert isinstance(namespace["recs"], pd.DataFrame) and isinstance(namespace["written"], kgrec.explore.WriteBack)
 
 
 # ---------------------------------------------------------------- data
@@ -372,6 +380,38 @@ def test_config_fields_cover_every_setting() -> None:
     row = fields.set_index("field").loc["train.epochs"]
     assert row["default"] == 100 and row["allowed"] == "an integer from 1 to 10000"
     assert (fields["description"] != "").all()
+
+
+class _Inner(ConfigModel):
+    n: int = Field(1, ge=1, le=5, description="how many")
+
+
+class _Outer(ConfigModel):
+    inner: _Inner = _Inner()
+    name: str = "x"
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: _Inner(n=0), r"^n=0: expected an integer from 1 to 5 \(how many\)$"),
+        (lambda: _Outer(inner={"n": 9}), r"^inner\.n=9: expected an integer from 1 to 5 \(how many\)$"),
+        (lambda: _Outer.model_validate({"inner": {"m": 1}}), r"^inner\.m: unknown setting; expected one of n$"),
+        (lambda: _Outer.model_validate_json('{"inner": {"n": "a"}, "name": 3}'),
+         r'^inner\.n="a": expected an integer from 1 to 5 \(how many\); name=3: expected a string$'),
+        (lambda: _Outer(inner=5), r"^inner=5: expected a mapping of _Inner settings$"),
+    ],
+)
+def test_config_model_base_raises_config_errors(make, message: str) -> None:
+    """The drop-in base for config classes: constructor and model_validate raise ConfigError with field and range."""
+    with pytest.raises(ConfigError, match=message):
+        make()
+
+
+def test_config_model_base_still_validates_and_round_trips() -> None:
+    o = _Outer(inner={"n": 3})
+    assert o.inner.n == 3 and _Outer.model_validate_json(o.model_dump_json()) == o
+    assert _Outer().inner is not _Outer().inner
 
 
 def test_configs_are_not_shared() -> None:

@@ -153,6 +153,7 @@ def draw_explanation(explanation: Any, ax: Axes | None = None, *, label_width: i
         return ax
     pos = nx.multipartite_layout(g, subset_key="layer")
     draw_graph(g, ax, pos=pos, label_width=label_width)
+    ax.margins(x=0.18, y=0.08)  # room for the labels of the first and last column
     scores = [abs(d["score"]) for _, _, d in g.edges(data=True)]
     top = max(scores) or 1.0
     nx.draw_networkx_edges(g, pos, ax=ax, width=[0.5 + 5.0 * abs(d["score"]) / top for _, _, d in g.edges(data=True)],
