@@ -435,6 +435,16 @@ def test_library_never_prints(synth_dataset, capfd: pytest.CaptureFixture[str]) 
     assert logging.getLogger().handlers == root_handlers
 
 
+def test_import_prints_nothing_and_configures_no_logging() -> None:
+    import subprocess
+    import sys
+
+    code = "import logging, kgrec; assert not logging.getLogger().handlers, logging.getLogger().handlers"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == ""
+
+
 # ---------------------------------------------------------------- exploring
 @pytest.mark.slow
 def test_score_split_adds_up(trained) -> None:

@@ -81,6 +81,14 @@ def test_notebook_imports_kgrec_and_holds_no_logic(path: Path) -> None:
     assert len(params) == 1, f"{path.name}: expected one code cell tagged 'parameters' (found {len(params)})"
 
 
+def test_jupyter_nbconvert_is_in_the_project_environment() -> None:
+    """`python -m jupyter nbconvert --to notebook --execute …` (README, notebooks/README.md) is available."""
+    import subprocess
+
+    res = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--version"], capture_output=True, text=True, check=False)
+    assert res.returncode == 0 and res.stdout.strip()[0].isdigit(), res.stderr
+
+
 def test_kernel_is_this_interpreter(tmp_path: Path) -> None:
     """The notebooks' kernel (python3) resolves to the project's Python, on any machine."""
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
