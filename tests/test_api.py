@@ -173,6 +173,14 @@ def test_sample_users_is_seeded_and_closed(synth_dataset) -> None:
         kgrec.loaders.sample_users(synth_dataset, 161)
 
 
+def test_default_data_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KGREC_DATA", str(tmp_path))
+    assert kgrec.loaders.default_data_root() == tmp_path
+    monkeypatch.delenv("KGREC_DATA")
+    root = kgrec.loaders.default_data_root()
+    assert (root / "ml-latest-small" / "ratings.csv").is_file() or root == Path.home() / ".cache" / "kgrec" / "data"
+
+
 def test_movielens_sample(ml_root: Path) -> None:
     ds = kgrec.loaders.movielens_sample(ml_root, users=12, seed=0)
     assert ds.counts()["users"] == 12 and ds.name == "ml-latest-small-12u"

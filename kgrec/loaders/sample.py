@@ -80,9 +80,22 @@ def sample_users(ds: Dataset, users: int | None, *, seed: int = 0, min_interacti
 
 
 def default_data_root() -> Path:
-    """``$KGREC_DATA``, else ``~/.cache/kgrec/data`` (where ``kgrec demo`` keeps MovieLens)."""
+    """Where MovieLens is looked for when no root is given.
+
+    ``$KGREC_DATA`` when set. Otherwise the first of ``../shared/data`` beside this
+    kgrec checkout (the tests' default) and ``~/.cache/kgrec/data`` (where ``kgrec
+    demo`` keeps it) that already holds ``ml-latest-small``; when neither does,
+    ``~/.cache/kgrec/data``, where :func:`~kgrec.loaders.movielens` downloads it.
+    """
     env = os.environ.get("KGREC_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "kgrec" / "data"
+    if env:
+        return Path(env).expanduser()
+    cache = Path.home() / ".cache" / "kgrec" / "data"
+    beside = Path(__file__).resolve().parents[3] / "shared" / "data"
+    for root in (beside, cache):
+        if (root / "ml-latest-small" / "ratings.csv").is_file():
+            return root
+    return cache
 
 
 def movielens_sample(
