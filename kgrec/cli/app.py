@@ -331,13 +331,9 @@ def serve(
     neo4j_database: Optional[str] = Neo4jDb,
 ) -> None:
     """Serve the page for support staff and the read-only JSON API (token from KGREC_API_TOKEN unless --no-auth)."""
-    import os
-
-    import uvicorn
-
     from kgrec.web import RecService, WebConfig, create_app
     from kgrec.web.app import freeze_heap
-    from kgrec.web.config import CONFIG_ENV
+    from kgrec.web.server import run_one, run_workers
 
     cfg = WebConfig.from_env(store=store, model=model, neo4j_user=neo4j_user, neo4j_database=neo4j_database, no_auth=no_auth,
                              default_k=k, max_k=max(100, k), cache_size=cache_size, secure_cookie=secure_cookie)
@@ -354,12 +350,10 @@ def serve(
         if workers == 1:
             web = create_app(cfg, RecService(cfg, st, rec))
             freeze_heap()
-            uvicorn.run(web, host=host, port=port, log_level=log_level, access_log=log_level == "info")
+            run_one(web, host, port, log_level)
             return
     del rec  # each worker process loads its own copy
-    os.environ[CONFIG_ENV] = cfg.to_env()
-    uvicorn.run("kgrec.web.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=log_level == "info")
+    run_workers(cfg, workers, host, port, log_level)
 
 
 def _print_frame(df, fmt: str) -> None:  # noqa: ANN001

@@ -1,0 +1,46 @@
+"""Running the app with uvicorn: one process, or several sharing one listening socket."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import socket
+
+import uvicorn
+from fastapi import FastAPI
+
+from kgrec.web.config import CONFIG_ENV, WebConfig
+
+
+class _NoDelayConfig(uvicorn.Config):
+    """Sets TCP_NODELAY on the shared listening socket (accepted connections inherit it on Linux).
+
+    With several workers, uvicorn hands the socket to the worker processes, where asyncio no longer
+    recognises it as TCP and leaves Nagle's algorithm on: every answer (headers and body written
+    separately) then waited for the client's delayed ACK, 40 ms (measured: /health at 44 ms p50).
+    """
+
+    def bind_socket(self) -> socket.socket:
+        sock = super().bind_socket()
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+
+def run_one(app: FastAPI, host: str, port: int, log_level: str) -> None:
+    """Serve ``app`` in this process until interrupted."""
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "info")
+
+
+def run_workers(config: WebConfig, workers: int, host: str, port: int, log_level: str) -> None:
+    """Serve with ``workers`` processes, each building its app from ``config`` (see :func:`kgrec.web.app.app_from_env`)."""
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ[CONFIG_ENV] = config.to_env()
+    cfg = _NoDelayConfig("kgrec.web.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                         log_level=log_level, access_log=log_level == "info")
+    sock = cfg.bind_socket()
+    if "target" in inspect.signature(Multiprocess.__init__).parameters:  # uvicorn < 0.30
+        Multiprocess(cfg, target=uvicorn.Server(cfg).run, sockets=[sock]).run()  # type: ignore[call-arg]
+    else:
+        Multiprocess(cfg, sockets=[sock]).run()
