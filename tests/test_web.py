@@ -341,3 +341,17 @@ def test_neo4j_store_gives_the_same_answers(client: TestClient, web_store: Path,
     finally:
         neo.wipe()
         neo.close()
+
+
+def test_worker_processes_share_a_socket_without_nagle_delays() -> None:
+    """`kgrec serve --workers N` listens on a socket with TCP_NODELAY, which accepted connections inherit."""
+    import socket
+
+    from kgrec.web.server import _NoDelayConfig
+
+    cfg = _NoDelayConfig("kgrec.web.app:app_from_env", factory=True, host="127.0.0.1", port=0, workers=2)
+    sock = cfg.bind_socket()
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()

@@ -79,6 +79,7 @@ def api_router(service: RecService, auth: Authenticator, limiter: anyio.Capacity
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY, description="an item id or part of a title")],
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> Response:
-        return json_response(to_json(service.search(q, limit)))
+        # a scan over every title: off the event loop, outside the compute limiter
+        return json_response(await anyio.to_thread.run_sync(lambda: to_json(service.search(q, limit))))
 
     return router
