@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from kgrec.config_tools import ConfigModel
 
 from kgrec.encoders.text import TextEncoderConfig
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(ConfigModel):
     """Shape of the fused model."""
 
     model_config = ConfigDict(extra="forbid")
@@ -20,18 +22,31 @@ class ModelConfig(BaseModel):
         25.0, ge=0.0, description="user-item edge weight halves every this many newer interactions (0 = off)"
     )
     item_text_in_gnn: bool = Field(True, description="add item text vectors to the GNN's item inputs")
+    recent_window: int = Field(
+        50, ge=0, le=1000,
+        description="newest items pooled (learned recency profile) into each user's recent-interest vector (0 = off)",
+    )
+    content_dropout: float = Field(
+        0.1, ge=0.0, lt=1.0,
+        description="share of items scored from their text alone at each training step, so that items without "
+        "interactions (scored that way) rank sensibly (DropoutNet-style; 0 = off)",
+    )
     use_text: bool = Field(True, description="use the text tower (False = structure only)")
     use_structure: bool = Field(True, description="use the graph tower (False = text only)")
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(ConfigModel):
     """How the model is trained."""
 
     model_config = ConfigDict(extra="forbid")
 
     epochs: int = Field(100, ge=1, le=10_000, description="maximum epochs")
     batch_size: int = Field(8192, ge=16, le=1_000_000, description="interactions per step (at most 1/8 of the data, so every epoch has at least 8 steps)")
-    negatives: int = Field(512, ge=1, le=100_000, description="shared sampled negatives per step")
+    full_softmax_items: int = Field(
+        0, ge=0, le=10_000_000,
+        description="catalogues with at most this many items use the exact softmax over all items; larger ones use sampled negatives",
+    )
+    negatives: int = Field(512, ge=1, le=100_000, description="shared sampled negatives per step (catalogues above full_softmax_items)")
     lr: float = Field(0.01, gt=0, le=1.0, description="Adam learning rate")
     weight_decay: float = Field(1e-6, ge=0, le=1.0, description="L2 penalty (AdamW-style decoupled)")
     temperature: float = Field(1.0, gt=0, le=10.0, description="softmax temperature of the sampled-softmax loss")
@@ -48,7 +63,7 @@ class TrainConfig(BaseModel):
     threads: int | None = Field(None, ge=1, le=1024, description="torch threads (None = torch's default)")
 
 
-class ExplainConfig(BaseModel):
+class ExplainConfig(ConfigModel):
     """How explanations are found and worded."""
 
     model_config = ConfigDict(extra="forbid")
@@ -58,7 +73,7 @@ class ExplainConfig(BaseModel):
     max_paths: int = Field(10, ge=1, le=1000, description="paths returned per explanation")
 
 
-class RecommenderConfig(BaseModel):
+class RecommenderConfig(ConfigModel):
     """Everything that defines a trained model; saved with it."""
 
     model_config = ConfigDict(extra="forbid")

@@ -78,7 +78,8 @@ class Explanation:
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
-            [{"rank": r + 1, "score": p.score, "kind": p.kind, "sentence": p.sentence} for r, p in enumerate(self.paths)]
+            [{"rank": r + 1, "score": p.score, "kind": p.kind, "sentence": p.sentence} for r, p in enumerate(self.paths)],
+            columns=["rank", "score", "kind", "sentence"],
         )
 
     def text(self) -> str:
@@ -126,6 +127,10 @@ def score_paths(rec: Recommender, user: str, item: str, paths: list[PathRow], sc
     i = v.item.number(item)
     f_i = A["items"][i]
     hist_items, hist_w = rec.history(user)
+    # an anchor's weight in the model: its share of the user's graph edges plus its weight in the
+    # user's recent-interest vector (both sum to 1 over the history)
+    total_w = float(hist_w.sum()) or 1.0
+    hist_w = hist_w / total_w + rec.recent_weights(u)
     w_of = dict(zip(hist_items.tolist(), hist_w.tolist()))
     mean_w = float(hist_w.mean()) if len(hist_w) else 1.0
     n_items = len(v.item)
@@ -181,6 +186,7 @@ def candidate_paths(rec: Recommender, store: GraphStore | None, user: str, item:
     hist_items, hist_w = rec.history(user)
     i = rec.item_number(item)
     if len(hist_items):
+        hist_w = hist_w / (float(hist_w.sum()) or 1.0) + rec.recent_weights(rec.user_number(user))
         strength = hist_w * np.maximum(_cos(rec.arrays["items"][hist_items], rec.arrays["items"][i]), 0.0)
         order = np.lexsort((hist_items, -strength))[: rec.config.explain.anchors]
         anchors = rec.vocabs.item.ids[hist_items[order]].tolist()

@@ -72,7 +72,7 @@ class Rescorer:
         changed = Dataset(it[~drop], ds.items, ds.item_categories, ds.item_keywords, ds.triples, tg[~drop_t], ds.name)
         inp = build_inputs(changed, self.rec.vocabs, self.rec.config, self.encoder, self.item_text.shape[1], progress=False)
         with torch.no_grad():
-            towers = self.model(inp.adj, inp.id_mask, self.item_text, inp.user_text)
+            towers = self.model(inp.adj, inp.id_mask, self.item_text, inp.user_text, inp.recent_idx, inp.recent_mask)
         u = self.rec.user_number(user)
         i = self.rec.item_number(item)
         s = (towers.items @ towers.users[u]).numpy()

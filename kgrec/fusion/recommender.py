@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-_ARRAYS = ("users", "items", "user_struct", "user_text", "user_gate", "item_struct", "item_text", "item_gate", "nodes")
+FORMAT_VERSION = 2
+_ARRAYS = ("users", "items", "user_struct", "user_text", "user_gate", "item_struct", "item_text", "item_gate", "nodes",
+           "user_recent_struct", "user_recent_text")
 
 
 class Recommender:
@@ -72,7 +73,7 @@ class Recommender:
         res = fit_model(ds, vocabs, self.config, torch.from_numpy(item_text), encoder, progress)
         self._set_state(
             vocabs=vocabs,
-            arrays={name: getattr(res.towers, name).detach().numpy().astype(np.float32) for name in _ARRAYS},
+            arrays=_tower_arrays(res.towers),
             pos_users=res.inputs.pos_users,
             pos_items=res.inputs.pos_items,
             edge_norm=res.inputs.edge_norm,
@@ -123,8 +124,7 @@ class Recommender:
         rec = cls()
         rec._set_state(
             vocabs=uv,
-            arrays={"users": U, "items": It, "user_struct": none, "user_text": none, "user_gate": none,
-                    "item_struct": none, "item_text": none, "item_gate": none, "nodes": none},
+            arrays={"users": U, "items": It, **{k: none for k in _ARRAYS if k not in ("users", "items")}},
             pos_users=pu, pos_items=pi, edge_norm=np.ones(len(pu), dtype=np.float32),
             items=items.astype(S.ITEMS_SCHEMA), degrees={"category": {}, "keyword": {}, "entity": {}},
             data_fingerprint="vectors", metrics={}, model_version=model_version, state_dict={},
@@ -183,6 +183,20 @@ class Recommender:
     def _seen(self, u: int) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = self._hist_ptr[u], self._hist_ptr[u + 1]
         return self._hist_items[lo:hi], self._hist_w[lo:hi]
+
+    def recent_weights(self, u: int) -> np.ndarray:
+        """The recent-interest weights of user number ``u``'s history items (aligned with :meth:`history`,
+        oldest first; 0 outside the newest ``recent_window``; all 0 for a model without that part)."""
+        n = int(self._hist_ptr[u + 1] - self._hist_ptr[u])
+        out = np.zeros(n)
+        logits = self.state_dict.get("recent.logits") if self.state_dict else None
+        if logits is None or n == 0:
+            return out
+        m = min(n, len(logits))
+        a = logits[:m].detach().numpy().astype(np.float64)
+        a = np.exp(a - a.max())
+        out[n - m :] = (a / a.sum())[::-1]  # history is oldest first; logits are newest first
+        return out
 
     # ------------------------------------------------------------------ ranking
     def recommend(
@@ -261,8 +275,8 @@ class Recommender:
 
         The text goes through the BERT encoder and the model's text tower; the
         history items' structural vectors are averaged into a structural vector;
-        the user gate fuses the two, as for a known user. Unknown history items
-        are ignored.
+        the user gate fuses the two, as for a known user; the history (oldest
+        first) also gives the recent-interest part. Unknown history items are ignored.
 
         Returns:
             DataFrame ``item, rank, score``.
@@ -287,6 +301,9 @@ class Recommender:
             s = torch.from_numpy(self.arrays["item_struct"][nums].mean(0, keepdims=True)) if len(nums) else torch.zeros_like(t)
             g = model._gate(model.user_gate, s, t)
             f = g * s + (1 - g) * t
+            if model.recent is not None and len(nums):
+                last = torch.from_numpy(nums[::-1][: model.recent.window].copy()).unsqueeze(0)
+                f = f + model.recent(self._items_t, last, torch.ones_like(last, dtype=torch.bool))
             scores, top = topk_scores(f, self._items_t, k, {0: nums})
         return pd.DataFrame(
             {"item": self.vocabs.item.ids[top[0].numpy()], "rank": np.arange(1, top.shape[1] + 1), "score": scores[0].numpy().astype(np.float64)}
@@ -315,7 +332,8 @@ class Recommender:
             raise KgrecError("this recommender was built from vectors alone; attributions and explanations need a trained model")
         a = {k: torch.from_numpy(v) for k, v in self.arrays.items() if k != "nodes"}
         st, tx = attribution(a["user_struct"][u], a["user_text"][u], a["user_gate"][u],
-                             a["item_struct"][i], a["item_text"][i], a["item_gate"][i])
+                             a["item_struct"][i], a["item_text"][i], a["item_gate"][i],
+                             a["user_recent_struct"][u], a["user_recent_text"][u])
         return {"structure": st, "text": tx}
 
     def explain(self, user: str, item: str, store: GraphStore | None = None, *, top: int = 3, k: int = 10) -> Explanation:
@@ -428,6 +446,15 @@ class Recommender:
             rec.check_store(store)
         rec.store = store
         return rec
+
+
+def _tower_arrays(towers: Any) -> dict[str, np.ndarray]:
+    """The saved arrays of a forward pass (recent-interest parts are zeros when the model has none)."""
+    out = {}
+    for name in _ARRAYS:
+        t = getattr(towers, name)
+        out[name] = (torch.zeros_like(towers.user_struct) if t is None else t).detach().numpy().astype(np.float32)
+    return out
 
 
 def _vocabs_from_ids(user_ids: Sequence[str], item_ids: Sequence[str]) -> Vocabularies:

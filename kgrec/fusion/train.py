@@ -44,6 +44,23 @@ class GraphInputs:
     pos_items: np.ndarray  # interaction item numbers
     edge_norm: np.ndarray  # normalised adjacency value of each interaction (u -> i)
     history: dict[int, np.ndarray] = field(default_factory=dict)  # user number -> item numbers
+    seq_items: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # item numbers by user, oldest first
+    seq_pos: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # each interaction's place in seq_items
+    seq_start: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # each interaction's user's first place
+    recent_idx: torch.Tensor | None = None  # [n_users, window] each user's newest items, newest first
+    recent_mask: torch.Tensor | None = None
+
+    def prefix(self, rows: np.ndarray, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``window`` items before each interaction in ``rows`` (newest first) and their mask."""
+        return window_index(self.seq_items, self.seq_start[rows], self.seq_pos[rows], window)
+
+
+def window_index(seq: np.ndarray, start: np.ndarray, end: np.ndarray, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``seq[end-1], seq[end-2], …`` down to ``start`` (at most ``window``), as padded index and mask tensors."""
+    pos = end[:, None] - 1 - np.arange(window)[None, :]
+    mask = pos >= start[:, None]
+    idx = np.where(mask, seq[np.clip(pos, 0, None)] if len(seq) else 0, 0)
+    return torch.from_numpy(idx.astype(np.int64)), torch.from_numpy(mask)
 
 
 def build_inputs(
@@ -75,7 +92,18 @@ def build_inputs(
     users_sorted, items_sorted = ui["src"][order], ui["dst"][order]
     splits = np.flatnonzero(np.diff(users_sorted)) + 1
     history = {int(us[0]): it for us, it in zip(np.split(users_sorted, splits), np.split(items_sorted, splits)) if len(us)}
-    return GraphInputs(adj, torch.from_numpy(mask), utext, ui["src"], ui["dst"], edge_norm, history)
+    inp = GraphInputs(adj, torch.from_numpy(mask), utext, ui["src"], ui["dst"], edge_norm, history)
+    # time order of every user's interactions (ties keep the data set's order), for the recent-interest part
+    chron = np.lexsort((np.arange(len(ui["src"])), ui["time"], ui["src"]))
+    n_users = len(vocabs.user)
+    bounds = np.searchsorted(ui["src"][chron], np.arange(n_users + 1))
+    inp.seq_items = ui["dst"][chron].astype(np.int64)
+    inp.seq_pos = np.empty(len(chron), dtype=np.int64)
+    inp.seq_pos[chron] = np.arange(len(chron))
+    inp.seq_start = bounds[ui["src"]]
+    if cfg.model.recent_window > 0:
+        inp.recent_idx, inp.recent_mask = window_index(inp.seq_items, bounds[:-1], bounds[1:], cfg.model.recent_window)
+    return inp
 
 
 @dataclass
@@ -89,6 +117,12 @@ class TrainResult:
 def effective_batch_size(n: int, batch_size: int, min_steps: int = 8, floor: int = 64) -> int:
     """``batch_size``, shrunk so that small data sets still take ``min_steps`` steps per epoch."""
     return max(1, min(batch_size, max(floor, -(-n // min_steps))))
+
+
+def full_softmax(tc: object, n_items: int) -> bool:
+    """Whether the loss normalises over every item (exact softmax) rather than sampled negatives."""
+    limit = getattr(tc, "full_softmax_items", 0)
+    return n_items <= limit
 
 
 def _epoch(
@@ -105,19 +139,34 @@ def _epoch(
     for start in range(0, n, bs):
         b = perm[start : start + bs]
         towers = model(inp.adj, inp.id_mask, item_text, inp.user_text)
-        U, I = towers.users, towers.items
+        U, I = towers.user_base, towers.items
+        p = cfg.model.content_dropout
+        if p > 0 and cfg.model.use_text and cfg.model.use_structure:
+            # score a random share of items from their text alone, as cold items are scored
+            drop = torch.from_numpy(rng.random(n_items) < p).unsqueeze(1)
+            I = torch.where(drop, towers.item_text, I)
         u = U[torch.from_numpy(inp.pos_users[b])]
+        if model.recent is not None:
+            # causal: each interaction is predicted from the items before it
+            idx, m = inp.prefix(b, model.recent.window)
+            u = u + model.recent(towers.items, idx, m)
         pos = I[torch.from_numpy(inp.pos_items[b])]
-        neg_idx = torch.from_numpy(rng.integers(0, n_items, tc.negatives))
-        neg = I[neg_idx]
-        pos_logit = (u * pos).sum(1, keepdim=True)
-        neg_logit = u @ neg.T
-        # a sampled negative equal to the positive is not a negative
-        neg_logit = neg_logit.masked_fill(neg_idx.unsqueeze(0) == torch.from_numpy(inp.pos_items[b]).unsqueeze(1), float("-inf"))
-        logits = torch.cat([pos_logit, neg_logit], 1)
-        if tc.temperature != 1.0:
-            logits = logits / tc.temperature
-        loss = F.cross_entropy(logits, torch.zeros(len(b), dtype=torch.long))
+        if full_softmax(tc, n_items):
+            logits = u @ I.T
+            if tc.temperature != 1.0:
+                logits = logits / tc.temperature
+            loss = F.cross_entropy(logits, torch.from_numpy(inp.pos_items[b]))
+        else:
+            neg_idx = torch.from_numpy(rng.integers(0, n_items, tc.negatives))
+            neg = I[neg_idx]
+            pos_logit = (u * pos).sum(1, keepdim=True)
+            neg_logit = u @ neg.T
+            # a sampled negative equal to the positive is not a negative
+            neg_logit = neg_logit.masked_fill(neg_idx.unsqueeze(0) == torch.from_numpy(inp.pos_items[b]).unsqueeze(1), float("-inf"))
+            logits = torch.cat([pos_logit, neg_logit], 1)
+            if tc.temperature != 1.0:
+                logits = logits / tc.temperature
+            loss = F.cross_entropy(logits, torch.zeros(len(b), dtype=torch.long))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -128,7 +177,7 @@ def _epoch(
 def _evaluate(model: FusedModel, inp: GraphInputs, item_text: torch.Tensor, targets: list[np.ndarray], k: int = 20) -> dict[str, float]:
     model.eval()
     with torch.no_grad():
-        towers = model(inp.adj, inp.id_mask, item_text, inp.user_text)
+        towers = model(inp.adj, inp.id_mask, item_text, inp.user_text, inp.recent_idx, inp.recent_mask)
     users = np.array([u for u, t in enumerate(targets) if len(t)], dtype=np.int64)
     if len(users) == 0:
         return {f"recall@{k}": float("nan"), f"ndcg@{k}": float("nan")}
@@ -222,7 +271,7 @@ def fit_model(
         inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress)
     model.eval()
     with torch.no_grad():
-        towers = model(inp.adj, inp.id_mask, item_text, inp.user_text)
+        towers = model(inp.adj, inp.id_mask, item_text, inp.user_text, inp.recent_idx, inp.recent_mask)
     metrics["train_seconds"] = time.perf_counter() - t0
     all_epochs = [h for k in ("validation", "refit") for h in metrics.get(k, [])]  # type: ignore[union-attr]
     metrics["seconds_per_epoch"] = float(np.mean([h["seconds"] for h in all_epochs])) if all_epochs else None

@@ -17,7 +17,7 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 
-from kgrec.errors import UnknownIdError
+from kgrec.errors import StoreError, UnknownIdError
 from kgrec.graph.paths import KIND_NODES, PATH_KINDS, PathRow, paths_frame
 from kgrec.loaders.schema import Dataset
 
@@ -110,6 +110,13 @@ class GraphStore(abc.ABC):
     def model_root(self) -> Path | None:
         """Where models trained on this store are kept by default (None: must be given)."""
         return None
+
+    def cypher(self, query: str, **params: Any) -> pd.DataFrame:
+        """Run a read-only Cypher query (Neo4j stores only)."""
+        raise StoreError(
+            f"Cypher queries need a Neo4j store; {type(self).__name__} has none. Open one with "
+            "kgrec.open_store('bolt://127.0.0.1:7687') (start the local server with `bash scripts/neo4j.sh start`)"
+        )
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

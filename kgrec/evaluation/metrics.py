@@ -1,0 +1,95 @@
+"""Top-K metrics of the quality benchmark: overall, cold items, activity buckets, coverage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from kgrec.evaluation.split import Interactions
+
+#: user-activity buckets: number of interactions a user has in the data the model was fit on
+ACTIVITY_BUCKETS: tuple[tuple[int, int], ...] = ((0, 20), (20, 50), (50, 150), (150, 10**12))
+
+
+def bucket_name(lo: int, hi: int) -> str:
+    return f"{lo}+" if hi >= 10**12 else f"{lo}-{hi - 1}"
+
+
+def targets_by_user(held_out: Interactions) -> list[np.ndarray]:
+    """Held-out item numbers per user (empty arrays for users with none)."""
+    out: list[list[int]] = [[] for _ in range(held_out.n_users)]
+    for u, i in zip(held_out.users.tolist(), held_out.items.tolist()):
+        out[u].append(i)
+    return [np.asarray(t, dtype=np.int64) for t in out]
+
+
+def full_ranking_topk(
+    score_fn: Callable[[np.ndarray], torch.Tensor], users: np.ndarray, seen: Sequence[np.ndarray], k: int = 20,
+    chunk: int = 1024,
+) -> np.ndarray:
+    """Top-``k`` item numbers per user over all items, each user's ``seen`` items excluded.
+
+    ``score_fn(user_numbers)`` returns ``[len(users), n_items]`` scores. Ties are broken by item
+    number (lowest first), so equal scores (e.g. unseen items of an ID model) never favour a target.
+    """
+    tops = []
+    for s in range(0, len(users), chunk):
+        batch = users[s : s + chunk]
+        scores = score_fn(batch).float().clone()
+        rows = np.concatenate([np.full(len(seen[u]), r) for r, u in enumerate(batch)]) if len(batch) else np.empty(0)
+        cols = np.concatenate([seen[u] for u in batch]) if len(batch) else np.empty(0)
+        if len(rows):
+            scores[torch.from_numpy(rows.astype(np.int64)), torch.from_numpy(cols.astype(np.int64))] = float("-inf")
+        # stable tie-break: topk on (score, -item/n) would change scores; sort descending, stable
+        idx = torch.argsort(scores, dim=1, descending=True, stable=True)[:, :k]
+        tops.append(idx.numpy())
+    return np.concatenate(tops) if tops else np.empty((0, k), dtype=np.int64)
+
+
+def _recall_ndcg(top: np.ndarray, targets: Sequence[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    rec = np.full(len(targets), np.nan)
+    ndcg = np.full(len(targets), np.nan)
+    for r, (row, tgt) in enumerate(zip(top[:, :k], targets)):
+        if len(tgt) == 0:
+            continue
+        hit = np.isin(row, tgt)
+        rec[r] = hit.sum() / len(tgt)
+        ndcg[r] = (hit * disc[: len(row)]).sum() / disc[: min(len(tgt), k)].sum()
+    return rec, ndcg
+
+
+def evaluate_topk(
+    top: np.ndarray, users: np.ndarray, fit: Interactions, held_out: Interactions, k: int = 20
+) -> dict[str, float]:
+    """All benchmark metrics of the lists ``top`` (rows for ``users``) against ``held_out``.
+
+    - ``recall@k`` / ``ndcg@k``: binary relevance, ideal DCG over ``min(|held out|, k)``, mean over users
+      with at least one held-out interaction;
+    - ``cold_recall@k`` / ``cold_ndcg@k``: the same, counting only held-out items that never appear in
+      ``fit`` (users with at least one such item);
+    - ``ndcg@k[a-b]``: NDCG by the user's number of interactions in ``fit``;
+    - ``coverage@k``: share of all items that appear in at least one list.
+    """
+    tg = targets_by_user(held_out)
+    targets = [tg[u] for u in users]
+    rec, ndcg = _recall_ndcg(top, targets, k)
+    out: dict[str, float] = {f"recall@{k}": float(np.nanmean(rec)), f"ndcg@{k}": float(np.nanmean(ndcg)),
+                             "users": int(np.sum(~np.isnan(rec)))}
+    known = np.zeros(fit.n_items, dtype=bool)
+    known[fit.items] = True
+    cold_targets = [t[~known[t]] for t in targets]
+    crec, cndcg = _recall_ndcg(top, cold_targets, k)
+    has = ~np.isnan(crec)
+    out[f"cold_recall@{k}"] = float(np.nanmean(crec)) if has.any() else float("nan")
+    out[f"cold_ndcg@{k}"] = float(np.nanmean(cndcg)) if has.any() else float("nan")
+    out["cold_users"] = int(has.sum())
+    activity = np.bincount(fit.users, minlength=fit.n_users)[users]
+    for lo, hi in ACTIVITY_BUCKETS:
+        sel = (activity >= lo) & (activity < hi) & ~np.isnan(ndcg)
+        out[f"ndcg@{k}[{bucket_name(lo, hi)}]"] = float(np.mean(ndcg[sel])) if sel.any() else float("nan")
+        out[f"users[{bucket_name(lo, hi)}]"] = int(sel.sum())
+    out[f"coverage@{k}"] = float(len(np.unique(top[:, :k])) / fit.n_items)
+    return out
