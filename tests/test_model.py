@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from kgrec import Recommender
 from kgrec.errors import ConfigError, ModelMismatchError, UnknownIdError
@@ -203,3 +204,25 @@ def test_from_vectors_ranks_and_excludes_history() -> None:
     assert got["score"].tolist() == [2.0, 1.0, 1.0, 0.0]
     same = Recommender.from_vectors(users, U, items, V, history=pd.DataFrame({"user": ["b"], "item": ["x"]}))
     pd.testing.assert_frame_equal(same.recommend(["a", "b"], 2), got)
+
+
+def test_recent_interest_window_is_causal_and_newest_first() -> None:
+    from kgrec.fusion.train import window_index
+
+    seq = np.array([10, 11, 12, 13, 20, 21])  # user A: 10..13 (oldest first), user B: 20, 21
+    start = np.array([0, 0, 0, 4])
+    end = np.array([3, 1, 0, 6])  # before A's 4th item, before A's 2nd, before A's 1st, B's whole history
+    idx, mask = window_index(seq, start, end, 2)
+    assert idx[mask].tolist() == [12, 11, 10, 21, 20]
+    assert mask.tolist() == [[True, True], [True, False], [False, False], [True, True]]
+
+
+def test_recent_weights_follow_the_learned_profile(trained: Recommender) -> None:
+    u = trained.user_number("u3")
+    w = trained.recent_weights(u)
+    items, _ = trained.history("u3")
+    window = trained.config.model.recent_window
+    assert len(w) == len(items) and w.sum() == pytest.approx(1.0)
+    assert (w[: max(0, len(items) - window)] == 0).all()
+    a = torch.softmax(trained.state_dict["recent.logits"][: min(len(items), window)], 0).numpy()
+    assert np.allclose(w[::-1][: len(a)], a, atol=1e-6)  # newest history item gets the first logit

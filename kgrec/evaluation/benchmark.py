@@ -65,6 +65,7 @@ class BenchmarkResult:
     runs: pd.DataFrame  # one row per model and seed: metrics, chosen parameters, times
     selection: pd.DataFrame  # one row per model and grid point: validation NDCG@20
     split: dict[str, int] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)  # the last fitted model of each row (e.g. its Recommender)
 
     def summary(self, metrics: Sequence[str] = ("recall@20", "ndcg@20", "cold_recall@20", "cold_ndcg@20", "coverage@20")) -> pd.DataFrame:
         """Mean and standard deviation over seeds per model (model order kept)."""
@@ -101,6 +102,7 @@ def run_benchmark(
     split = ds if isinstance(ds, EvalSplit) else make_split(ds)
     train, val, fit, test = split.train, split.val, split.fit, split.test
     runs, selection = [], []
+    fitted: dict[str, Any] = {}
     for spec in models if models is not None else default_models():
         chosen: dict[str, Any] = {}
         epochs: int | None = None
@@ -133,10 +135,11 @@ def run_benchmark(
                    "fit_seconds": fit_seconds, "seconds_per_epoch": getattr(m, "seconds_per_epoch", float("nan")),
                    "epochs": params.get("epochs", getattr(m, "best_epoch", None))}
             runs.append(row)
+            fitted[spec.name] = m
             log.info("%s seed %d: recall@%d %.4f ndcg@%d %.4f (%.0f s)", spec.name, seed, k, metrics[f"recall@{k}"], k,
                      metrics[f"ndcg@{k}"], fit_seconds)
             if on_run is not None:
                 on_run(row)
     sizes = {"users": int(split.vocabs.user.__len__()), "items": len(split.vocabs.item), "train": len(train),
              "validation": len(val), "test": len(test), "test_users": int(len(np.unique(test.users)))}
-    return BenchmarkResult(pd.DataFrame(runs), pd.DataFrame(selection), sizes)
+    return BenchmarkResult(pd.DataFrame(runs), pd.DataFrame(selection), sizes, fitted)

@@ -9,6 +9,7 @@ NDCG@20 when validation data are given.
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -48,7 +49,9 @@ class LightGCN:
 
         deg = torch.bincount(edge_index[0], minlength=nu + ni).float().clamp_min(1)
         w = deg[edge_index[0]].rsqrt() * deg[edge_index[1]].rsqrt()
-        self._edge_index = to_torch_csr_tensor(edge_index, w, size=(nu + ni, nu + ni))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+            self._edge_index = to_torch_csr_tensor(edge_index, w, size=(nu + ni, nu + ni))
         self._nu = nu
         self._model = PygLightGCN(nu + ni, self.dim, self.layers, normalize=False)
         opt = torch.optim.Adam(self._model.parameters(), lr=self.lr)

@@ -1,0 +1,133 @@
+"""Tables and plots of a quality-benchmark result (used by benchmarks/quality.py and notebook 4)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from kgrec.evaluation.benchmark import BenchmarkResult
+from kgrec.evaluation.metrics import ACTIVITY_BUCKETS, bucket_name
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from kgrec.fusion.recommender import Recommender
+
+BUCKETS = [bucket_name(lo, hi) for lo, hi in ACTIVITY_BUCKETS]
+
+
+def load_result(path: str | Path) -> BenchmarkResult:
+    """A result written by ``python -m benchmarks.quality`` (``benchmarks/results/quality-<data>.json``)."""
+    d = json.loads(Path(path).read_text())
+    return BenchmarkResult(pd.DataFrame(d["runs"]), pd.DataFrame(d["selection"]), d["meta"]["split"])
+
+
+def result_json(res: BenchmarkResult, meta: dict[str, Any]) -> str:
+    return json.dumps({"meta": {**meta, "split": res.split}, "runs": res.runs.to_dict("records"),
+                       "selection": res.selection.to_dict("records"), "summary": res.summary().to_dict("records")},
+                      indent=2, default=float) + "\n"
+
+
+def summary_table(res: BenchmarkResult) -> pd.DataFrame:
+    """One row per model: mean ± std of the main metrics as text, plus times."""
+    s = res.summary()
+    out = pd.DataFrame({"model": s["model"]})
+    for m in ("recall@20", "ndcg@20", "cold_recall@20", "cold_ndcg@20"):
+        out[m] = [f"{mu:.4f}" + (f" ± {sd:.4f}" if n > 1 and np.isfinite(sd) else "")
+                  for mu, sd, n in zip(s[f"{m}_mean"], s[f"{m}_std"], s["seeds"])]
+    out["coverage@20"] = s["coverage@20_mean"].map(lambda v: f"{v:.3f}")
+    out["seeds"] = s["seeds"]
+    out["fit s"] = s["fit_seconds"].map(lambda v: f"{v:.0f}")
+    out["s/epoch"] = s["seconds_per_epoch"].map(lambda v: "" if not np.isfinite(v) else f"{v:.2f}")
+    return out
+
+
+def comparison(res: BenchmarkResult, fused_prefix: str = "fused") -> list[str]:
+    """Sentences: the fused model against the best other model on NDCG@20 and Recall@20."""
+    s = res.summary()
+    fused, others = s[s["model"].str.startswith(fused_prefix)], s[~s["model"].str.startswith(fused_prefix)]
+    lines = []
+    if len(fused) and len(others):
+        f = fused.iloc[0]
+        for m in ("ndcg@20", "recall@20"):
+            b = others.loc[others[f"{m}_mean"].idxmax()]
+            bsd = b[f"{m}_std"] if np.isfinite(b[f"{m}_std"]) else 0.0
+            lines.append(
+                f"Fused vs the best other model on {m} ({b['model']}): {f[f'{m}_mean'] / b[f'{m}_mean']:.3f}x, "
+                f"difference {f[f'{m}_mean'] - b[f'{m}_mean']:+.4f} (seed std: fused {f[f'{m}_std']:.4f}, {b['model']} {bsd:.4f})."
+            )
+    return lines
+
+
+def bucket_frame(res: BenchmarkResult) -> pd.DataFrame:
+    """Mean NDCG@20 per model and user-activity bucket (columns: buckets; the users per bucket in the names)."""
+    first = res.runs.iloc[0]
+    cols = {b: f"{b} ({int(first[f'users[{b}]'])} users)" for b in BUCKETS}
+    g = res.runs.groupby("model", sort=False)
+    return pd.DataFrame({cols[b]: g[f"ndcg@20[{b}]"].mean() for b in BUCKETS})
+
+
+def markdown(df: pd.DataFrame, index: bool = False) -> str:
+    """A pandas frame as a GitHub table (no tabulate dependency)."""
+    d = df.reset_index() if index else df
+    rows = ["| " + " | ".join(map(str, d.columns)) + " |", "|" + "---|" * len(d.columns)]
+    for r in d.itertuples(index=False):
+        rows.append("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r) + " |")
+    return "\n".join(rows)
+
+
+def plot_quality(res: BenchmarkResult) -> Figure:
+    """NDCG@20 and cold Recall@20 per model (mean ± std over seeds) and NDCG@20 by user activity."""
+    from matplotlib.figure import Figure
+
+    s = res.summary()
+    fig = Figure(figsize=(15, 4.2))
+    axes = fig.subplots(1, 3)
+    x = np.arange(len(s))
+    colours = ["#c44" if n.startswith("fused") else "#579" for n in s["model"]]
+    for ax, m in zip(axes[:2], ("ndcg@20", "cold_recall@20")):
+        ax.bar(x, s[f"{m}_mean"], yerr=s[f"{m}_std"].fillna(0), color=colours)
+        ax.set_xticks(x, s["model"], rotation=35, ha="right", fontsize=8)
+        ax.set_title(m.replace("_", " "))
+    for model, grp in res.runs.groupby("model", sort=False):
+        axes[2].plot(BUCKETS, [grp[f"ndcg@20[{b}]"].mean() for b in BUCKETS], marker="o", label=model,
+                     linewidth=2.5 if str(model).startswith("fused") else 1)
+    axes[2].set_title("NDCG@20 by user activity (interactions in fit)")
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def item_projection(rec: Recommender, part: str = "fused") -> pd.DataFrame:
+    """Item vectors projected to 2-D (PCA), with each item's first category: ``item, x, y, category``."""
+    import torch
+
+    emb = rec.embeddings("item", part=part)
+    x = torch.from_numpy(emb.drop(columns=["id"]).to_numpy(dtype=np.float32))
+    x = x - x.mean(0)
+    _, _, v = torch.pca_lowrank(x, q=2, center=False)
+    xy = (x @ v[:, :2]).numpy()
+    cats = rec.dataset().item_categories.drop_duplicates("item").set_index("item")["category"]
+    ids = emb["id"].astype(str)
+    return pd.DataFrame({"item": ids, "x": xy[:, 0], "y": xy[:, 1], "category": ids.map(cats).fillna("(none)").to_numpy()})
+
+
+def plot_projection(proj: pd.DataFrame, top: int = 8) -> Figure:
+    """A scatter of :func:`item_projection`, coloured by the ``top`` most common categories."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 6))
+    ax = fig.subplots()
+    common = proj["category"].value_counts().index[:top]
+    rest = proj[~proj["category"].isin(common)]
+    ax.scatter(rest["x"], rest["y"], s=3, c="#ccc", label="other")
+    for cat in common:
+        p = proj[proj["category"] == cat]
+        ax.scatter(p["x"], p["y"], s=4, label=cat)
+    ax.legend(markerscale=3, fontsize=7)
+    ax.set_title("item vectors, first two principal components")
+    return fig
