@@ -80,12 +80,21 @@ def markdown(df: pd.DataFrame, index: bool = False) -> str:
     return "\n".join(rows)
 
 
-def plot_quality(res: BenchmarkResult) -> Figure:
-    """NDCG@20 and cold Recall@20 per model (mean ± std over seeds) and NDCG@20 by user activity."""
+def _figure(fig: Figure | None, size: tuple[float, float]) -> Figure:
+    """``fig`` (e.g. ``plt.figure()`` in a notebook, which then shows it) sized to ``size``, or a new
+    stand-alone Figure (no pyplot state) for scripts."""
     from matplotlib.figure import Figure
 
+    if fig is None:
+        return Figure(figsize=size)
+    fig.set_size_inches(*size)
+    return fig
+
+
+def plot_quality(res: BenchmarkResult, fig: Figure | None = None) -> Figure:
+    """NDCG@20 and cold Recall@20 per model (mean ± std over seeds) and NDCG@20 by user activity."""
     s = res.summary()
-    fig = Figure(figsize=(15, 4.2))
+    fig = _figure(fig, (15, 4.2))
     axes = fig.subplots(1, 3)
     x = np.arange(len(s))
     colours = ["#c44" if n.startswith("fused") else "#579" for n in s["model"]]
@@ -116,11 +125,9 @@ def item_projection(rec: Recommender, part: str = "fused") -> pd.DataFrame:
     return pd.DataFrame({"item": ids, "x": xy[:, 0], "y": xy[:, 1], "category": ids.map(cats).fillna("(none)").to_numpy()})
 
 
-def plot_projection(proj: pd.DataFrame, top: int = 8) -> Figure:
+def plot_projection(proj: pd.DataFrame, top: int = 8, fig: Figure | None = None) -> Figure:
     """A scatter of :func:`item_projection`, coloured by the ``top`` most common categories."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 6))
+    fig = _figure(fig, (7, 6))
     ax = fig.subplots()
     common = proj["category"].value_counts().index[:top]
     rest = proj[~proj["category"].isin(common)]
