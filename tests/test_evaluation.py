@@ -158,3 +158,16 @@ def test_benchmark_never_shows_the_test_set_to_a_model(synth_dataset):
         assert not (pairs & test_pairs)
     assert set(res.runs["model"]) == {"spy", "Popularity"}
     assert res.runs.loc[res.runs.model == "Popularity", "ndcg@20"].iloc[0] > 0
+
+
+@pytest.mark.slow
+def test_lightgcn_learns_the_blocks_and_stops_early():
+    from kgrec.evaluation.baselines import LightGCN
+
+    d = _blocks(per_user=10)
+    held = _blocks(per_user=10, seed=1)  # more of the same tastes as validation
+    m = LightGCN(dim=16, layers=2, lr=0.05, epochs=40, eval_every=2, patience=3, batch_size=256).fit(FitContext(d, held))
+    assert m.best_epoch is not None and m.best_epoch <= 40 and m.val_ndcg > 0
+    top = torch.topk(m.scores(np.arange(d.n_users)), 5, dim=1).indices.numpy()
+    even = np.arange(d.n_users) % 2 == 0
+    assert (top[even] < 20).mean() > 0.9 and (top[~even] >= 20).mean() > 0.9

@@ -39,3 +39,36 @@ class Scorer(Protocol):
     def scores(self, users: np.ndarray) -> torch.Tensor:
         """``[len(users), n_items]`` scores (higher is better)."""
         ...
+
+
+class EarlyStopping:
+    """Keeps the best weights by validation NDCG@20 and says when ``patience`` validations brought no gain."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best = -1.0
+        self.best_epoch: int | None = None
+        self._state: dict[str, torch.Tensor] | None = None
+        self._bad = 0
+
+    def step(self, epoch: int, score: float, module: torch.nn.Module) -> bool:
+        """Record one validation; True when training should stop."""
+        if score > self.best:
+            self.best, self.best_epoch, self._bad = score, epoch, 0
+            self._state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            return False
+        self._bad += 1
+        return self._bad >= self.patience
+
+    def restore(self, module: torch.nn.Module) -> None:
+        if self._state is not None:
+            module.load_state_dict(self._state)
+
+
+def validation_ndcg(model: Scorer, ctx: FitContext, history: list[np.ndarray]) -> float:
+    """NDCG@20 of ``model`` on ``ctx.validation`` (full ranking, ``history`` excluded)."""
+    from kgrec.evaluation.metrics import evaluate_topk, full_ranking_topk
+
+    assert ctx.validation is not None
+    users = np.unique(ctx.validation.users)
+    return evaluate_topk(full_ranking_topk(model.scores, users, history), users, ctx.data, ctx.validation)["ndcg@20"]

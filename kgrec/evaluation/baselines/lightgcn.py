@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import torch
 
-from kgrec.evaluation.baselines.base import FitContext
+from kgrec.evaluation.baselines.base import EarlyStopping, FitContext, validation_ndcg
 
 
 class LightGCN:
@@ -33,8 +33,6 @@ class LightGCN:
     def fit(self, ctx: FitContext) -> LightGCN:
         from torch_geometric.nn.models import LightGCN as PygLightGCN
         from tqdm.auto import tqdm
-
-        from kgrec.evaluation.metrics import evaluate_topk, full_ranking_topk
 
         torch.manual_seed(ctx.seed)
         rng = np.random.default_rng(ctx.seed)
@@ -56,8 +54,8 @@ class LightGCN:
         self._model = PygLightGCN(nu + ni, self.dim, self.layers, normalize=False)
         opt = torch.optim.Adam(self._model.parameters(), lr=self.lr)
         self._hist = d.by_user()
-        val_users = np.unique(ctx.validation.users) if ctx.validation is not None and len(ctx.validation) else None
-        best, best_state, bad, times = -1.0, None, 0, []
+        validate = ctx.validation is not None and len(ctx.validation) > 0
+        stopper, times = EarlyStopping(self.patience), []
         n = len(d)
         bar = tqdm(range(1, self.epochs + 1), desc="LightGCN", unit="epoch", disable=not ctx.progress, leave=False)
         for epoch in bar:
@@ -78,21 +76,16 @@ class LightGCN:
                 opt.step()
             times.append(time.perf_counter() - t0)
             self._emb = None
-            if val_users is not None and (epoch % self.eval_every == 0 or epoch == self.epochs):
-                top = full_ranking_topk(self.scores, val_users, self._hist)
-                score = evaluate_topk(top, val_users, d, ctx.validation)["ndcg@20"]
+            if validate and (epoch % self.eval_every == 0 or epoch == self.epochs):
+                score = validation_ndcg(self, ctx, self._hist)
                 bar.set_postfix(val_ndcg=f"{score:.4f}")
-                if score > best:
-                    best, self.best_epoch, bad = score, epoch, 0
-                    best_state = {k: v.detach().clone() for k, v in self._model.state_dict().items()}
-                else:
-                    bad += 1
-                    if bad >= self.patience:
-                        break
-        if best_state is not None:
-            self._model.load_state_dict(best_state)
+                if stopper.step(epoch, score, self._model):
+                    break
+        stopper.restore(self._model)
+        if stopper.best_epoch is not None:
+            self.best_epoch = stopper.best_epoch
         self._emb = None
-        self.val_ndcg = best
+        self.val_ndcg = stopper.best
         self.seconds_per_epoch = float(np.mean(times)) if times else float("nan")
         return self
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kgrec.evaluation.baselines.base import FitContext
+from kgrec.evaluation.baselines.base import EarlyStopping, FitContext, validation_ndcg
 from kgrec.evaluation.split import Interactions
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,6 @@ class SASRec:
 
         from tqdm.auto import tqdm
 
-        from kgrec.evaluation.metrics import evaluate_topk, full_ranking_topk
-
         torch.manual_seed(ctx.seed)
         rng = np.random.default_rng(ctx.seed)
         d = ctx.data
@@ -109,8 +107,8 @@ class SASRec:
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         users = np.array([u for u, h in enumerate(self._hist) if len(h) >= 2], dtype=np.int64)
         self._net = net
-        val_users = np.unique(ctx.validation.users) if ctx.validation is not None and len(ctx.validation) else None
-        best, best_state, bad, times = -1.0, None, 0, []
+        validate = ctx.validation is not None and len(ctx.validation) > 0
+        stopper, times = EarlyStopping(self.patience), []
         bar = tqdm(range(1, self.epochs + 1), desc="SASRec", unit="epoch", disable=not ctx.progress, leave=False)
         for epoch in bar:
             t0 = time.perf_counter()
@@ -135,20 +133,15 @@ class SASRec:
                 loss.backward()
                 opt.step()
             times.append(time.perf_counter() - t0)
-            if val_users is not None and (epoch % self.eval_every == 0 or epoch == self.epochs):
-                top = full_ranking_topk(self.scores, val_users, self._hist)
-                score = evaluate_topk(top, val_users, d, ctx.validation)["ndcg@20"]
+            if validate and (epoch % self.eval_every == 0 or epoch == self.epochs):
+                score = validation_ndcg(self, ctx, self._hist)
                 bar.set_postfix(val_ndcg=f"{score:.4f}")
-                if score > best:
-                    best, self.best_epoch, bad = score, epoch, 0
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                else:
-                    bad += 1
-                    if bad >= self.patience:
-                        break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        self.val_ndcg = best
+                if stopper.step(epoch, score, net):
+                    break
+        stopper.restore(net)
+        if stopper.best_epoch is not None:
+            self.best_epoch = stopper.best_epoch
+        self.val_ndcg = stopper.best
         self.seconds_per_epoch = float(np.mean(times)) if times else float("nan")
         return self
 
