@@ -78,3 +78,13 @@ def trained(synth_dataset, small_config):
     from kgrec import Recommender
 
     return Recommender(small_config).fit(synth_dataset, progress=False)
+
+
+@pytest.fixture()
+def neo4j_left_empty():
+    """Leave the test database empty after a test that fills it, as the other Neo4j tests expect."""
+    yield
+    import kgrec
+
+    with kgrec.open_store(os.environ.get("KGREC_TEST_NEO4J_URI", "bolt://127.0.0.1:7687")) as st:
+        st.wipe()

@@ -115,14 +115,6 @@ def _doc_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", API_DOC.read_text(), flags=re.DOTALL)
 
 
-@pytest.fixture()
-def neo4j_left_empty():
-    """Leave the database empty after a test that fills it, as the other Neo4j tests expect."""
-    yield
-    with kgrec.open_store(URI) as st:
-        st.wipe()
-
-
 @pytest.mark.slow
 @pytest.mark.neo4j
 def test_api_doc_code_blocks_run(ml_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, neo4j_left_empty) -> None:

@@ -114,16 +114,6 @@ def _inject(nb: nbformat.NotebookNode, overrides: dict[str, str]) -> None:
             return
 
 
-@pytest.fixture()
-def neo4j_left_empty():
-    """Notebooks may fill the database; leave it empty, as the other Neo4j tests expect."""
-    yield
-    import kgrec
-
-    with kgrec.open_store(URI) as st:
-        st.wipe()
-
-
 @pytest.mark.slow
 @pytest.mark.neo4j
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
