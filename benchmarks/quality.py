@@ -22,7 +22,7 @@ from pathlib import Path
 from kgrec import loaders
 from kgrec._atomic import write_text_atomic
 from kgrec.evaluation.benchmark import default_models, run_benchmark
-from kgrec.evaluation.report import bucket_frame, comparison, markdown, plot_quality, result_json, summary_table
+from kgrec.evaluation.report import bucket_frame, cold_note, comparison, markdown, plot_quality, result_json, summary_table
 from kgrec.evaluation.split import assert_no_leak, make_split
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ def main() -> None:
     text = (f"Data: {ds.name} ({res.split['users']} users, {res.split['items']} items; train {res.split['train']}, "
             f"validation {res.split['validation']}, test {res.split['test']} interactions of {res.split['test_users']} users). "
             f"Seeds {a.seeds}. Machine: {meta['machine']}. Date {meta['date']}. Whole run: {total / 60:.1f} min.\n\n"
-            + markdown(summary_table(res)) + "\n\n" + "\n".join(comparison(res)) + "\n\nNDCG@20 by user activity "
+            + markdown(summary_table(res)) + "\n\n" + "\n".join(comparison(res)) + "\n\n" + cold_note(res) + "\n\nNDCG@20 by user activity "
             "(interactions in fit):\n\n" + markdown(bucket_frame(res), index=True)
             + f"\n\n![quality](img/quality-{name}.png)\n")
     print(text)

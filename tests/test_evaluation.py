@@ -12,7 +12,7 @@ from kgrec.evaluation.baselines.ease import EASE
 from kgrec.evaluation.baselines.itemknn import ItemKNN
 from kgrec.evaluation.baselines.popularity import Popularity
 from kgrec.evaluation.benchmark import ModelSpec, run_benchmark
-from kgrec.evaluation.metrics import evaluate_topk, full_ranking_topk
+from kgrec.evaluation.metrics import evaluate_cold_only, evaluate_topk, full_ranking_topk
 from kgrec.evaluation.split import Interactions, assert_no_leak, make_split
 from kgrec.loaders import from_frames
 from kgrec.loaders import schema as S
@@ -73,6 +73,30 @@ def test_metrics_known_answer():
     # items 2..5 never appear in fit: all held-out items are cold here
     assert m["cold_recall@3"] == pytest.approx(m["recall@3"]) and m["cold_users"] == 2
     assert m["coverage@3"] == pytest.approx(3 / 6)
+
+
+def test_cold_only_ranking_known_answer():
+    # items 0, 1 are warm (in fit); 2..5 are cold. User 0 holds out warm 1 and cold 4; user 1 only warm 0.
+    fit = Interactions(np.array([0, 1]), np.array([0, 1]), np.zeros(2, np.int64), 2, 6)
+    held = Interactions(np.array([0, 0, 1]), np.array([1, 4, 0]), np.ones(3, np.int64), 2, 6)
+    # user 0's scores put the warm items first; over cold items only, item 4 is second (after 5)
+    scores = torch.tensor([[9.0, 8.0, 1.0, 0.0, 3.0, 4.0], [9.0, 9.0, 9.0, 9.0, 9.0, 9.0]])
+    m = evaluate_cold_only(lambda u: scores[torch.from_numpy(u)], fit, held, k=2)
+    disc = 1 / np.log2(np.arange(2, 4))
+    assert m["cold_only_users"] == 1 and m["cold_items"] == 4  # user 1 has no cold held-out item
+    assert m["cold_only_recall@2"] == 1.0
+    assert m["cold_only_ndcg@2"] == pytest.approx(disc[1] / disc[0])
+    assert m["cold_only_random_recall@2"] == pytest.approx(2 / 4)
+    # the same scores in a full ranking put no cold item in the top 2
+    top = full_ranking_topk(lambda u: scores[torch.from_numpy(u)], np.array([0]), [np.array([0])], k=2)
+    assert evaluate_topk(top, np.array([0]), fit, held, k=2)["cold_recall@2"] == 0.0
+
+
+def test_full_ranking_candidates_restrict_and_pad_with_non_hits():
+    scores = torch.tensor([[1.0, 5.0, 4.0, 3.0]])
+    top = full_ranking_topk(lambda u: scores[torch.from_numpy(u)], np.array([0]), [np.empty(0, np.int64)], k=3,
+                            candidates=np.array([True, False, False, True]))
+    assert top[0, :2].tolist() == [3, 0]
 
 
 def test_full_ranking_excludes_seen_and_breaks_ties_by_item_number():

@@ -26,7 +26,7 @@ from kgrec.evaluation.baselines.lightgcn import LightGCN
 from kgrec.evaluation.baselines.popularity import Popularity
 from kgrec.evaluation.baselines.sasrec import SASRec
 from kgrec.evaluation.fused import FusedScorer, fused_config, structure_only_config, text_only_config
-from kgrec.evaluation.metrics import evaluate_topk, full_ranking_topk
+from kgrec.evaluation.metrics import evaluate_cold_only, evaluate_topk, full_ranking_topk
 from kgrec.evaluation.split import EvalSplit, Interactions, make_split
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.loaders.schema import Dataset
@@ -67,10 +67,11 @@ class BenchmarkResult:
     split: dict[str, int] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)  # the last fitted model of each row (e.g. its Recommender)
 
-    def summary(self, metrics: Sequence[str] = ("recall@20", "ndcg@20", "cold_recall@20", "cold_ndcg@20", "coverage@20")) -> pd.DataFrame:
+    def summary(self, metrics: Sequence[str] = ("recall@20", "ndcg@20", "cold_recall@20", "cold_ndcg@20",
+                                                   "cold_only_recall@20", "cold_only_ndcg@20", "coverage@20")) -> pd.DataFrame:
         """Mean and standard deviation over seeds per model (model order kept)."""
         g = self.runs.groupby("model", sort=False)
-        out = g[list(metrics)].agg(["mean", "std"])
+        out = g[[m for m in metrics if m in self.runs.columns]].agg(["mean", "std"])
         out.columns = [f"{m}_{s}" for m, s in out.columns]
         out["seeds"] = g.size()
         out["fit_seconds"] = g["fit_seconds"].mean()
@@ -90,7 +91,7 @@ def _context(split: EvalSplit, data: Interactions, frame: pd.DataFrame, validati
 def _evaluate(model: Any, data: Interactions, held_out: Interactions, k: int) -> dict[str, float]:
     users = np.unique(held_out.users)
     top = full_ranking_topk(model.scores, users, data.by_user(), k)
-    return evaluate_topk(top, users, data, held_out, k)
+    return {**evaluate_topk(top, users, data, held_out, k), **evaluate_cold_only(model.scores, data, held_out, k)}
 
 
 def run_benchmark(

@@ -36,7 +36,9 @@ def summary_table(res: BenchmarkResult) -> pd.DataFrame:
     """One row per model: mean ± std of the main metrics as text, plus times."""
     s = res.summary()
     out = pd.DataFrame({"model": s["model"]})
-    for m in ("recall@20", "ndcg@20", "cold_recall@20", "cold_ndcg@20"):
+    for m in ("recall@20", "ndcg@20", "cold_recall@20", "cold_ndcg@20", "cold_only_recall@20"):
+        if f"{m}_mean" not in s.columns:  # results written before the metric existed
+            continue
         out[m] = [f"{mu:.4f}" + (f" ± {sd:.4f}" if n > 1 and np.isfinite(sd) else "")
                   for mu, sd, n in zip(s[f"{m}_mean"], s[f"{m}_std"], s["seeds"])]
     out["coverage@20"] = s["coverage@20_mean"].map(lambda v: f"{v:.3f}")
@@ -61,6 +63,17 @@ def comparison(res: BenchmarkResult, fused_prefix: str = "fused") -> list[str]:
                 f"difference {f[f'{m}_mean'] - b[f'{m}_mean']:+.4f} (seed std: fused {f[f'{m}_std']:.4f}, {b['model']} {bsd:.4f})."
             )
     return lines
+
+
+def cold_note(res: BenchmarkResult) -> str:
+    """One sentence on the cold items: how many, how many users hold one out, a random order's recall."""
+    r = res.runs
+    if "cold_only_random_recall@20" not in r.columns or not len(r):
+        return ""
+    first = r.iloc[0]
+    return (f"Cold items: {int(first['cold_items'])} items have no interaction in fit; {int(first['cold_only_users'])} "
+            f"test users hold out at least one. cold_only = ranking those cold items only, where a random order "
+            f"scores Recall@20 {first['cold_only_random_recall@20']:.4f}.")
 
 
 def bucket_frame(res: BenchmarkResult) -> pd.DataFrame:
@@ -92,16 +105,24 @@ def _figure(fig: Figure | None, size: tuple[float, float]) -> Figure:
 
 
 def plot_quality(res: BenchmarkResult, fig: Figure | None = None) -> Figure:
-    """NDCG@20 and cold Recall@20 per model (mean ± std over seeds) and NDCG@20 by user activity."""
+    """NDCG@20 and cold-item Recall@20 per model (mean ± std over seeds) and NDCG@20 by user activity.
+
+    The cold panel shows the ranking over cold items only (with a random order's level dashed) when the
+    result has it, else the cold share of the full ranking."""
     s = res.summary()
     fig = _figure(fig, (15, 4.2))
     axes = fig.subplots(1, 3)
     x = np.arange(len(s))
     colours = ["#c44" if n.startswith("fused") else "#579" for n in s["model"]]
-    for ax, m in zip(axes[:2], ("ndcg@20", "cold_recall@20")):
+    cold = "cold_only_recall@20" if "cold_only_recall@20_mean" in s.columns else "cold_recall@20"
+    for ax, m in zip(axes[:2], ("ndcg@20", cold)):
         ax.bar(x, s[f"{m}_mean"], yerr=s[f"{m}_std"].fillna(0), color=colours)
         ax.set_xticks(x, s["model"], rotation=35, ha="right", fontsize=8)
-        ax.set_title(m.replace("_", " "))
+        ax.set_title(m.replace("_", " ") + (" (ranking cold items only)" if m == cold == "cold_only_recall@20" else ""))
+    if cold == "cold_only_recall@20" and "cold_only_random_recall@20" in res.runs.columns:
+        axes[1].axhline(float(res.runs["cold_only_random_recall@20"].iloc[0]), color="k", linestyle="--",
+                        linewidth=1, label="random order")
+        axes[1].legend(fontsize=7)
     for model, grp in res.runs.groupby("model", sort=False):
         axes[2].plot(BUCKETS, [grp[f"ndcg@20[{b}]"].mean() for b in BUCKETS], marker="o", label=model,
                      linewidth=2.5 if str(model).startswith("fused") else 1)
