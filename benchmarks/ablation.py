@@ -30,8 +30,14 @@ VARIANTS: dict[str, dict] = {
     "recent_window 20": {"model": {"recent_window": 20}},
     "no content dropout": {"model": {"content_dropout": 0.0}},
     "1 GNN layer": {"model": {"layers": 1}},
-    "no item text in the GNN": {"model": {"item_text_in_gnn": False}},
+    "item text also in the GNN": {"model": {"item_text_in_gnn": True}},
+    "fusion: plain mean instead of the learned gate": {"model": {"fusion": "mean"}},
+    "128 negatives": {"train": {"negatives": 128}},
     "2048 negatives": {"train": {"negatives": 2048}},
+    "no weight decay": {"train": {"weight_decay": 0.0}},
+    "weight decay 1e-4": {"train": {"weight_decay": 1e-4}},
+    "content dropout 0.2": {"model": {"content_dropout": 0.2}},
+    "no recency weighting of graph edges": {"model": {"recency_half_life": 0.0}},
 }
 
 
@@ -39,25 +45,41 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--movielens", required=True, metavar="ROOT")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), help=f"any of {list(VARIANTS)}")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "ablation.json"))
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     split = make_split(loaders.movielens(a.movielens))
     train, val = split.train, split.val
     users = np.unique(val.users)
+    dataset = split.dataset_of(split.train_frame)
     rows = []
-    for name in a.variants:
-        t0 = time.perf_counter()
-        m = FusedScorer(name, RecommenderConfig.model_validate(VARIANTS[name])).fit(
-            FitContext(train, None, a.seed, False, split.dataset_of(split.train_frame), split.vocabs.user.ids, split.vocabs.item.ids)
-        )
-        r = evaluate_topk(full_ranking_topk(m.scores, users, train.by_user()), users, train, val)
-        rows.append({"variant": name, "val_ndcg@20": r["ndcg@20"], "val_recall@20": r["recall@20"],
-                     "val_cold_recall@20": r["cold_recall@20"], "best_epoch": m.best_epoch,
-                     "seconds_per_epoch": m.seconds_per_epoch, "fit_seconds": time.perf_counter() - t0})
-        logging.info("%s", rows[-1])
-    report({"seed": a.seed, "rows": rows}, a.out)
+    for seed in a.seeds:
+        for name in a.variants:
+            t0 = time.perf_counter()
+            m = FusedScorer(name, RecommenderConfig.model_validate(VARIANTS[name])).fit(
+                FitContext(train, None, seed, False, dataset, split.vocabs.user.ids, split.vocabs.item.ids)
+            )
+            r = evaluate_topk(full_ranking_topk(m.scores, users, train.by_user()), users, train, val)
+            rows.append({"variant": name, "seed": seed, "val_ndcg@20": r["ndcg@20"], "val_recall@20": r["recall@20"],
+                         "val_cold_recall@20": r["cold_recall@20"], "best_epoch": m.best_epoch,
+                         "seconds_per_epoch": m.seconds_per_epoch, "fit_seconds": time.perf_counter() - t0})
+            logging.info("%s", rows[-1])
+    report({"seeds": a.seeds, "rows": rows, "summary": summarise(rows)}, a.out)
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean and standard deviation (ddof 1) of each variant's validation figures over its seeds."""
+    out = []
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == name]
+        row: dict = {"variant": name, "seeds": len(mine)}
+        for key in ("val_ndcg@20", "val_recall@20", "val_cold_recall@20", "best_epoch", "seconds_per_epoch"):
+            vals = np.array([r[key] for r in mine], dtype=float)
+            row[key] = float(vals.mean())
+            row[key + "_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else float("nan")
+        out.append(row)
+    return out
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ class ModelConfig(ConfigModel):
         description="share of items scored from their text alone at each training step, so that items without "
         "interactions (scored that way) rank sensibly (DropoutNet-style; 0 = off)",
     )
+    fusion: Literal["gate", "mean"] = Field(
+        "gate", description="how the structural and text vectors are joined: a learned per-dimension gate, or their plain mean"
+    )
     use_text: bool = Field(True, description="use the text tower (False = structure only)")
     use_structure: bool = Field(True, description="use the graph tower (False = text only)")
 

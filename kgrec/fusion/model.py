@@ -119,6 +119,8 @@ class FusedModel(nn.Module):
             return torch.ones_like(s)
         if not self.cfg.use_structure:
             return torch.zeros_like(t)
+        if self.cfg.fusion == "mean":
+            return torch.full_like(s, 0.5)
         return torch.sigmoid(layer(torch.cat([s, t], 1)))
 
     def forward(
