@@ -226,3 +226,18 @@ def test_recent_weights_follow_the_learned_profile(trained: Recommender) -> None
     assert (w[: max(0, len(items) - window)] == 0).all()
     a = torch.softmax(trained.state_dict["recent.logits"][: min(len(items), window)], 0).numpy()
     assert np.allclose(w[::-1][: len(a)], a, atol=1e-6)  # newest history item gets the first logit
+
+
+def test_mean_fusion_joins_the_towers_half_and_half(synth_dataset, small_config: RecommenderConfig) -> None:
+    """The ablation's ``fusion="mean"``: every warm gate is 0.5, cold items stay text-only, scores still split."""
+    cfg = small_config.model_copy(
+        update={"model": small_config.model.model_copy(update={"fusion": "mean"}),
+                "train": small_config.train.model_copy(update={"epochs": 4})}
+    )
+    rec = Recommender(cfg).fit(synth_dataset, progress=False)
+    assert np.all(rec.arrays["user_gate"] == 0.5)
+    items, _ = rec.history("u0")
+    assert np.all(rec.arrays["item_gate"][int(items[0])] == 0.5)  # an item u0 interacted with: warm
+    item = rec.recommend("u0", 1)["item"].iloc[0]
+    a = rec.attribution("u0", item)
+    assert a["structure"] + a["text"] == pytest.approx(rec.score("u0", item), rel=1e-4, abs=1e-5)
