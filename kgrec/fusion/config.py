@@ -21,7 +21,9 @@ class ModelConfig(ConfigModel):
     recency_half_life: float = Field(
         25.0, ge=0.0, description="user-item edge weight halves every this many newer interactions (0 = off)"
     )
-    item_text_in_gnn: bool = Field(True, description="add item text vectors to the GNN's item inputs")
+    item_text_in_gnn: bool = Field(
+        False, description="also add item text vectors to the GNN's item inputs (off: text enters through the text tower only)"
+    )
     recent_window: int = Field(
         50, ge=0, le=1000,
         description="newest items pooled (learned recency profile) into each user's recent-interest vector (0 = off)",
