@@ -110,7 +110,8 @@ class _SymmetricSpMM(torch.autograd.Function):
         return None, torch.sparse.mm(ctx.adj, grad)
 
 
-def _symmetric_lgconv():  # noqa: ANN202
+def symmetric_lgconv():  # noqa: ANN201
+    """A ``torch_geometric.nn.LGConv`` (``normalize=False``) for an already symmetric-normalised sparse adjacency."""
     from torch_geometric.nn import LGConv
 
     class SymmetricLGConv(LGConv):
@@ -140,7 +141,7 @@ class GraphEncoder(nn.Module):
         self.embedding = nn.Embedding(layout.num_nodes, dim)
         nn.init.normal_(self.embedding.weight, std=0.1)
         self.text_in = nn.Linear(text_dim, dim, bias=False) if text_dim else None
-        self.conv = _symmetric_lgconv()
+        self.conv = symmetric_lgconv()
 
     def forward(
         self,
