@@ -241,3 +241,26 @@ def test_mean_fusion_joins_the_towers_half_and_half(synth_dataset, small_config:
     item = rec.recommend("u0", 1)["item"].iloc[0]
     a = rec.attribution("u0", item)
     assert a["structure"] + a["text"] == pytest.approx(rec.score("u0", item), rel=1e-4, abs=1e-5)
+
+
+def test_new_item_without_any_path_is_explained_by_its_text(synth_frames, small_config: RecommenderConfig) -> None:
+    """An item with a title and nothing else (no interactions, categories, keywords or facts) can still be
+    recommended from its text; its explanation says so and names the closest history item by text."""
+    f = synth_frames
+    bare = pd.DataFrame({"item": ["new-bare"], "title": ["Rocket Nebula"], "description": [""], "categories": [""],
+                         "keywords": [""]})
+    ds = from_frames(f["interactions"], pd.concat([f["items"], bare], ignore_index=True), f["triples"], f["tags"])
+    rec = Recommender(small_config).fit(ds, progress=False)
+    user = "u0"
+    e = rec.explain(user, "new-bare")
+    assert e.paths == [] and e.total_paths == 0
+    assert "Nobody has" in e.message and "only by its text" in e.message
+    hist, _ = rec.history(user)
+    text = rec.arrays["item_text"]
+    sims = text[hist] @ text[rec.item_number("new-bare")] / (
+        np.linalg.norm(text[hist], axis=1) * np.linalg.norm(text[rec.item_number("new-bare")]))
+    nearest = rec.title(rec.vocabs.item.id(int(hist[int(np.argmax(sims))])))
+    assert f"closest to that of {nearest}," in e.message
+    # an item with interactions and no path gets no such note
+    warm = rec.recommend(user, 1)["item"].iloc[0]
+    assert "only by its text" not in rec.explain(user, warm).message

@@ -236,11 +236,25 @@ def explain(rec: Recommender, store: GraphStore | None, user: str, item: str, *,
         gap = float(s_top[0, -1] - score)
         msg = f"{title} is ranked {rank} for user {user}, outside the top {k} (score {gap:.3f} below the {k}th item)."
     if not out:
-        msg = (msg + " " if msg else "") + f"No path of at most 3 hops links user {user} to {title}."
+        msg = (msg + " " if msg else "") + f"No path of at most 3 hops links user {user} to {title}." + _text_only_note(
+            rec, user, i, hist_items, title, verb)
     return Explanation(
         user=user, item=item, title=title, rank=rank, score=score, k=k, paths=out, attribution=attr,
         gap_to_k=gap, message=msg, total_paths=len(paths),
     )
+
+
+def _text_only_note(rec: Recommender, user: str, i: int, hist_items: np.ndarray, title: str, verb: str) -> str:
+    """For a new item (no interactions: scored from its text alone) without a path, say so and name the
+    history item whose text vector is closest to its own."""
+    gate, text = rec.arrays.get("item_gate"), rec.arrays.get("item_text")
+    if gate is None or text is None or len(gate) == 0 or np.any(gate[i] != 0) or len(hist_items) == 0:
+        return ""
+    sims = _cos(text[hist_items], text[i])
+    nearest = rec.vocabs.item.id(int(hist_items[int(np.argmax(sims))]))
+    return (f" Nobody has {verb} {title} yet, and none of its categories, keywords or facts links it to user {user}'s"
+            f" history: the model knows it only by its text (title, description), which is closest to that of"
+            f" {rec.title(nearest)}, which user {user} {verb}.")
 
 
 def _render(rec: Recommender, user: str, item: str, row: PathRow, score: float, verb: str) -> ExplanationPath:
