@@ -51,17 +51,18 @@ def user_texts(ds: Dataset, vocabs: Vocabularies, max_chars: int = 1500) -> list
             piece = f"{piece}: {txt}" if piece else str(txt)
         if piece:
             parts.append(piece)
-    out = []
-    for u in vocabs.user.to_list():
-        text = ""
-        if u in tags.index:
-            text = f"Tags: {tags[u]}. "
-        acc = []
-        size = len(text)
-        for p in per_user.get(u, []):
-            if size + len(p) + 2 > max_chars:
-                break
-            acc.append(p)
-            size += len(p) + 2
-        out.append((text + "; ".join(acc)).strip())
-    return out
+    return [behaviour_text(per_user.get(u, []), tags[u] if u in tags.index else "", max_chars) for u in vocabs.user.to_list()]
+
+
+def behaviour_text(pieces_newest_first: list[str], tags: str = "", max_chars: int = 1500) -> str:
+    """A behaviour text from its pieces (item titles, with any interaction text), newest first, and the
+    user's tags, cut at ``max_chars``: the form every user's text has in training."""
+    text = f"Tags: {tags}. " if tags else ""
+    acc = []
+    size = len(text)
+    for p in pieces_newest_first:
+        if size + len(p) + 2 > max_chars:
+            break
+        acc.append(p)
+        size += len(p) + 2
+    return (text + "; ".join(acc)).strip()

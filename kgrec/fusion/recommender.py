@@ -273,15 +273,18 @@ class Recommender:
     def recommend_new_user(self, text: str = "", history: Sequence[str] = (), k: int = 10) -> pd.DataFrame:
         """Recommendations for a user the model has never seen, from behaviour text and/or items.
 
-        The text goes through the BERT encoder and the model's text tower; the
-        history items' structural vectors are averaged into a structural vector;
-        the user gate fuses the two, as for a known user; the history (oldest
-        first) also gives the recent-interest part. Unknown history items are ignored.
+        The text goes through the BERT encoder and the model's text tower (without
+        text, the history's titles, newest first, are the behaviour text, as for a
+        known user); the history items' structural vectors are averaged into a
+        structural vector; the user gate fuses the two, as for a known user; the
+        history (oldest first) also gives the recent-interest part. Unknown history
+        items are ignored.
 
         Returns:
             DataFrame ``item, rank, score``.
         """
         self._check()
+        from kgrec.encoders.behaviour import behaviour_text
         from kgrec.encoders.graph import GraphLayout
         from kgrec.encoders.text import TextEncoder
         from kgrec.fusion.model import FusedModel
@@ -290,6 +293,9 @@ class Recommender:
         nums = np.array([n for n in known if n is not None], dtype=np.int64)
         if not text.strip() and len(nums) == 0:
             raise KgrecError("a new user needs behaviour text or at least one known item to be recommended anything")
+        if not text.strip() and len(nums):
+            titles = (self._titles.get(self.vocabs.item.id(int(n))) for n in nums[::-1])
+            text = behaviour_text([t for t in titles if t])
         enc = TextEncoder(self.config.text)
         model = FusedModel(GraphLayout(self.vocabs.sizes()), self.config.model, enc.dim)
         model.load_state_dict(self.state_dict)
