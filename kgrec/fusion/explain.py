@@ -245,10 +245,10 @@ def explain(rec: Recommender, store: GraphStore | None, user: str, item: str, *,
 
 
 def _text_only_note(rec: Recommender, user: str, i: int, hist_items: np.ndarray, title: str, verb: str) -> str:
-    """For a new item (no interactions: scored from its text alone) without a path, say so and name the
-    history item whose text vector is closest to its own."""
-    gate, text = rec.arrays.get("item_gate"), rec.arrays.get("item_text")
-    if gate is None or text is None or len(gate) == 0 or np.any(gate[i] != 0) or len(hist_items) == 0:
+    """For a new item (nobody has interacted with it: the model knows it by its text alone) without a path,
+    say so and name the history item whose text vector is closest to its own."""
+    text = rec.arrays.get("item_text")
+    if text is None or len(text) == 0 or len(hist_items) == 0 or bool(np.any(rec._hist_items == i)):
         return ""
     sims = _cos(text[hist_items], text[i])
     nearest = rec.vocabs.item.id(int(hist_items[int(np.argmax(sims))]))
