@@ -345,10 +345,10 @@ def test_config_constructor_error_names_the_field() -> None:
         ({"train": {"val_fraction": 0.7}}, r"^train\.val_fraction=0\.7: expected a number ≥ 0 and < 0\.5 "),
         ({"train": {"lr": 0}}, r"^train\.lr=0: expected a number > 0 and ≤ 1 "),
         ({"train": {"threads": 0}}, r"^train\.threads=0: expected an integer from 1 to 1024, or null "),
-        ({"device": "tpu"}, r"^device=\"tpu\": expected one of 'cpu', 'cuda', 'auto' "),
+        ({"model": {"fusion": "sum"}}, r"^model\.fusion=\"sum\": expected one of 'gate', 'mean' "),
         ({"explain": {"interaction_verb": ""}}, r"^explain\.interaction_verb=\"\": expected a string of 1 to 40 characters"),
         ({"train": {"epcohs": 3}}, r"^train\.epcohs: unknown setting; expected one of epochs, batch_size, "),
-        ({"trian": {}}, r"^trian: unknown setting; expected one of model, train, text, explain, device$"),
+        ({"trian": {}}, r"^trian: unknown setting; expected one of model, train, text, explain$"),
     ],
 )
 def test_make_config_errors_name_field_and_range(sections: dict, message: str) -> None:

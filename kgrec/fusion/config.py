@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
-from kgrec.config_tools import ConfigModel
+from kgrec.config import ConfigModel
 
 from kgrec.encoders.text import TextEncoderConfig
 
@@ -75,7 +75,10 @@ class ExplainConfig(ConfigModel):
 
     interaction_verb: str = Field("interacted with", min_length=1, max_length=40, description="verb in sentences, e.g. 'watched'")
     anchors: int = Field(30, ge=1, le=100_000, description="history items considered as path anchors (the strongest first)")
-    max_paths: int = Field(10, ge=1, le=1000, description="paths returned per explanation")
+
+    removed_settings: ClassVar[dict[str, str]] = {
+        "max_paths": "never read: the number of paths shown is the `top` argument of explain",
+    }
 
 
 class RecommenderConfig(ConfigModel):
@@ -87,4 +90,7 @@ class RecommenderConfig(ConfigModel):
     train: TrainConfig = TrainConfig()
     text: TextEncoderConfig = TextEncoderConfig()
     explain: ExplainConfig = ExplainConfig()
-    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="torch device")
+
+    removed_settings: ClassVar[dict[str, str]] = {
+        "device": "never read: kgrec trains and scores on the CPU",
+    }

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
+from kgrec.config import ConfigModel, field_error
 from kgrec.errors import ConfigError
 
 #: environment variable holding the access token
@@ -17,8 +18,11 @@ CONFIG_ENV = "KGREC_WEB_CONFIG"
 MIN_TOKEN_LENGTH = 16
 
 
-class WebConfig(BaseModel):
+class WebConfig(ConfigModel):
     """Everything the web app needs; passed to :func:`kgrec.web.create_app`.
+
+    A bad value raises a :class:`~kgrec.errors.ConfigError` naming the field, the
+    value and the allowed range (``max_k=0: expected an integer from 1 to 1000 …``).
 
     The token is never written to logs or to :data:`CONFIG_ENV`; workers read it
     from :data:`TOKEN_ENV` themselves.
@@ -50,7 +54,7 @@ class WebConfig(BaseModel):
     @model_validator(mode="after")
     def _check_k(self) -> WebConfig:
         if self.default_k > self.max_k:
-            raise ValueError(f"default_k={self.default_k} is larger than max_k={self.max_k}")
+            raise field_error("default_k", self.default_k, f"an integer from 1 to max_k ({self.max_k})")
         return self
 
     def check_auth(self) -> None:
