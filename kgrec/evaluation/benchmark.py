@@ -21,6 +21,7 @@ import pandas as pd
 
 from kgrec.evaluation.baselines.base import FitContext
 from kgrec.evaluation.baselines.ease import EASE
+from kgrec.evaluation.baselines.gru4rec import GRU4Rec
 from kgrec.evaluation.baselines.itemknn import ItemKNN
 from kgrec.evaluation.baselines.lightgcn import LightGCN
 from kgrec.evaluation.baselines.popularity import Popularity
@@ -54,6 +55,8 @@ def default_models(fused: RecommenderConfig | None = None) -> list[ModelSpec]:
         ModelSpec("EASE", EASE, grid=[{"l2": v} for v in (100.0, 300.0, 1000.0, 3000.0)], seeded=False),
         ModelSpec("LightGCN", LightGCN, grid=[{"lr": v} for v in (5e-3, 1e-2)], early_stopping=True),
         ModelSpec("SASRec", SASRec, grid=[{"dropout": v} for v in (0.2, 0.5)], early_stopping=True),
+        ModelSpec("GRU4Rec", GRU4Rec, grid=[{"hidden": 64, "dropout": 0.2}, {"hidden": 64, "dropout": 0.5},
+                                            {"hidden": 128, "dropout": 0.2, "lr": 1e-3}], early_stopping=True),
         ModelSpec("text-only", lambda: FusedScorer("text-only", text_only_config()), uses_content=True),
         ModelSpec("structure-only", lambda: FusedScorer("structure-only", structure_only_config()), uses_content=True),
         ModelSpec("fused (kgrec train)", lambda: FusedScorer("fused (kgrec train)", fused), uses_content=True),
