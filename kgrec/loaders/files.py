@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,31 @@ SUFFIXES = (".csv", ".parquet", ".pq")
 def _line_of_offset(path: Path, offset: int) -> int:
     with open(path, "rb") as fh:
         return fh.read(offset).count(b"\n") + 1
+
+
+def _csv_line_of(path: Path) -> Callable[[int], int | None]:
+    """A function giving the physical line on which data row ``row`` of a CSV file starts.
+
+    Reads the file again with the csv module up to that row, so it costs nothing
+    unless an error names a row: a quoted field with line breaks makes one row
+    span several lines, and pandas skips blank lines, so the line is not always
+    ``row + 2``. ``None`` if the file has fewer rows (the caller falls back).
+    """
+
+    def line_of(row: int) -> int | None:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            prev, seen = 0, -2  # the first non-blank record is the header (row -1)
+            for rec in reader:
+                start, prev = prev + 1, reader.line_num
+                if not rec:  # a blank line: pandas skips it
+                    continue
+                seen += 1
+                if seen == row:
+                    return start
+        return None
+
+    return line_of
 
 
 def read_table(path: str | Path, table: str) -> tuple[pd.DataFrame, Source]:
@@ -59,7 +85,7 @@ def read_table(path: str | Path, table: str) -> tuple[pd.DataFrame, Source]:
             raise DataValidationError(f"{p}: malformed CSV ({e}); expected one row per line with a fixed number of fields") from None
         df.columns = [str(c).strip() for c in df.columns]
         # empty cells stay "" for text columns; numeric columns treat "" as missing
-        return df, Source(str(p), header_lines=1)
+        return df, Source(str(p), header_lines=1, line_of=_csv_line_of(p))
     try:
         df = pd.read_parquet(p)
     except Exception as e:  # pyarrow raises several types for corrupt files

@@ -31,6 +31,24 @@ TAG = "tag"
 #: separator of multi-valued cells (categories, keywords) in the bring-your-own format
 MULTI_SEP = "|"
 
+# ---- limits of the bring-your-own format (docs/data-format.md, "Limits"); checked at ingest,
+# before any store sees the data, so that both stores get the same data
+
+#: longest id (user, item, category, keyword, entity, relation, tag) in UTF-8 bytes: an error above it
+#: (Neo4j cannot index a property value of about 8 KB, and an id is a key, not text)
+MAX_ID_BYTES = 1024
+#: longest title in characters: an error above it (a title this long is a wrong column or a stray quote)
+MAX_TITLE_CHARS = 2000
+#: longest description in characters: longer ones are cut to this length with a logged warning
+MAX_DESCRIPTION_CHARS = 10_000
+#: longest interaction text in characters: longer ones are cut to this length with a logged warning
+MAX_TEXT_CHARS = 10_000
+#: most categories, and most keywords, in one item row: an error above it
+MAX_VALUES_PER_ITEM = 1000
+#: allowed timestamps, in seconds since 1970-01-01T00:00:00Z (0) to 9999-12-31T23:59:59Z
+TIMESTAMP_MIN = 0
+TIMESTAMP_MAX = 253_402_300_799
+
 #: column -> pandas dtype of each canonical table, in order
 INTERACTIONS_SCHEMA: dict[str, str] = {
     USER: "string",

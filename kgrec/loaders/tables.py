@@ -8,8 +8,8 @@ returned, so a failed load leaves nothing behind.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -37,13 +37,23 @@ class Source:
         header_lines: lines before the first data row (1 for a CSV with a header,
             so that data row 0 is *line 2*); ``None`` for sources without lines
             (Parquet, DataFrames), whose rows are counted from 1.
+        line_of: for a CSV file, a function giving the physical line (from 1) on
+            which data row ``row`` starts, so that rows after a quoted line break
+            or a blank line are named by the line an editor shows; ``None`` when a
+            row's line is ``row + header_lines + 1``. Only called for an error.
     """
 
     label: str
     header_lines: int | None = None
+    line_of: Callable[[int], int | None] | None = field(default=None, compare=False, repr=False)
 
     def where(self, row: int, column: str | None = None) -> str:
-        pos = f"line {row + self.header_lines + 1}" if self.header_lines is not None else f"row {row + 1}"
+        """``file, line N, column 'c'`` (CSV) or ``file, row N, column 'c'`` (Parquet, frames)."""
+        if self.header_lines is not None:
+            line = self.line_of(row) if self.line_of is not None else None
+            pos = f"line {line if line is not None else row + self.header_lines + 1}"
+        else:
+            pos = f"row {row + 1}"
         col = f", column '{column}'" if column else ""
         return f"{self.label}, {pos}{col}"
 
@@ -64,94 +74,323 @@ def _check_columns(df: pd.DataFrame, table: str, src: Source) -> None:
         raise DataValidationError(f"{src.label}: no data rows; expected at least one {table} row")
 
 
+def _first(mask: np.ndarray | pd.Series) -> int:
+    return int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
+
+
+def _is_container(v: object) -> bool:
+    """A list, array, tuple, set, dict or other collection (what a Parquet list/struct/map cell becomes)."""
+    return not isinstance(v, (str, bytes, bytearray)) and (
+        pd.api.types.is_list_like(v) or pd.api.types.is_dict_like(v)
+    )
+
+
+def _show(v: object, width: int = 60) -> str:
+    """A short repr of a value for a message."""
+    if isinstance(v, np.ndarray):
+        v = v.tolist()
+    r = repr(v)
+    return r if len(r) <= width else r[: width - 1] + "…"
+
+
+def _as_string(
+    raw: pd.Series, column: str, table: str, src: Source, what: str, rows: np.ndarray | None = None
+) -> pd.Series:
+    """Any scalar column as a pandas ``string`` Series (missing values stay missing).
+
+    Text stays text, numbers become their decimal text, bytes (a Parquet binary
+    column) are decoded as UTF-8; a container (list, struct, map) is refused, never
+    turned into its repr. ``rows`` maps positions to the source rows named in errors
+    (default: the position itself). Columns of text, the usual case, are converted
+    without a Python loop.
+    """
+    kind = pd.api.types.infer_dtype(raw, skipna=True)
+    if kind in ("string", "empty") or raw.dtype != object:
+        return raw.astype("string")
+
+    def row_of(pos: int) -> int:
+        return int(rows[pos]) if rows is not None else pos
+
+    arr = raw.to_numpy(dtype=object)
+    container = np.fromiter((_is_container(v) for v in arr), dtype=bool, count=len(arr))
+    if container.any():
+        pos = _first(container)
+        v = arr[pos]
+        shape = "a struct/map" if pd.api.types.is_dict_like(v) else "a list"
+        raise DataValidationError(
+            f"{src.where(row_of(pos), column)}: {shape} value {_show(v)} in the {table} table; expected {what} "
+            "(one value per cell; only the categories and keywords columns of items take lists)"
+        )
+    binary = np.fromiter((isinstance(v, (bytes, bytearray)) for v in arr), dtype=bool, count=len(arr))
+    if binary.any():
+        out = arr.copy()
+        for pos in np.flatnonzero(binary):  # only for bytes columns (Parquet binary)
+            try:
+                out[pos] = bytes(arr[pos]).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataValidationError(
+                    f"{src.where(row_of(int(pos)), column)}: bytes that are not UTF-8 (at byte {e.start} of the value "
+                    f"{_show(bytes(arr[pos])[: max(e.start + 4, 8)])}); expected {what} in UTF-8 (write the "
+                    "column as strings, or re-encode it as UTF-8)"
+                ) from None
+        return pd.Series(out, index=raw.index, dtype=object).astype("string")
+    return raw.astype("string")
+
+
+def _check_id_size(s: pd.Series, column: str, src: Source, rows: np.ndarray | None = None) -> None:
+    """Every id at most :data:`~kgrec.loaders.schema.MAX_ID_BYTES` UTF-8 bytes (no NA in ``s``)."""
+    chars = s.str.len().to_numpy(dtype="int64", na_value=0)
+    # a character takes 1 to 4 bytes: only ids longer than a quarter of the limit can exceed it
+    maybe = np.flatnonzero(chars > S.MAX_ID_BYTES // 4)
+    if not len(maybe):
+        return
+    nbytes = s.iloc[maybe].str.encode("utf-8").str.len().to_numpy(dtype="int64")
+    over = nbytes > S.MAX_ID_BYTES
+    if over.any():
+        k = _first(over)
+        pos = int(maybe[k])
+        row = int(rows[pos]) if rows is not None else pos
+        raise DataValidationError(
+            f"{src.where(row, column)}: {column} {_show(s.iloc[pos], 40)} is {nbytes[k]:,} UTF-8 bytes long; "
+            f"expected ids of at most {S.MAX_ID_BYTES:,} bytes (an id is a key: use a short code, and put long "
+            "text in the title or description)"
+        )
+
+
+#: largest integer that a float stands for exactly (2**53)
+_FLOAT_INT_MAX = 2**53
+
+
 def _ids(df: pd.DataFrame, column: str, table: str, src: Source) -> pd.Series:
-    """An id column as non-empty stripped strings; error on the first empty one."""
+    """An id column as non-empty stripped strings of at most MAX_ID_BYTES; error on the first bad one.
+
+    Integers become their decimal text; a float column (what pandas makes of an
+    integer column with gaps) is accepted when every value is a whole number of at
+    most 2**53 in size (``1.0`` becomes ``"1"``); other floats are refused.
+    """
     raw = df[column]
-    s = raw.astype("string").str.strip()
+    if pd.api.types.is_float_dtype(raw.dtype):
+        v = raw.to_numpy(dtype="float64", na_value=np.nan)
+        nan = np.isnan(v)
+        if nan.any():
+            raise DataValidationError(
+                f"{src.where(_first(nan), column)}: empty {column} id; expected a non-empty id in every {table} row"
+            )
+        frac = ~np.isfinite(v) | (v != np.floor(v))
+        if frac.any():
+            row = _first(frac)
+            raise DataValidationError(
+                f"{src.where(row, column)}: id {float(v[row])!r} is a fractional number; expected a string or integer id"
+            )
+        big = np.abs(v) > _FLOAT_INT_MAX
+        if big.any():
+            row = _first(big)
+            raise DataValidationError(
+                f"{src.where(row, column)}: id {float(v[row])!r} is a float too large to stand for one integer "
+                f"exactly; expected a string or integer id (float ids must be whole numbers of at most 2**53 = "
+                f"{_FLOAT_INT_MAX}; write the column as integers or strings)"
+            )
+        s = pd.Series(v.astype("int64"), index=raw.index).astype("string")
+    else:
+        s = _as_string(raw, column, table, src, f"a {column} id").str.strip()
     bad = s.isna() | (s == "")
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataValidationError(
-            f"{src.where(row, column)}: empty {column} id; expected a non-empty id in every {table} row"
+            f"{src.where(_first(bad), column)}: empty {column} id; expected a non-empty id in every {table} row"
         )
-    # integers read from Parquet/frames as floats would print as "1.0": refuse them
-    if pd.api.types.is_float_dtype(raw.dtype):
-        frac = raw.to_numpy() != np.floor(raw.to_numpy())
-        if frac.any():
-            row = int(np.flatnonzero(frac)[0])
-            raise DataValidationError(
-                f"{src.where(row, column)}: id {raw.iloc[row]!r} is a fractional number; expected a string or integer id"
-            )
-        s = raw.astype("int64").astype("string")
+    _check_id_size(s, column, src)
     return s
 
 
-def _text(df: pd.DataFrame, column: str) -> pd.Series:
+def _text(
+    df: pd.DataFrame, column: str, table: str, src: Source, limit: int, *, truncate: bool
+) -> pd.Series:
+    """A text column as stripped strings ("" when absent or missing), at most ``limit`` characters.
+
+    Longer values are an error naming the first one, or with ``truncate`` are cut
+    to ``limit`` characters with one logged warning giving the count.
+    """
     if column not in df.columns:
         return pd.Series([""] * len(df), dtype="string", index=df.index)
-    return df[column].astype("string").fillna("").str.strip()
+    s = _as_string(df[column], column, table, src, "text").fillna("").str.strip()
+    n = s.str.len().to_numpy(dtype="int64", na_value=0)
+    over = n > limit
+    if over.any():
+        row = _first(over)
+        if not truncate:
+            raise DataValidationError(
+                f"{src.where(row, column)}: {column} of {n[row]:,} characters (starting {_show(s.iloc[row], 40)}); "
+                f"expected at most {limit:,} characters (a quote left open in a CSV file makes one field run on to "
+                "the next quote: check the quoting near that line)"
+            )
+        log.warning(
+            "%s: %d %s value(s) longer than %d characters cut to %d, the first at %s (%d characters)",
+            src.label, int(over.sum()), column, limit, limit, src.where(row, column), int(n[row]),
+        )
+        s = s.mask(pd.Series(over, index=s.index), s.str.slice(0, limit).str.rstrip())
+    return s
 
 
-def _epoch_seconds(dt: pd.Series) -> pd.Series:
-    """Whole seconds since 1970 of tz-aware datetimes, whatever their resolution."""
-    return ((dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).astype("int64")
+def _epoch_seconds(dt: pd.Series) -> np.ndarray:
+    """Whole seconds since 1970 (floored) of datetimes of any resolution, as float64 (NaN for NaT)."""
+    utc = pd.to_datetime(dt, utc=True).dt.tz_convert(None).to_numpy()
+    out = utc.astype("datetime64[s]").astype("int64").astype("float64")
+    out[np.isnat(utc)] = np.nan
+    return out
+
+
+_TS_RANGE = (
+    f"from {S.TIMESTAMP_MIN} to {S.TIMESTAMP_MAX} seconds since 1970 "
+    "(1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z)"
+)
+
+
+def _check_ts_range(secs: np.ndarray, shown: pd.Series, src: Source, rows: np.ndarray | None = None) -> None:
+    """Seconds (float, NaN = not checked here) within the documented timestamp range."""
+    out = ~np.isnan(secs) & ~((secs >= S.TIMESTAMP_MIN) & (secs <= S.TIMESTAMP_MAX))
+    if out.any():
+        pos = _first(out)
+        row = int(rows[pos]) if rows is not None else pos
+        raise DataValidationError(
+            f"{src.where(row, S.TIMESTAMP)}: {str(shown.iloc[pos])!r} is out of range; expected a timestamp "
+            f"{_TS_RANGE}, as integer seconds or an ISO-8601 date"
+        )
+
+
+def _iso_seconds(texts: pd.Series, src: Source, rows: np.ndarray) -> np.ndarray:
+    """Seconds since 1970 of ISO-8601 strings; error naming the first one that is not a date."""
+    secs = _epoch_seconds(pd.to_datetime(texts, errors="coerce", utc=True, format="ISO8601"))
+    nat = np.isnan(secs)
+    if nat.any():
+        # one column mixing nanosecond precision with dates after 2262 parses the latter as NaT: retry them
+        again = np.flatnonzero(nat)
+        secs[again] = _epoch_seconds(
+            pd.to_datetime(texts.iloc[again], errors="coerce", utc=True, format="ISO8601")
+        )
+        for pos in np.flatnonzero(np.isnan(secs)):  # errors (or that rare mix): one by one
+            try:
+                secs[pos] = _epoch_seconds(pd.to_datetime(texts.iloc[[pos]], utc=True, format="ISO8601"))[0]
+            except (ValueError, OverflowError):
+                pass
+            if np.isnan(secs[pos]):  # pandas reads 'nan', 'NaT', 'none' as a missing date
+                raise DataValidationError(
+                    f"{src.where(int(rows[pos]), S.TIMESTAMP)}: {str(texts.iloc[pos])!r} is not a timestamp; "
+                    "expected integer seconds since 1970 or an ISO-8601 date such as 2024-05-01T12:00:00"
+                )
+    return secs
 
 
 def _timestamps(df: pd.DataFrame, src: Source) -> pd.Series:
-    """Integer seconds; accepts integers or ISO-8601 date strings. Absent: row order."""
+    """Integer seconds in the documented range; accepts integers or ISO-8601 date strings. Absent: row order."""
     if S.TIMESTAMP not in df.columns:
         return pd.Series(np.arange(len(df), dtype=np.int64), index=df.index)
     raw = df[S.TIMESTAMP]
     if raw.isna().any():
-        row = int(np.flatnonzero(raw.isna().to_numpy())[0])
         raise DataValidationError(
-            f"{src.where(row, S.TIMESTAMP)}: empty timestamp; expected integer seconds since 1970 or an ISO-8601 date in every row (or no timestamp column at all)"
+            f"{src.where(_first(raw.isna()), S.TIMESTAMP)}: empty timestamp; expected integer seconds since 1970 or an ISO-8601 date in every row (or no timestamp column at all)"
+        )
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        raise DataValidationError(
+            f"{src.where(0, S.TIMESTAMP)}: a true/false column; expected integer seconds since 1970 or ISO-8601 dates"
         )
     if pd.api.types.is_integer_dtype(raw.dtype):
+        v = raw.to_numpy()
+        out = (v < S.TIMESTAMP_MIN) | (v > S.TIMESTAMP_MAX)  # in the column's own type: uint64 never wraps
+        if out.any():
+            _check_ts_range(np.where(out, np.inf, 0.0), raw, src)
         return raw.astype("int64")
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
-        return _epoch_seconds(pd.to_datetime(raw, utc=True))
+        secs = _epoch_seconds(raw)
+        _check_ts_range(secs, raw, src)
+        return pd.Series(secs.astype("int64"), index=raw.index)
+    if raw.dtype == object:
+        raw = _as_string(raw, S.TIMESTAMP, "interactions", src, "a timestamp")
     num = pd.to_numeric(raw, errors="coerce")
-    frac = num.notna() & (num != np.floor(num))
+    v = np.array(num.to_numpy(dtype="float64", na_value=np.nan), dtype="float64", copy=True)
+    isnum = ~np.isnan(v)
+    frac = isnum & np.isfinite(v) & (v != np.floor(v))
     if frac.any():
-        row = int(np.flatnonzero(frac.to_numpy())[0])
+        row = _first(frac)
         raise DataValidationError(
             f"{src.where(row, S.TIMESTAMP)}: {raw.iloc[row]!r} is not whole seconds; expected integer seconds since 1970 or an ISO-8601 date"
         )
-    out = num.astype("Float64")
-    text_rows = num.isna()
-    if text_rows.any():
-        dt = pd.to_datetime(raw[text_rows].astype("string"), errors="coerce", utc=True, format="ISO8601")
-        if dt.isna().any():
-            row = int(np.flatnonzero(text_rows.to_numpy())[int(np.flatnonzero(dt.isna().to_numpy())[0])])
-            raise DataValidationError(
-                f"{src.where(row, S.TIMESTAMP)}: {str(raw.iloc[row])!r} is not a timestamp; expected integer seconds since 1970 or an ISO-8601 date such as 2024-05-01T12:00:00"
-            )
-        out[text_rows] = _epoch_seconds(dt).astype("Float64")
-    return out.astype("int64")
+    _check_ts_range(v, raw, src)  # inf and -inf are out of range too
+    if not isnum.all():
+        rows = np.flatnonzero(~isnum)
+        texts = raw.iloc[rows].astype("string")
+        secs = _iso_seconds(texts, src, rows)
+        _check_ts_range(secs, texts, src, rows)
+        v[rows] = secs
+    return pd.Series(v.astype("int64"), index=raw.index)
 
 
 def _ratings(df: pd.DataFrame, src: Source) -> pd.Series:
     if S.RATING not in df.columns:
         return pd.Series(np.full(len(df), np.nan), index=df.index, dtype="float64")
     raw = df[S.RATING]
+    if raw.dtype == object:
+        raw = _as_string(raw, S.RATING, "interactions", src, "a numeric rating")
     num = pd.to_numeric(raw, errors="coerce")
     bad = num.isna() & raw.notna() & (raw.astype("string").str.strip() != "")
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+        row = _first(bad)
         raise DataValidationError(
             f"{src.where(row, S.RATING)}: {str(raw.iloc[row])!r} is not a number; expected a numeric rating or an empty cell"
         )
-    return num.astype("float64")
+    v = num.to_numpy(dtype="float64", na_value=np.nan)
+    inf = np.isinf(v)
+    if inf.any():
+        row = _first(inf)
+        raise DataValidationError(
+            f"{src.where(row, S.RATING)}: {str(raw.iloc[row])!r} is not a finite number; expected a numeric rating or an empty cell"
+        )
+    return pd.Series(v, index=df.index, dtype="float64")
 
 
-def _split_multi(ids: pd.Series, values: pd.Series, id_col: str, val_col: str) -> pd.DataFrame:
-    """Explode ``a|b|c`` cells into one (id, value) row each; blanks dropped."""
-    parts = values.fillna("").astype(str).str.split(S.MULTI_SEP, regex=False)
-    out = pd.DataFrame({id_col: ids.to_numpy(), val_col: parts.to_numpy()}).explode(val_col)
-    out[val_col] = out[val_col].astype("string").str.strip()
-    out = out[out[val_col].notna() & (out[val_col] != "")]
-    return out.astype({id_col: "string", val_col: "string"})
+def _split_multi(items: pd.DataFrame, ids: pd.Series, column: str, val_col: str, src: Source) -> pd.DataFrame:
+    """Explode a multi-valued column into one (item, value) row each; blanks dropped.
+
+    A cell is either text with values separated by ``|`` (``Drama|Comedy``) or a
+    list (a Parquet ``list<string>`` column): its elements are the values, taken
+    whole. Each value is an id (at most MAX_ID_BYTES); at most MAX_VALUES_PER_ITEM
+    values per row.
+    """
+    if column not in items.columns:
+        return S.empty_table("item_categories" if val_col == S.CATEGORY else "item_keywords")
+    raw = items[column]
+    arr = raw.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty") or raw.dtype != object:
+        parts = _as_string(raw, column, "items", src, "text").fillna("").str.split(S.MULTI_SEP, regex=False)
+        cells = parts.to_numpy(dtype=object)
+    else:
+        listlike = np.fromiter((_is_container(v) for v in arr), dtype=bool, count=len(arr))
+        dicts = np.flatnonzero([pd.api.types.is_dict_like(v) for v in arr[listlike]])
+        if len(dicts):
+            pos = int(np.flatnonzero(listlike)[dicts[0]])
+            raise DataValidationError(
+                f"{src.where(pos, column)}: a struct/map value {_show(arr[pos])}; expected text with values "
+                f"separated by {S.MULTI_SEP!r} or a list of strings"
+            )
+        scalars = pd.Series(np.where(listlike, None, arr), dtype=object)
+        text = _as_string(scalars, column, "items", src, "text").fillna("").str.split(S.MULTI_SEP, regex=False)
+        cells = np.where(listlike, arr, text.to_numpy(dtype=object))
+    out = pd.DataFrame({"_row": np.arange(len(arr)), S.ITEM: ids.to_numpy(), val_col: cells})
+    out = out.explode(val_col, ignore_index=True)
+    rows = out["_row"].to_numpy(dtype="int64")
+    vals = _as_string(out[val_col], column, "items", src, "a list of strings", rows=rows).str.strip()
+    keep = (vals.notna() & (vals != "")).to_numpy(dtype=bool)
+    out = pd.DataFrame({S.ITEM: out[S.ITEM].to_numpy()[keep], val_col: vals.to_numpy()[keep]})
+    rows = rows[keep]
+    if len(rows):
+        per_row = np.bincount(rows)
+        if per_row.max() > S.MAX_VALUES_PER_ITEM:
+            row = _first(per_row > S.MAX_VALUES_PER_ITEM)
+            raise DataValidationError(
+                f"{src.where(row, column)}: {int(per_row[row]):,} {column} in one item; expected at most "
+                f"{S.MAX_VALUES_PER_ITEM:,} per item"
+            )
+        _check_id_size(out[val_col].astype("string"), column, src, rows=rows)
+    return out.astype({S.ITEM: "string", val_col: "string"})
 
 
 def _normalise_keyword(s: pd.Series) -> pd.Series:
@@ -215,10 +454,16 @@ def from_frames(
     _check_columns(items, "items", src["items"])
     item_ids = _ids(items, S.ITEM, "items", src["items"])
     it = pd.DataFrame(
-        {S.ITEM: item_ids, S.TITLE: _text(items, S.TITLE), S.DESCRIPTION: _text(items, S.DESCRIPTION)}
+        {
+            S.ITEM: item_ids,
+            S.TITLE: _text(items, S.TITLE, "items", src["items"], S.MAX_TITLE_CHARS, truncate=False),
+            S.DESCRIPTION: _text(
+                items, S.DESCRIPTION, "items", src["items"], S.MAX_DESCRIPTION_CHARS, truncate=True
+            ),
+        }
     )
-    cats = _split_multi(item_ids, _text(items, S.CATEGORIES), S.ITEM, S.CATEGORY)
-    kws = _split_multi(item_ids, _text(items, S.KEYWORDS), S.ITEM, S.KEYWORD)
+    cats = _split_multi(items, item_ids, S.CATEGORIES, S.CATEGORY, src["items"])
+    kws = _split_multi(items, item_ids, S.KEYWORDS, S.KEYWORD, src["items"])
     dup = it.duplicated(S.ITEM, keep="first")
     if dup.any():
         same = it.duplicated(keep="first")
@@ -242,7 +487,7 @@ def from_frames(
             S.ITEM: _ids(interactions, S.ITEM, "interactions", isrc),
             S.TIMESTAMP: _timestamps(interactions, isrc),
             S.RATING: _ratings(interactions, isrc),
-            S.TEXT: _text(interactions, S.TEXT),
+            S.TEXT: _text(interactions, S.TEXT, "interactions", isrc, S.MAX_TEXT_CHARS, truncate=True),
         }
     )
     extra_items: list[pd.Series] = []
