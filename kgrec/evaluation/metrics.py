@@ -1,4 +1,8 @@
-"""Top-K metrics of the quality benchmark: overall, cold items, activity buckets, coverage."""
+"""Top-K metrics of the quality benchmark: overall, cold items, activity buckets, coverage.
+
+The top-k and the per-user Recall/NDCG are the ones of :mod:`kgrec.fusion.ranking` (one tie rule,
+one formula for training, ``kgrec demo`` and the benchmark); this module adds the benchmark's views.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import numpy as np
 import torch
 
 from kgrec.evaluation.split import Interactions
+from kgrec.fusion.ranking import recall_ndcg, top_items
 
 #: user-activity buckets: number of interactions a user has in the data the model was fit on
 ACTIVITY_BUCKETS: tuple[tuple[int, int], ...] = ((0, 20), (20, 50), (50, 150), (150, 10**12))
@@ -47,23 +52,8 @@ def full_ranking_topk(
         cols = np.concatenate([seen[u] for u in batch]) if len(batch) else np.empty(0)
         if len(rows):
             scores[torch.from_numpy(rows.astype(np.int64)), torch.from_numpy(cols.astype(np.int64))] = float("-inf")
-        # stable tie-break: topk on (score, -item/n) would change scores; sort descending, stable
-        idx = torch.argsort(scores, dim=1, descending=True, stable=True)[:, :k]
-        tops.append(idx.numpy())
+        tops.append(top_items(scores, k)[1].numpy())  # the one top-k: ties by lower item number
     return np.concatenate(tops) if tops else np.empty((0, k), dtype=np.int64)
-
-
-def _recall_ndcg(top: np.ndarray, targets: Sequence[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    rec = np.full(len(targets), np.nan)
-    ndcg = np.full(len(targets), np.nan)
-    for r, (row, tgt) in enumerate(zip(top[:, :k], targets)):
-        if len(tgt) == 0:
-            continue
-        hit = np.isin(row, tgt)
-        rec[r] = hit.sum() / len(tgt)
-        ndcg[r] = (hit * disc[: len(row)]).sum() / disc[: min(len(tgt), k)].sum()
-    return rec, ndcg
 
 
 def evaluate_topk(
@@ -80,12 +70,12 @@ def evaluate_topk(
     """
     tg = targets_by_user(held_out)
     targets = [tg[u] for u in users]
-    rec, ndcg = _recall_ndcg(top, targets, k)
+    rec, ndcg = recall_ndcg(top, targets, k)
     out: dict[str, float] = {f"recall@{k}": float(np.nanmean(rec)), f"ndcg@{k}": float(np.nanmean(ndcg)),
                              "users": int(np.sum(~np.isnan(rec)))}
     cold = cold_items(fit)
     cold_targets = [t[cold[t]] for t in targets]
-    crec, cndcg = _recall_ndcg(top, cold_targets, k)
+    crec, cndcg = recall_ndcg(top, cold_targets, k)
     has = ~np.isnan(crec)
     out[f"cold_recall@{k}"] = float(np.nanmean(crec)) if has.any() else float("nan")
     out[f"cold_ndcg@{k}"] = float(np.nanmean(cndcg)) if has.any() else float("nan")
@@ -127,7 +117,7 @@ def evaluate_cold_only(
     seen = [np.empty(0, dtype=np.int64)] * held_out.n_users  # cold items are unseen by definition
     top = full_ranking_topk(score_fn, users, seen, k, candidates=cold)
     targets = [tg[u][cold[tg[u]]] for u in users]
-    rec, ndcg = _recall_ndcg(top, targets, k)
+    rec, ndcg = recall_ndcg(top, targets, k)
     return {f"cold_only_recall@{k}": float(np.mean(rec)), f"cold_only_ndcg@{k}": float(np.mean(ndcg)),
             f"cold_only_random_recall@{k}": min(k, n_cold) / n_cold, "cold_only_users": len(users),
             "cold_items": n_cold}

@@ -24,8 +24,10 @@ from kgrec.encoders.behaviour import user_texts
 from kgrec.encoders.graph import GraphLayout, recency_weights
 from kgrec.encoders.text import TextEncoder
 from kgrec.fusion.config import RecommenderConfig
-from kgrec.fusion.evaluate import holdout_last, ranking_metrics, topk_scores
+from kgrec.fusion.evaluate import holdout_last
+from kgrec.fusion.ranking import ranking_metrics, topk_scores
 from kgrec.fusion.model import FusedModel, Towers
+from kgrec.fusion.stopping import EarlyStopping
 from kgrec.graph.hetero import Vocabularies, edge_arrays
 from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
@@ -212,7 +214,7 @@ def _train_run(
         for u, its in by.items():
             targets[u] = np.asarray(its, dtype=np.int64)
     history: list[dict[str, float]] = []
-    best, best_epoch, best_state, bad = -1.0, epochs, None, 0
+    stopper = EarlyStopping(cfg.train.patience)
     bar = tqdm(range(1, epochs + 1), desc="training" if targets is None else "training (validating)", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         t0 = time.perf_counter()
@@ -222,21 +224,17 @@ def _train_run(
             m = _evaluate(model, inp, item_text, targets)
             row.update({f"val_{k}": v for k, v in m.items() if k != "users"})
             score = m["ndcg@20"]
-            if score > best:
-                best, best_epoch, bad = score, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                bad += 1
+            stop = stopper.step(epoch, score, model)
             bar.set_postfix(loss=f"{loss:.3f}", val_ndcg=f"{score:.4f}")
-            if bad >= cfg.train.patience:
+            if stop:
                 history.append(row)
-                log.info("early stop at epoch %d (best %d, val ndcg@20 %.4f)", epoch, best_epoch, best)
+                log.info("early stop at epoch %d (best %s, val ndcg@20 %.4f)", epoch, stopper.best_epoch, stopper.best)
                 break
         else:
             bar.set_postfix(loss=f"{loss:.3f}")
         history.append(row)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    stopper.restore(model)
+    best_epoch = stopper.best_epoch if stopper.best_epoch is not None else epochs
     return model, inp, history, best_epoch
 
 

@@ -9,7 +9,11 @@ import numpy as np
 import torch
 
 from kgrec.evaluation.split import Interactions
+from kgrec.fusion.stopping import EarlyStopping
 from kgrec.loaders.schema import Dataset
+
+#: the one early-stopping helper (kgrec's own model uses it too); re-exported for the baselines
+__all__ = ["EarlyStopping", "FitContext", "Scorer", "validation_ndcg"]
 
 
 @dataclass
@@ -39,30 +43,6 @@ class Scorer(Protocol):
     def scores(self, users: np.ndarray) -> torch.Tensor:
         """``[len(users), n_items]`` scores (higher is better)."""
         ...
-
-
-class EarlyStopping:
-    """Keeps the best weights by validation NDCG@20 and says when ``patience`` validations brought no gain."""
-
-    def __init__(self, patience: int) -> None:
-        self.patience = patience
-        self.best = -1.0
-        self.best_epoch: int | None = None
-        self._state: dict[str, torch.Tensor] | None = None
-        self._bad = 0
-
-    def step(self, epoch: int, score: float, module: torch.nn.Module) -> bool:
-        """Record one validation; True when training should stop."""
-        if score > self.best:
-            self.best, self.best_epoch, self._bad = score, epoch, 0
-            self._state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-            return False
-        self._bad += 1
-        return self._bad >= self.patience
-
-    def restore(self, module: torch.nn.Module) -> None:
-        if self._state is not None:
-            module.load_state_dict(self._state)
 
 
 def validation_ndcg(model: Scorer, ctx: FitContext, history: list[np.ndarray]) -> float:

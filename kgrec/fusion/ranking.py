@@ -1,0 +1,160 @@
+"""One top-k with one tie rule, the rank that agrees with it, and Recall/NDCG.
+
+Every ranking in kgrec goes through :func:`top_items`: recommendations, the batch export,
+an explanation's rank and gap to the k-th item, validation during training and the quality
+benchmark (``kgrec.evaluation.metrics`` calls it and :func:`recall_ndcg`). Ties (equal
+scores) are broken by the lower item number; excluded items score ``-inf`` and come last,
+so a caller that wants only real recommendations keeps the finite scores of each row
+(:class:`TopK` does, per user).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def top_items(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``min(k, n_items)`` best columns of every row of ``scores``, best first.
+
+    Equal scores are ordered by the lower column (item number), as a stable descending sort
+    of the whole row would order them, at the cost of one ``torch.topk`` and a few passes.
+
+    Returns:
+        ``(values, item numbers)``, both ``[n_rows, min(k, n_items)]``.
+    """
+    n_rows, n_items = scores.shape
+    k = min(k, n_items)
+    if k <= 0 or n_rows == 0:
+        return scores[:, :0], torch.zeros((n_rows, 0), dtype=torch.long)
+    if k == n_items or bool(torch.isnan(scores).any()):
+        idx = torch.argsort(scores, dim=1, descending=True, stable=True)[:, :k]
+        return scores.gather(1, idx), idx
+    kth = torch.topk(scores, k, dim=1).values[:, -1:]
+    above = scores > kth
+    tie = scores == kth
+    need = k - above.sum(1, keepdim=True)
+    keep = above | tie
+    crowded = tie.sum(1, keepdim=True).squeeze(1) > need.squeeze(1)
+    if bool(crowded.any()):
+        # rows with more items at the k-th score than places left: keep the lowest-numbered ones
+        rows = torch.nonzero(crowded).squeeze(1)
+        t = tie[rows]
+        keep[rows] = above[rows] | (t & (t.to(torch.int32).cumsum(1) <= need[rows]))
+    cols = torch.nonzero(keep)[:, 1].view(n_rows, k)  # row-major: each row's kept items in item order
+    vals = scores.gather(1, cols)
+    order = torch.argsort(vals, dim=1, descending=True, stable=True)
+    return vals.gather(1, order), cols.gather(1, order)
+
+
+def rank_in(scores: np.ndarray | torch.Tensor, item: int, seen: np.ndarray) -> int:
+    """Rank (from 1) of ``item`` in one user's ``scores`` among the items not ``seen`` (``item`` itself
+    always counts), with :func:`top_items`' tie rule: an equal score of a lower item number ranks first."""
+    s = scores.numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores)
+    mask = np.ones(len(s), dtype=bool)
+    mask[seen] = False
+    mask[item] = True
+    si = s[item]
+    ahead = (s > si) | ((s == si) & (np.arange(len(s)) < item))
+    return int((ahead & mask).sum() + 1)
+
+
+@dataclass
+class TopK:
+    """Top-k of several users: ``[n_users, w]`` scores and item numbers, best first.
+
+    A row holds fewer than ``w`` real recommendations when the user has fewer items left
+    (seen, excluded or outside the candidates): those places score ``-inf``. :meth:`flat`
+    keeps each user's real ones only, so no user's list depends on another's.
+    """
+
+    scores: np.ndarray
+    items: np.ndarray
+
+    @property
+    def valid(self) -> np.ndarray:
+        return np.isfinite(self.scores)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Real recommendations per user."""
+        return self.valid.sum(1)
+
+    def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(row, rank from 1, item number, score)`` of every real recommendation, users in order."""
+        v = self.valid
+        rows = np.nonzero(v)[0]
+        ranks = np.cumsum(v, axis=1)[v]
+        return rows, ranks.astype(np.int64), self.items[v], self.scores[v]
+
+
+def topk_scores(
+    user_vecs: torch.Tensor,
+    item_vecs: torch.Tensor,
+    k: int,
+    exclude: Mapping[int, np.ndarray] | None = None,
+    candidates: torch.Tensor | None = None,
+    chunk: int = 2048,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` items per user by dot product, excluding each user's ``exclude`` items (rows keyed
+    by position) and, with ``candidates`` (item numbers), every other item. Excluded places
+    score ``-inf``.
+
+    Returns ``(scores [n, min(k, n_items)], item numbers [n, min(k, n_items)])``.
+    """
+    n_items = item_vecs.shape[0]
+    all_s, all_i = [], []
+    for start in range(0, user_vecs.shape[0], chunk):
+        s = user_vecs[start : start + chunk] @ item_vecs.T
+        if candidates is not None:
+            mask = torch.full((n_items,), float("-inf"))
+            mask[candidates] = 0.0
+            s = s + mask
+        if exclude:
+            rows, cols = [], []
+            for r in range(s.shape[0]):
+                ex = exclude.get(start + r)
+                if ex is not None and len(ex):
+                    rows.append(np.full(len(ex), r))
+                    cols.append(ex)
+            if rows:
+                s[torch.from_numpy(np.concatenate(rows)), torch.from_numpy(np.concatenate(cols))] = float("-inf")
+        v, i = top_items(s, k)
+        all_s.append(v)
+        all_i.append(i)
+    if not all_s:
+        return torch.zeros((0, min(k, n_items))), torch.zeros((0, min(k, n_items)), dtype=torch.long)
+    return torch.cat(all_s), torch.cat(all_i)
+
+
+def recall_ndcg(top: np.ndarray, targets: Sequence[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-user Recall@k and NDCG@k (binary relevance, ideal DCG over ``min(|targets|, k)``);
+    NaN for a user without targets. ``top`` rows are the users' lists (at least ``k`` long or
+    shorter), aligned with ``targets``."""
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    rec = np.full(len(targets), np.nan)
+    ndcg = np.full(len(targets), np.nan)
+    for r, (row, tgt) in enumerate(zip(top[:, :k], targets)):
+        if len(tgt) == 0:
+            continue
+        hit = np.isin(row, tgt)
+        rec[r] = hit.sum() / len(tgt)
+        ndcg[r] = (hit * disc[: len(row)]).sum() / disc[: min(len(tgt), k)].sum()
+    return rec, ndcg
+
+
+def ranking_metrics(topk: np.ndarray, targets: list[np.ndarray], k: int) -> dict[str, float]:
+    """Mean Recall@k and NDCG@k over the users with targets (see :func:`recall_ndcg`).
+
+    Args:
+        topk: ``[n_users, >=k]`` recommended item numbers (or ids).
+        targets: per user the held-out item numbers (users with none are skipped).
+    """
+    rec, ndcg = recall_ndcg(topk, targets, k)
+    has = ~np.isnan(rec)
+    if not has.any():
+        return {f"recall@{k}": float("nan"), f"ndcg@{k}": float("nan"), "users": 0}
+    return {f"recall@{k}": float(np.mean(rec[has])), f"ndcg@{k}": float(np.mean(ndcg[has])), "users": int(has.sum())}
