@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from kgrec.fusion.state import ModelState
 from kgrec.graph.paths import KIND_NODES, KIND_RELATIONS, PathRow
 
-if TYPE_CHECKING:
-    from kgrec.fusion.recommender import Recommender
-    from kgrec.graph.store import GraphStore
 
 
 @dataclass
@@ -82,12 +81,31 @@ class Explanation:
             columns=["rank", "score", "kind", "sentence"],
         )
 
+    def headline(self) -> str:
+        """The top path's sentence, else the message (see :func:`headline`)."""
+        return headline(self)
+
     def text(self) -> str:
         lines = [self.message] if self.message else []
         for r, p in enumerate(self.paths, 1):
             lines.append(f"{r}. [{p.score:+.3f}] {p.sentence}")
         lines.append(f"score {self.score:.3f} = structure {self.attribution['structure']:+.3f} + text {self.attribution['text']:+.3f}")
         return "\n".join(lines)
+
+
+class _Sentence(Protocol):
+    sentence: str
+
+
+class _Explained(Protocol):
+    paths: Sequence[_Sentence]
+    message: str
+
+
+def headline(e: _Explained) -> str:
+    """The top path's sentence, else the message: what a list of recommendations shows per item
+    (an :class:`Explanation`, or the web API's ``ExplanationOut``)."""
+    return e.paths[0].sentence if e.paths else e.message
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -117,24 +135,32 @@ def sentence(kind: str, verb: str, anchor: str, via: str, item: str, rel_a: str 
     raise ValueError(f"unknown path kind {kind!r}")
 
 
-def score_paths(rec: Recommender, user: str, item: str, paths: list[PathRow], score: float) -> np.ndarray:
-    """Path scores (shares of ``score``, see the module docstring), aligned with ``paths``."""
+#: finds candidate paths: ``(user id, item id, anchor item ids or None for all) -> rows``
+PathFinder = Callable[[str, str, "list[str] | None"], list[PathRow]]
+
+
+def anchor_weights(state: ModelState, u: int, hist_w: np.ndarray) -> np.ndarray:
+    """Each history item's weight in the model: its share of the user's graph edges plus its weight in
+    the user's recent-interest vector (both sum to 1 over the history)."""
+    total_w = float(hist_w.sum()) or 1.0
+    return hist_w / total_w + state.recent_weights(u)
+
+
+def score_paths(
+    state: ModelState, u: int, i: int, hist_items: np.ndarray, hist_w: np.ndarray, paths: list[PathRow], score: float,
+) -> np.ndarray:
+    """Path scores (shares of ``score``, see the module docstring), aligned with ``paths``, for user number
+    ``u`` and item number ``i`` with the user's history ``hist_items, hist_w``."""
     if not paths:
         return np.empty(0)
-    v = rec.vocabs
-    A = rec.arrays
-    u = v.user.number(user)
-    i = v.item.number(item)
+    v = state.vocabs
+    A = state.arrays
     f_i = A["items"][i]
-    hist_items, hist_w = rec.history(user)
-    # an anchor's weight in the model: its share of the user's graph edges plus its weight in the
-    # user's recent-interest vector (both sum to 1 over the history)
-    total_w = float(hist_w.sum()) or 1.0
-    hist_w = hist_w / total_w + rec.recent_weights(u)
+    hist_w = anchor_weights(state, u, hist_w)
     w_of = dict(zip(hist_items.tolist(), hist_w.tolist()))
     mean_w = float(hist_w.mean()) if len(hist_w) else 1.0
     n_items = len(v.item)
-    lay_off = _offsets(rec)
+    lay_off = state.node_offsets
     z_i = A["nodes"][lay_off["item"] + i]
 
     kinds = np.array([p[0] for p in paths], dtype=object)
@@ -157,7 +183,7 @@ def score_paths(rec: Recommender, user: str, item: str, paths: list[PathRow], sc
     for kind, deg_key in (("category", "category"), ("keyword", "keyword"), ("tag", "keyword"), ("entity", "entity")):
         m = kinds == kind
         if m.any():
-            deg = rec.degrees[deg_key]
+            deg = state.degrees[deg_key]
             spec[m] = [1.0 + math.log((1 + n_items) / (1 + deg.get(x, 0))) for x in vias[m]]
     m = kinds == "user"
     if m.any():
@@ -170,105 +196,86 @@ def score_paths(rec: Recommender, user: str, item: str, paths: list[PathRow], sc
     return score * raw / total
 
 
-def _offsets(rec: Recommender) -> dict[str, int]:
-    from kgrec.encoders.graph import GraphLayout
-
-    off = getattr(rec, "_node_offsets", None)
-    if off is None:
-        off = rec._node_offsets = GraphLayout(rec.vocabs.sizes()).offsets  # type: ignore[attr-defined]
-    return off
-
-
-def candidate_paths(rec: Recommender, store: GraphStore | None, user: str, item: str) -> list[PathRow]:
-    """Candidate paths from the store, searched through the strongest anchors first."""
-    from kgrec.graph.paths import PathIndex
-
-    hist_items, hist_w = rec.history(user)
-    i = rec.item_number(item)
+def candidate_paths(
+    state: ModelState, find: PathFinder, user: str, item: str, u: int, i: int, hist_items: np.ndarray, hist_w: np.ndarray,
+) -> list[PathRow]:
+    """Candidate paths from ``find``, searched through the strongest anchors first (``user``/``item``
+    are the ids of numbers ``u``/``i``; ``hist_items, hist_w`` the user's history)."""
     if len(hist_items):
-        hist_w = hist_w / (float(hist_w.sum()) or 1.0) + rec.recent_weights(rec.user_number(user))
-        strength = hist_w * np.maximum(_cos(rec.arrays["items"][hist_items], rec.arrays["items"][i]), 0.0)
-        order = np.lexsort((hist_items, -strength))[: rec.config.explain.anchors]
-        anchors = rec.vocabs.item.ids[hist_items[order]].tolist()
+        w = anchor_weights(state, u, hist_w)
+        strength = w * np.maximum(_cos(state.arrays["items"][hist_items], state.arrays["items"][i]), 0.0)
+        order = np.lexsort((hist_items, -strength))[: state.config.explain.anchors]
+        anchors = state.vocabs.item.ids[hist_items[order]].tolist()
     else:
         anchors = []
-    store = store if store is not None else rec.store
-    if store is None:
-        idx = getattr(rec, "_path_index", None)
-        if idx is None:
-            idx = rec._path_index = PathIndex(rec.dataset())  # type: ignore[attr-defined]
-        find = idx.paths
-    else:
-        # ids were checked against the model, and the model against the store's data
-        def find(u: str, i: str, a: list[str] | None) -> list[PathRow]:
-            return store.path_rows(u, i, a, check_ids=False)  # type: ignore[union-attr]
     paths = find(user, item, anchors)
     if not paths and len(hist_items) > len(anchors):
         paths = find(user, item, None)
     return paths
 
 
-def explain(rec: Recommender, store: GraphStore | None, user: str, item: str, *, top: int = 3, k: int = 10) -> Explanation:
-    """Build the :class:`Explanation` of ``item`` for ``user``."""
-    rec.user_number(user)
-    i = rec.item_number(item)
-    verb = rec.config.explain.interaction_verb
-    title = rec.title(item)
-    score = rec.score(user, item)
-    attr = rec.attribution(user, item)
-    hist_items, _ = rec.history(user)
+def explain(
+    state: ModelState, find: PathFinder, user: str, item: str, u: int, i: int, hist_items: np.ndarray,
+    hist_w: np.ndarray, *, top: int = 3, k: int = 10,
+) -> Explanation:
+    """Build the :class:`Explanation` of ``item`` (number ``i``) for ``user`` (number ``u``, history
+    ``hist_items, hist_w``): the ids were turned into numbers, and the history fetched, by the caller."""
+    verb = state.config.explain.interaction_verb
+    title = state.title(item)
+    score = state.score(u, i)
+    attr = state.attribution(u, i)
     if i in set(hist_items.tolist()):
         return Explanation(
             user=user, item=item, title=title, rank=0, score=score, k=k, paths=[], attribution=attr,
             interacted=True, message=f"User {user} already {verb} {title}; it is not recommended again.",
         )
-    rank = rec.rank(user, item)
-    paths = candidate_paths(rec, store, user, item)
-    scores = score_paths(rec, user, item, paths, score)
+    rank = state.rank(u, i, hist_items)
+    paths = candidate_paths(state, find, user, item, u, i, hist_items, hist_w)
+    scores = score_paths(state, u, i, hist_items, hist_w, paths, score)
     order = np.lexsort((np.arange(len(paths)), -scores)) if paths else np.empty(0, dtype=int)
     out: list[ExplanationPath] = []
     for r in order[:top]:
-        out.append(_render(rec, user, item, paths[int(r)], float(scores[r]), verb))
+        out.append(_render(state, user, item, paths[int(r)], float(scores[r]), verb))
     gap = None
     msg = ""
     if rank > k:
-        s_top, _ = rec._topk(np.array([rec.user_number(user)]), k)
+        s_top = state.topk(np.array([u]), k, seen=[hist_items]).scores
         gap = float(s_top[0, -1] - score)
         msg = f"{title} is ranked {rank} for user {user}, outside the top {k} (score {gap:.3f} below the {k}th item)."
     if not out:
         msg = (msg + " " if msg else "") + f"No path of at most 3 hops links user {user} to {title}." + _text_only_note(
-            rec, user, i, hist_items, title, verb)
+            state, user, i, hist_items, title, verb)
     return Explanation(
         user=user, item=item, title=title, rank=rank, score=score, k=k, paths=out, attribution=attr,
         gap_to_k=gap, message=msg, total_paths=len(paths),
     )
 
 
-def _text_only_note(rec: Recommender, user: str, i: int, hist_items: np.ndarray, title: str, verb: str) -> str:
+def _text_only_note(state: ModelState, user: str, i: int, hist_items: np.ndarray, title: str, verb: str) -> str:
     """For a new item (nobody has interacted with it: the model knows it by its text alone) without a path,
     say so and name the history item whose text vector is closest to its own."""
-    text = rec.arrays.get("item_text")
-    if text is None or len(text) == 0 or len(hist_items) == 0 or bool(np.any(rec._hist_items == i)):
+    text = state.arrays.get("item_text")
+    if text is None or len(text) == 0 or len(hist_items) == 0 or state.has_interactions(i):
         return ""
     sims = _cos(text[hist_items], text[i])
-    nearest = rec.vocabs.item.id(int(hist_items[int(np.argmax(sims))]))
+    nearest = state.vocabs.item.id(int(hist_items[int(np.argmax(sims))]))
     return (f" Nobody has {verb} {title} yet, and none of its categories, keywords or facts links it to user {user}'s"
             f" history: the model knows it only by its text (title, description), which is closest to that of"
-            f" {rec.title(nearest)}, which user {user} {verb}.")
+            f" {state.title(nearest)}, which user {user} {verb}.")
 
 
-def _render(rec: Recommender, user: str, item: str, row: PathRow, score: float, verb: str) -> ExplanationPath:
+def _render(state: ModelState, user: str, item: str, row: PathRow, score: float, verb: str) -> ExplanationPath:
     kind, anchor, via, rel_a, rel_b = row
     types = KIND_NODES[kind]
     ids = {"category": [user, anchor, via, item], "keyword": [user, anchor, via, item], "entity": [user, anchor, via, item],
            "user": [user, anchor, via, item], "tag": [user, via, item]}[kind]
     nodes = []
     for t, x in zip(types, ids):
-        name = rec.title(x) if t == "item" else (f"user {x}" if t == "user" else x)
+        name = state.title(x) if t == "item" else (f"user {x}" if t == "user" else x)
         nodes.append(PathNode(t, x, name))
     rels = list(KIND_RELATIONS[kind])
     if kind == "entity":
         rels = ["INTERACTED", rel_a.upper(), rel_b.upper()]
-    text = sentence(kind, verb, rec.title(anchor) if anchor else "", via, rec.title(item), rel_a, rel_b,
+    text = sentence(kind, verb, state.title(anchor) if anchor else "", via, state.title(item), rel_a, rel_b,
                     via_name=f"user {via}" if kind == "user" else via)
     return ExplanationPath(score=score, sentence=text, kind=kind, nodes=nodes, relations=rels)

@@ -70,25 +70,24 @@ def recommend_table(
 
     Built from numbers with Arrow ``take`` on the id arrays (no per-row Python work
     unless ``explain``), which keeps the export close to the bare matmul + top-k speed.
+    Each user gets ``min(k, items left for them)`` rows, whatever the other users of the chunk have seen.
     """
-    ids = getattr(rec, "_arrow_ids", None)
-    if ids is None:
-        ids = rec._arrow_ids = (pa.array(rec.vocabs.user.to_list(), pa.string()), pa.array(rec.vocabs.item.to_list(), pa.string()))  # type: ignore[attr-defined]
-    nums = rec.vocabs.user.numbers(list(users))
-    scores, top = rec._topk(nums, k, item_numbers=item_numbers, exclude_numbers=exclude_numbers)
-    kk = top.shape[1]
+    st = rec.state
+    ids = st.arrow_ids()
+    nums = st.vocabs.user.numbers(list(users))
+    rows, ranks, inums, scores = st.topk(nums, k, candidates=item_numbers, exclude=exclude_numbers).flat()
     cols = {
-        "user": ids[0].take(pa.array(np.repeat(nums, kk))),
-        "item": ids[1].take(pa.array(top.reshape(-1))),
-        "rank": pa.array(np.tile(np.arange(1, kk + 1, dtype=np.int64), len(nums))),
-        "score": pa.array(scores.reshape(-1).astype(np.float64)),
-        "model_version": pa.array([rec.model_version] * (kk * len(nums)), pa.string()),
+        "user": ids[0].take(pa.array(nums[rows])),
+        "item": ids[1].take(pa.array(inums)),
+        "rank": pa.array(ranks),
+        "score": pa.array(scores.astype(np.float64)),
+        "model_version": pa.array([st.model_version] * len(rows), pa.string()),
     }
     if explain:
         sentences, paths = [], []
         for u, i in zip(cols["user"].to_pylist(), cols["item"].to_pylist()):
             e = rec.explain(u, i, top=1)
-            sentences.append(e.paths[0].sentence if e.paths else e.message)
+            sentences.append(e.headline())
             paths.append(json.dumps([[n.type, n.id] for n in e.paths[0].nodes], ensure_ascii=False) if e.paths else None)
         cols["explanation"] = pa.array(sentences, pa.string())
         cols["path"] = pa.array(paths, pa.string())

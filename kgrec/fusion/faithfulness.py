@@ -16,10 +16,9 @@ import pandas as pd
 import torch
 
 from kgrec.encoders.behaviour import item_texts
-from kgrec.encoders.graph import GraphLayout
 from kgrec.encoders.text import TextEncoder
 from kgrec.fusion.explain import candidate_paths, score_paths
-from kgrec.fusion.model import FusedModel
+from kgrec.fusion.ranking import rank_in
 from kgrec.fusion.recommender import Recommender
 from kgrec.fusion.train import build_inputs
 from kgrec.graph.paths import PathRow
@@ -58,9 +57,7 @@ class Rescorer:
             self.item_text = torch.from_numpy(enc.encode(item_texts(ds, rec.vocabs), progress=False))
         else:
             self.item_text = torch.zeros(len(rec.vocabs.item), 1)
-        self.model = FusedModel(GraphLayout(rec.vocabs.sizes()), rec.config.model, self.item_text.shape[1])
-        self.model.load_state_dict(rec.state_dict)
-        self.model.eval()
+        self.model = rec.state.build_model(self.item_text.shape[1])
 
     def rank_without(self, user: str, item: str, items: set[str], tags: set[str]) -> int:
         """Rank of ``item`` for ``user`` after removing the user's interactions with ``items`` and tags ``tags``."""
@@ -73,14 +70,10 @@ class Rescorer:
         inp = build_inputs(changed, self.rec.vocabs, self.rec.config, self.encoder, self.item_text.shape[1], progress=False)
         with torch.no_grad():
             towers = self.model(inp.adj, inp.id_mask, self.item_text, inp.user_text, inp.recent_idx, inp.recent_mask)
-        u = self.rec.user_number(user)
-        i = self.rec.item_number(item)
+        st = self.rec.state
+        u, i = st.user_number(user), st.item_number(item)
         s = (towers.items @ towers.users[u]).numpy()
-        seen = self.rec.history(user)[0]  # the original history: ranks stay comparable
-        mask = np.ones(len(s), dtype=bool)
-        mask[seen] = False
-        mask[i] = True
-        return int((s[mask] > s[i]).sum() + 1)
+        return rank_in(s, i, st.history(u)[0])  # the original history: ranks stay comparable
 
 
 def removal_of(path: PathRow) -> tuple[set[str], set[str]]:
@@ -96,17 +89,21 @@ def deletion_test(rec: Recommender, ds: Dataset, pairs: list[tuple[str, str]], s
     rng = np.random.default_rng(seed)
     rescorer = Rescorer(rec, ds)
     rows = []
+    st = rec.state
+    find = rec.path_finder()
     for user, item in pairs:
-        paths = candidate_paths(rec, None, user, item)
+        u, i = st.user_number(user), st.item_number(item)
+        hist_items, hist_w = st.history(u)
+        paths = candidate_paths(st, find, user, item, u, i, hist_items, hist_w)
         if len(paths) < 2:
             continue
-        scores = score_paths(rec, user, item, paths, rec.score(user, item))
+        scores = score_paths(st, u, i, hist_items, hist_w, paths, st.score(u, i))
         top = paths[int(np.lexsort((np.arange(len(paths)), -scores))[0])]
         others = [p for p in paths if removal_of(p) != removal_of(top)]
         if not others:
             continue
         rnd = others[int(rng.integers(len(others)))]
-        base = rec.rank(user, item)
+        base = st.rank(u, i, hist_items)
         top_after = rescorer.rank_without(user, item, *removal_of(top))
         rnd_after = rescorer.rank_without(user, item, *removal_of(rnd))
         d = Deletion(user, item, base, top, top_after, rnd, rnd_after)

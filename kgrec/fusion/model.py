@@ -114,7 +114,9 @@ class FusedModel(nn.Module):
             nn.init.zeros_(g.bias)
         self.recent = RecentInterest(d, cfg.recent_window) if cfg.recent_window > 0 else None
 
-    def _gate(self, layer: nn.Linear, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def gate(self, layer: nn.Linear, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The fusion gate ``g`` of one side (``self.user_gate`` or ``self.item_gate``) for structural
+        vectors ``s`` and text vectors ``t``: 1 without text, 0 without structure, 0.5 for ``fusion=mean``."""
         if not self.cfg.use_text:
             return torch.ones_like(s)
         if not self.cfg.use_structure:
@@ -141,7 +143,7 @@ class FusedModel(nn.Module):
         # a user with no behaviour text has a zero text vector; the gate sees it.
         # An item without interactions (a cold item: no id embedding, no users) is scored from its
         # text alone (gate 0), the content vector that training teaches to rank (content_dropout).
-        item_gate = self._gate(self.item_gate, its, it)
+        item_gate = self.gate(self.item_gate, its, it)
         if self.cfg.use_text and self.cfg.use_structure:
             warm = id_mask[self.layout.slice("item")].unsqueeze(1) > 0
             item_gate = torch.where(warm, item_gate, torch.zeros_like(item_gate))
@@ -149,7 +151,7 @@ class FusedModel(nn.Module):
             nodes=nodes,
             user_struct=us,
             user_text=ut,
-            user_gate=self._gate(self.user_gate, us, ut),
+            user_gate=self.gate(self.user_gate, us, ut),
             item_struct=its,
             item_text=it,
             item_gate=item_gate,

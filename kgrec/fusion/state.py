@@ -1,0 +1,212 @@
+"""The trained model state: everything a fitted model knows, at the level of numbers.
+
+:class:`ModelState` holds the vocabularies, the saved vectors, each user's history (CSR), the
+weights, the items table, connector degrees, metrics and the data fingerprint, and saves and
+loads them. Its methods take user and item *numbers*: ids become numbers once, at the edge
+(:class:`kgrec.fusion.recommender.Recommender`, the export, the web service), and everything
+behind it (ranking, explanations, faithfulness) reads this public interface.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from kgrec._atomic import atomic_dir
+from kgrec.encoders.graph import GraphLayout
+from kgrec.errors import KgrecError, UnknownIdError
+from kgrec.fusion.config import RecommenderConfig
+from kgrec.fusion.model import FusedModel, attribution
+from kgrec.fusion.ranking import TopK, rank_in, topk_scores
+from kgrec.graph.hetero import Vocabularies
+from kgrec.loaders import schema as S
+
+FORMAT_VERSION = 2
+#: the saved per-user / per-item arrays (``vectors.npz``)
+ARRAYS = ("users", "items", "user_struct", "user_text", "user_gate", "item_struct", "item_text", "item_gate", "nodes",
+          "user_recent_struct", "user_recent_text")
+
+
+class ModelState:
+    """A trained (or vector-only) model, read by ranking, explanation, export, faithfulness and the web."""
+
+    def __init__(
+        self, *, config: RecommenderConfig, vocabs: Vocabularies, arrays: dict[str, np.ndarray], pos_users: np.ndarray,
+        pos_items: np.ndarray, edge_norm: np.ndarray, items: pd.DataFrame, degrees: dict[str, dict[str, int]],
+        data_fingerprint: str, metrics: dict[str, Any], model_version: str, state_dict: dict[str, torch.Tensor],
+    ) -> None:
+        self.config = config
+        self.vocabs = vocabs
+        self.arrays = arrays
+        self.pos_users = pos_users
+        self.pos_items = pos_items
+        self.edge_norm = edge_norm
+        self.items_table = items
+        self.degrees = degrees
+        self.data_fingerprint = data_fingerprint
+        self.metrics = metrics
+        self.model_version = model_version
+        self.state_dict = state_dict
+        # each user's history as CSR slices (views, no per-user arrays: millions of users stay cheap)
+        order = np.argsort(pos_users, kind="stable")
+        self.hist_items: np.ndarray = pos_items[order]
+        self.hist_w: np.ndarray = edge_norm[order]
+        self.hist_ptr = np.zeros(len(vocabs.user) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(pos_users, minlength=len(vocabs.user)), out=self.hist_ptr[1:])
+        del order
+        self.titles: dict[str, str] = dict(zip(items[S.ITEM].tolist(), items[S.TITLE].tolist()))
+        self.users_t = torch.from_numpy(arrays["users"])
+        self.items_t = torch.from_numpy(arrays["items"])
+        #: first node index of each node type in ``arrays["nodes"]``
+        self.node_offsets: dict[str, int] = GraphLayout(vocabs.sizes()).offsets
+        self._arrow_ids: tuple[pa.Array, pa.Array] | None = None
+
+    # ------------------------------------------------------------------ ids <-> numbers (the edge)
+    def user_number(self, user: str) -> int:
+        n = self.vocabs.user.number(str(user), missing="none")
+        if n is None:
+            raise UnknownIdError("user", user, "not in the training data of this model")
+        return n
+
+    def item_number(self, item: str) -> int:
+        n = self.vocabs.item.number(str(item), missing="none")
+        if n is None:
+            raise UnknownIdError("item", item, "not in the training data of this model")
+        return n
+
+    def known_items(self, ids: Any) -> np.ndarray | None:
+        """Numbers of the known ids among ``ids`` (unknown ones ignored, sorted, unique); None stays None."""
+        if ids is None:
+            return None
+        n = self.vocabs.item.numbers(list(map(str, ids)), missing="none")
+        return np.unique(n[n >= 0])
+
+    def title(self, item: str) -> str:
+        return self.titles.get(str(item)) or str(item)
+
+    def arrow_ids(self) -> tuple[pa.Array, pa.Array]:
+        """User and item ids as Arrow string arrays (built once; the export ``take``s from them)."""
+        if self._arrow_ids is None:
+            self._arrow_ids = (pa.array(self.vocabs.user.to_list(), pa.string()), pa.array(self.vocabs.item.to_list(), pa.string()))
+        return self._arrow_ids
+
+    # ------------------------------------------------------------------ per user
+    def history(self, u: int) -> tuple[np.ndarray, np.ndarray]:
+        """(item numbers, normalised edge weights) of user number ``u``'s interactions."""
+        lo, hi = self.hist_ptr[u], self.hist_ptr[u + 1]
+        return self.hist_items[lo:hi], self.hist_w[lo:hi]
+
+    def has_interactions(self, i: int) -> bool:
+        """Whether anybody interacted with item number ``i`` in the training data."""
+        return bool(np.any(self.hist_items == i))
+
+    def recent_weights(self, u: int) -> np.ndarray:
+        """The recent-interest weights of user number ``u``'s history items (aligned with :meth:`history`,
+        oldest first; 0 outside the newest ``recent_window``; all 0 for a model without that part)."""
+        n = int(self.hist_ptr[u + 1] - self.hist_ptr[u])
+        out = np.zeros(n)
+        logits = self.state_dict.get("recent.logits") if self.state_dict else None
+        if logits is None or n == 0:
+            return out
+        m = min(n, len(logits))
+        a = logits[:m].detach().numpy().astype(np.float64)
+        a = np.exp(a - a.max())
+        out[n - m :] = (a / a.sum())[::-1]  # history is oldest first; logits are newest first
+        return out
+
+    # ------------------------------------------------------------------ scores
+    def score(self, u: int, i: int) -> float:
+        return float(self.arrays["users"][u] @ self.arrays["items"][i])
+
+    def topk(
+        self, users: np.ndarray, k: int, *, exclude_seen: bool = True, candidates: np.ndarray | None = None,
+        exclude: np.ndarray | None = None, seen: list[np.ndarray] | None = None,
+    ) -> TopK:
+        """Top-``k`` of user numbers ``users`` (one tie rule: lower item number first).
+
+        Args:
+            exclude_seen: leave out each user's history (``seen``: the histories, when the caller has them).
+            candidates: item numbers to rank among (None: all).
+            exclude: item numbers never to recommend.
+        """
+        extra = exclude if exclude is not None else np.empty(0, dtype=np.int64)
+        excl = {}
+        for r, u in enumerate(users.tolist()):
+            parts = [extra]
+            if exclude_seen:
+                parts.append(seen[r] if seen is not None else self.history(u)[0])
+            excl[r] = np.concatenate(parts)
+        cand = None if candidates is None else torch.from_numpy(candidates)
+        with torch.no_grad():
+            s, t = topk_scores(self.users_t[torch.from_numpy(users)], self.items_t, k, excl, cand)
+        return TopK(s.numpy(), t.numpy())
+
+    def rank(self, u: int, i: int, seen: np.ndarray | None = None) -> int:
+        """Rank (from 1) of item ``i`` among the items user ``u`` has not interacted with; the place
+        :meth:`topk` gives it (same scores, same tie rule)."""
+        with torch.no_grad():
+            s = (self.users_t[u : u + 1] @ self.items_t.T)[0]
+        return rank_in(s, i, self.history(u)[0] if seen is None else seen)
+
+    def attribution(self, u: int, i: int) -> dict[str, float]:
+        """The score split into a ``structure`` and a ``text`` part (they add up to it)."""
+        if len(self.arrays["user_struct"]) == 0:
+            raise KgrecError("this recommender was built from vectors alone; attributions and explanations need a trained model")
+        a = {k: torch.from_numpy(v) for k, v in self.arrays.items() if k != "nodes"}
+        st, tx = attribution(a["user_struct"][u], a["user_text"][u], a["user_gate"][u],
+                             a["item_struct"][i], a["item_text"][i], a["item_gate"][i],
+                             a["user_recent_struct"][u], a["user_recent_text"][u])
+        return {"structure": st, "text": tx}
+
+    def build_model(self, text_dim: int) -> FusedModel:
+        """The torch model rebuilt from the saved weights (eval mode), for new users and the deletion test."""
+        model = FusedModel(GraphLayout(self.vocabs.sizes()), self.config.model, text_dim)
+        model.load_state_dict(self.state_dict)
+        model.eval()
+        return model
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the model directory atomically (weights, config, vocabularies, metrics, fingerprint)."""
+        path = Path(path)
+        with atomic_dir(path) as tmp:
+            (tmp / "config.json").write_text(self.config.model_dump_json(indent=2) + "\n")
+            (tmp / "vocabs.json").write_text(json.dumps(self.vocabs.to_dict()) + "\n")
+            (tmp / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=float) + "\n")
+            meta = {"format_version": FORMAT_VERSION, "model_version": self.model_version,
+                    "data_fingerprint": self.data_fingerprint, "degrees": self.degrees}
+            (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+            torch.save(self.state_dict, tmp / "weights.pt")
+            np.savez(tmp / "vectors.npz", pos_users=self.pos_users, pos_items=self.pos_items, edge_norm=self.edge_norm,
+                     **self.arrays)
+            self.items_table.to_parquet(tmp / "items.parquet", index=False)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelState:
+        """Read a model directory written by :meth:`save`."""
+        path = Path(path)
+        if not (path / "model.json").is_file():
+            raise KgrecError(f"{path}: not a kgrec model directory (no model.json); train one with `kgrec train`")
+        meta = json.loads((path / "model.json").read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise KgrecError(f"{path}: model format {meta.get('format_version')}, this kgrec reads {FORMAT_VERSION}; retrain")
+        cfg = RecommenderConfig.model_validate_json((path / "config.json").read_text())
+        with np.load(path / "vectors.npz") as z:
+            arrays = {k: z[k] for k in ARRAYS}
+            pos_users, pos_items, edge_norm = z["pos_users"], z["pos_items"], z["edge_norm"]
+        return cls(
+            config=cfg,
+            vocabs=Vocabularies.from_dict(json.loads((path / "vocabs.json").read_text())),
+            arrays=arrays, pos_users=pos_users, pos_items=pos_items, edge_norm=edge_norm,
+            items=pd.read_parquet(path / "items.parquet").astype(S.ITEMS_SCHEMA),
+            degrees=meta["degrees"], data_fingerprint=meta["data_fingerprint"],
+            metrics=json.loads((path / "metrics.json").read_text()), model_version=meta["model_version"],
+            state_dict=torch.load(path / "weights.pt", weights_only=True),
+        )
