@@ -153,7 +153,7 @@ def recommend(
         df = rec.recommend(user, k)
         df.insert(2, "title", [rec.title(i) for i in df["item"]])
         if explain_:
-            df["explanation"] = [(lambda e: e.paths[0].sentence if e.paths else e.message)(rec.explain(u, i, st, top=1)) for u, i in zip(df["user"], df["item"])]
+            df["explanation"] = [rec.explain(u, i, st, top=1).headline() for u, i in zip(df["user"], df["item"])]
     _print_frame(df, fmt)
 
 

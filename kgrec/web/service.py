@@ -132,6 +132,8 @@ class RecService:
         return ExplanationOut.model_validate_json(hit) if hit is not None else self._explanation(user, item, k, top)
 
     def _recommendations(self, user: str, k: int) -> RecommendationsOut:
+        from kgrec.fusion.explain import headline
+
         df = self.rec.recommend(user, k)
         items = []
         for item, rank, score in zip(df["item"].tolist(), df["rank"].tolist(), df["score"].tolist(), strict=False):
@@ -139,7 +141,7 @@ class RecService:
             first = e.paths[0] if e.paths else None
             items.append(RecommendationOut(
                 rank=int(rank), item=item, title=self.rec.title(item), score=float(score),
-                explanation=first.sentence if first else e.message, kind=first.kind if first else None,
+                explanation=headline(e), kind=first.kind if first else None,
             ))
         out = RecommendationsOut(user=user, k=k, model_version=self.version, items=items)
         self._recs.put((self.version, user, k), to_json(out))
