@@ -49,7 +49,7 @@ def test_ingest_round_trips_and_is_idempotent(neo, synth_dataset) -> None:
 
 
 def test_hostile_strings_are_stored_verbatim(neo) -> None:
-    hostile = ["'}) MATCH (n) DETACH DELETE n //", "back`tick", "{braces}", 'quo"te', "ünïcødé 推荐", "x" * 5000]
+    hostile = ["'}) MATCH (n) DETACH DELETE n //", "back`tick", "{braces}", 'quo"te', "ünïcødé 推荐", "x" * 1000]
     inter = pd.DataFrame({"user": hostile, "item": hostile[::-1], "timestamp": range(len(hostile))})
     items = pd.DataFrame({"item": hostile, "title": hostile, "keywords": ["k" + h for h in hostile]})
     ds = from_frames(inter, items)
