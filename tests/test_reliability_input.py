@@ -92,6 +92,9 @@ def test_integral_float_ids_become_their_integer_text(tmp_path: Path, items: Pat
     g = parquet(tmp_path / "frac.parquet", user=[1.0, 2.5], item=["i1", "i2"])
     with pytest.raises(DataValidationError, match=r"frac.parquet, row 2, column 'user': id 2.5 is a fractional number"):
         loaders.load_files(g, items)
+    h = parquet(tmp_path / "inf.parquet", user=[1.0, float("-inf")], item=["i1", "i2"])
+    with pytest.raises(DataValidationError, match=r"inf.parquet, row 2, column 'user': id -inf is not a finite number; expected a string or integer id"):
+        loaders.load_files(h, items)
 
 
 def test_infinite_rating_is_refused(tmp_path: Path, items: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,16 +31,22 @@ def _csv_line_of(path: Path) -> Callable[[int], int | None]:
     """
 
     def line_of(row: int) -> int | None:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            prev, seen = 0, -2  # the first non-blank record is the header (row -1)
-            for rec in reader:
-                start, prev = prev + 1, reader.line_num
-                if not rec:  # a blank line: pandas skips it
-                    continue
-                seen += 1
-                if seen == row:
-                    return start
+        limit = csv.field_size_limit(sys.maxsize)  # the fields of a bad file may be huge: that may be the error
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                reader = csv.reader(fh)
+                prev, seen = 0, -2  # the first non-blank record is the header (row -1)
+                for rec in reader:
+                    start, prev = prev + 1, reader.line_num
+                    if not rec:  # a blank line: pandas skips it
+                        continue
+                    seen += 1
+                    if seen == row:
+                        return start
+        except (csv.Error, OSError, UnicodeDecodeError):
+            return None
+        finally:
+            csv.field_size_limit(limit)
         return None
 
     return line_of

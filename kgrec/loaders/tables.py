@@ -176,7 +176,13 @@ def _ids(df: pd.DataFrame, column: str, table: str, src: Source) -> pd.Series:
             raise DataValidationError(
                 f"{src.where(_first(nan), column)}: empty {column} id; expected a non-empty id in every {table} row"
             )
-        frac = ~np.isfinite(v) | (v != np.floor(v))
+        inf = ~np.isfinite(v)
+        if inf.any():
+            row = _first(inf)
+            raise DataValidationError(
+                f"{src.where(row, column)}: id {float(v[row])!r} is not a finite number; expected a string or integer id"
+            )
+        frac = v != np.floor(v)
         if frac.any():
             row = _first(frac)
             raise DataValidationError(
