@@ -130,7 +130,7 @@ def write_to_neo4j(rec: Recommender, store: GraphStore, k: int = 10, *, explain:
     """
     from kgrec.fusion.export import recommend_chunk
 
-    if not hasattr(store, "write_embeddings") or not hasattr(store, "write_recommendations"):
+    if not store.supports_write_back:
         raise KgrecError(f"{store.location}: write-back needs a Neo4j store (bolt:// or neo4j:// URI)")
     rec.check_store(store)
     indexes, vectors = {}, {}

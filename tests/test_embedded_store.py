@@ -1,16 +1,16 @@
+"""Embedded-store specifics (files on disk, snapshots). The behaviour both stores share is in test_store_contract.py."""
+
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 
-from kgrec.errors import StoreError, UnknownIdError
-from kgrec.graph import PATH_COLUMNS, open_store, to_hetero_data
+from kgrec.errors import StoreError
+from kgrec.graph import open_store, to_hetero_data
 from kgrec.graph.embedded import EmbeddedStore
-from kgrec.loaders import from_frames
 from kgrec.loaders.schema import Dataset
 
 
@@ -34,23 +34,6 @@ def test_ingest_is_atomic_idempotent_and_byte_identical(tmp_path: Path, synth_da
     assert not list((tmp_path).glob(".*tmp"))
 
 
-def test_later_ingest_adds_interactions(tmp_path: Path, synth_frames) -> None:
-    f = synth_frames
-    inter = f["interactions"]
-    first, second = inter.iloc[: len(inter) // 2], inter.iloc[len(inter) // 2 :]
-    st = open_store(tmp_path / "s")
-    st.ingest(from_frames(first, f["items"], f["triples"], f["tags"], name="x"))
-    rep = st.ingest(from_frames(second, f["items"], name="x"))
-    full = from_frames(inter, f["items"], f["triples"], f["tags"], name="x")
-    assert rep.counts["interactions"] == len(full.interactions)
-    assert st.dataset().fingerprint() == full.fingerprint()
-
-
-def test_reading_an_empty_store_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match=r"no data yet; run `kgrec ingest --store"):
-        open_store(tmp_path / "nothing").dataset()
-
-
 def test_hetero_data_is_stable_and_valid(synth_dataset: Dataset) -> None:
     a, va = to_hetero_data(synth_dataset)
     b, vb = to_hetero_data(synth_dataset)
@@ -66,28 +49,27 @@ def test_hetero_data_is_stable_and_valid(synth_dataset: Dataset) -> None:
     assert pair in set(zip(synth_dataset.interactions["user"], synth_dataset.interactions["item"]))
 
 
-def test_paths_have_the_documented_shapes(tmp_path: Path) -> None:
-    inter = pd.DataFrame({"user": ["u", "u", "v", "v"], "item": ["a", "b", "a", "c"], "timestamp": [1, 2, 3, 4]})
-    items = pd.DataFrame({"item": ["a", "b", "c"], "title": ["A", "B", "C"], "categories": ["Drama", "X", "Drama"], "keywords": ["k", "", "k"]})
-    triples = pd.DataFrame({"item": ["a", "c"], "relation": ["directed_by", "directed_by"], "entity": ["Ann", "Ann"]})
-    tags = pd.DataFrame({"user": ["u"], "item": ["b"], "tag": ["K"]})
+def test_wipe_removes_the_data_and_keeps_the_models(tmp_path: Path, synth_dataset: Dataset) -> None:
     st = open_store(tmp_path / "s")
-    st.ingest(from_frames(inter, items, triples, tags))
-    p = st.paths("u", "c")
-    assert list(p.columns) == PATH_COLUMNS
-    got = set(map(tuple, p.to_numpy().tolist()))
-    assert got == {
-        ("category", "a", "Drama", "", ""),
-        ("keyword", "a", "k", "", ""),
-        ("keyword", "b", "k", "", ""),  # b carries keyword k because u tagged it so
-        ("tag", "", "k", "", ""),
-        ("entity", "a", "Ann", "directed_by", "directed_by"),
-        ("user", "a", "v", "", ""),
-    }
-    assert set(st.paths("u", "c", anchors=["b"])["kind"]) == {"tag", "keyword"}
-    with pytest.raises(UnknownIdError, match=r"unknown user id 'nobody'"):
-        st.paths("nobody", "c")
-    with pytest.raises(UnknownIdError, match=r"unknown item id 'zz'"):
-        st.paths("u", "zz")
-    g = st.subgraph("u", hops=2)
-    assert g.has_node("item:c") and g.nodes["item:a"]["name"] == "A"
+    rep = st.ingest(synth_dataset)
+    (st.model_root() / "default").mkdir(parents=True)
+    (st.model_root() / "default" / "model.json").write_text("{}")
+    st.wipe()
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["models"]
+    assert (st.model_root() / "default" / "model.json").is_file()
+    with pytest.raises(StoreError, match=r"no data yet; run `kgrec ingest --store"):
+        open_store(tmp_path / "s").dataset()
+    assert st.ingest(synth_dataset).fingerprint == rep.fingerprint
+    open_store(tmp_path / "never-created").wipe()  # nothing there: nothing to do
+    assert not (tmp_path / "never-created").exists()
+
+
+def test_the_manifest_describes_the_snapshot(tmp_path: Path, synth_dataset: Dataset) -> None:
+    st = open_store(tmp_path / "s")
+    st.ingest(synth_dataset)
+    m = st.manifest()
+    snap = tmp_path / "s" / (tmp_path / "s" / "CURRENT").read_text().strip()
+    assert snap.name == f"data-{m['fingerprint'][:16]}" and m["schema_version"] == 1
+    for table, meta in m["tables"].items():
+        assert meta["rows"] == len(synth_dataset.tables()[table])
+        assert hashlib.sha256((snap / meta["file"]).read_bytes()).hexdigest() == meta["sha256"]

@@ -1,4 +1,8 @@
-"""Neo4j store tests against the real server started by scripts/neo4j.sh (no mocks)."""
+"""Neo4j specifics against the real server started by scripts/neo4j.sh (no mocks).
+
+The behaviour both stores share (idempotent ingest, empty store, unknown ids, round trip, paths) is in
+test_store_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -33,19 +37,17 @@ def neo(request):
     st.close()
 
 
-def test_ingest_round_trips_and_is_idempotent(neo, synth_dataset) -> None:
-    rep = neo.ingest(synth_dataset, progress=False)
-    assert rep.changed
-    back = neo.dataset()
-    for name, df in synth_dataset.tables().items():
-        pd.testing.assert_frame_equal(back.tables()[name], df, check_dtype=True, obj=name)
-    assert back.fingerprint() == synth_dataset.fingerprint() == neo.fingerprint()
-    counts = neo.cypher("MATCH (n) RETURN labels(n)[0] AS label, count(*) AS n ORDER BY label")
-    again = neo.ingest(synth_dataset, progress=False)
-    assert not again.changed
-    assert neo.cypher("MATCH (n) RETURN labels(n)[0] AS label, count(*) AS n ORDER BY label").equals(counts)
+def test_ingest_twice_creates_no_duplicate_nodes_or_relationships(neo, synth_dataset) -> None:
+    """MERGE, not CREATE: the graph in the database is the same after a second ingest (round trip, idempotent
+    counts and fingerprint are contract cases, in test_store_contract.py)."""
+    neo.ingest(synth_dataset)
+    nodes = neo.cypher("MATCH (n) RETURN labels(n)[0] AS label, count(*) AS n ORDER BY label")
     rels = neo.cypher("MATCH ()-[r]->() RETURN type(r) AS type, count(*) AS n ORDER BY type")
+    assert not neo.ingest(synth_dataset).changed
+    assert neo.cypher("MATCH (n) RETURN labels(n)[0] AS label, count(*) AS n ORDER BY label").equals(nodes)
+    assert neo.cypher("MATCH ()-[r]->() RETURN type(r) AS type, count(*) AS n ORDER BY type").equals(rels)
     assert dict(zip(rels["type"], rels["n"]))["INTERACTED"] == len(synth_dataset.interactions)
+    assert dict(zip(nodes["label"], nodes["n"]))["KgrecMeta"] == 1
 
 
 def test_hostile_strings_are_stored_verbatim(neo) -> None:
@@ -95,6 +97,7 @@ def test_killed_ingest_rerun_gives_the_same_graph(neo, tmp_path: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = neo.cypher("MATCH ()-[r:INTERACTED]->() RETURN count(r) AS n")["n"].iloc[0]
+    assert neo.exists()  # a partly finished ingest counts as data
     subprocess.run(args, check=True, capture_output=True)
     from kgrec.loaders import load_files
 

@@ -1,45 +1,231 @@
-"""The same checks on both stores: same data in -> same tables, HeteroData, recommendations and paths out."""
+"""One contract for every graph store: the same cases on the embedded store and on the real Neo4j server.
+
+The ``store`` fixture gives an empty store of each backend (``embedded`` in a temporary
+folder, no server; ``neo4j`` on the real server, wiped before and after, marked
+``neo4j``), so ``pytest -m "not neo4j"`` runs the embedded half alone. The tests at
+the end compare the two backends on the same data and need the server.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from kgrec import Recommender
-from kgrec.graph import open_store, to_hetero_data
+from kgrec.errors import StoreError, UnknownIdError
+from kgrec.graph import PATH_COLUMNS, GraphStore, open_store, to_hetero_data
+from kgrec.loaders import from_frames
+from kgrec.loaders.schema import Dataset
 
 URI = os.environ.get("KGREC_TEST_NEO4J_URI", "bolt://127.0.0.1:7687")
-pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
+BACKENDS = ["embedded", pytest.param("neo4j", marks=pytest.mark.neo4j)]
+INGEST_FIRST = r"kgrec ingest --store"
 
 
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory, synth_dataset):
-    emb = open_store(tmp_path_factory.mktemp("contract") / "store")
+def _empty(backend: str, folder: Path) -> GraphStore:
+    st = open_store(folder / "store" if backend == "embedded" else URI)
+    st.wipe()
+    return st
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
+    """An empty store of each backend (Neo4j: the test database, left empty afterwards)."""
+    st = _empty(request.param, tmp_path)
+    yield st
+    st.wipe()
+    st.close()
+
+
+@pytest.fixture
+def tiny() -> Dataset:
+    """Two users, three items, one of each connector: every path kind has a known answer."""
+    inter = pd.DataFrame({"user": ["u", "u", "v", "v"], "item": ["a", "b", "a", "c"], "timestamp": [1, 2, 3, 4]})
+    items = pd.DataFrame({"item": ["a", "b", "c"], "title": ["A", "B", "C"], "categories": ["Drama", "X", "Drama"],
+                          "keywords": ["k", "", "k"]})
+    triples = pd.DataFrame({"item": ["a", "c"], "relation": ["directed_by", "directed_by"], "entity": ["Ann", "Ann"]})
+    tags = pd.DataFrame({"user": ["u"], "item": ["b"], "tag": ["K"]})
+    return from_frames(inter, items, triples, tags, name="tiny")
+
+
+def _assert_same_tables(got: Dataset, want: Dataset) -> None:
+    for name, df in want.tables().items():
+        pd.testing.assert_frame_equal(got.tables()[name], df, check_dtype=True, obj=name)
+
+
+# ------------------------------------------------------------------ one backend at a time
+def test_empty_store(store: GraphStore) -> None:
+    assert not store.exists()
+    assert not store.has_user("u0") and not store.has_item("i0")
+    for read in (store.dataset, store.counts, store.fingerprint, store.manifest):
+        with pytest.raises(StoreError, match=INGEST_FIRST):
+            read()
+    with pytest.raises(UnknownIdError, match=r"unknown user id 'u0'"):
+        store.paths("u0", "i0")
+    with pytest.raises(UnknownIdError, match=r"unknown user id 'u0'"):
+        store.subgraph("u0")
+
+
+def test_ingest_twice_changes_nothing(store: GraphStore, synth_dataset: Dataset) -> None:
+    first = store.ingest(synth_dataset)
+    assert first.changed and store.exists()
+    assert first.counts == synth_dataset.counts() and first.fingerprint == synth_dataset.fingerprint()
+    again = store.ingest(synth_dataset)
+    assert not again.changed
+    assert (again.counts, again.fingerprint) == (first.counts, first.fingerprint)
+    assert (store.counts(), store.fingerprint()) == (first.counts, first.fingerprint)
+    _assert_same_tables(store.dataset(), synth_dataset)
+
+
+def test_dataset_round_trip_counts_and_manifest(store: GraphStore, synth_dataset: Dataset) -> None:
+    store.ingest(synth_dataset)
+    back = store.dataset()
+    _assert_same_tables(back, synth_dataset)
+    assert back.fingerprint() == synth_dataset.fingerprint() == store.fingerprint()
+    assert store.counts() == synth_dataset.counts()
+    m = store.manifest()
+    assert (m["name"], m["fingerprint"], m["counts"]) == ("synthetic-test", store.fingerprint(), store.counts())
+
+
+def test_unknown_ids(store: GraphStore, tiny: Dataset) -> None:
+    store.ingest(tiny)
+    assert store.has_user("u") and store.has_item("c")
+    assert not store.has_user("nobody") and not store.has_item("zz")
+    assert not store.has_user("a") and not store.has_item("u")  # an item id is no user id and back
+    with pytest.raises(UnknownIdError, match=r"unknown user id 'nobody': not in the store at "):
+        store.paths("nobody", "c")
+    with pytest.raises(UnknownIdError, match=r"unknown item id 'zz': not in the store at "):
+        store.paths("u", "zz")
+    with pytest.raises(UnknownIdError, match=r"unknown user id 'nobody'"):
+        store.subgraph("nobody")
+    with pytest.raises(ValueError, match=r"unknown path kind 'friend'; expected some of \['category'"):
+        store.paths("u", "c", kinds=["friend"])
+
+
+def test_paths_have_the_documented_shapes(store: GraphStore, tiny: Dataset) -> None:
+    store.ingest(tiny)
+    p = store.paths("u", "c")
+    assert list(p.columns) == PATH_COLUMNS
+    assert list(map(tuple, p.to_numpy().tolist())) == [tuple(r) for r in store.path_rows("u", "c")]
+    assert set(map(tuple, p.to_numpy().tolist())) == {
+        ("category", "a", "Drama", "", ""),
+        ("keyword", "a", "k", "", ""),
+        ("keyword", "b", "k", "", ""),  # b carries keyword k because u tagged it so
+        ("tag", "", "k", "", ""),
+        ("entity", "a", "Ann", "directed_by", "directed_by"),
+        ("user", "a", "v", "", ""),
+    }
+    assert set(store.paths("u", "c", anchors=["b"])["kind"]) == {"tag", "keyword"}
+    assert set(store.paths("u", "c", kinds=["user", "entity"])["kind"]) == {"user", "entity"}
+    assert store.paths("v", "b", kinds=["entity"]).empty
+
+
+def test_subgraph(store: GraphStore, tiny: Dataset) -> None:
+    store.ingest(tiny)
+    g = store.subgraph("u", hops=2)
+    assert isinstance(g, nx.Graph) and g.has_node("user:u") and g.has_node("item:c")
+    assert g.nodes["item:a"]["name"] == "A" and g.nodes["item:a"]["type"] == "item"
+    dist = nx.single_source_shortest_path_length(g, "user:u")
+    assert max(dist.values()) <= 2 and len(dist) == g.number_of_nodes()
+    assert set(store.subgraph("u", hops=1)) < set(g)
+
+
+def test_a_later_ingest_adds_and_new_ids_are_found(store: GraphStore, synth_frames) -> None:
+    f = synth_frames
+    inter = f["interactions"]
+    first, second = inter.iloc[: len(inter) // 2], inter.iloc[len(inter) // 2 :]
+    newcomer = next(u for u in second["user"] if u not in set(first["user"]) | set(f["tags"]["user"]))
+    store.ingest(from_frames(first, f["items"], f["triples"], f["tags"], name="x"))
+    assert not store.has_user(newcomer)  # asked before the second ingest: must not stick
+    rep = store.ingest(from_frames(second, f["items"], name="x"))
+    full = from_frames(inter, f["items"], f["triples"], f["tags"], name="x")
+    assert rep.changed and rep.counts == full.counts() == store.counts()
+    assert store.fingerprint() == full.fingerprint()
+    assert store.has_user(newcomer)
+    assert store.paths(newcomer, str(f["items"]["item"].iloc[0])).columns.tolist() == PATH_COLUMNS
+
+
+def test_wipe_empties_the_store(store: GraphStore, tiny: Dataset) -> None:
+    store.ingest(tiny)
+    assert store.has_user("u")
+    store.wipe()
+    assert not store.exists() and not store.has_user("u") and not store.has_item("a")
+    with pytest.raises(StoreError, match=INGEST_FIRST):
+        store.dataset()
+    assert store.ingest(tiny).changed  # and it takes data again
+
+
+def test_write_back_is_a_declared_capability(store: GraphStore, tiny: Dataset) -> None:
+    store.ingest(tiny)
+    vectors = np.eye(2, 4, dtype=np.float32)
+    if not store.supports_write_back:
+        with pytest.raises(StoreError, match=r"write-back .* needs a Neo4j store; EmbeddedStore at .* has none"):
+            store.write_embeddings("user", ["u", "v"], vectors, "m1")
+        with pytest.raises(StoreError, match=r"needs a Neo4j store"):
+            store.write_recommendations(pd.DataFrame({"user": ["u"], "item": ["c"], "rank": [1], "score": [0.5],
+                                                      "model_version": ["m1"]}))
+        return
+    assert store.write_embeddings("user", ["u", "v"], vectors, "m1") == "kgrec_user_embedding"
+    recs = pd.DataFrame({"user": ["u"], "item": ["c"], "rank": [1], "score": [0.5], "model_version": ["m1"]})
+    assert store.write_recommendations(recs) == 1
+    got = store.cypher("MATCH (u:User {id: 'u'})-[r:RECOMMENDED]->(i:Item) RETURN i.id AS item, u.embedding AS e")
+    assert got["item"].tolist() == ["c"] and list(got["e"].iloc[0]) == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_capabilities_match_the_backend(store: GraphStore) -> None:
+    assert store.supports_write_back == (type(store).__name__ == "Neo4jStore")
+    assert store.model_root() is not None
+
+
+# ------------------------------------------------------------------ both backends on the same data
+@pytest.fixture
+def both(tmp_path: Path, synth_dataset: Dataset) -> Iterator[dict[str, GraphStore]]:
+    emb = _empty("embedded", tmp_path)
+    neo = _empty("neo4j", tmp_path)
     emb.ingest(synth_dataset)
-    neo = open_store(URI)
-    neo.wipe()
-    neo.ingest(synth_dataset, progress=False)
+    neo.ingest(synth_dataset)
     yield {"embedded": emb, "neo4j": neo}
     neo.wipe()
     neo.close()
 
 
-def test_same_tables_and_counts(stores) -> None:
-    a, b = stores["embedded"].dataset(), stores["neo4j"].dataset()
-    for name in a.tables():
-        pd.testing.assert_frame_equal(a.tables()[name], b.tables()[name], obj=name)
-    assert stores["embedded"].fingerprint() == stores["neo4j"].fingerprint()
-    assert stores["embedded"].counts() == stores["neo4j"].counts()
+@pytest.mark.neo4j
+def test_same_tables_counts_fingerprint_and_manifest(both) -> None:
+    a, b = both["embedded"], both["neo4j"]
+    _assert_same_tables(b.dataset(), a.dataset())
+    assert a.fingerprint() == b.fingerprint()
+    assert a.counts() == b.counts()
+    keys = ("name", "fingerprint", "counts")
+    assert {k: a.manifest()[k] for k in keys} == {k: b.manifest()[k] for k in keys}
 
 
-def test_same_hetero_data(stores) -> None:
-    ha, va = to_hetero_data(stores["embedded"].dataset())
-    hb, vb = to_hetero_data(stores["neo4j"].dataset())
+@pytest.mark.neo4j
+def test_same_path_rows_and_subgraph(both, synth_dataset: Dataset) -> None:
+    a, b = both["embedded"], both["neo4j"]
+    users = synth_dataset.interactions["user"].drop_duplicates().tolist()[:12]
+    items = synth_dataset.items["item"].tolist()[::20]
+    found = 0
+    for u in users:
+        for i in items:
+            rows = a.path_rows(u, i)
+            assert rows == b.path_rows(u, i), (u, i)
+            found += len(rows)
+        ga, gb = a.subgraph(u, hops=2), b.subgraph(u, hops=2)
+        assert set(ga.nodes) == set(gb.nodes) and {frozenset(e) for e in ga.edges} == {frozenset(e) for e in gb.edges}
+    assert found > 100
+
+
+@pytest.mark.neo4j
+def test_same_hetero_data(both) -> None:
+    ha, va = to_hetero_data(both["embedded"].dataset())
+    hb, vb = to_hetero_data(both["neo4j"].dataset())
     assert va.to_dict() == vb.to_dict()
     assert set(ha.edge_types) == set(hb.edge_types)
     for et in ha.edge_types:
@@ -47,8 +233,10 @@ def test_same_hetero_data(stores) -> None:
             assert torch.equal(val, hb[et][key]), (et, key)
 
 
-def test_same_model_same_recommendations_and_paths(stores, small_config, tmp_path: Path) -> None:
-    emb, neo = stores["embedded"], stores["neo4j"]
+@pytest.mark.neo4j
+@pytest.mark.slow
+def test_same_model_same_recommendations_and_paths(both, small_config, tmp_path: Path) -> None:
+    emb, neo = both["embedded"], both["neo4j"]
     rec_e = Recommender(small_config).fit(emb, progress=False)
     rec_n = Recommender(small_config).fit(neo, progress=False)
     users = ["u0", "u7", "u42"]
@@ -66,9 +254,11 @@ def test_same_model_same_recommendations_and_paths(stores, small_config, tmp_pat
         assert a["paths"], (u, i)
 
 
-def test_paths_exist_in_neo4j(stores, trained) -> None:
+@pytest.mark.neo4j
+@pytest.mark.slow
+def test_paths_exist_in_neo4j(both, trained) -> None:
     """Every node and edge of a returned path exists in the database (checked with Cypher)."""
-    neo = stores["neo4j"]
+    neo = both["neo4j"]
     label = {"user": "User", "item": "Item", "category": "Category", "keyword": "Keyword", "entity": "Entity"}
     recs = trained.recommend(["u1", "u2"], 10)
     checked = 0

@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -59,6 +60,7 @@ class EmbeddedStore(GraphStore):
         return snap
 
     def exists(self) -> bool:
+        """Whether data have been ingested (``CURRENT`` names a snapshot)."""
         return self._current() is not None
 
     def _require(self) -> Path:
@@ -69,10 +71,25 @@ class EmbeddedStore(GraphStore):
             )
         return snap
 
-    def manifest(self) -> dict:
-        return json.loads((self._require() / "manifest.json").read_text())
+    def manifest(self) -> dict[str, Any]:
+        """The live snapshot's manifest: ``schema_version``, ``name``, ``fingerprint``, ``counts``, ``tables``."""
+        return dict(json.loads((self._require() / "manifest.json").read_text()))
 
-    def ingest(self, dataset: Dataset) -> IngestReport:
+    def _forget(self) -> None:
+        """Drop everything read from the previous snapshot (tables, path index, id sets)."""
+        for name in ("_data", "_index", "_users", "_items"):
+            self.__dict__.pop(name, None)
+
+    def wipe(self) -> None:
+        """Delete the data snapshots and ``CURRENT``; ``models/`` is kept."""
+        if self.path.is_dir():
+            cur = self.path / "CURRENT"
+            cur.unlink(missing_ok=True)
+            for snap in self.path.glob("data-*"):
+                shutil.rmtree(snap, ignore_errors=True)
+        self._forget()
+
+    def ingest(self, dataset: Dataset, progress: bool = False) -> IngestReport:
         old = self.dataset() if self.exists() else None
         ds = dataset if old is None else merge(old, dataset)
         fp = ds.fingerprint()
@@ -83,9 +100,13 @@ class EmbeddedStore(GraphStore):
         self.path.mkdir(parents=True, exist_ok=True)
         target = self.path / name
         if not (target / "manifest.json").is_file():
+            from tqdm.auto import tqdm
+
             with atomic_dir(target) as tmp:
                 files = {}
-                for table, df in ds.tables().items():
+                tables = ds.tables()
+                for table, df in tqdm(tables.items(), total=len(tables), desc="writing the store", unit="table",
+                                      disable=not progress):
                     f = tmp / f"{table}.parquet"
                     pq.write_table(
                         pa.Table.from_pandas(df, preserve_index=False),
@@ -106,8 +127,7 @@ class EmbeddedStore(GraphStore):
         for stale in self.path.glob("data-*"):
             if stale.name != name:
                 shutil.rmtree(stale, ignore_errors=True)
-        self.__dict__.pop("_data", None)
-        self.__dict__.pop("_index", None)
+        self._forget()
         log.info("%s: ingested %s", self.path, ds)
         return IngestReport(ds.counts(), fp, changed=True)
 
@@ -147,11 +167,15 @@ class EmbeddedStore(GraphStore):
     def fingerprint(self) -> str:
         return str(self.manifest()["fingerprint"])
 
+    def _loaded(self) -> bool:
+        """Whether there are data to look ids up in (read once; an empty store knows no ids)."""
+        return "_data" in self.__dict__ or self.exists()
+
     def has_user(self, user: str) -> bool:
-        return str(user) in self._users
+        return self._loaded() and str(user) in self._users
 
     def has_item(self, item: str) -> bool:
-        return str(item) in self._items
+        return self._loaded() and str(item) in self._items
 
     def _paths(self, user: str, item: str, anchors: list[str] | None, kinds: Sequence[str]) -> list[PathRow]:
         return self._index.paths(user, item, anchors, kinds)

@@ -170,6 +170,8 @@ class Neo4jStore(GraphStore):
         retries: attempts per batch when the connection is lost.
     """
 
+    supports_write_back = True
+
     def __init__(self, uri: str, user: str | None = None, database: str | None = None, password: str | None = None,
                  retries: int = 3) -> None:
         import neo4j
@@ -256,7 +258,8 @@ class Neo4jStore(GraphStore):
             raise StoreError(f"Cypher error {code}: {e.message}") from None
 
     # ------------------------------------------------------------------ writing
-    def ingest(self, dataset: Dataset, progress: bool = True) -> IngestReport:
+    def ingest(self, dataset: Dataset, progress: bool = False) -> IngestReport:
+        """MERGE ``dataset`` into the database in batches (idempotent; a killed ingest can simply be rerun)."""
         from tqdm.auto import tqdm
 
         old_fp = self._meta().get("fingerprint")
@@ -294,6 +297,20 @@ class Neo4jStore(GraphStore):
     def _meta(self) -> dict[str, Any]:
         df = self._read("MATCH (m:KgrecMeta {id: 'dataset'}) RETURN m.name AS name, m.fingerprint AS fingerprint, m.counts AS counts")
         return {} if df.empty else df.iloc[0].to_dict()
+
+    def exists(self) -> bool:
+        """Whether the database holds any kgrec node (a partly finished ingest counts)."""
+        return not self._read(
+            "MATCH (n) WHERE n:User OR n:Item OR n:KgrecMeta RETURN 1 AS one LIMIT 1"
+        ).empty
+
+    def manifest(self) -> dict[str, Any]:
+        """``name``, ``fingerprint`` and ``counts`` as the last ingest recorded them (read back when it did not finish)."""
+        m = self._meta()
+        if m.get("fingerprint") and m.get("counts"):
+            return {"name": m.get("name") or "neo4j", "fingerprint": str(m["fingerprint"]), "counts": json.loads(m["counts"])}
+        ds = self.dataset()  # StoreError on an empty database
+        return {"name": ds.name, "fingerprint": ds.fingerprint(), "counts": ds.counts()}
 
     def dataset(self) -> Dataset:
         if "dataset" in self._cache:
@@ -430,7 +447,7 @@ class Neo4jStore(GraphStore):
         return base / "models" / f"neo4j-{host.hostname}-{host.port or 7687}-{self.database}"
 
     def wipe(self) -> None:
-        """Delete every kgrec node and relationship (batched). For tests and re-ingest from scratch."""
+        """Delete every kgrec node and relationship (batched), write-back included. For tests and re-ingest from scratch."""
         with self._driver.session(database=self.database) as s:  # CALL IN TRANSACTIONS needs an auto-commit tx
             s.run(
                 "MATCH (n) WHERE n:User OR n:Item OR n:Category OR n:Keyword OR n:Entity OR n:KgrecMeta "

@@ -12,12 +12,13 @@ import abc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import networkx as nx
+import numpy as np
 import pandas as pd
 
-from kgrec.errors import StoreError, UnknownIdError
+from kgrec.errors import KgrecError, StoreError, UnknownIdError
 from kgrec.graph.paths import KIND_NODES, PATH_KINDS, PathRow, paths_frame
 from kgrec.loaders.schema import Dataset
 
@@ -32,17 +33,83 @@ class IngestReport:
 
 
 class GraphStore(abc.ABC):
-    """A heterogeneous user/item/category/keyword/entity graph."""
+    """A heterogeneous user/item/category/keyword/entity graph.
+
+    The whole interface is declared here; ``tests/test_store_contract.py`` runs the
+    same cases on every backend. Optional capabilities are class attributes, not
+    probed with ``hasattr``: :attr:`supports_write_back` says whether
+    :meth:`write_embeddings` and :meth:`write_recommendations` work (on a store
+    without it they raise :class:`~kgrec.errors.StoreError`).
+
+    An empty store (nothing ingested yet, or wiped): :meth:`exists` is False,
+    :meth:`has_user` / :meth:`has_item` are False, and :meth:`dataset`,
+    :meth:`counts`, :meth:`fingerprint` and :meth:`manifest` raise
+    :class:`~kgrec.errors.StoreError` saying to run ``kgrec ingest``.
+    """
 
     #: where the store lives: a directory path or a bolt:// / neo4j:// URI
     location: str
 
+    #: whether :meth:`write_embeddings` and :meth:`write_recommendations` are available
+    supports_write_back: ClassVar[bool] = False
+
     # ---- writing
     @abc.abstractmethod
-    def ingest(self, dataset: Dataset) -> IngestReport:
-        """Add ``dataset`` to the store (idempotent: ingesting twice changes nothing)."""
+    def ingest(self, dataset: Dataset, progress: bool = False) -> IngestReport:
+        """Add ``dataset`` to the store (idempotent: ingesting twice changes nothing).
+
+        Args:
+            dataset: canonical tables; merged with what the store already holds.
+            progress: show a progress bar (``tqdm``) while writing.
+
+        Returns:
+            The counts and fingerprint of everything in the store afterwards, and
+            whether the ingest changed anything.
+        """
+
+    @abc.abstractmethod
+    def wipe(self) -> None:
+        """Delete the store's data (everything :meth:`ingest` wrote); the store is empty afterwards.
+
+        Models kept under :meth:`model_root` are left alone.
+        """
+
+    def write_embeddings(self, kind: str, ids: Sequence[str], vectors: np.ndarray, model_version: str,
+                         progress: bool = False) -> str:
+        """Store fused vectors on the ``kind`` (``user``/``item``) nodes with a vector index; returns its name.
+
+        Raises:
+            StoreError: the store has no write-back (:attr:`supports_write_back` is False).
+        """
+        raise self._no_write_back()
+
+    def write_recommendations(self, recs: pd.DataFrame, batch_users: int = 500) -> int:
+        """Replace users' stored recommendations with ``recs``; returns the rows written.
+
+        Raises:
+            StoreError: the store has no write-back (:attr:`supports_write_back` is False).
+        """
+        raise self._no_write_back()
+
+    def _no_write_back(self) -> StoreError:
+        return StoreError(
+            f"write-back (vectors and RECOMMENDED relationships) needs a Neo4j store; {type(self).__name__} at "
+            f"{self.location} has none. Open one with --store bolt://127.0.0.1:7687 (or kgrec.open_store('bolt://…'))"
+        )
 
     # ---- reading
+    @abc.abstractmethod
+    def exists(self) -> bool:
+        """Whether the store holds ingested data."""
+
+    @abc.abstractmethod
+    def manifest(self) -> dict[str, Any]:
+        """What the last ingest recorded: at least ``name``, ``fingerprint`` and ``counts``.
+
+        Raises:
+            StoreError: the store is empty.
+        """
+
     @abc.abstractmethod
     def dataset(self) -> Dataset:
         """All data as canonical tables (equal for equal ingests, on every backend)."""
@@ -56,10 +123,12 @@ class GraphStore(abc.ABC):
         """The fingerprint of :meth:`dataset` (changes whenever the data change)."""
 
     @abc.abstractmethod
-    def has_user(self, user: str) -> bool: ...
+    def has_user(self, user: str) -> bool:
+        """Whether the store holds ``user`` (False on an empty store)."""
 
     @abc.abstractmethod
-    def has_item(self, item: str) -> bool: ...
+    def has_item(self, item: str) -> bool:
+        """Whether the store holds ``item`` (False on an empty store)."""
 
     @abc.abstractmethod
     def _paths(self, user: str, item: str, anchors: list[str] | None, kinds: Sequence[str]) -> list[PathRow]: ...
@@ -133,17 +202,36 @@ def is_neo4j_uri(location: str) -> bool:
 
 
 def open_store(location: str | Path, **neo4j_options: Any) -> GraphStore:
-    """Open the store at ``location``.
+    """Open the store at ``location``: the one way the CLI, the web app and scripts open one.
 
     A ``bolt://`` or ``neo4j://`` URI opens Neo4j (options: ``user``,
-    ``database``; the password comes from ``NEO4J_PASSWORD``); anything else is
-    the directory of an embedded store (created on first ingest).
+    ``database``, each None for the default; the password comes from
+    ``NEO4J_PASSWORD``); anything else is the directory of an embedded store
+    (created on first ingest), for which the Neo4j options are ignored.
     """
     loc = str(location)
     if is_neo4j_uri(loc):
         from kgrec.graph.neo4j_store import Neo4jStore
 
-        return Neo4jStore(loc, **neo4j_options)
+        return Neo4jStore(loc, **{k: v for k, v in neo4j_options.items() if v is not None})
     from kgrec.graph.embedded import EmbeddedStore
 
     return EmbeddedStore(loc)
+
+
+def model_dir(store: GraphStore, model: str | Path | None = None) -> Path:
+    """The model directory to use with ``store``: ``model`` when given, else the store's default model.
+
+    The default is ``<model_root>/default``, where ``kgrec train`` saves (inside an
+    embedded store; under ``~/.cache/kgrec/models/`` for Neo4j). Shared by every
+    CLI command and the web app.
+
+    Raises:
+        KgrecError: no ``model`` given and the store keeps no models.
+    """
+    if model is not None:
+        return Path(model).expanduser()
+    root = store.model_root()
+    if root is None:
+        raise KgrecError(f"the store at {store.location} keeps no models; pass --model DIR")
+    return root / "default"
