@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kgrec.graph.store import model_dir, open_store
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="kgrec: knowledge-graph hybrid recommender (GNN + BERT, explainable).")
 console = Console()
 err = Console(stderr=True)
@@ -28,31 +30,10 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="log at IN
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _open(store: str, neo4j_user: str | None = None, neo4j_database: str | None = None):  # noqa: ANN202
-    from kgrec.graph.store import is_neo4j_uri, open_store
-
-    opts = {}
-    if is_neo4j_uri(store):
-        if neo4j_user:
-            opts["user"] = neo4j_user
-        if neo4j_database:
-            opts["database"] = neo4j_database
-    return open_store(store, **opts)
-
-
-def _model_dir(store, model: Path | None) -> Path:  # noqa: ANN001
-    if model is not None:
-        return model
-    root = store.model_root()
-    if root is None:
-        raise typer.BadParameter("this store keeps no models; pass --model DIR")
-    return root / "default"
-
-
 def _load_model(store, model: Path | None):  # noqa: ANN001, ANN202
     from kgrec.fusion.recommender import Recommender
 
-    path = _model_dir(store, model)
+    path = model_dir(store, model)
     return Recommender.load(path, store=store)
 
 
@@ -83,8 +64,8 @@ def ingest(
         if interactions is None or items is None:
             raise typer.BadParameter("--interactions and --items go together")
         ds = loaders.load_files(interactions, items, triples, tags, allow_unknown_items=allow_unknown_items)
-    with _open(store, neo4j_user, neo4j_database) as st:
-        rep = st.ingest(ds)
+    with open_store(store, user=neo4j_user, database=neo4j_database) as st:
+        rep = st.ingest(ds, progress=True)
     c = rep.counts
     console.print(
         f"{'ingested' if rep.changed else 'unchanged'}: {c['users']} users, {c['items']} items, "
@@ -121,10 +102,10 @@ def train(
     if text_model is not None:
         cfg.text.model_path = str(text_model)
     cfg = RecommenderConfig.model_validate(cfg.model_dump())
-    with _open(store, neo4j_user, neo4j_database) as st:
+    with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         rec = Recommender(cfg).fit(st)
-        out = rec.save(_model_dir(st, model))
-        if write_back and hasattr(st, "write_embeddings"):
+        out = rec.save(model_dir(st, model))
+        if write_back and st.supports_write_back:
             for kind in ("user", "item"):
                 emb = rec.embeddings(kind)
                 idx = st.write_embeddings(kind, emb["id"].tolist(), emb.drop(columns="id").to_numpy(), rec.model_version)
@@ -148,7 +129,7 @@ def recommend(
     neo4j_database: Optional[str] = Neo4jDb,
 ) -> None:
     """Top-K recommendations for users."""
-    with _open(store, neo4j_user, neo4j_database) as st:
+    with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         rec = _load_model(st, model)
         df = rec.recommend(user, k)
         df.insert(2, "title", [rec.title(i) for i in df["item"]])
@@ -172,7 +153,7 @@ def explain(
     """Why was ITEM recommended to USER (or why not)? Paths through the graph, scored by the model."""
     if fmt not in {"text", "json"}:
         raise typer.BadParameter(f"--format {fmt!r}: expected text or json")
-    with _open(store, neo4j_user, neo4j_database) as st:
+    with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         rec = _load_model(st, model)
         e = rec.explain(user, item, st, top=top, k=k)
     if fmt == "json":
@@ -220,8 +201,8 @@ def export(
     ids = _id_file(users, "user")
     excl = _id_file(exclude, "item")
     cand = _id_file(candidates, "item")
-    with _open(store, neo4j_user, neo4j_database) as st:
-        if to_neo4j and not hasattr(st, "write_recommendations"):
+    with open_store(store, user=neo4j_user, database=neo4j_database) as st:
+        if to_neo4j and not st.supports_write_back:
             raise typer.BadParameter("--to-neo4j needs a Neo4j store (--store bolt://… or neo4j://…)")
         rec = _load_model(st, model)
         if ids is not None:
@@ -269,7 +250,7 @@ def query(
             params[name] = json.loads(value)
         except json.JSONDecodeError:
             params[name] = value
-    with _open(store, neo4j_user, neo4j_database) as st:
+    with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         df = st.cypher(cypher, **params)
     if out is None:
         _print_frame(df, "table")
@@ -305,7 +286,7 @@ def generate(
 
 @app.command()
 def demo(
-    root: Optional[Path] = typer.Option(None, "--root", help="folder holding ml-latest-small (default: $KGREC_DATA, else ~/.cache/kgrec/data)"),
+    root: Optional[Path] = typer.Option(None, "--root", help="folder holding ml-latest-small (default: $KGREC_DATA, else ../shared/data beside the checkout, else ~/.cache/kgrec/data)"),
     store: Optional[Path] = typer.Option(None, "--store", help="embedded store for the demo (default: a folder in the cache)"),
     users: int = typer.Option(3, "--users", help="users to show"),
     epochs: Optional[int] = typer.Option(None, help="maximum epochs"),
@@ -341,10 +322,10 @@ def serve(
     if no_auth:
         err.print("kgrec: warning: --no-auth: anyone who can reach the port can read recommendations; use it locally only", soft_wrap=True)
     log_level = "info" if logging.getLogger().isEnabledFor(logging.INFO) else "warning"
-    with _open(store, neo4j_user, neo4j_database) as st:
-        model_dir = _model_dir(st, model)
+    with open_store(store, user=neo4j_user, database=neo4j_database) as st:
+        chosen_model = model_dir(st, model)
         rec = _load_model(st, model)
-        cfg = cfg.model_copy(update={"model": model_dir})
+        cfg = cfg.model_copy(update={"model": chosen_model})
         console.print(f"serving model {rec.model_version} from {st.location} on http://{host}:{port}/ "
                       f"({workers} worker{'s' if workers > 1 else ''}, auth {'off' if no_auth else 'on'})")
         if workers == 1:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kgrec.errors import KgrecError
-from kgrec.graph.store import GraphStore, is_neo4j_uri, open_store
+from kgrec.graph.store import GraphStore, is_neo4j_uri, model_dir, open_store
 from kgrec.web.cache import LRUCache
 from kgrec.web.config import WebConfig
 from kgrec.web.models import (
@@ -22,16 +20,6 @@ log = logging.getLogger(__name__)
 
 #: longest search query accepted
 MAX_QUERY = 200
-
-
-def default_model_dir(store: GraphStore, model: Path | None) -> Path:
-    """The model directory for ``store``: ``model`` if given, else the store's default model (as ``kgrec explain``)."""
-    if model is not None:
-        return Path(model)
-    root = store.model_root()
-    if root is None:
-        raise KgrecError(f"the store at {store.location} keeps no models; pass --model DIR")
-    return root / "default"
 
 
 class RecService:
@@ -61,16 +49,10 @@ class RecService:
         """Open the configured store, load the model once and check it against the store."""
         from kgrec.fusion.recommender import Recommender
 
-        opts: dict[str, str] = {}
-        if is_neo4j_uri(config.store):
-            if config.neo4j_user:
-                opts["user"] = config.neo4j_user
-            if config.neo4j_database:
-                opts["database"] = config.neo4j_database
         t0 = time.perf_counter()
-        store = open_store(config.store, **opts)
+        store = open_store(config.store, user=config.neo4j_user, database=config.neo4j_database)
         try:
-            rec = Recommender.load(default_model_dir(store, config.model), store=store)
+            rec = Recommender.load(model_dir(store, config.model), store=store)
         except BaseException:
             store.close()
             raise
