@@ -20,11 +20,6 @@ from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
 
 
-def default_data_root() -> Path:
-    env = os.environ.get("KGREC_DATA")
-    return Path(env) if env else Path.home() / ".cache" / "kgrec" / "data"
-
-
 def evaluate(rec: Recommender, train: pd.DataFrame, test: pd.DataFrame, k: int = 20) -> dict[str, float]:
     """Recall@k / NDCG@k of ``rec`` on held-out ``test`` (full ranking, training items excluded)."""
     users = sorted(set(test[S.USER]) & set(rec.vocabs.user.to_list()))
@@ -51,16 +46,25 @@ def popularity(train: pd.DataFrame, test: pd.DataFrame, k: int = 20) -> dict[str
     return ranking_metrics(np.array(rows, dtype=object), [np.array(truth[u], dtype=object) for u in users], k)
 
 
-def run_demo(console: Console, *, root: Path | None, store: Path | None, n_users: int, epochs: int | None) -> dict:
-    t0 = time.perf_counter()
-    root = root or default_data_root()
-    verb = "interacted with"
+def demo_data(console: Console, root: Path | None = None) -> tuple[Dataset, str]:
+    """The demo's data set and the verb its sentences use.
+
+    MovieLens latest-small from ``root``, by default from
+    :func:`kgrec.loaders.default_data_root` (``$KGREC_DATA``, else ``../shared/data``
+    beside the checkout, else ``~/.cache/kgrec/data``, downloaded when missing);
+    when it is neither there nor downloadable, one line says so and the synthetic
+    data set is used instead.
+    """
     try:
-        ds = loaders.movielens(root)
-        verb = "watched"
+        return loaders.movielens(root if root is not None else loaders.default_data_root()), "watched"
     except DatasetNotFoundError as e:
         console.print(f"[yellow]offline: MovieLens is not available ({str(e).split(';')[0]}); running on synthetic data instead[/]")
-        ds = loaders.synthetic(loaders.SyntheticConfig(users=300, items=600))
+        return loaders.synthetic(loaders.SyntheticConfig(users=300, items=600)), "interacted with"
+
+
+def run_demo(console: Console, *, root: Path | None, store: Path | None, n_users: int, epochs: int | None) -> dict:
+    t0 = time.perf_counter()
+    ds, verb = demo_data(console, root)
     console.print(f"[bold]data[/]: {ds}")
     train_part, val, test = chronological_split(ds.interactions, 0.2, 0.0)
     train_ds = Dataset(train_part, ds.items, ds.item_categories, ds.item_keywords, ds.triples, ds.tags, ds.name)

@@ -79,20 +79,23 @@ def sample_users(ds: Dataset, users: int | None, *, seed: int = 0, min_interacti
     return out
 
 
-def default_data_root() -> Path:
-    """Where MovieLens is looked for when no root is given.
+#: ``../shared/data`` beside this kgrec checkout (the tests' default data folder)
+SHARED_DATA: Path = Path(__file__).resolve().parents[3] / "shared" / "data"
 
-    ``$KGREC_DATA`` when set. Otherwise the first of ``../shared/data`` beside this
-    kgrec checkout (the tests' default) and ``~/.cache/kgrec/data`` (where ``kgrec
-    demo`` keeps it) that already holds ``ml-latest-small``; when neither does,
-    ``~/.cache/kgrec/data``, where :func:`~kgrec.loaders.movielens` downloads it.
+
+def default_data_root() -> Path:
+    """Where MovieLens is looked for when no root is given: the one rule (loaders, notebooks, ``kgrec demo``).
+
+    ``$KGREC_DATA`` when set. Otherwise the first of :data:`SHARED_DATA`
+    (``../shared/data`` beside this kgrec checkout, the tests' default) and
+    ``~/.cache/kgrec/data`` that already holds ``ml-latest-small``; when neither
+    does, ``~/.cache/kgrec/data``, where :func:`~kgrec.loaders.movielens` downloads it.
     """
     env = os.environ.get("KGREC_DATA")
     if env:
         return Path(env).expanduser()
     cache = Path.home() / ".cache" / "kgrec" / "data"
-    beside = Path(__file__).resolve().parents[3] / "shared" / "data"
-    for root in (beside, cache):
+    for root in (SHARED_DATA, cache):
         if (root / "ml-latest-small" / "ratings.csv").is_file():
             return root
     return cache
