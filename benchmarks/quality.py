@@ -1,13 +1,19 @@
-"""Recommendation quality: kgrec's fused model against strong baselines, one protocol, one run.
+"""Recommendation quality: kgrec's fused model against strong baselines, one protocol, every data set.
 
+    python -m benchmarks.quality --datasets movielens lastfm-hetrec2011 instacart-sample [--seeds 0 1 2] [--write-docs]
     python -m benchmarks.quality --movielens ../shared/data [--seeds 0 1 2] [--write-docs]
     python -m benchmarks.quality --interactions I.csv --items M.csv [--triples T.csv] [--tags G.csv]
+
+``--datasets`` names data sets: ``movielens`` (MovieLens latest-small under ``$KGREC_DATA``, downloaded
+when missing) and the converted sets of ``benchmarks/datasets/`` (``lastfm-hetrec2011``,
+``instacart-sample``), read from ``--data-home`` (default ``$KGREC_DATASETS`` or /work/datasets) where
+their converters write them; each runs in turn, one after the other.
 
 Protocol (docs/evaluation.md): chronological per-user split (last 20% test, last 10% of the
 rest validation), selection on validation only, full ranking over all items with the items
 seen in training excluded, Recall@20 / NDCG@20 overall, on cold items and by user activity,
-item coverage. Writes ``benchmarks/results/quality-<data>.json`` and a plot; with
-``--write-docs`` also the table and plot into docs/benchmarks.md (between markers).
+item coverage. Writes ``benchmarks/results/quality-<data>.json`` and a plot per data set; with
+``--write-docs`` also each data set's table and plot into docs/benchmarks.md (between its markers).
 """
 
 from __future__ import annotations
@@ -21,50 +27,65 @@ from pathlib import Path
 
 from kgrec import loaders
 from kgrec._atomic import write_text_atomic
-from kgrec.evaluation.benchmark import default_models, run_benchmark
-from kgrec.evaluation.report import bucket_frame, cold_note, comparison, markdown, plot_quality, result_json, summary_table
+from kgrec.evaluation.benchmark import ModelSpec, default_models, run_benchmark
+from kgrec.evaluation.report import (
+    bucket_frame,
+    cold_note,
+    comparison,
+    markdown,
+    plot_quality,
+    result_json,
+    summary_table,
+)
 from kgrec.evaluation.split import assert_no_leak, make_split
+from kgrec.loaders.schema import Dataset
+
+log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
-BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
+#: the converted data sets: name → (converter module, whether it has a tags table, a triples table)
+CONVERTED: dict[str, tuple[str, bool, bool]] = {
+    "lastfm-hetrec2011": ("benchmarks.datasets.lastfm", True, False),
+    "instacart-sample": ("benchmarks.datasets.instacart", False, False),
+}
+DATASETS = ("movielens", *CONVERTED)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = ap.add_argument_group("data (MovieLens or bring-your-own files)")
-    src.add_argument("--movielens", metavar="ROOT", help="folder holding ml-latest-small/ (downloaded when missing)")
-    src.add_argument("--interactions")
-    src.add_argument("--items")
-    src.add_argument("--triples")
-    src.add_argument("--tags")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--models", nargs="+", default=None, help="subset of model names (default: all)")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
-    ap.add_argument("--write-docs", action="store_true", help="write the table and plot into docs/benchmarks.md")
-    ap.add_argument("--progress", action="store_true")
-    a = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if a.movielens:
-        ds = loaders.movielens(a.movielens)
-    elif a.interactions and a.items:
-        ds = loaders.load_files(a.interactions, a.items, a.triples, a.tags)
-    else:
-        ap.error("give --movielens ROOT, or --interactions and --items")
+def markers(name: str) -> tuple[str, str]:
+    """The docs/benchmarks.md markers of one data set's section (MovieLens keeps the original ones)."""
+    if name == "ml-latest-small":
+        return "<!-- quality:begin -->", "<!-- quality:end -->"
+    return f"<!-- quality-{name}:begin -->", f"<!-- quality-{name}:end -->"
+
+
+def load_named(name: str, data_home: Path, movielens_root: str | None) -> Dataset:
+    """One of :data:`DATASETS`; a converted set missing from ``data_home`` is an error naming its converter."""
+    if name == "movielens":
+        root = movielens_root or os.environ.get("KGREC_DATA")
+        if not root:
+            raise SystemExit("--datasets movielens: set KGREC_DATA (the folder holding ml-latest-small/) or give --movielens ROOT")
+        return loaders.movielens(root)
+    module, has_tags, has_triples = CONVERTED[name]
+    folder = data_home / name
+    if not (folder / "interactions.csv").exists():
+        raise SystemExit(f"{folder / 'interactions.csv'}: not found; convert the data set first: "
+                         f"python -m {module} --out {folder} (see benchmarks/datasets/README.md)")
+    return loaders.load_files(folder / "interactions.csv", folder / "items.csv",
+                              folder / "triples.csv" if has_triples else None,
+                              folder / "tags.csv" if has_tags else None, name=name)
+
+
+def run_one(ds: Dataset, models: list[ModelSpec], seeds: list[int], out: Path, progress: bool,
+            write_docs: bool) -> str:
+    """Benchmark ``ds``; write its result JSON and plot, and (``write_docs``) its section of docs/benchmarks.md."""
     t0 = time.perf_counter()
     split = make_split(ds)
     assert_no_leak(split)
-    models = default_models()
-    if a.models:
-        unknown = set(a.models) - {m.name for m in models}
-        if unknown:
-            ap.error(f"unknown models {sorted(unknown)}; choose from {[m.name for m in models]}")
-        models = [m for m in models if m.name in a.models]
-    res = run_benchmark(split, models, seeds=a.seeds, progress=a.progress)
+    res = run_benchmark(split, models, seeds=seeds, progress=progress)
     total = time.perf_counter() - t0
-    out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     name = ds.name.replace("/", "-")
-    meta = {"data": ds.name, "split": res.split, "seeds": a.seeds, "total_seconds": total,
+    meta = {"data": ds.name, "split": res.split, "seeds": seeds, "total_seconds": total,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {__import__('torch').get_num_threads()}",
             "date": time.strftime("%Y-%m-%d", time.gmtime())}
     write_text_atomic(out / f"quality-{name}.json", result_json(res, meta))
@@ -75,20 +96,60 @@ def main() -> None:
     os.replace(tmp, png)
     text = (f"Data: {ds.name} ({res.split['users']} users, {res.split['items']} items; train {res.split['train']}, "
             f"validation {res.split['validation']}, test {res.split['test']} interactions of {res.split['test_users']} users). "
-            f"Seeds {a.seeds}. Machine: {meta['machine']}. Date {meta['date']}. Whole run: {total / 60:.1f} min.\n\n"
+            f"Seeds {seeds}. Machine: {meta['machine']}. Date {meta['date']}. Whole run: {total / 60:.1f} min.\n\n"
             + markdown(summary_table(res)) + "\n\n" + "\n".join(comparison(res)) + "\n\n" + cold_note(res) + "\n\nNDCG@20 by user activity "
             "(interactions in fit):\n\n" + markdown(bucket_frame(res), index=True)
             + f"\n\n![quality](img/quality-{name}.png)\n")
-    print(text)
-    if a.write_docs:
+    if write_docs:
+        begin, end = markers(name)
         doc = REPO / "docs" / "benchmarks.md"
         cur = doc.read_text()
-        section = f"{BEGIN}\n{text}\n{END}"
-        if BEGIN in cur and END in cur:
-            cur = cur[: cur.index(BEGIN)] + section + cur[cur.index(END) + len(END) :]
+        section = f"{begin}\n{text}\n{end}"
+        if begin in cur and end in cur:
+            cur = cur[: cur.index(begin)] + section + cur[cur.index(end) + len(end) :]
         else:
-            cur = cur.rstrip() + "\n\n" + section + "\n"
+            cur = cur.rstrip() + f"\n\n### {name}\n\n" + section + "\n"
         write_text_atomic(doc, cur)
+    return text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_argument_group("data (named data sets, MovieLens, or bring-your-own files)")
+    src.add_argument("--datasets", nargs="+", choices=DATASETS, help="named data sets, run one after the other")
+    src.add_argument("--data-home", type=Path, default=Path(os.environ.get("KGREC_DATASETS", "/work/datasets")),
+                     help="where the converters of benchmarks/datasets/ wrote the converted sets")
+    src.add_argument("--movielens", metavar="ROOT", help="folder holding ml-latest-small/ (downloaded when missing)")
+    src.add_argument("--interactions")
+    src.add_argument("--items")
+    src.add_argument("--triples")
+    src.add_argument("--tags")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--models", nargs="+", default=None, help="subset of model names (default: all)")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    ap.add_argument("--write-docs", action="store_true", help="write each table and plot into docs/benchmarks.md")
+    ap.add_argument("--progress", action="store_true")
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    models = default_models()
+    if a.models:
+        unknown = set(a.models) - {m.name for m in models}
+        if unknown:
+            ap.error(f"unknown models {sorted(unknown)}; choose from {[m.name for m in models]}")
+        models = [m for m in models if m.name in a.models]
+    if a.datasets:
+        sets = [lambda n=n: load_named(n, a.data_home, a.movielens) for n in a.datasets]
+    elif a.movielens:
+        sets = [lambda: loaders.movielens(a.movielens)]
+    elif a.interactions and a.items:
+        sets = [lambda: loaders.load_files(a.interactions, a.items, a.triples, a.tags)]
+    else:
+        ap.error("give --datasets NAME..., --movielens ROOT, or --interactions and --items")
+    for load in sets:
+        ds = load()
+        log.info("data set %s: %s", ds.name, ds)
+        text = run_one(ds, models, a.seeds, Path(a.out), a.progress, a.write_docs)
+        print(text, flush=True)
 
 
 if __name__ == "__main__":
