@@ -62,10 +62,11 @@ class Recommender:
         rec.explain("1", "318")               # Explanation (paths, sentences, attribution)
     """
 
-    def __init__(self, config: RecommenderConfig | None = None) -> None:
-        self.config = config or RecommenderConfig()
-        #: the trained state (None until fit() or load())
-        self.state_: ModelState | None = None
+    def __init__(self, config: RecommenderConfig | None = None, *, state: ModelState | None = None) -> None:
+        """``state``: a trained :class:`ModelState` to wrap (what :meth:`fit`, :meth:`load` and
+        :meth:`from_vectors` build); its config wins over ``config``."""
+        self.config = state.config if state is not None else config or RecommenderConfig()
+        self._state = state
         #: the store explanations are looked up in by default (set by fit(store) and load(path, store))
         self.store: GraphStore | None = None
         self._dataset: Dataset | None = None
@@ -78,13 +79,9 @@ class Recommender:
     @property
     def state(self) -> ModelState:
         """The trained :class:`ModelState` (raises when not trained)."""
-        if self.state_ is None:
+        if self._state is None:
             raise KgrecError("the recommender is not trained: call fit() or Recommender.load() first")
-        return self.state_
-
-    def _set(self, state: ModelState) -> None:
-        self.state_ = state
-        self._path_index = self._encoder = self._new_users = None
+        return self._state
 
     # the state's fields, read through (``rec.vocabs`` is ``rec.state.vocabs``)
     vocabs = _FromState[Vocabularies]()  # Vocabularies (id <-> number) of the model.
@@ -117,14 +114,15 @@ class Recommender:
             item_text = np.zeros((len(vocabs.item), 1), dtype=np.float32)
             text_model = None
         res = fit_model(ds, vocabs, self.config, torch.from_numpy(item_text), encoder, progress)
-        self._set(ModelState(
+        self._path_index = self._new_users = None  # caches of a previous fit
+        self._state = ModelState(
             config=self.config, vocabs=vocabs, arrays=tower_arrays(res.towers),
             pos_users=res.inputs.pos_users, pos_items=res.inputs.pos_items, edge_norm=res.inputs.edge_norm,
             items=ds.items, degrees=connector_degrees(ds), data_fingerprint=ds.fingerprint(),
             metrics={**res.metrics, "fit_seconds": time.perf_counter() - t0, "text_model": text_model},
             model_version=f"{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}",
             state_dict=res.model.state_dict(),
-        ))
+        )
         self._encoder = encoder
         self._dataset = ds
         self.store = None if isinstance(data, Dataset) else data
@@ -142,10 +140,9 @@ class Recommender:
         trained model. Seen items to exclude come as ``history`` (``user, item`` ids) or,
         for large data, as ``history_index``: row positions into ``user_ids`` and ``item_ids``.
         """
-        rec = cls()
-        rec._set(state_from_vectors(rec.config, user_ids, user_vectors, item_ids, item_vectors, history, titles,
-                                    model_version, history_index))
-        return rec
+        state = state_from_vectors(RecommenderConfig(), user_ids, user_vectors, item_ids, item_vectors, history, titles,
+                                   model_version, history_index)
+        return cls(state=state)
 
     # ------------------------------------------------------------------ lookups (ids -> numbers)
     def user_number(self, user: str) -> int:
@@ -317,9 +314,7 @@ class Recommender:
     @classmethod
     def load(cls, path: str | Path, store: GraphStore | None = None) -> Recommender:
         """Load a saved model; with ``store``, check that it holds the training data."""
-        state = ModelState.load(path)
-        rec = cls(state.config)
-        rec._set(state)
+        rec = cls(state=ModelState.load(path))
         if store is not None:
             rec.check_store(store)
         rec.store = store
