@@ -34,7 +34,7 @@ from kgrec.graph.paths import PathRow, canonical_rows
 from kgrec.graph.store import GraphStore, IngestReport
 from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
-from kgrec.loaders.tables import _canonical, merge
+from kgrec.loaders.tables import canonical, merge
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +336,7 @@ class Neo4jStore(GraphStore):
             if name == "items":
                 df = df.fillna({"title": "", "description": ""})
             t[name] = df[list(schema)]
-        ds = Dataset(**{n: _canonical(df, n) for n, df in t.items()}, name=self._meta().get("name") or "neo4j")
+        ds = Dataset(**{n: canonical(df, n) for n, df in t.items()}, name=self._meta().get("name") or "neo4j")
         # the same canonical order as loaders produce (merge with nothing sorts and dedupes)
         empty = Dataset(*(S.empty_table(n) for n in S.TABLES), name="dataset")  # type: ignore[arg-type]
         ds = merge(empty, ds)

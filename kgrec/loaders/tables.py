@@ -410,6 +410,11 @@ def _canonical(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def canonical(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``df`` with exactly the columns and dtypes of table ``name`` (``schema.TABLES``), index reset."""
+    return _canonical(df, name)
+
+
 def _unknown_items(
     ids: pd.Series, known: set[str], table: str, src: Source, allow: bool
 ) -> np.ndarray:
