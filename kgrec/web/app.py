@@ -17,44 +17,112 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kgrec.errors import KgrecError, StoreError, UnknownIdError
+from kgrec.errors import KgrecError, UnknownIdError
 from kgrec.web.api import api_router
-from kgrec.web.models import escaped_json
 from kgrec.web.auth import Authenticator
 from kgrec.web.config import CONFIG_ENV, TOKEN_ENV, WebConfig
+from kgrec.web.models import escaped_json, store_unavailable_detail, store_unavailable_errors
 from kgrec.web.pages import page_router
 from kgrec.web.service import RecService
+from kgrec.web.templates import environment
 
 log = logging.getLogger(__name__)
 
-#: sent with every response: no script at all, no framing, no sniffing, no referrer
+#: sent with every response: no script at all, no framing, no sniffing, no referrer to other sites
+#: (``same-origin``: the page's own form posts carry their Origin, which the login/logout check reads)
 SECURITY_HEADERS = [
     (b"content-security-policy",
      b"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
      b"frame-ancestors 'none'; base-uri 'none'"),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
 ]
+
+#: hard cap on any response body; a larger answer is replaced by a 500 error answer that says so
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+
+
+def _wants_json(path: str) -> bool:
+    return path.startswith("/api/") or path in ("/health", "/openapi.json")
+
+
+def error_answer(path: str, status: int, detail: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """Headers and body of an error answer: ``{"detail": …}`` for the API, an HTML page for the page's routes."""
+    if _wants_json(path):
+        body = escaped_json(json.dumps({"detail": detail}, ensure_ascii=False).encode())
+        ctype = b"application/json"
+    else:
+        body = environment().get_template("error.html").render(code=status, message=detail, show_logout=False).encode()
+        ctype = b"text/html; charset=utf-8"
+    headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store")]
+    return headers, body
 
 
 class SecurityHeaders:
-    """Pure ASGI middleware adding :data:`SECURITY_HEADERS` (cheaper than a BaseHTTPMiddleware)."""
+    """Pure ASGI middleware around every answer (cheaper than a BaseHTTPMiddleware).
 
-    def __init__(self, app: ASGIApp) -> None:
+    - adds :data:`SECURITY_HEADERS` to every answer, error answers included;
+    - answers ``HEAD`` as ``GET`` without the body (same status and headers);
+    - refuses to send a body over ``max_body`` bytes: a 500 answer saying so goes out instead;
+    - turns an exception no handler took into a 500 answer (JSON for the API, HTML for the page)
+      with these headers, and logs it with its traceback.
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int = MAX_RESPONSE_BYTES) -> None:
         self.app = app
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        head = scope["method"] == "HEAD"
+        inner = {**scope, "method": "GET"} if head else scope
+        path = str(scope.get("path", ""))
+        start: Message | None = None
+        chunks: list[bytes] = []
+        size = 0
+        started = False  # whether anything went to the client
+        done = False
 
-        async def send_with_headers(message: Message) -> None:
+        async def answer(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+            nonlocal started, done
+            started = done = True
+            await send({"type": "http.response.start", "status": status, "headers": headers + SECURITY_HEADERS})
+            await send({"type": "http.response.body", "body": b"" if head else body})
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal start, size
+            if done:
+                return
             if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
-            await send(message)
+                start = message
+                return
+            if message["type"] != "http.response.body" or start is None:
+                await send(message)
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_body:
+                log.error("answer to %s is over %d bytes (the limit): refused", path, self.max_body)
+                headers, err = error_answer(path, 500, f"the answer is larger than this server's limit of {self.max_body} "
+                                                       "bytes per response; ask for less (a smaller k, top or limit)")
+                await answer(500, headers, err)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                await answer(int(start["status"]), list(start.get("headers", [])), b"".join(chunks))
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(inner, receive, guarded_send)
+        except Exception:
+            log.exception("unhandled error answering %s %s", scope["method"], path)
+            if started:
+                raise
+            headers, body = error_answer(path, 500, "internal error: the server could not answer this request; "
+                                                    "the server log has the details")
+            await answer(500, headers, body)
 
 
 def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
@@ -113,10 +181,12 @@ def create_app(config: WebConfig, service: RecService | None = None) -> FastAPI:
     async def _unknown(_: Request, e: UnknownIdError) -> Response:
         return _error(404, str(e))
 
-    @app.exception_handler(StoreError)
-    async def _store(_: Request, e: StoreError) -> Response:
-        log.warning("store error: %s", e)
-        return _error(503, f"the store does not answer: {e}")
+    async def _store(_: Request, e: Exception) -> Response:
+        log.warning("store error: %s: %s", type(e).__name__, e)
+        return _error(503, store_unavailable_detail(e), {"Retry-After": "60"})
+
+    for exc in store_unavailable_errors():
+        app.add_exception_handler(exc, _store)
 
     @app.exception_handler(KgrecError)
     async def _kgrec(_: Request, e: KgrecError) -> Response:
@@ -136,7 +206,7 @@ def create_app(config: WebConfig, service: RecService | None = None) -> FastAPI:
         errors = [{"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")} for err in e.errors()]
         return _error(422, errors)
 
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, max_body=MAX_RESPONSE_BYTES)
     return app
 
 

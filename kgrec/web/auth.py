@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from kgrec.web.config import WebConfig
 
@@ -81,3 +83,53 @@ def safe_next(target: str | None) -> str:
     if any(ord(c) < 32 for c in target):
         return "/"
     return target
+
+
+def _host_port(scheme: str, netloc: str) -> tuple[str, int] | None:
+    try:
+        parts = urlsplit(f"{scheme}://{netloc}")
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return parts.hostname, port if port is not None else (443 if scheme == "https" else 80)
+
+
+def same_host(source: str, hosts: Sequence[str | None]) -> bool:
+    """Whether the URL or origin ``source`` names one of ``hosts`` (``host[:port]`` values, e.g. the Host header).
+
+    Host and port are compared (case-insensitive, default ports filled in from ``source``'s
+    scheme); the scheme is not, so an HTTPS proxy in front of a plain-HTTP server still matches.
+    ``null``, a non-HTTP scheme or a missing host never match.
+    """
+    parts = urlsplit(source.strip())
+    if parts.scheme not in ("http", "https"):
+        return False
+    there = _host_port(parts.scheme, parts.netloc.rpartition("@")[2])
+    if there is None:
+        return False
+    for host in hosts:
+        if host and _host_port(parts.scheme, host.split(",")[0].strip()) == there:
+            return True
+    return False
+
+
+def foreign_origin(origin: str | None, referer: str | None, hosts: Sequence[str | None]) -> str | None:
+    """The other site a form POST came from, or None when it came from this server's own pages.
+
+    The ``Origin`` header decides when present (``Origin: null``, sent by sandboxed or
+    privacy-restricted pages, counts as foreign); else the ``Referer``. A request with neither
+    is accepted: every browser sends ``Origin`` with a form POST, and a page on another site can
+    make it ``null`` but cannot remove it, so such a request comes from a non-browser client
+    (curl, a script), which could send any header it likes and is no cross-site forgery.
+
+    Args:
+        origin: the ``Origin`` header, if any.
+        referer: the ``Referer`` header, if any.
+        hosts: this server's own ``host[:port]`` names (the ``Host`` header, and ``X-Forwarded-Host`` behind a proxy).
+    """
+    source = origin if origin is not None else referer
+    if source is None:
+        return None
+    return None if same_host(source, hosts) else source

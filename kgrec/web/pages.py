@@ -9,8 +9,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
-from kgrec.errors import KgrecError, StoreError, UnknownIdError
-from kgrec.web.auth import COOKIE_NAME, Authenticator, safe_next
+from kgrec.errors import KgrecError, UnknownIdError
+from kgrec.web.auth import COOKIE_NAME, Authenticator, foreign_origin, safe_next
+from kgrec.web.models import store_unavailable_detail, store_unavailable_errors
 from kgrec.web.service import RecService
 from kgrec.web.svg import path_svg
 from kgrec.web.templates import environment
@@ -31,7 +32,8 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
     """``/`` (the page), ``/login`` and ``/logout``. Not part of the OpenAPI schema."""
     cfg = service.config
     env = environment()
-    page_t, login_t = env.get_template("page.html"), env.get_template("login.html")
+    page_t, login_t, error_t = env.get_template("page.html"), env.get_template("login.html"), env.get_template("error.html")
+    store_down = store_unavailable_errors()
 
     def html(template: Any, status: int = 200, **ctx: Any) -> HTMLResponse:
         return HTMLResponse(template.render(**ctx), status_code=status, headers={"Cache-Control": "no-store"})
@@ -91,9 +93,9 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
             status, ctx["error"] = e.status, e.message
         except UnknownIdError as e:
             status, ctx["error"] = 404, _unknown_message(e)
-        except StoreError as e:
-            log.warning("store error on the page: %s", e)
-            status, ctx["error"] = 503, f"The data store does not answer ({e}). Try again in a minute."
+        except store_down as e:
+            log.warning("store error on the page: %s: %s", type(e).__name__, e)
+            status, ctx["error"] = 503, "The data store does not answer (" + store_unavailable_detail(e) + ")."
         except (KgrecError, ValueError) as e:
             status, ctx["error"] = 422, str(e)
         return html(page_t, status, **ctx)
@@ -104,8 +106,19 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
             return RedirectResponse(safe_next(next), status_code=303)
         return login_page(200, next)
 
+    def cross_site(request: Request) -> str | None:
+        """The foreign origin a form POST came from (None: this server's own page, or no browser at all)."""
+        source = foreign_origin(request.headers.get("origin"), request.headers.get("referer"),
+                                [request.headers.get("x-forwarded-host"), request.headers.get("host")])
+        if source is not None:
+            log.warning("refused a %s from another site (%s)", request.url.path, source)
+        return source
+
     @router.post("/login")
-    def login(token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") -> Response:  # noqa: A002
+    def login(request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") -> Response:  # noqa: A002
+        if cross_site(request) is not None:
+            return login_page(403, next, "This form was sent from another site, so it was refused. "
+                                         "Log in on this server's own page.")
         if not auth.enabled:
             return RedirectResponse(safe_next(next), status_code=303)
         if not auth.token_ok(token):
@@ -117,7 +130,11 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
         return resp
 
     @router.post("/logout")
-    def logout() -> Response:
+    def logout(request: Request) -> Response:
+        if cross_site(request) is not None:
+            return html(error_t, 403, code=403, show_logout=False,
+                        message="This log-out form was sent from another site, so it was refused; nothing changed. "
+                                "Log out with the button on this server's own page.")
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict", secure=cfg.secure_cookie)
         return resp

@@ -105,7 +105,14 @@ _PAGE = """{% extends "base.html" %}{% block title %}kgrec{% if user %} · user 
 {% endblock %}
 """
 
-_TEMPLATES = {"base.html": _BASE, "login.html": _LOGIN, "page.html": _PAGE}
+_ERROR = """{% extends "base.html" %}{% block title %}kgrec · error {{ code }}{% endblock %}
+{% block main %}
+<div class="card error" id="error" role="alert">{{ message }}</div>
+<p class="meta"><a href="/">Back to the page</a></p>
+{% endblock %}
+"""
+
+_TEMPLATES = {"base.html": _BASE, "login.html": _LOGIN, "page.html": _PAGE, "error.html": _ERROR}
 
 
 def environment() -> jinja2.Environment:
