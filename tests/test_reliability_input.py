@@ -355,3 +355,21 @@ def test_ids_are_stripped_of_surrounding_white_space(tmp_path: Path) -> None:
     with pytest.raises(DataValidationError, match=r"blank.csv, line 3, column 'user': empty user id"):
         loaders.load_files(blank, it)
 
+
+
+def test_read_id_file_names_the_file_and_line(tmp_path: Path) -> None:
+    ids = write(tmp_path / "users.txt", " u1 \n\nu 2\n")
+    assert loaders.read_id_file(ids, "user") == ["u1", "u 2"]
+    bad = write(tmp_path / "bad.txt", b"u1\nu\xe92\n")
+    with pytest.raises(DataValidationError, match=r"bad.txt, line 2: bytes that are not UTF-8 \(at byte 4\); expected one user id per line in a UTF-8 encoded file"):
+        loaders.read_id_file(bad, "user")
+
+
+def test_export_users_file_not_utf8_names_the_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``kgrec export --users`` with a Latin-1 file said only "'utf-8' codec can't decode …"."""
+    from kgrec.cli import main
+
+    bad = write(tmp_path / "users.txt", b"u1\nJos\xe9\n")
+    rc = main(["export", "--out", str(tmp_path / "recs.csv"), "--store", str(tmp_path / "store"), "--users", str(bad)])
+    assert rc == 2
+    assert "users.txt, line 2: bytes that are not UTF-8 (at byte 6); expected one user id per line" in capsys.readouterr().err

@@ -170,7 +170,9 @@ def _id_file(path: Path | None, what: str) -> list[str] | None:
         return None
     if not path.is_file():
         raise typer.BadParameter(f"{path}: no such file; expected one {what} id per line")
-    return [x.strip() for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    from kgrec.loaders import read_id_file
+
+    return read_id_file(path, what)
 
 
 @app.command()

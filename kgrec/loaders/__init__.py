@@ -1,12 +1,12 @@
 """Data sets in, canonical tables out.
 
 - :func:`movielens`: MovieLens latest-small under a ``root`` folder;
-- :func:`from_frames` / :func:`load_files`: the bring-your-own format;
+- :func:`from_frames` / :func:`load_files`: the bring-your-own format; :func:`read_id_file`: a list of ids;
 - :func:`synthetic`: generated data with planted communities;
 - :func:`sample_users` / :func:`movielens_sample`: a seeded sample of users (notebooks, quick runs).
 """
 
-from kgrec.loaders.files import load_files, read_table
+from kgrec.loaders.files import load_files, read_id_file, read_table
 from kgrec.loaders.movielens import movielens
 from kgrec.loaders.sample import default_data_root, movielens_sample, sample_users
 from kgrec.loaders.schema import Dataset
@@ -23,6 +23,7 @@ __all__ = [
     "load_files",
     "movielens",
     "movielens_sample",
+    "read_id_file",
     "read_table",
     "sample_users",
     "synthetic",

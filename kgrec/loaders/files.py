@@ -100,6 +100,29 @@ def read_table(path: str | Path, table: str) -> tuple[pd.DataFrame, Source]:
     return df, Source(str(p))
 
 
+def read_id_file(path: str | Path, what: str) -> list[str]:
+    """Ids from a text file, one per line (UTF-8; stripped of surrounding white space; blank lines skipped).
+
+    For the lists of users, candidates and excluded items given to ``kgrec export``.
+
+    Raises:
+        DataValidationError: missing file or bytes that are not UTF-8, naming the file and line.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataValidationError(f"{p}: no such file; expected one {what} id per line")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataValidationError(
+            f"{p}, line {line}: bytes that are not UTF-8 (at byte {e.start}); expected one {what} id per line in a "
+            "UTF-8 encoded file (re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`)"
+        ) from None
+    return [x.strip() for x in text.splitlines() if x.strip()]
+
+
 def load_files(
     interactions: str | Path,
     items: str | Path,
