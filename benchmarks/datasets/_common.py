@@ -44,6 +44,8 @@ def user_subsample(users: pd.Series, fraction: float) -> pd.Series:
 
 def write_tables(out: Path, tables: dict[str, pd.DataFrame]) -> None:
     """Write each table as ``out/<name>.csv`` (UTF-8, header row), each via a temporary file and a rename."""
+    if tables["interactions"].empty:
+        raise ValueError(f"{out}: no interactions left after conversion; expected at least one (loosen the filters)")
     out.mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():
         tmp = out / f".{name}.csv.tmp"
