@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 #: longest title (item title, path node name) the page and the API show; a longer one is cut and ends in "…"
 MAX_TITLE_CHARS = 300
 #: longest sentence or message (explanation sentences, "why not" messages) the page and the API show
-MAX_TEXT_CHARS = 2000
+MAX_SENTENCE_CHARS = 2000
 #: most items one search answer lists (the ``limit`` parameter's upper bound)
 MAX_SEARCH_HITS = 100
 
@@ -28,12 +28,12 @@ def _clip_title(text: str) -> str:
 
 
 def _clip_text(text: str) -> str:
-    return clip(text, MAX_TEXT_CHARS)
+    return clip(text, MAX_SENTENCE_CHARS)
 
 
 #: a title as shown: at most :data:`MAX_TITLE_CHARS` characters
 Title = Annotated[str, AfterValidator(_clip_title)]
-#: a sentence or message as shown: at most :data:`MAX_TEXT_CHARS` characters
+#: a sentence or message as shown: at most :data:`MAX_SENTENCE_CHARS` characters
 Text = Annotated[str, AfterValidator(_clip_text)]
 
 
@@ -89,7 +89,7 @@ class PathNodeOut(_Out):
 
 class PathOut(_Out):
     score: float = Field(description="this path's share of the recommendation's score")
-    sentence: Text = Field(description=f"the path as a sentence (at most {MAX_TEXT_CHARS} characters)")
+    sentence: Text = Field(description=f"the path as a sentence (at most {MAX_SENTENCE_CHARS} characters)")
     kind: str = Field(description="category, keyword, tag, entity or user")
     nodes: list[PathNodeOut] = Field(description="from the user to the item")
     relations: list[str]
