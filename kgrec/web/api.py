@@ -13,7 +13,15 @@ from fastapi.responses import Response
 from fastapi.security import HTTPBearer
 
 from kgrec.web.auth import COOKIE_NAME, Authenticator
-from kgrec.web.models import ErrorOut, ExplanationOut, Health, ItemSearchOut, RecommendationsOut, to_json
+from kgrec.web.models import (
+    MAX_SEARCH_HITS,
+    ErrorOut,
+    ExplanationOut,
+    Health,
+    ItemSearchOut,
+    RecommendationsOut,
+    to_json,
+)
 from kgrec.web.service import MAX_QUERY, RecService
 
 # documents the scheme in the OpenAPI schema; the check itself also accepts the session cookie
@@ -77,7 +85,7 @@ def api_router(service: RecService, auth: Authenticator, limiter: anyio.Capacity
     )
     async def search(
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY, description="an item id or part of a title")],
-        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_HITS)] = 20,
     ) -> Response:
         # a scan over every title: off the event loop, outside the compute limiter
         return json_response(await anyio.to_thread.run_sync(lambda: to_json(service.search(q, limit))))
