@@ -25,7 +25,7 @@ def bucket_name(lo: int, hi: int) -> str:
 def targets_by_user(held_out: Interactions) -> list[np.ndarray]:
     """Held-out item numbers per user (empty arrays for users with none)."""
     out: list[list[int]] = [[] for _ in range(held_out.n_users)]
-    for u, i in zip(held_out.users.tolist(), held_out.items.tolist()):
+    for u, i in zip(held_out.users.tolist(), held_out.items.tolist(), strict=True):
         out[u].append(i)
     return [np.asarray(t, dtype=np.int64) for t in out]
 

@@ -24,8 +24,8 @@ give no path, all history items are.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,7 +33,6 @@ import pandas as pd
 
 from kgrec.fusion.state import ModelState
 from kgrec.graph.paths import KIND_NODES, KIND_RELATIONS, PathRow
-
 
 
 @dataclass
@@ -94,12 +93,16 @@ class Explanation:
 
 
 class _Sentence(Protocol):
-    sentence: str
+    @property
+    def sentence(self) -> str: ...
 
 
 class _Explained(Protocol):
-    paths: Sequence[_Sentence]
-    message: str
+    @property
+    def paths(self) -> Sequence[_Sentence]: ...
+
+    @property
+    def message(self) -> str: ...
 
 
 def headline(e: _Explained) -> str:
@@ -157,7 +160,7 @@ def score_paths(
     A = state.arrays
     f_i = A["items"][i]
     hist_w = anchor_weights(state, u, hist_w)
-    w_of = dict(zip(hist_items.tolist(), hist_w.tolist()))
+    w_of = dict(zip(hist_items.tolist(), hist_w.tolist(), strict=True))
     mean_w = float(hist_w.mean()) if len(hist_w) else 1.0
     n_items = len(v.item)
     lay_off = state.node_offsets
@@ -173,7 +176,7 @@ def score_paths(
         a_ids = np.unique(anchors[item_anchor])
         a_num = v.item.numbers(a_ids)
         strength = np.array([w_of.get(int(n), 0.0) for n in a_num]) * np.maximum(_cos(A["items"][a_num], f_i), 0.0)
-        s_of = dict(zip(a_ids.tolist(), strength.tolist()))
+        s_of = dict(zip(a_ids.tolist(), strength.tolist(), strict=True))
         raw[item_anchor] = [s_of[a] for a in anchors[item_anchor]]
     tag = ~item_anchor
     if tag.any():
@@ -270,7 +273,7 @@ def _render(state: ModelState, user: str, item: str, row: PathRow, score: float,
     ids = {"category": [user, anchor, via, item], "keyword": [user, anchor, via, item], "entity": [user, anchor, via, item],
            "user": [user, anchor, via, item], "tag": [user, via, item]}[kind]
     nodes = []
-    for t, x in zip(types, ids):
+    for t, x in zip(types, ids, strict=False):
         name = state.title(x) if t == "item" else (f"user {x}" if t == "user" else x)
         nodes.append(PathNode(t, x, name))
     rels = list(KIND_RELATIONS[kind])

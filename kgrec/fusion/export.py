@@ -85,7 +85,7 @@ def recommend_table(
     }
     if explain:
         sentences, paths = [], []
-        for u, i in zip(cols["user"].to_pylist(), cols["item"].to_pylist()):
+        for u, i in zip(cols["user"].to_pylist(), cols["item"].to_pylist(), strict=True):
             e = rec.explain(u, i, top=1)
             sentences.append(e.headline())
             paths.append(json.dumps([[n.type, n.id] for n in e.paths[0].nodes], ensure_ascii=False) if e.paths else None)

@@ -54,7 +54,7 @@ class Towers:
     @property
     def users(self) -> torch.Tensor:
         f = self.user_base
-        if self.user_recent_struct is not None:
+        if self.user_recent_struct is not None and self.user_recent_text is not None:  # set together
             f = f + self.user_recent_struct + self.user_recent_text
         return f
 

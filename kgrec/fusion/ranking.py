@@ -137,7 +137,7 @@ def recall_ndcg(top: np.ndarray, targets: Sequence[np.ndarray], k: int) -> tuple
     disc = 1.0 / np.log2(np.arange(2, k + 2))
     rec = np.full(len(targets), np.nan)
     ndcg = np.full(len(targets), np.nan)
-    for r, (row, tgt) in enumerate(zip(top[:, :k], targets)):
+    for r, (row, tgt) in enumerate(zip(top[:, :k], targets, strict=False)):
         if len(tgt) == 0:
             continue
         hit = np.isin(row, tgt)

@@ -19,9 +19,9 @@ import torch
 from kgrec.encoders.behaviour import item_texts
 from kgrec.encoders.text import TextEncoder
 from kgrec.errors import KgrecError, ModelMismatchError
+from kgrec.fusion.coldstart import NewUsers
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.explain import Explanation, PathFinder, explain
-from kgrec.fusion.coldstart import NewUsers
 from kgrec.fusion.state import FORMAT_VERSION, ModelState
 from kgrec.fusion.vectors import connector_degrees, state_from_vectors, tower_arrays
 from kgrec.graph.hetero import Vocabularies

@@ -60,7 +60,7 @@ class ModelState:
         self.hist_ptr = np.zeros(len(vocabs.user) + 1, dtype=np.int64)
         np.cumsum(np.bincount(pos_users, minlength=len(vocabs.user)), out=self.hist_ptr[1:])
         del order
-        self.titles: dict[str, str] = dict(zip(items[S.ITEM].tolist(), items[S.TITLE].tolist()))
+        self.titles: dict[str, str] = dict(zip(items[S.ITEM].tolist(), items[S.TITLE].tolist(), strict=True))
         self.users_t = torch.from_numpy(arrays["users"])
         self.items_t = torch.from_numpy(arrays["items"])
         #: first node index of each node type in ``arrays["nodes"]``
@@ -183,8 +183,9 @@ class ModelState:
                     "data_fingerprint": self.data_fingerprint, "degrees": self.degrees}
             (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
             torch.save(self.state_dict, tmp / "weights.pt")
-            np.savez(tmp / "vectors.npz", pos_users=self.pos_users, pos_items=self.pos_items, edge_norm=self.edge_norm,
-                     **self.arrays)
+            vectors: dict[str, Any] = {"pos_users": self.pos_users, "pos_items": self.pos_items, "edge_norm": self.edge_norm,
+                                       **self.arrays}
+            np.savez(tmp / "vectors.npz", **vectors)
             self.items_table.to_parquet(tmp / "items.parquet", index=False)
         return path
 

@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,8 @@ from kgrec.encoders.graph import GraphLayout, recency_weights
 from kgrec.encoders.text import TextEncoder
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.evaluate import holdout_last
-from kgrec.fusion.ranking import ranking_metrics, topk_scores
 from kgrec.fusion.model import FusedModel, Towers
+from kgrec.fusion.ranking import ranking_metrics, topk_scores
 from kgrec.fusion.stopping import EarlyStopping
 from kgrec.graph.hetero import Vocabularies, edge_arrays
 from kgrec.loaders import schema as S
@@ -93,7 +94,7 @@ def build_inputs(
     order = np.argsort(ui["src"], kind="stable")
     users_sorted, items_sorted = ui["src"][order], ui["dst"][order]
     splits = np.flatnonzero(np.diff(users_sorted)) + 1
-    history = {int(us[0]): it for us, it in zip(np.split(users_sorted, splits), np.split(items_sorted, splits)) if len(us)}
+    history = {int(us[0]): it for us, it in zip(np.split(users_sorted, splits), np.split(items_sorted, splits), strict=True) if len(us)}
     inp = GraphInputs(adj, torch.from_numpy(mask), utext, ui["src"], ui["dst"], edge_norm, history)
     # time order of every user's interactions (ties keep the data set's order), for the recent-interest part
     chron = np.lexsort((np.arange(len(ui["src"])), ui["time"], ui["src"]))
@@ -141,26 +142,26 @@ def _epoch(
     for start in range(0, n, bs):
         b = perm[start : start + bs]
         towers = model(inp.adj, inp.id_mask, item_text, inp.user_text)
-        U, I = towers.user_base, towers.items
+        user_vecs, item_vecs = towers.user_base, towers.items
         p = cfg.model.content_dropout
         if p > 0 and cfg.model.use_text and cfg.model.use_structure:
             # score a random share of items from their text alone, as cold items are scored
             drop = torch.from_numpy(rng.random(n_items) < p).unsqueeze(1)
-            I = torch.where(drop, towers.item_text, I)
-        u = U[torch.from_numpy(inp.pos_users[b])]
+            item_vecs = torch.where(drop, towers.item_text, item_vecs)
+        u = user_vecs[torch.from_numpy(inp.pos_users[b])]
         if model.recent is not None:
             # causal: each interaction is predicted from the items before it
             idx, m = inp.prefix(b, model.recent.window)
             u = u + model.recent(towers.items, idx, m)
-        pos = I[torch.from_numpy(inp.pos_items[b])]
+        pos = item_vecs[torch.from_numpy(inp.pos_items[b])]
         if full_softmax(tc, n_items):
-            logits = u @ I.T
+            logits = u @ item_vecs.T
             if tc.temperature != 1.0:
                 logits = logits / tc.temperature
             loss = F.cross_entropy(logits, torch.from_numpy(inp.pos_items[b]))
         else:
             neg_idx = torch.from_numpy(rng.integers(0, n_items, tc.negatives))
-            neg = I[neg_idx]
+            neg = item_vecs[neg_idx]
             pos_logit = (u * pos).sum(1, keepdim=True)
             neg_logit = u @ neg.T
             # a sampled negative equal to the positive is not a negative
@@ -209,7 +210,7 @@ def _train_run(
         vu = vocabs.user.numbers(val[S.USER])
         vi = vocabs.item.numbers(val[S.ITEM])
         by: dict[int, list[int]] = {}
-        for u, i in zip(vu.tolist(), vi.tolist()):
+        for u, i in zip(vu.tolist(), vi.tolist(), strict=True):
             by.setdefault(u, []).append(i)
         for u, its in by.items():
             targets[u] = np.asarray(its, dtype=np.int64)
@@ -271,6 +272,6 @@ def fit_model(
     with torch.no_grad():
         towers = model(inp.adj, inp.id_mask, item_text, inp.user_text, inp.recent_idx, inp.recent_mask)
     metrics["train_seconds"] = time.perf_counter() - t0
-    all_epochs = [h for k in ("validation", "refit") for h in metrics.get(k, [])]  # type: ignore[union-attr]
+    all_epochs = [h for k in ("validation", "refit") for h in cast("list[dict[str, float]]", metrics.get(k, []))]
     metrics["seconds_per_epoch"] = float(np.mean([h["seconds"] for h in all_epochs])) if all_epochs else None
     return TrainResult(model, towers, inp, metrics)
