@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from kgrec import loaders
-from kgrec.errors import DataValidationError, DatasetNotFoundError
+from kgrec.errors import DatasetNotFoundError, DataValidationError
 from kgrec.loaders import schema as S
 
 
@@ -138,7 +138,7 @@ def test_synthetic_is_deterministic_and_planted(synth_frames) -> None:
     pd.testing.assert_frame_equal(again["interactions"], synth_frames["interactions"])
     truth = synth_frames["communities"].set_index(["kind", "id"])["community"]
     inter = synth_frames["interactions"]
-    same = [truth[("user", u)] == truth[("item", i)] for u, i in zip(inter["user"], inter["item"])]
+    same = [truth[("user", u)] == truth[("item", i)] for u, i in zip(inter["user"], inter["item"], strict=True)]
     assert sum(same) / len(same) > 0.8
 
 

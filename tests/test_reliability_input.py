@@ -10,7 +10,6 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -224,7 +223,7 @@ def test_neo4j_ingest_of_a_long_entity_id_fails_before_any_write(tmp_path: Path,
             "--items", str(tmp_path / "items2.csv"), "--triples", str(tmp_path / "kg2.csv")]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert f"kg2.csv, line 3, column 'entity': entity 'yyyy" in err and f"is 10,000 UTF-8 bytes long; expected ids of at most {S.MAX_ID_BYTES:,} bytes" in err
+    assert "kg2.csv, line 3, column 'entity': entity 'yyyy" in err and f"is 10,000 UTF-8 bytes long; expected ids of at most {S.MAX_ID_BYTES:,} bytes" in err
     with pytest.raises(DataValidationError, match=r"kg2.csv, line 3, column 'entity'"):
         loaders.load_files(tmp_path / "inter2.csv", tmp_path / "items2.csv", tmp_path / "kg2.csv")
     with kgrec.open_store(NEO4J_URI) as st:
@@ -373,3 +372,13 @@ def test_export_users_file_not_utf8_names_the_file_and_line(tmp_path: Path, caps
     rc = main(["export", "--out", str(tmp_path / "recs.csv"), "--store", str(tmp_path / "store"), "--users", str(bad)])
     assert rc == 2
     assert "users.txt, line 2: bytes that are not UTF-8 (at byte 6); expected one user id per line" in capsys.readouterr().err
+
+
+def test_arrow_backed_frame_columns_are_checked_like_parquet(tmp_path: Path) -> None:
+    inter = pd.DataFrame({"user": ["u1"], "item": ["i1"]})
+    cats = pd.Series([["Drama", "Comedy"]], dtype=pd.ArrowDtype(pa.list_(pa.string())))
+    ds = loaders.from_frames(inter, pd.DataFrame({"item": ["i1"], "categories": cats}))
+    assert sorted(ds.item_categories[S.CATEGORY]) == ["Comedy", "Drama"]
+    title = pd.Series([{"x": 1}], dtype=pd.ArrowDtype(pa.struct([("x", pa.int64())])))
+    with pytest.raises(DataValidationError, match=r"<items frame>, row 1, column 'title': a struct/map value \{'x': 1\}"):
+        loaders.from_frames(inter, pd.DataFrame({"item": ["i1"], "title": title}))

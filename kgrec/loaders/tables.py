@@ -93,6 +93,17 @@ def _show(v: object, width: int = 60) -> str:
     return r if len(r) <= width else r[: width - 1] + "…"
 
 
+def _plain(raw: pd.Series) -> pd.Series:
+    """A column of pyarrow-backed nested type (list, struct, map) as Python objects, to be checked like any other."""
+    dtype = raw.dtype
+    if isinstance(dtype, pd.ArrowDtype):
+        import pyarrow as pa
+
+        if pa.types.is_nested(dtype.pyarrow_dtype):
+            return pd.Series(raw.to_numpy(dtype=object), index=raw.index, dtype=object)
+    return raw
+
+
 def _as_string(
     raw: pd.Series, column: str, table: str, src: Source, what: str, rows: np.ndarray | None = None
 ) -> pd.Series:
@@ -104,6 +115,7 @@ def _as_string(
     (default: the position itself). Columns of text, the usual case, are converted
     without a Python loop.
     """
+    raw = _plain(raw)
     kind = pd.api.types.infer_dtype(raw, skipna=True)
     if kind in ("string", "empty") or raw.dtype != object:
         return raw.astype("string")
@@ -124,13 +136,13 @@ def _as_string(
     binary = np.fromiter((isinstance(v, (bytes, bytearray)) for v in arr), dtype=bool, count=len(arr))
     if binary.any():
         out = arr.copy()
-        for pos in np.flatnonzero(binary):  # only for bytes columns (Parquet binary)
+        for p in np.flatnonzero(binary):  # only for bytes columns (Parquet binary)
             try:
-                out[pos] = bytes(arr[pos]).decode("utf-8")
+                out[p] = bytes(arr[p]).decode("utf-8")
             except UnicodeDecodeError as e:
                 raise DataValidationError(
-                    f"{src.where(row_of(int(pos)), column)}: bytes that are not UTF-8 (at byte {e.start} of the value "
-                    f"{_show(bytes(arr[pos])[: max(e.start + 4, 8)])}); expected {what} in UTF-8 (write the "
+                    f"{src.where(row_of(int(p)), column)}: bytes that are not UTF-8 (at byte {e.start} of the value "
+                    f"{_show(bytes(arr[p])[: max(e.start + 4, 8)])}); expected {what} in UTF-8 (write the "
                     "column as strings, or re-encode it as UTF-8)"
                 ) from None
         return pd.Series(out, index=raw.index, dtype=object).astype("string")
@@ -353,17 +365,19 @@ def _ratings(df: pd.DataFrame, src: Source) -> pd.Series:
     return pd.Series(v, index=df.index, dtype="float64")
 
 
-def _split_multi(items: pd.DataFrame, ids: pd.Series, column: str, val_col: str, src: Source) -> pd.DataFrame:
+def _split_multi(
+    items: pd.DataFrame, ids: pd.Series, column: str, val_col: str, src: Source, *, keyword: bool = False
+) -> pd.DataFrame:
     """Explode a multi-valued column into one (item, value) row each; blanks dropped.
 
     A cell is either text with values separated by ``|`` (``Drama|Comedy``) or a
     list (a Parquet ``list<string>`` column): its elements are the values, taken
-    whole. Each value is an id (at most MAX_ID_BYTES); at most MAX_VALUES_PER_ITEM
-    values per row.
+    whole. Each value is an id (at most MAX_ID_BYTES, after keyword normalisation
+    with ``keyword``); at most MAX_VALUES_PER_ITEM values per row.
     """
     if column not in items.columns:
         return S.empty_table("item_categories" if val_col == S.CATEGORY else "item_keywords")
-    raw = items[column]
+    raw = _plain(items[column])
     arr = raw.to_numpy(dtype=object)
     if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty") or raw.dtype != object:
         parts = _as_string(raw, column, "items", src, "text").fillna("").str.split(S.MULTI_SEP, regex=False)
@@ -384,6 +398,8 @@ def _split_multi(items: pd.DataFrame, ids: pd.Series, column: str, val_col: str,
     out = out.explode(val_col, ignore_index=True)
     rows = out["_row"].to_numpy(dtype="int64")
     vals = _as_string(out[val_col], column, "items", src, "a list of strings", rows=rows).str.strip()
+    if keyword:
+        vals = _normalise_keyword(vals)
     keep = (vals.notna() & (vals != "")).to_numpy(dtype=bool)
     out = pd.DataFrame({S.ITEM: out[S.ITEM].to_numpy()[keep], val_col: vals.to_numpy()[keep]})
     rows = rows[keep]
@@ -402,6 +418,13 @@ def _split_multi(items: pd.DataFrame, ids: pd.Series, column: str, val_col: str,
 def _normalise_keyword(s: pd.Series) -> pd.Series:
     """Keywords and tags compare case-insensitively with folded white space."""
     return s.astype("string").str.lower().str.replace(r"\s+", " ", regex=True).str.strip()
+
+
+def _tags(df: pd.DataFrame, src: Source) -> pd.Series:
+    """The tag column, normalised as keywords; the id limit holds after lower-casing too."""
+    out = _normalise_keyword(_ids(df, S.TAG, "tags", src))
+    _check_id_size(out, S.TAG, src)
+    return out
 
 
 def _canonical(df: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -474,7 +497,7 @@ def from_frames(
         }
     )
     cats = _split_multi(items, item_ids, S.CATEGORIES, S.CATEGORY, src["items"])
-    kws = _split_multi(items, item_ids, S.KEYWORDS, S.KEYWORD, src["items"])
+    kws = _split_multi(items, item_ids, S.KEYWORDS, S.KEYWORD, src["items"], keyword=True)
     dup = it.duplicated(S.ITEM, keep="first")
     if dup.any():
         same = it.duplicated(keep="first")
@@ -513,7 +536,7 @@ def from_frames(
             {
                 S.USER: _ids(tags, S.USER, "tags", src["tags"]),
                 S.ITEM: _ids(tags, S.ITEM, "tags", src["tags"]),
-                S.TAG: _normalise_keyword(_ids(tags, S.TAG, "tags", src["tags"])),
+                S.TAG: _tags(tags, src["tags"]),
             }
         )
         unk = _unknown_items(tg[S.ITEM], known, "tags", src["tags"], allow_unknown_items)
@@ -569,7 +592,7 @@ def from_frames(
     it = it.sort_values(S.ITEM, kind="stable")
     kws_all = pd.concat(
         [
-            kws.assign(**{S.KEYWORD: _normalise_keyword(kws[S.KEYWORD])}),
+            kws,
             tg.rename(columns={S.TAG: S.KEYWORD})[[S.ITEM, S.KEYWORD]],
         ]
     )
