@@ -150,18 +150,17 @@ def anchor_weights(state: ModelState, u: int, hist_w: np.ndarray) -> np.ndarray:
 
 
 def score_paths(
-    state: ModelState, u: int, i: int, hist_items: np.ndarray, hist_w: np.ndarray, paths: list[PathRow], score: float,
+    state: ModelState, u: int, i: int, hist_items: np.ndarray, weights: np.ndarray, paths: list[PathRow], score: float,
 ) -> np.ndarray:
     """Path scores (shares of ``score``, see the module docstring), aligned with ``paths``, for user number
-    ``u`` and item number ``i`` with the user's history ``hist_items, hist_w``."""
+    ``u`` and item number ``i`` with the user's history ``hist_items`` and its :func:`anchor_weights`."""
     if not paths:
         return np.empty(0)
     v = state.vocabs
     A = state.arrays
     f_i = A["items"][i]
-    hist_w = anchor_weights(state, u, hist_w)
-    w_of = dict(zip(hist_items.tolist(), hist_w.tolist(), strict=True))
-    mean_w = float(hist_w.mean()) if len(hist_w) else 1.0
+    w_of = dict(zip(hist_items.tolist(), weights.tolist(), strict=True))
+    mean_w = float(weights.mean()) if len(weights) else 1.0
     n_items = len(v.item)
     lay_off = state.node_offsets
     z_i = A["nodes"][lay_off["item"] + i]
@@ -200,13 +199,13 @@ def score_paths(
 
 
 def candidate_paths(
-    state: ModelState, find: PathFinder, user: str, item: str, u: int, i: int, hist_items: np.ndarray, hist_w: np.ndarray,
+    state: ModelState, find: PathFinder, user: str, item: str, i: int, hist_items: np.ndarray, weights: np.ndarray,
 ) -> list[PathRow]:
     """Candidate paths from ``find``, searched through the strongest anchors first (``user``/``item``
-    are the ids of numbers ``u``/``i``; ``hist_items, hist_w`` the user's history)."""
+    are the ids of the user and of item number ``i``; ``hist_items`` the user's history, ``weights`` its
+    :func:`anchor_weights`)."""
     if len(hist_items):
-        w = anchor_weights(state, u, hist_w)
-        strength = w * np.maximum(_cos(state.arrays["items"][hist_items], state.arrays["items"][i]), 0.0)
+        strength = weights * np.maximum(_cos(state.arrays["items"][hist_items], state.arrays["items"][i]), 0.0)
         order = np.lexsort((hist_items, -strength))[: state.config.explain.anchors]
         anchors = state.vocabs.item.ids[hist_items[order]].tolist()
     else:
@@ -233,8 +232,9 @@ def explain(
             interacted=True, message=f"User {user} already {verb} {title}; it is not recommended again.",
         )
     rank = state.rank(u, i, hist_items)
-    paths = candidate_paths(state, find, user, item, u, i, hist_items, hist_w)
-    scores = score_paths(state, u, i, hist_items, hist_w, paths, score)
+    weights = anchor_weights(state, u, hist_w)
+    paths = candidate_paths(state, find, user, item, i, hist_items, weights)
+    scores = score_paths(state, u, i, hist_items, weights, paths, score)
     order = np.lexsort((np.arange(len(paths)), -scores)) if paths else np.empty(0, dtype=int)
     out: list[ExplanationPath] = []
     for r in order[:top]:

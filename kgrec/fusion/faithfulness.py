@@ -17,7 +17,7 @@ import torch
 
 from kgrec.encoders.behaviour import item_texts
 from kgrec.encoders.text import TextEncoder
-from kgrec.fusion.explain import candidate_paths, score_paths
+from kgrec.fusion.explain import anchor_weights, candidate_paths, score_paths
 from kgrec.fusion.ranking import rank_in
 from kgrec.fusion.recommender import Recommender
 from kgrec.fusion.train import build_inputs
@@ -94,10 +94,11 @@ def deletion_test(rec: Recommender, ds: Dataset, pairs: list[tuple[str, str]], s
     for user, item in pairs:
         u, i = st.user_number(user), st.item_number(item)
         hist_items, hist_w = st.history(u)
-        paths = candidate_paths(st, find, user, item, u, i, hist_items, hist_w)
+        weights = anchor_weights(st, u, hist_w)
+        paths = candidate_paths(st, find, user, item, i, hist_items, weights)
         if len(paths) < 2:
             continue
-        scores = score_paths(st, u, i, hist_items, hist_w, paths, st.score(u, i))
+        scores = score_paths(st, u, i, hist_items, weights, paths, st.score(u, i))
         top = paths[int(np.lexsort((np.arange(len(paths)), -scores))[0])]
         others = [p for p in paths if removal_of(p) != removal_of(top)]
         if not others:
