@@ -209,7 +209,7 @@ def test_neo4j_going_down_answers_503_with_body_and_headers(web_store: Path, neo
             page = c.get("/?user=u2&item=i4")
             assert page.status_code == 503, page.text[:300]
             assert page.headers["content-type"].startswith("text/html")
-            assert 'id="error"' in page.text and "The data store does not answer" in page.text
+            assert 'id="error"' in page.text and "The store does not answer: " in page.text
             assert_security_headers(page)
             health = c.get("/health")  # liveness comes from the loaded model, not the store
             assert health.status_code == 200
@@ -351,6 +351,8 @@ def test_cross_origin_login_is_refused_and_sets_no_session(long_client: TestClie
             assert "sent from another site" in r.text and 'name="token"' in r.text
             assert_security_headers(r)
         assert c.get("/?user=u2").status_code == 401  # still logged out
+        # under "no-referrer" a browser sends "Origin: null" with the page's own form, which is refused
+        assert c.get("/login").headers["referrer-policy"] == "same-origin"
         # the same site (as a browser sends it, or behind an HTTPS proxy), or no browser at all, logs in
         for headers in ({"Origin": "http://testserver"}, {"Referer": "http://testserver/login?next=/"},
                         {"Origin": "https://kgrec.example.com", "X-Forwarded-Host": "kgrec.example.com"},

@@ -56,6 +56,7 @@ def store_unavailable_detail(e: BaseException) -> str:
     from kgrec.errors import KgrecError
 
     what = str(e) if isinstance(e, KgrecError) else f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    what = clip(" ".join(what.split()), 500)
     return f"the store does not answer: {what}. Try again in a minute; if it lasts, check that the Neo4j server runs or that the store folder is readable."
 
 

@@ -95,7 +95,8 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
             status, ctx["error"] = 404, _unknown_message(e)
         except store_down as e:
             log.warning("store error on the page: %s: %s", type(e).__name__, e)
-            status, ctx["error"] = 503, "The data store does not answer (" + store_unavailable_detail(e) + ")."
+            detail = store_unavailable_detail(e)
+            status, ctx["error"] = 503, detail[:1].upper() + detail[1:]
         except (KgrecError, ValueError) as e:
             status, ctx["error"] = 422, str(e)
         return html(page_t, status, **ctx)
@@ -111,7 +112,7 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
         source = foreign_origin(request.headers.get("origin"), request.headers.get("referer"),
                                 [request.headers.get("x-forwarded-host"), request.headers.get("host")])
         if source is not None:
-            log.warning("refused a %s from another site (%s)", request.url.path, source)
+            log.warning("refused a POST %s sent from another site (%r)", request.url.path, source)
         return source
 
     @router.post("/login")
