@@ -382,3 +382,17 @@ def test_arrow_backed_frame_columns_are_checked_like_parquet(tmp_path: Path) -> 
     title = pd.Series([{"x": 1}], dtype=pd.ArrowDtype(pa.struct([("x", pa.int64())])))
     with pytest.raises(DataValidationError, match=r"<items frame>, row 1, column 'title': a struct/map value \{'x': 1\}"):
         loaders.from_frames(inter, pd.DataFrame({"item": ["i1"], "title": title}))
+
+
+def test_check_dataset_catches_a_hand_built_dataset(synth_dataset) -> None:
+    """For stores: a ``Dataset`` built without a loader gets the same limits before any write."""
+    loaders.check_dataset(synth_dataset)  # every loader's output passes
+    items = synth_dataset.items.copy()
+    items.loc[3, S.ITEM] = "z" * (S.MAX_ID_BYTES + 1)
+    bad = S.Dataset(interactions=synth_dataset.interactions, items=items)
+    with pytest.raises(DataValidationError, match=rf"<dataset table 'items'>, row 4, column 'item': item 'z+… is {S.MAX_ID_BYTES + 1:,} UTF-8 bytes long"):
+        loaders.check_dataset(bad)
+    inter = synth_dataset.interactions.copy()
+    inter.loc[5, S.TIMESTAMP] = -1
+    with pytest.raises(DataValidationError, match=rf"<dataset table 'interactions'>, row 6, column 'timestamp': '-1' is out of range; {RANGE}"):
+        loaders.check_dataset(S.Dataset(interactions=inter, items=synth_dataset.items))

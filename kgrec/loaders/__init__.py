@@ -2,6 +2,7 @@
 
 - :func:`movielens`: MovieLens latest-small under a ``root`` folder;
 - :func:`from_frames` / :func:`load_files`: the bring-your-own format; :func:`read_id_file`: a list of ids;
+  :func:`check_dataset`: the format's limits on a hand-built :class:`Dataset` (for stores);
 - :func:`synthetic`: generated data with planted communities;
 - :func:`sample_users` / :func:`movielens_sample`: a seeded sample of users (notebooks, quick runs).
 """
@@ -11,12 +12,13 @@ from kgrec.loaders.movielens import movielens
 from kgrec.loaders.sample import default_data_root, movielens_sample, sample_users
 from kgrec.loaders.schema import Dataset
 from kgrec.loaders.synthetic import SyntheticConfig, generate_frames, synthetic
-from kgrec.loaders.tables import Source, from_frames
+from kgrec.loaders.tables import Source, check_dataset, from_frames
 
 __all__ = [
     "Dataset",
     "Source",
     "SyntheticConfig",
+    "check_dataset",
     "default_data_root",
     "from_frames",
     "generate_frames",

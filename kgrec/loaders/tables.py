@@ -611,6 +611,43 @@ def from_frames(
     )
 
 
+#: the id columns of each canonical table
+ID_COLUMNS: dict[str, tuple[str, ...]] = {
+    "interactions": (S.USER, S.ITEM),
+    "items": (S.ITEM,),
+    "item_categories": (S.ITEM, S.CATEGORY),
+    "item_keywords": (S.ITEM, S.KEYWORD),
+    "triples": (S.ITEM, S.RELATION, S.ENTITY),
+    "tags": (S.USER, S.ITEM, S.TAG),
+}
+
+
+def check_dataset(ds: S.Dataset) -> None:
+    """Check the limits of the format on an already canonical :class:`Dataset`.
+
+    Every loader's output passes; this is for a ``Dataset`` built by hand (not by
+    a loader), for a store to call before it writes anything: ids non-empty and at
+    most MAX_ID_BYTES, timestamps within TIMESTAMP_MIN..TIMESTAMP_MAX.
+
+    Raises:
+        DataValidationError: naming the table (``<dataset table 'items'>``), row and column.
+    """
+    for name, cols in ID_COLUMNS.items():
+        df = ds.tables()[name]
+        src = Source(f"<dataset table {name!r}>")
+        for col in cols:
+            s = df[col].astype("string")
+            bad = (s.isna() | (s == "")).to_numpy(dtype=bool)
+            if bad.any():
+                raise DataValidationError(f"{src.where(_first(bad), col)}: empty {col} id; expected a non-empty id")
+            _check_id_size(s, col, src)
+    ts = ds.interactions[S.TIMESTAMP]
+    if len(ts):
+        _check_ts_range(
+            ts.to_numpy(dtype="float64", na_value=np.nan), ts, Source("<dataset table 'interactions'>")
+        )
+
+
 def merge(old: S.Dataset, new: S.Dataset) -> S.Dataset:
     """Add ``new`` to ``old`` (a later ingest): new rows are added, equal rows kept once.
 
