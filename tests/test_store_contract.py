@@ -21,6 +21,7 @@ import torch
 from kgrec import Recommender
 from kgrec.errors import StoreError, UnknownIdError
 from kgrec.graph import PATH_COLUMNS, GraphStore, open_store, to_hetero_data
+from kgrec.graph.store import model_dir
 from kgrec.loaders import from_frames
 from kgrec.loaders.schema import Dataset
 
@@ -179,9 +180,12 @@ def test_write_back_is_a_declared_capability(store: GraphStore, tiny: Dataset) -
     assert got["item"].tolist() == ["c"] and list(got["e"].iloc[0]) == [1.0, 0.0, 0.0, 0.0]
 
 
-def test_capabilities_match_the_backend(store: GraphStore) -> None:
+def test_capabilities_and_the_model_dir(store: GraphStore, tmp_path: Path) -> None:
     assert store.supports_write_back == (type(store).__name__ == "Neo4jStore")
-    assert store.model_root() is not None
+    root = store.model_root()
+    assert root is not None and model_dir(store) == root / "default"  # where `kgrec train` saves, as the web reads
+    assert model_dir(store, tmp_path / "m") == tmp_path / "m"
+    assert model_dir(store, "~/m") == Path.home() / "m"
 
 
 # ------------------------------------------------------------------ both backends on the same data
@@ -275,3 +279,24 @@ def test_paths_exist_in_neo4j(both, trained) -> None:
                 assert want in row["types"], (p.sentence, rel, row["types"])
                 checked += 1
     assert checked > 20
+
+
+def test_callers_use_declared_capabilities_and_one_helper() -> None:
+    """No `hasattr` probe of a store anywhere in the package; the CLI and the web open stores and find models one way."""
+    import ast
+
+    pkg = Path(__file__).resolve().parents[1] / "kgrec"
+    probes = []
+    for f in sorted(pkg.rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "hasattr"
+                    and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in {"st", "store"}):
+                probes.append(f"{f.relative_to(pkg)}:{node.lineno}")
+    assert probes == []
+    for f in ("cli/app.py", "web/service.py"):
+        tree = ast.parse((pkg / f).read_text())
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        assert not defined & {"_open", "_model_dir", "default_model_dir"}, f
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "kgrec.graph.store"
+                    for a in n.names}
+        assert {"open_store", "model_dir"} <= imported, f
