@@ -396,3 +396,11 @@ def test_check_dataset_catches_a_hand_built_dataset(synth_dataset) -> None:
     inter.loc[5, S.TIMESTAMP] = -1
     with pytest.raises(DataValidationError, match=rf"<dataset table 'interactions'>, row 6, column 'timestamp': '-1' is out of range; {RANGE}"):
         loaders.check_dataset(S.Dataset(interactions=inter, items=synth_dataset.items))
+
+
+def test_malformed_csv_names_the_physical_line(tmp_path: Path) -> None:
+    """pandas numbers the records ("line 4"); after a quoted line break the physical line is 6."""
+    inter = write(tmp_path / "inter.csv", "user,item\nu1,i1\n")
+    it = write(tmp_path / "items.csv", 'item,title\ni1,"a\nb\nc"\ni2,B\ni3,C,extra\n')
+    with pytest.raises(DataValidationError, match=r"items.csv, line 6: 3 fields where the header has 2; expected one row per line with a fixed number of fields"):
+        loaders.load_files(inter, it)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,48 @@ def _line_of_offset(path: Path, offset: int) -> int:
         return fh.read(offset).count(b"\n") + 1
 
 
+def _record_start(path: Path, n: int, *, count_blank: bool) -> int | None:
+    """Physical line on which CSV record ``n`` (from 1, the header is record 1) starts; ``None`` past the end.
+
+    With ``count_blank`` blank lines count as records (pandas' tokenizer numbers its
+    "lines" that way); otherwise they are skipped, as pandas skips them as rows.
+    """
+    limit = csv.field_size_limit(sys.maxsize)  # the fields of a bad file may be huge: that may be the error
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            prev, seen = 0, 0
+            for rec in reader:
+                start, prev = prev + 1, reader.line_num
+                if not rec and not count_blank:
+                    continue
+                seen += 1
+                if seen == n:
+                    return start
+    except (csv.Error, OSError, UnicodeDecodeError):
+        return None
+    finally:
+        csv.field_size_limit(limit)
+    return None
+
+
+_PANDAS_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _parser_error(p: Path, e: Exception) -> DataValidationError:
+    """pandas' "Expected 2 fields in line 4, saw 3", with the physical line (pandas counts records)."""
+    m = _PANDAS_FIELDS.search(str(e))
+    if m is None:
+        detail = " ".join(str(e).split())
+        return DataValidationError(f"{p}: malformed CSV ({detail}); expected one row per line with a fixed number of fields")
+    want, rec, got = (int(g) for g in m.groups())
+    line = _record_start(p, rec, count_blank=True) or rec
+    return DataValidationError(
+        f"{p}, line {line}: {got} fields where the header has {want}; expected one row per line with a fixed number "
+        "of fields (a field holding a comma or a line break needs double quotes)"
+    )
+
+
 def _csv_line_of(path: Path) -> Callable[[int], int | None]:
     """A function giving the physical line on which data row ``row`` of a CSV file starts.
 
@@ -31,23 +74,7 @@ def _csv_line_of(path: Path) -> Callable[[int], int | None]:
     """
 
     def line_of(row: int) -> int | None:
-        limit = csv.field_size_limit(sys.maxsize)  # the fields of a bad file may be huge: that may be the error
-        try:
-            with open(path, newline="", encoding="utf-8") as fh:
-                reader = csv.reader(fh)
-                prev, seen = 0, -2  # the first non-blank record is the header (row -1)
-                for rec in reader:
-                    start, prev = prev + 1, reader.line_num
-                    if not rec:  # a blank line: pandas skips it
-                        continue
-                    seen += 1
-                    if seen == row:
-                        return start
-        except (csv.Error, OSError, UnicodeDecodeError):
-            return None
-        finally:
-            csv.field_size_limit(limit)
-        return None
+        return _record_start(path, row + 2, count_blank=False)  # data row 0 is record 2
 
     return line_of
 
@@ -89,7 +116,7 @@ def read_table(path: str | Path, table: str) -> tuple[pd.DataFrame, Source]:
                 f"{p}: the file has no header row; expected a header row and at least one {table} row"
             ) from None
         except pd.errors.ParserError as e:
-            raise DataValidationError(f"{p}: malformed CSV ({e}); expected one row per line with a fixed number of fields") from None
+            raise _parser_error(p, e) from None
         df.columns = [str(c).strip() for c in df.columns]
         # empty cells stay "" for text columns; numeric columns treat "" as missing
         return df, Source(str(p), header_lines=1, line_of=_csv_line_of(p))
