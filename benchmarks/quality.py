@@ -22,6 +22,7 @@ import argparse
 import logging
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -49,6 +50,21 @@ CONVERTED: dict[str, tuple[str, bool, bool]] = {
     "instacart-sample": ("benchmarks.datasets.instacart", False, False),
 }
 DATASETS = ("movielens", *CONVERTED)
+
+
+def code_version() -> str:
+    """The commit measured (``git rev-parse``), marked ``+changes`` when the checkout differs from it;
+    ``$KGREC_CODE`` when set (e.g. for a copy of the tree that is not a git checkout)."""
+    if os.environ.get("KGREC_CODE"):
+        return os.environ["KGREC_CODE"]
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout; set KGREC_CODE)"
+    return head + ("+changes" if dirty else "")
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -87,7 +103,7 @@ def run_one(ds: Dataset, models: list[ModelSpec], seeds: list[int], out: Path, p
     name = ds.name.replace("/", "-")
     meta = {"data": ds.name, "split": res.split, "seeds": seeds, "total_seconds": total,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {__import__('torch').get_num_threads()}",
-            "date": time.strftime("%Y-%m-%d", time.gmtime())}
+            "date": time.strftime("%Y-%m-%d", time.gmtime()), "code": code_version()}
     write_text_atomic(out / f"quality-{name}.json", result_json(res, meta))
     png = REPO / "docs" / "img" / f"quality-{name}.png"
     png.parent.mkdir(parents=True, exist_ok=True)
