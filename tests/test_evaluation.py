@@ -195,3 +195,33 @@ def test_lightgcn_learns_the_blocks_and_stops_early():
     top = torch.topk(m.scores(np.arange(d.n_users)), 5, dim=1).indices.numpy()
     even = np.arange(d.n_users) % 2 == 0
     assert (top[even] < 20).mean() > 0.9 and (top[~even] >= 20).mean() > 0.9
+
+
+def test_one_top_k_one_metric_one_early_stopping_for_training_export_and_evaluation():
+    """The evaluation's full ranking is the model's top-k (same tie rule: lower item number), its Recall/NDCG
+    the one training reports, and the baselines stop early with kgrec's own helper."""
+    from kgrec.evaluation.baselines.base import EarlyStopping as BaselineStopping
+    from kgrec.evaluation.metrics import recall_ndcg as eval_recall_ndcg
+    from kgrec.fusion.ranking import ranking_metrics, recall_ndcg, topk_scores
+    from kgrec.fusion.stopping import EarlyStopping
+
+    rng = np.random.default_rng(3)
+    U = torch.from_numpy(rng.integers(-2, 3, size=(40, 4)).astype(np.float32))  # small integers: many exact ties
+    V = torch.from_numpy(rng.integers(-2, 3, size=(30, 4)).astype(np.float32))
+    seen = [rng.choice(30, int(rng.integers(0, 28)), replace=False) for _ in range(40)]
+    users = np.arange(40)
+    for k in (1, 5, 30):
+        evaluation = full_ranking_topk(lambda u: U[torch.from_numpy(u)] @ V.T, users, seen, k=k, chunk=7)
+        model = topk_scores(U, V, k, dict(enumerate(seen)), chunk=9)[1].numpy()
+        assert np.array_equal(evaluation, model)
+        s = (U @ V.T).numpy()
+        for u in range(40):  # per-user reference: score descending, then item number, seen items last
+            key = np.where(np.isin(np.arange(30), seen[u]), -np.inf, s[u])
+            assert model[u].tolist() == np.lexsort((np.arange(30), -key))[:k].tolist()
+    targets = [rng.choice(30, int(rng.integers(0, 4)), replace=False) for _ in range(40)]
+    top = topk_scores(U, V, 10, dict(enumerate(seen)))[1].numpy()
+    rec, ndcg = recall_ndcg(top, targets, 10)
+    has = ~np.isnan(rec)
+    assert ranking_metrics(top, targets, 10) == {"recall@10": float(np.mean(rec[has])), "ndcg@10": float(np.mean(ndcg[has])),
+                                                 "users": int(has.sum())}
+    assert eval_recall_ndcg is recall_ndcg and BaselineStopping is EarlyStopping

@@ -264,3 +264,15 @@ def test_new_item_without_any_path_is_explained_by_its_text(synth_frames, small_
     # an item with interactions and no path gets no such note
     warm = rec.recommend(user, 1)["item"].iloc[0]
     assert "only by its text" not in rec.explain(user, warm).message
+
+
+def test_new_user_lists_never_hold_the_given_history(trained: Recommender) -> None:
+    """A new user who names all but two items gets those two (not the history with a -inf score), ranked as
+    the model's top-k ranks them; repeated calls (encoder and rebuilt model kept) give the same list."""
+    items = trained.vocabs.item.to_list()
+    history, rest = items[2:], items[:2]
+    got = trained.recommend_new_user(history=history, k=len(items))
+    assert sorted(got["item"]) == sorted(rest) and got["rank"].tolist() == [1, 2]
+    assert np.isfinite(got["score"]).all()
+    again = trained.recommend_new_user(history=history, k=len(items))
+    pd.testing.assert_frame_equal(got, again)
