@@ -164,6 +164,18 @@ class ModelState:
                              a["user_recent_struct"][u], a["user_recent_text"][u])
         return {"structure": st, "text": tx}
 
+    def embeddings(self, kind: str = "item", part: str = "fused") -> pd.DataFrame:
+        """Vectors as a DataFrame (``id`` column + ``d0..dN``) of ``kind`` user/item and ``part`` fused/struct/text."""
+        if kind not in {"user", "item"}:
+            raise ValueError(f"kind={kind!r}: expected 'user' or 'item'")
+        name = {"fused": f"{kind}s", "struct": f"{kind}_struct", "text": f"{kind}_text"}.get(part)
+        if name is None:
+            raise ValueError(f"part={part!r}: expected 'fused', 'struct' or 'text'")
+        arr = self.arrays[name]
+        df = pd.DataFrame(arr, columns=[f"d{j}" for j in range(arr.shape[1])])
+        df.insert(0, "id", self.vocabs.of(kind).ids)
+        return df
+
     def build_model(self, text_dim: int) -> FusedModel:
         """The torch model rebuilt from the saved weights (eval mode), for new users and the deletion test."""
         model = FusedModel(GraphLayout(self.vocabs.sizes()), self.config.model, text_dim)
