@@ -94,3 +94,22 @@ def test_rank_agrees_with_the_top_k(uneven) -> None:
     for user in ("u001", "u097", "power"):
         full = rec.recommend(user, N_ITEMS)
         assert [rec.rank(user, i) for i in full["item"]] == full["rank"].tolist()
+
+
+def test_top_items_is_a_stable_full_sort_cut_at_k() -> None:
+    """The one top-k equals a stable descending sort of each whole row (ties: lower item number; -inf
+    places last), on tie-heavy random scores, for k below, at and above the number of items."""
+    import torch
+
+    from kgrec.fusion.ranking import top_items
+
+    g = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, m = int(rng.integers(1, 20)), int(rng.integers(1, 40))
+        s = torch.randint(0, 5, (n, m), generator=g).float()
+        s[torch.rand(n, m, generator=g) < 0.3] = float("-inf")
+        k = int(rng.integers(1, 45))
+        v, i = top_items(s, k)
+        ref = torch.argsort(s, dim=1, descending=True, stable=True)[:, :k]
+        assert torch.equal(i, ref) and torch.equal(v, s.gather(1, ref))

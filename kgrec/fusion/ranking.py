@@ -21,7 +21,8 @@ def top_items(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
     """The ``min(k, n_items)`` best columns of every row of ``scores``, best first.
 
     Equal scores are ordered by the lower column (item number), as a stable descending sort
-    of the whole row would order them, at the cost of one ``torch.topk`` and a few passes.
+    of the whole row would order them, at the cost of one ``torch.topk`` of ``k + 1`` (rows with a
+    tie across the k-th place are sorted in full).
 
     Returns:
         ``(values, item numbers)``, both ``[n_rows, min(k, n_items)]``.
@@ -30,24 +31,25 @@ def top_items(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
     k = min(k, n_items)
     if k <= 0 or n_rows == 0:
         return scores[:, :0], torch.zeros((n_rows, 0), dtype=torch.long)
-    if k == n_items or bool(torch.isnan(scores).any()):
+    v1 = i1 = None
+    if k < n_items:
+        v1, i1 = torch.topk(scores, k + 1, dim=1)  # NaN ranks above everything, so a NaN row shows here
+    if v1 is None or i1 is None or bool(torch.isnan(v1).any()):
         idx = torch.argsort(scores, dim=1, descending=True, stable=True)[:, :k]
         return scores.gather(1, idx), idx
-    kth = torch.topk(scores, k, dim=1).values[:, -1:]
-    above = scores > kth
-    tie = scores == kth
-    need = k - above.sum(1, keepdim=True)
-    keep = above | tie
-    crowded = tie.sum(1, keepdim=True).squeeze(1) > need.squeeze(1)
-    if bool(crowded.any()):
-        # rows with more items at the k-th score than places left: keep the lowest-numbered ones
-        rows = torch.nonzero(crowded).squeeze(1)
-        t = tie[rows]
-        keep[rows] = above[rows] | (t & (t.to(torch.int32).cumsum(1) <= need[rows]))
-    cols = torch.nonzero(keep)[:, 1].view(n_rows, k)  # row-major: each row's kept items in item order
-    vals = scores.gather(1, cols)
-    order = torch.argsort(vals, dim=1, descending=True, stable=True)
-    return vals.gather(1, order), cols.gather(1, order)
+    # where the (k+1)-th score is below the k-th, topk's set of k is the answer; where they are
+    # equal (a tie across the boundary, e.g. -inf padding), that row is sorted in full
+    v, i = v1[:, :k], i1[:, :k]
+    order = torch.argsort(i, dim=1)  # within the set: score descending, then the lower item number
+    v, i = v.gather(1, order), i.gather(1, order)
+    order = torch.argsort(v, dim=1, descending=True, stable=True)
+    v, i = v.gather(1, order), i.gather(1, order)
+    crowded = torch.nonzero(v1[:, k - 1] == v1[:, k]).squeeze(1)
+    if len(crowded):
+        idx = torch.argsort(scores[crowded], dim=1, descending=True, stable=True)[:, :k]
+        v, i = v.clone(), i.clone()
+        v[crowded], i[crowded] = scores[crowded].gather(1, idx), idx
+    return v, i
 
 
 def rank_in(scores: np.ndarray | torch.Tensor, item: int, seen: np.ndarray) -> int:
