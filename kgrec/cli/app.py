@@ -23,6 +23,15 @@ StoreOpt = typer.Option(
 Neo4jUser = typer.Option(None, "--neo4j-user", help="Neo4j user (default neo4j); the password comes from NEO4J_PASSWORD")
 Neo4jDb = typer.Option(None, "--neo4j-database", help="Neo4j database (default neo4j)")
 ModelOpt = typer.Option(None, "--model", "-m", help="model directory (default: inside the store)")
+DiversityOpt = typer.Option(0.0, "--diversity", help="re-rank for variety: MMR weight in [0, 1] over the item vectors (0: off)")
+LongTailOpt = typer.Option(0.0, "--long-tail", help="re-rank towards less popular items: penalty >= 0 (0: off)")
+
+
+def _rerank_options(diversity: float, long_tail: float) -> None:
+    """Check --diversity/--long-tail before any work (ConfigError naming the option and its range)."""
+    from kgrec.fusion.rerank import check_options
+
+    check_options(diversity, long_tail, where="--diversity/--long-tail")
 
 
 @app.callback()
@@ -127,14 +136,22 @@ def recommend(
     fmt: str = typer.Option("table", "--format", help="table, csv or json"),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
+    diversity: float = DiversityOpt,
+    long_tail: float = LongTailOpt,
 ) -> None:
     """Top-K recommendations for users."""
+    _rerank_options(diversity, long_tail)
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         rec = _load_model(st, model)
-        df = rec.recommend(user, k)
+        df = rec.recommend(user, k, diversity=diversity, long_tail=long_tail)
         df.insert(2, "title", [rec.title(i) for i in df["item"]])
         if explain_:
-            df["explanation"] = [rec.explain(u, i, st, top=1).headline() for u, i in zip(df["user"], df["item"])]
+            from kgrec.fusion.rerank import note
+
+            promoted = df["promoted"].tolist() if "promoted" in df else [False] * len(df)
+            notes = [note(bool(p), diversity, long_tail) for p in promoted]
+            df["explanation"] = [rec.explain(u, i, st, top=1).headline() + (f" ({n})" if n else "")
+                                 for u, i, n in zip(df["user"], df["item"], notes)]
     _print_frame(df, fmt)
 
 
@@ -191,11 +208,14 @@ def export(
     to_neo4j: bool = typer.Option(False, "--to-neo4j", help="also write them as RECOMMENDED relationships (Neo4j store)"),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
+    diversity: float = DiversityOpt,
+    long_tail: float = LongTailOpt,
 ) -> None:
     """Export top-K recommendations for all users: chunked, resumable, written atomically."""
     from kgrec.fusion.export import check_writable, output_format
     from kgrec.fusion.export import export as run_export
 
+    _rerank_options(diversity, long_tail)
     output_format(out)
     check_writable(out)
     if unknown_users not in {"error", "skip"}:
@@ -222,7 +242,7 @@ def export(
             written[0] += st.write_recommendations(df)
 
         rep = run_export(rec, out, k, users=ids, explain=explain_, items=cand, exclude=excl, chunk_size=chunk_size,
-                         resume=resume, on_chunk=to_graph if to_neo4j else None)
+                         resume=resume, on_chunk=to_graph if to_neo4j else None, diversity=diversity, long_tail=long_tail)
         extra = f" (resumed {rep['resumed_chunks']} of {rep['chunks']} chunks)" if rep["resumed_chunks"] else ""
         console.print(f"wrote {rep['rows']} rows for {rep['users']} users -> {out}{extra}")
         if to_neo4j:

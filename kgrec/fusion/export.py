@@ -65,17 +65,30 @@ def schema(explain: bool) -> pa.Schema:
 def recommend_table(
     rec: Recommender, users: Sequence[str], k: int, *, explain: bool = False,
     item_numbers: np.ndarray | None = None, exclude_numbers: np.ndarray | None = None,
+    diversity: float = 0.0, long_tail: float = 0.0,
 ) -> pa.Table:
     """Recommendations of one chunk of users as an Arrow table with the export's columns.
 
     Built from numbers with Arrow ``take`` on the id arrays (no per-row Python work
     unless ``explain``), which keeps the export close to the bare matmul + top-k speed.
     Each user gets ``min(k, items left for them)`` rows, whatever the other users of the chunk have seen.
+    ``diversity`` / ``long_tail`` re-rank each list (:mod:`kgrec.fusion.rerank`); with ``explain``, the
+    sentence of an item the re-ranker moved up ends with why.
     """
+    from kgrec.fusion.rerank import check_options, note, reranked_topk
+
     st = rec.state
     ids = st.arrow_ids()
     nums = st.vocabs.user.numbers(list(users))
-    rows, ranks, inums, scores = st.topk(nums, k, candidates=item_numbers, exclude=exclude_numbers).flat()
+    diversity, long_tail = check_options(diversity, long_tail)
+    promoted = None
+    if diversity > 0 or long_tail > 0:
+        rr = reranked_topk(st, nums, k, diversity=diversity, long_tail=long_tail, candidates=item_numbers,
+                           exclude=exclude_numbers)
+        top, promoted = rr.top, rr.promoted[rr.top.valid]
+    else:
+        top = st.topk(nums, k, candidates=item_numbers, exclude=exclude_numbers)
+    rows, ranks, inums, scores = top.flat()
     cols = {
         "user": ids[0].take(pa.array(nums[rows])),
         "item": ids[1].take(pa.array(inums)),
@@ -85,9 +98,10 @@ def recommend_table(
     }
     if explain:
         sentences, paths = [], []
-        for u, i in zip(cols["user"].to_pylist(), cols["item"].to_pylist(), strict=True):
+        for n, (u, i) in enumerate(zip(cols["user"].to_pylist(), cols["item"].to_pylist(), strict=True)):
             e = rec.explain(u, i, top=1)
-            sentences.append(e.headline())
+            why = note(bool(promoted[n]), diversity, long_tail) if promoted is not None else None
+            sentences.append(e.headline() + (f" ({why})" if why else ""))
             paths.append(json.dumps([[n.type, n.id] for n in e.paths[0].nodes], ensure_ascii=False) if e.paths else None)
         cols["explanation"] = pa.array(sentences, pa.string())
         cols["path"] = pa.array(paths, pa.string())
@@ -122,6 +136,7 @@ def export(
     rec: Recommender, out: str | Path, k: int, *, users: Sequence[str] | None = None, explain: bool = False,
     items: Iterable[str] | None = None, exclude: Iterable[str] | None = None, chunk_size: int = 1024,
     resume: bool = False, progress: bool = True, on_chunk: Callable[[pd.DataFrame], object] | None = None,
+    diversity: float = 0.0, long_tail: float = 0.0,
 ) -> dict[str, int]:
     """Write top-``k`` recommendations of ``users`` (default: all) to ``out``.
 
@@ -132,12 +147,17 @@ def export(
         resume: continue an interrupted export of the same job from its finished parts.
         on_chunk: called with every chunk's frame, in order, while the final file is
             assembled (``kgrec export --to-neo4j`` writes them to Neo4j this way).
+        diversity: MMR weight λ in [0, 1] of the re-ranker (0: off; :mod:`kgrec.fusion.rerank`).
+        long_tail: popularity penalty β >= 0 of the re-ranker (0: off).
 
     Returns:
         ``{"users", "rows", "chunks", "resumed_chunks"}``.
     """
     from tqdm.auto import tqdm
 
+    from kgrec.fusion.rerank import check_options
+
+    diversity, long_tail = check_options(diversity, long_tail)
     fmt = output_format(out)
     check_writable(out)
     users = list(users) if users is not None else rec.vocabs.user.to_list()
@@ -148,6 +168,8 @@ def export(
         "chunk_size": chunk_size, "users": _digest(users), "n_users": len(users),
         "items": _digest(items), "exclude": _digest(exclude),
     }
+    if diversity or long_tail:  # jobs without the re-ranker keep their old job.json (resumable)
+        job.update(diversity=diversity, long_tail=long_tail)
     work = parts_dir(out)
     if work.exists():
         old = json.loads((work / "job.json").read_text()) if (work / "job.json").is_file() else None
@@ -174,7 +196,8 @@ def export(
             if c in done:
                 continue
             chunk = users[c * chunk_size : (c + 1) * chunk_size]
-            table = recommend_table(rec, chunk, k, explain=explain, item_numbers=cand_n, exclude_numbers=excl_n)
+            table = recommend_table(rec, chunk, k, explain=explain, item_numbers=cand_n, exclude_numbers=excl_n,
+                                    diversity=diversity, long_tail=long_tail)
             with atomic_file(work / f"part-{c:06d}.parquet") as tmp:
                 pq.write_table(table, tmp, compression="zstd")
             bar.update(len(chunk))

@@ -175,6 +175,8 @@ class Recommender:
         exclude_seen: bool = True,
         items: Iterable[str] | None = None,
         exclude: Iterable[str] | None = None,
+        diversity: float = 0.0,
+        long_tail: float = 0.0,
     ) -> pd.DataFrame:
         """Top-``k`` items for one user or many.
 
@@ -184,21 +186,33 @@ class Recommender:
             exclude_seen: leave out items the user already interacted with.
             items: restrict candidates to these item ids (unknown ones are ignored).
             exclude: item ids never to recommend.
+            diversity: MMR weight λ in [0, 1] over the fused item vectors (0: off; see :mod:`kgrec.fusion.rerank`).
+            long_tail: popularity penalty β >= 0 (0: off).
 
         Returns:
-            DataFrame ``user, item, rank, score`` (rank from 1), best first per user.
+            DataFrame ``user, item, rank, score`` (rank from 1), best first per user; with the re-ranker
+            on, ``score`` stays the model's score, the order is the re-ranker's, and a boolean column
+            ``promoted`` says which items it moved up.
 
         Raises:
             UnknownIdError: for a user the model does not know.
+            ConfigError: ``diversity`` or ``long_tail`` out of range.
         """
+        from kgrec.fusion.rerank import check_options, reranked_topk
+
         st = self.state
         if k < 1:
             raise ValueError(f"k={k}: expected a positive number of recommendations")
+        diversity, long_tail = check_options(diversity, long_tail)
         user_list = [str(users)] if isinstance(users, str) else [str(u) for u in users]
         nums = np.array([st.user_number(u) for u in user_list], dtype=np.int64)
-        top = st.topk(nums, k, exclude_seen=exclude_seen, candidates=st.known_items(items), exclude=st.known_items(exclude))
+        on = diversity > 0 or long_tail > 0
+        kw: dict[str, Any] = {"exclude_seen": exclude_seen, "candidates": st.known_items(items),
+                              "exclude": st.known_items(exclude)}
+        rr = reranked_topk(st, nums, k, diversity=diversity, long_tail=long_tail, **kw) if on else None
+        top = rr.top if rr is not None else st.topk(nums, k, **kw)
         rows, ranks, inums, scores = top.flat()
-        return pd.DataFrame(
+        df = pd.DataFrame(
             {
                 "user": np.array(user_list, dtype=object)[rows],
                 "item": st.vocabs.item.ids[inums],
@@ -206,6 +220,9 @@ class Recommender:
                 "score": scores.astype(np.float64),
             }
         ).astype({"user": "string", "item": "string"})
+        if rr is not None:
+            df["promoted"] = rr.promoted[top.valid]
+        return df
 
     def recommend_new_user(self, text: str = "", history: Sequence[str] = (), k: int = 10) -> pd.DataFrame:
         """Recommendations for a user the model has never seen, from behaviour text and/or items.

@@ -22,7 +22,7 @@ from kgrec.web.models import (
     RecommendationsOut,
     to_json,
 )
-from kgrec.web.service import MAX_QUERY, RecService
+from kgrec.web.service import MAX_LONG_TAIL, MAX_QUERY, RecService
 
 # documents the scheme in the OpenAPI schema; the check itself also accepts the session cookie
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer $KGREC_API_TOKEN` (or the page's session cookie)")
@@ -62,9 +62,15 @@ def api_router(service: RecService, auth: Authenticator, limiter: anyio.Capacity
         "/api/users/{user:path}/recommendations", response_model=RecommendationsOut, responses=_ERRORS,
         dependencies=secured, tags=["recommendations"], summary="Top-k items for a user, each with its top explanation sentence",
     )
-    async def recommendations(user: str, k: Annotated[int, Query(ge=1, le=cfg.max_k)] = cfg.default_k) -> Response:
-        hit = service.cached_recommendations_json(user, k)
-        return json_response(hit if hit is not None else await compute(service.recommendations_json, user, k))
+    async def recommendations(
+        user: str, k: Annotated[int, Query(ge=1, le=cfg.max_k)] = cfg.default_k,
+        diversity: Annotated[float, Query(ge=0.0, le=1.0, description="re-rank for variety: MMR weight λ (0: off)")] = 0.0,
+        long_tail: Annotated[float, Query(ge=0.0, le=MAX_LONG_TAIL,
+                                          description="re-rank towards less popular items: penalty β (0: off)")] = 0.0,
+    ) -> Response:
+        hit = service.cached_recommendations_json(user, k, diversity, long_tail)
+        return json_response(hit if hit is not None
+                             else await compute(service.recommendations_json, user, k, diversity, long_tail))
 
     @router.get(
         "/api/users/{user:path}/explanations/{item:path}", response_model=ExplanationOut, responses=_ERRORS,

@@ -152,6 +152,7 @@ class RecommendationOut(_Out):
     score: float
     explanation: Text = Field(description="the top path's sentence (or why there is none)")
     kind: str | None = Field(description="the top path's kind")
+    note: str | None = Field(None, description="why the re-ranker moved this item up (diversity / long_tail), else null")
 
 
 class RecommendationsOut(_Out):
@@ -159,6 +160,8 @@ class RecommendationsOut(_Out):
     k: int
     model_version: str
     items: list[RecommendationOut]
+    diversity: float = Field(0.0, description="the re-ranker's MMR weight λ used (0: off)")
+    long_tail: float = Field(0.0, description="the re-ranker's popularity penalty β used (0: off)")
 
 
 class ItemHit(_Out):

@@ -12,7 +12,7 @@ from markupsafe import Markup
 from kgrec.errors import KgrecError, UnknownIdError
 from kgrec.web.auth import COOKIE_NAME, Authenticator, foreign_origin, safe_next
 from kgrec.web.models import store_unavailable_detail, store_unavailable_errors
-from kgrec.web.service import RecService
+from kgrec.web.service import MAX_LONG_TAIL, RecService
 from kgrec.web.svg import path_svg
 from kgrec.web.templates import environment
 
@@ -52,12 +52,24 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
             raise PageError(422, f"“How many” must be a whole number from 1 to {cfg.max_k} (got “{raw}”).")
         return k
 
+    def parse_rerank(raw: str | None, name: str, hi: float) -> float:
+        """A re-ranker control of the page: a number in [0, ``hi``]; empty is 0 (off)."""
+        if raw is None or raw.strip() == "":
+            return 0.0
+        try:
+            v = float(raw)
+        except ValueError:
+            v = -1.0
+        if not 0.0 <= v <= hi:  # NaN fails too
+            raise PageError(422, f"“{name}” must be a number from 0 to {hi:g} (got “{raw}”).")
+        return v
+
     def fill(ctx: dict[str, Any], user: str | None, k: int, item: str | None, whynot: str | None) -> None:
         if not user:
             if item or whynot:
                 raise PageError(422, "Type a user id first.")
             return
-        ctx["recs"] = service.recommendations(user, k)
+        ctx["recs"] = service.recommendations(user, k, ctx["diversity"], ctx["long_tail"])
         target = item
         if whynot and not item:
             found = service.resolve_item(whynot)
@@ -76,7 +88,7 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
 
     @router.get("/")
     def page(request: Request, user: str | None = None, k: str | None = None, item: str | None = None,
-             whynot: str | None = None) -> Response:
+             whynot: str | None = None, diversity: str | None = None, long_tail: str | None = None) -> Response:
         if not auth.request_ok(request.headers.get("authorization"), request.cookies.get(COOKIE_NAME)):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return login_page(401, target)
@@ -84,10 +96,13 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
         ctx: dict[str, Any] = {
             "user": user, "k": cfg.default_k, "max_k": cfg.max_k, "health": service.health(), "error": "", "recs": None,
             "detail": None, "svg": "", "whynot": whynot, "candidates": [], "show_logout": auth.enabled,
+            "diversity": 0.0, "long_tail": 0.0, "max_long_tail": MAX_LONG_TAIL,
         }
         status = 200
         try:
             ctx["k"] = parse_k(k)
+            ctx["diversity"] = parse_rerank(diversity, "Variety", 1.0)
+            ctx["long_tail"] = parse_rerank(long_tail, "Long tail", MAX_LONG_TAIL)
             fill(ctx, user, ctx["k"], item, whynot)
         except PageError as e:
             status, ctx["error"] = e.status, e.message

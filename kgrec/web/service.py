@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 #: longest search query accepted
 MAX_QUERY = 200
+#: largest long-tail penalty the page and the API accept (the Python API has no upper bound)
+MAX_LONG_TAIL = 10.0
 
 
 class RecService:
@@ -79,30 +81,33 @@ class RecService:
 
     # Cached answers are kept as JSON bytes: one untracked object per entry, so a full cache adds
     # nothing to the garbage collector's work (a cache of model objects made 1 s collection pauses).
-    def cached_recommendations_json(self, user: str, k: int) -> bytes | None:
-        return self._recs.get((self.version, user, k))
+    def cached_recommendations_json(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0) -> bytes | None:
+        return self._recs.get((self.version, user, k, diversity, long_tail))
 
     def cached_explanation_json(self, user: str, item: str, k: int, top: int) -> bytes | None:
         return self._expl.get((self.version, user, item, k, top))
 
-    def recommendations_json(self, user: str, k: int) -> bytes:
+    def recommendations_json(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0) -> bytes:
         """:meth:`recommendations` as (escaped) JSON bytes."""
-        hit = self.cached_recommendations_json(user, k)
-        return hit if hit is not None else to_json(self._recommendations(user, k))
+        hit = self.cached_recommendations_json(user, k, diversity, long_tail)
+        return hit if hit is not None else to_json(self._recommendations(user, k, diversity, long_tail))
 
     def explanation_json(self, user: str, item: str, k: int, top: int) -> bytes:
         """:meth:`explanation` as (escaped) JSON bytes."""
         hit = self.cached_explanation_json(user, item, k, top)
         return hit if hit is not None else to_json(self._explanation(user, item, k, top))
 
-    def recommendations(self, user: str, k: int) -> RecommendationsOut:
-        """Top-``k`` items for ``user``, each with its top explanation sentence.
+    def recommendations(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0) -> RecommendationsOut:
+        """Top-``k`` items for ``user``, each with its top explanation sentence; ``diversity`` / ``long_tail``
+        re-rank the list (:mod:`kgrec.fusion.rerank`) and a moved-up item carries a ``note``.
 
         Raises:
             UnknownIdError: the model does not know ``user``.
+            ConfigError: ``diversity`` or ``long_tail`` out of range.
         """
-        hit = self.cached_recommendations_json(user, k)
-        return RecommendationsOut.model_validate_json(hit) if hit is not None else self._recommendations(user, k)
+        hit = self.cached_recommendations_json(user, k, diversity, long_tail)
+        return (RecommendationsOut.model_validate_json(hit) if hit is not None
+                else self._recommendations(user, k, diversity, long_tail))
 
     def explanation(self, user: str, item: str, k: int, top: int) -> ExplanationOut:
         """Why ``item`` is (or is not) in ``user``'s top ``k``: the ``top`` strongest paths.
@@ -113,20 +118,25 @@ class RecService:
         hit = self.cached_explanation_json(user, item, k, top)
         return ExplanationOut.model_validate_json(hit) if hit is not None else self._explanation(user, item, k, top)
 
-    def _recommendations(self, user: str, k: int) -> RecommendationsOut:
+    def _recommendations(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0) -> RecommendationsOut:
         from kgrec.fusion.explain import headline
+        from kgrec.fusion.rerank import check_options, note
 
-        df = self.rec.recommend(user, k)
+        diversity, long_tail = check_options(diversity, long_tail)
+        df = self.rec.recommend(user, k, diversity=diversity, long_tail=long_tail)
+        promoted = df["promoted"].tolist() if "promoted" in df else [False] * len(df)
         items = []
-        for item, rank, score in zip(df["item"].tolist(), df["rank"].tolist(), df["score"].tolist(), strict=False):
+        for item, rank, score, up in zip(df["item"].tolist(), df["rank"].tolist(), df["score"].tolist(), promoted,
+                                         strict=False):
             e = self.explanation(user, item, k, self.config.top_paths)
             first = e.paths[0] if e.paths else None
             items.append(RecommendationOut(
                 rank=int(rank), item=item, title=self.rec.title(item), score=float(score),
-                explanation=headline(e), kind=first.kind if first else None,
+                explanation=headline(e), kind=first.kind if first else None, note=note(bool(up), diversity, long_tail),
             ))
-        out = RecommendationsOut(user=user, k=k, model_version=self.version, items=items)
-        self._recs.put((self.version, user, k), to_json(out))
+        out = RecommendationsOut(user=user, k=k, model_version=self.version, items=items, diversity=diversity,
+                                 long_tail=long_tail)
+        self._recs.put((self.version, user, k, diversity, long_tail), to_json(out))
         return out
 
     def _explanation(self, user: str, item: str, k: int, top: int) -> ExplanationOut:

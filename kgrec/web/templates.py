@@ -55,6 +55,8 @@ _PAGE = """{% extends "base.html" %}{% block title %}kgrec{% if user %} · user 
 <form method="get" action="/" class="inline" id="user-form">
 <label>User id<input name="user" id="user" value="{{ user or '' }}" required></label>
 <label>How many<input type="number" name="k" id="k" min="1" max="{{ max_k }}" value="{{ k }}"></label>
+<label>Variety (0–1)<input type="number" name="diversity" id="diversity" min="0" max="1" step="0.05" value="{{ diversity }}"></label>
+<label>Long tail (0–{{ max_long_tail|round|int }})<input type="number" name="long_tail" id="long_tail" min="0" max="{{ max_long_tail }}" step="0.05" value="{{ long_tail }}"></label>
 <button type="submit" id="show">Show recommendations</button>
 </form>
 <p class="meta">Model {{ health.model_version }} · {{ health.store }} store · {{ health.users }} users, {{ health.items }} items</p>
@@ -68,19 +70,20 @@ _PAGE = """{% extends "base.html" %}{% block title %}kgrec{% if user %} · user 
 {% for r in recs.items %}
 <tr class="rec{% if detail and detail.item == r.item %} sel{% endif %}">
 <td class="num">{{ r.rank }}</td>
-<td><a class="title" href="/?{{ {'user': recs.user, 'k': k, 'item': r.item}|urlencode }}">{{ r.title }}</a>
-<div class="why">{{ r.explanation }}</div></td>
+<td><a class="title" href="/?{{ {'user': recs.user, 'k': k, 'item': r.item, 'diversity': diversity, 'long_tail': long_tail}|urlencode }}">{{ r.title }}</a>
+<div class="why">{{ r.explanation }}</div>{% if r.note %}<div class="why note">{{ r.note }}</div>{% endif %}</td>
 <td class="num">{{ '%.3f'|format(r.score) }}</td></tr>
 {% endfor %}
 </tbody></table>
 <form method="get" action="/" class="inline" id="whynot-form" style="margin-top:14px">
 <input type="hidden" name="user" value="{{ recs.user }}"><input type="hidden" name="k" value="{{ k }}">
+<input type="hidden" name="diversity" value="{{ diversity }}"><input type="hidden" name="long_tail" value="{{ long_tail }}">
 <label>Why not…? (item id or title)<input name="whynot" id="whynot" value="{{ whynot or '' }}" required></label>
 <button type="submit" id="ask">Why not?</button>
 </form>
 {% if candidates %}
 <div id="candidates"><p class="meta">Several items match “{{ whynot }}”; pick one:</p><ul>
-{% for c in candidates %}<li><a href="/?{{ {'user': recs.user, 'k': k, 'item': c.item}|urlencode }}">{{ c.title }}</a> <span class="meta">({{ c.item }})</span></li>{% endfor %}
+{% for c in candidates %}<li><a href="/?{{ {'user': recs.user, 'k': k, 'item': c.item, 'diversity': diversity, 'long_tail': long_tail}|urlencode }}">{{ c.title }}</a> <span class="meta">({{ c.item }})</span></li>{% endfor %}
 </ul></div>
 {% endif %}
 </section>

@@ -1,0 +1,222 @@
+"""A re-ranker on top of the one top-k: maximal marginal relevance (``diversity`` λ) and a popularity
+penalty (``long_tail`` β), exact within a candidate pool and vectorised over a chunk of users.
+
+For each user the pool is the model's own top ``pool`` items (:func:`kgrec.fusion.ranking.top_items`,
+seen/excluded items already out). Within the pool, with ``s`` the model scores:
+
+- relevance ``rel_i = (s_i − min s) / (max s − min s)`` over the user's pool (1 when all are equal);
+- long-tail adjustment ``a_i = rel_i − β · z_i``, where ``z_i`` is the z-score, over the whole catalogue,
+  of ``log(1 + users_i)`` (``users_i``: interactions of item ``i`` in the training data);
+- greedy MMR (Carbonell & Goldstein, 1998): the next item is
+  ``argmax_{i ∉ S} (1 − λ) · a_i − λ · max_{j ∈ S} sim(i, j)``, with ``sim`` the cosine of the fused
+  item vectors (``by="vectors"``), the Jaccard index of the category sets (``by="categories"``), or
+  their mean (``by="both"``). The first pick has no ``S``: it is the best ``a_i``.
+
+Ties go to the earlier pool place, i.e. the top-k's own tie rule (higher score, then lower item number).
+``λ = 0, β = 0`` returns the plain top-k unchanged (same items, order and scores); ``λ = 0, β > 0``
+is a sort by ``a``; ``λ > 0`` runs ``k`` greedy steps of one batched matrix-vector product each.
+The score shown for a re-ranked item stays the model's score; only the order changes.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+
+from kgrec.errors import ConfigError
+from kgrec.fusion.ranking import TopK
+
+if TYPE_CHECKING:
+    from kgrec.fusion.state import ModelState
+
+Similarity = Literal["vectors", "categories", "both"]
+SIMILARITIES: tuple[str, ...] = ("vectors", "categories", "both")
+#: most candidates per user the re-ranker looks at
+MAX_POOL = 5000
+#: users re-ranked at once, at most
+USER_CHUNK = 256
+#: pool pairs held at once (users × pool² similarities, 4 bytes each: 64 MB)
+PAIR_BUDGET = 16_000_000
+#: the note of an item the re-ranker moved up
+VARIETY_NOTE = "added for variety: it is less like the items ranked above it than the ones it moved past"
+LONG_TAIL_NOTE = "moved up by the long-tail option: fewer people have it than the ones it moved past"
+
+
+def check_options(diversity: float | None, long_tail: float | None, *, where: str = "") -> tuple[float, float]:
+    """``(diversity, long_tail)`` as floats (None → 0), or ConfigError naming the field and its range."""
+    pre = f"{where}: " if where else ""
+    d = 0.0 if diversity is None else diversity
+    b = 0.0 if long_tail is None else long_tail
+    try:
+        d, b = float(d), float(b)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{pre}diversity={diversity!r}, long_tail={long_tail!r}: expected numbers") from None
+    if not (math.isfinite(d) and 0.0 <= d <= 1.0):
+        raise ConfigError(f"{pre}diversity={diversity!r}: expected a number in [0, 1] (0 = off, 1 = only variety)")
+    if not (math.isfinite(b) and b >= 0.0):
+        raise ConfigError(f"{pre}long_tail={long_tail!r}: expected a number >= 0 (0 = off; 0.1-0.5 is a mild push)")
+    return d, b
+
+
+def pool_size(k: int, n_items: int, diversity: float, long_tail: float) -> int:
+    """Candidates per user: ``k`` when the re-ranker is off, else ``max(2k, 50)`` up to :data:`MAX_POOL`."""
+    if diversity == 0.0 and long_tail == 0.0:
+        return min(k, n_items)
+    return min(n_items, max(k, min(MAX_POOL, max(2 * k, 50))))
+
+
+def popularity_z(counts: np.ndarray) -> np.ndarray:
+    """z-score over the catalogue of ``log(1 + counts)`` (all 0 when every item has the same count)."""
+    lp = np.log1p(np.asarray(counts, dtype=np.float64))
+    sd = lp.std()
+    return ((lp - lp.mean()) / sd if sd > 0 else np.zeros_like(lp)).astype(np.float32)
+
+
+@dataclass
+class Reranked:
+    """A re-ranked top-k: ``top`` (scores are the model's, order the re-ranker's) and, per place,
+    whether the item moved up from its plain place (``promoted``) and that place (``plain_rank``, from 1)."""
+
+    top: TopK
+    promoted: np.ndarray
+    plain_rank: np.ndarray
+
+
+class Reranker:
+    """The item-level inputs of the re-ranker, built once per model.
+
+    Args:
+        item_vectors: ``[n_items, d]`` (fused) item vectors; normalised here for the cosine.
+        popularity: interactions per item in the training data (``[n_items]``).
+        categories: optional ``[n_items, n_categories]`` 0/1 matrix, for ``by="categories"|"both"``.
+    """
+
+    def __init__(self, item_vectors: np.ndarray, popularity: np.ndarray, categories: np.ndarray | None = None) -> None:
+        v = torch.as_tensor(np.asarray(item_vectors, dtype=np.float32))
+        self.vectors = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        self.z = torch.from_numpy(popularity_z(popularity))
+        self.categories = None if categories is None else torch.as_tensor(np.asarray(categories, dtype=np.float32))
+        if len(self.z) != len(self.vectors) or (self.categories is not None and len(self.categories) != len(self.vectors)):
+            raise ValueError(f"item_vectors ({len(self.vectors)} rows), popularity ({len(self.z)}) and categories "
+                             f"({None if self.categories is None else len(self.categories)} rows) must cover the same items")
+
+    @property
+    def n_items(self) -> int:
+        return len(self.vectors)
+
+    def rerank(self, pool: TopK, k: int, diversity: float = 0.0, long_tail: float = 0.0,
+               by: Similarity = "vectors") -> Reranked:
+        """The best ``min(k, pool width)`` of each row of ``pool`` (the plain top-``pool`` of each user, best first)."""
+        diversity, long_tail = check_options(diversity, long_tail)
+        if by not in SIMILARITIES:
+            raise ConfigError(f"by={by!r}: expected one of {', '.join(SIMILARITIES)}")
+        if by != "vectors" and self.categories is None:
+            raise ConfigError(f"by={by!r} needs the items' categories; this re-ranker was built without them")
+        w = min(k, pool.items.shape[1])
+        if diversity == 0.0 and long_tail == 0.0:
+            n = pool.items.shape[0]
+            return Reranked(TopK(pool.scores[:, :w], pool.items[:, :w]), np.zeros((n, w), dtype=bool),
+                            np.tile(np.arange(1, w + 1), (n, 1)))
+        orders = []
+        step = max(1, min(USER_CHUNK, PAIR_BUDGET // max(1, pool.items.shape[1] ** 2)))
+        for s in range(0, pool.items.shape[0], step):
+            o = self._order(torch.from_numpy(np.ascontiguousarray(pool.scores[s : s + step], dtype=np.float32)),
+                            torch.from_numpy(pool.items[s : s + step]), w, diversity, long_tail, by).numpy()
+            orders.append(o)
+        order = np.concatenate(orders) if orders else np.zeros((0, w), dtype=np.int64)
+        scores = np.take_along_axis(pool.scores, order, 1)
+        items = np.take_along_axis(pool.items, order, 1)
+        promoted = np.isfinite(scores) & (order > np.arange(w))  # placed higher than its plain place
+        return Reranked(TopK(scores, items), promoted, order + 1)
+
+    def _order(self, scores: torch.Tensor, items: torch.Tensor, w: int, lam: float, beta: float, by: str) -> torch.Tensor:
+        """Pool places ``[B, w]`` in re-ranked order."""
+        valid = torch.isfinite(scores)
+        fs = torch.where(valid, scores, torch.nan)
+        lo = torch.where(valid, scores, torch.inf).min(1, keepdim=True).values
+        hi = torch.where(valid, scores, -torch.inf).max(1, keepdim=True).values
+        span = hi - lo
+        rel = torch.where(span > 0, (fs - lo) / torch.where(span > 0, span, 1.0), 1.0)
+        adj = rel - beta * self.z[items] if beta else rel
+        invalid_value = torch.tensor(-1e30)
+        if lam == 0.0:
+            key = torch.where(valid, adj, invalid_value)
+            return torch.argsort(key, dim=1, descending=True, stable=True)[:, :w]
+        B, P = scores.shape
+        rows = torch.arange(B)
+        sim = self._similarity(items, by)  # [B, P, P]
+        base = torch.where(valid, (1.0 - lam) * adj, invalid_value)
+        taken = torch.zeros((B, P), dtype=torch.bool)
+        max_sim = torch.zeros((B, P))
+        out = torch.empty((B, w), dtype=torch.long)
+        for t in range(w):
+            val = base if t == 0 else torch.where(valid, base - lam * max_sim, invalid_value)
+            j = torch.argmax(val.masked_fill(taken, -torch.inf), dim=1)  # first maximum: the earlier pool place
+            out[:, t] = j
+            taken[rows, j] = True
+            if t == w - 1:
+                break
+            row = sim[rows, j]
+            max_sim = row if t == 0 else torch.maximum(max_sim, row)
+        return out
+
+
+    def _similarity(self, items: torch.Tensor, by: str) -> torch.Tensor:
+        """``[B, P, P]`` similarity of every pair of each user's pool (one batched matrix product)."""
+        out = None
+        if by in ("vectors", "both"):
+            vec = self.vectors[items]
+            out = torch.bmm(vec, vec.transpose(1, 2))
+        if by in ("categories", "both") and self.categories is not None:
+            cat = self.categories[items]
+            inter = torch.bmm(cat, cat.transpose(1, 2))
+            size = cat.sum(2)
+            union = size.unsqueeze(2) + size.unsqueeze(1) - inter
+            jac = torch.where(union > 0, inter / union.clamp_min(1e-12), 1.0)
+            out = jac if out is None else (out + jac) / 2
+        if out is None:
+            raise ConfigError(f"by={by!r}: expected one of {', '.join(SIMILARITIES)}")
+        return out
+
+
+_CACHE: weakref.WeakKeyDictionary[ModelState, Reranker] = weakref.WeakKeyDictionary()
+
+
+def reranker_of(state: ModelState) -> Reranker:
+    """The :class:`Reranker` of a model (fused item vectors, training popularity), built once per state."""
+    r = _CACHE.get(state)
+    if r is None:
+        counts = np.bincount(state.pos_items, minlength=len(state.vocabs.item))
+        r = Reranker(state.arrays["items"], counts)
+        _CACHE[state] = r
+    return r
+
+
+def reranked_topk(
+    state: ModelState, users: np.ndarray, k: int, *, diversity: float = 0.0, long_tail: float = 0.0,
+    exclude_seen: bool = True, candidates: np.ndarray | None = None, exclude: np.ndarray | None = None,
+) -> Reranked:
+    """:meth:`ModelState.topk` of user numbers ``users``, re-ranked (``diversity`` λ, ``long_tail`` β).
+
+    With both 0 this is exactly ``state.topk(users, k, ...)``.
+    """
+    diversity, long_tail = check_options(diversity, long_tail)
+    pool = state.topk(users, pool_size(k, len(state.vocabs.item), diversity, long_tail), exclude_seen=exclude_seen,
+                      candidates=candidates, exclude=exclude)
+    return reranker_of(state).rerank(pool, k, diversity, long_tail)
+
+
+def note(promoted: bool, diversity: float, long_tail: float) -> str | None:
+    """Why the re-ranker moved an item up (None when it did not): variety first, else the long tail."""
+    if not promoted:
+        return None
+    if diversity > 0:
+        return VARIETY_NOTE
+    if long_tail > 0:
+        return LONG_TAIL_NOTE
+    return None

@@ -1,0 +1,214 @@
+"""The re-ranker (kgrec.fusion.rerank): off is the plain top-k exactly, λ = 1 picks the most dissimilar,
+β > 0 moves popular items down, excluded items never come back, options are validated everywhere
+(Python, export, CLI, API, page), and a moved-up item's explanation says why."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from _webdata import TOKEN, build_web_store
+from fastapi.testclient import TestClient
+
+from kgrec import Recommender
+from kgrec.cli import main
+from kgrec.errors import ConfigError
+from kgrec.fusion.export import export
+from kgrec.fusion.ranking import TopK
+from kgrec.fusion.rerank import LONG_TAIL_NOTE, VARIETY_NOTE, Reranker, check_options, pool_size, popularity_z
+from kgrec.web import WebConfig, create_app
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def vec_model() -> tuple[Recommender, np.ndarray, np.ndarray, dict[int, set[int]]]:
+    """80 users × 300 items of small integer vectors (ties frequent), a few seen items each; item
+    popularity from the histories grows with the item number."""
+    rng = np.random.default_rng(17)
+    n_u, n_i = 80, 300
+    U = rng.integers(-3, 4, size=(n_u, 6)).astype(np.float32)
+    V = rng.integers(-3, 4, size=(n_i, 6)).astype(np.float32)
+    seen = {u: set(rng.choice(n_i, int(rng.integers(0, 8)), replace=False).tolist()) for u in range(n_u)}
+    hu = [u for u in range(n_u) for _ in seen[u]]
+    hi = [i for u in range(n_u) for i in sorted(seen[u])]
+    rec = Recommender.from_vectors([f"u{u}" for u in range(n_u)], U, [f"i{i}" for i in range(n_i)], V,
+                                   history_index=(np.array(hu, dtype=np.int64), np.array(hi, dtype=np.int64)))
+    return rec, U, V, seen
+
+
+def test_off_is_exactly_the_plain_top_k(vec_model) -> None:  # noqa: ANN001
+    rec, *_ = vec_model
+    users = [f"u{u}" for u in range(80)]
+    plain = rec.recommend(users, 15)
+    off = rec.recommend(users, 15, diversity=0, long_tail=0.0)
+    pd.testing.assert_frame_equal(plain, off)
+    # the greedy itself, when every item is as similar as every other, keeps the pool order (ties: the earlier place)
+    pool = rec.state.topk(np.arange(80), pool_size(15, 300, 0.5, 0.5))
+    same = Reranker(np.ones((300, 6), dtype=np.float32), np.zeros(300)).rerank(pool, 15, diversity=0.5)
+    assert (same.top.items == pool.items[:, :15]).all() and not same.promoted.any()
+
+
+def test_lambda_one_picks_the_most_dissimilar() -> None:
+    # item 0 is the best; 1 is a near copy of 0; 2 points the other way; 3 is orthogonal
+    V = np.array([[1.0, 0.0], [0.99, 0.14], [-1.0, 0.05], [0.0, 1.0]], dtype=np.float32)
+    pool = TopK(np.array([[4.0, 3.0, 2.0, 1.0]], dtype=np.float32), np.array([[0, 1, 2, 3]]))
+    r = Reranker(V, np.ones(4))
+    out = r.rerank(pool, 4, diversity=1.0)
+    assert out.top.items[0].tolist()[:2] == [0, 2]  # first the best, then the farthest from it
+    assert out.top.items[0, 2] == 3  # then the one least like {0, 2}: max cos with 3 is small
+    assert out.top.scores[0].tolist() == [4.0, 2.0, 1.0, 3.0]  # the model's scores travel with the items
+    assert out.promoted[0].tolist() == [False, True, True, False]
+    assert out.plain_rank[0].tolist() == [1, 3, 4, 2]
+    # a moderate λ keeps the near copy out of second place but not out of the list
+    mid = r.rerank(pool, 4, diversity=0.5)
+    assert mid.top.items[0, 0] == 0 and mid.top.items[0, 1] != 1
+
+
+def test_lambda_one_by_categories() -> None:
+    C = np.array([[1, 0, 0], [1, 0, 0], [1, 1, 0], [0, 0, 1]], dtype=np.float32)  # 3 shares nothing with 0
+    pool = TopK(np.array([[4.0, 3.0, 2.0, 1.0]], dtype=np.float32), np.array([[0, 1, 2, 3]]))
+    r = Reranker(np.eye(4, dtype=np.float32), np.ones(4), C)
+    assert r.rerank(pool, 2, diversity=1.0, by="categories").top.items[0].tolist() == [0, 3]
+    with pytest.raises(ConfigError, match=r"by='categories' needs the items' categories"):
+        Reranker(np.eye(4, dtype=np.float32), np.ones(4)).rerank(pool, 2, diversity=1.0, by="categories")
+
+
+def test_long_tail_moves_popular_items_down(vec_model) -> None:  # noqa: ANN001
+    rec, *_ = vec_model
+    pop = np.bincount(rec.state.pos_items, minlength=300)
+    users = [f"u{u}" for u in range(80)]
+    plain = rec.recommend(users, 10)
+    tail = rec.recommend(users, 10, long_tail=2.0)
+    n = {i: int(pop[rec.item_number(i)]) for i in set(plain["item"]) | set(tail["item"])}
+    assert tail["item"].map(n).mean() < plain["item"].map(n).mean()
+    # a popularity z-score: the most used item has the largest, equal counts give 0
+    z = popularity_z(np.array([0, 1, 10, 100]))
+    assert np.all(np.diff(z) > 0) and abs(z.mean()) < 1e-6
+    assert (popularity_z(np.array([3, 3, 3])) == 0).all()
+    # known answer: equal relevance, the less popular item first
+    pool = TopK(np.array([[1.0, 1.0]], dtype=np.float32), np.array([[0, 1]]))
+    r = Reranker(np.eye(2, dtype=np.float32), np.array([100, 1]))
+    assert r.rerank(pool, 2, long_tail=0.1).top.items[0].tolist() == [1, 0]
+    assert r.rerank(pool, 2).top.items[0].tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(("lam", "beta"), [(0.3, 0.0), (1.0, 0.0), (0.0, 0.5), (0.5, 1.0)])
+def test_no_seen_or_excluded_item_ever_returned(vec_model, lam: float, beta: float) -> None:  # noqa: ANN001
+    rec, _, _, seen = vec_model
+    users = [f"u{u}" for u in range(80)]
+    exclude = [f"i{i}" for i in range(0, 300, 7)]
+    cand = [f"i{i}" for i in range(0, 300, 2)]
+    df = rec.recommend(users, 12, exclude=exclude, items=cand, diversity=lam, long_tail=beta)
+    assert set(df["item"]).isdisjoint(exclude) and set(df["item"]) <= set(cand)
+    for u, g in df.groupby("user"):
+        assert set(g["item"]).isdisjoint({f"i{i}" for i in seen[int(u[1:])]})
+        assert g["rank"].tolist() == list(range(1, len(g) + 1)) and g["item"].is_unique
+        assert len(g) == 12
+    plain = rec.recommend(users, 60, exclude=exclude, items=cand)
+    pooled = plain.groupby("user")["item"].apply(set)
+    assert all(set(g["item"]) <= pooled[u] for u, g in df.groupby("user"))  # from the user's own pool
+
+
+def test_a_user_with_few_items_left_gets_them_all() -> None:
+    V = np.eye(5, dtype=np.float32)
+    rec = Recommender.from_vectors(["a"], np.ones((1, 5), dtype=np.float32), list("vwxyz"), V,
+                                   history=pd.DataFrame({"user": ["a"] * 3, "item": ["v", "w", "x"]}))
+    df = rec.recommend("a", 4, diversity=0.7, long_tail=0.3)
+    assert sorted(df["item"]) == ["y", "z"] and df["rank"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(("d", "b", "msg"), [
+    (-0.1, 0, r"diversity=-0.1: expected a number in \[0, 1\]"),
+    (1.5, 0, r"diversity=1.5: expected a number in \[0, 1\]"),
+    (float("nan"), 0, r"diversity=nan: expected a number in \[0, 1\]"),
+    (0, -1, r"long_tail=-1: expected a number >= 0"),
+    (0, float("inf"), r"long_tail=inf: expected a number >= 0"),
+    ("x", 0, r"expected numbers"),
+])
+def test_options_are_validated(vec_model, tmp_path: Path, d: object, b: object, msg: str) -> None:  # noqa: ANN001
+    rec, *_ = vec_model
+    with pytest.raises(ConfigError, match=msg):
+        check_options(d, b)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=msg):
+        rec.recommend("u1", 5, diversity=d, long_tail=b)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=msg):
+        export(rec, tmp_path / "r.parquet", 5, diversity=d, long_tail=b, progress=False)  # type: ignore[arg-type]
+    assert not (tmp_path / "r.parquet").exists()
+
+
+def test_export_with_the_reranker_equals_recommend(vec_model, tmp_path: Path) -> None:  # noqa: ANN001
+    rec, *_ = vec_model
+    users = [f"u{u}" for u in range(80)]
+    export(rec, tmp_path / "r.parquet", 9, users=users, diversity=0.4, long_tail=0.2, chunk_size=16, progress=False)
+    got = pd.read_parquet(tmp_path / "r.parquet")
+    want = rec.recommend(users, 9, diversity=0.4, long_tail=0.2)
+    assert got["item"].tolist() == want["item"].tolist() and got["rank"].tolist() == want["rank"].tolist()
+    export(rec, tmp_path / "p.parquet", 9, users=users, progress=False)
+    assert pd.read_parquet(tmp_path / "p.parquet")["item"].tolist() == rec.recommend(users, 9)["item"].tolist()
+
+
+# ---------------------------------------------------------------- trained store: CLI, explanations, web
+@pytest.fixture(scope="module")
+def web_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_web_store(tmp_path_factory.getbasetemp())
+
+
+def test_cli_recommend_and_export(web_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["recommend", "--store", str(web_store), "--user", "u2", "--k", "8", "--diversity", "0.6",
+                 "--format", "json", "--explain"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 8 and all(r["explanation"] for r in rows)
+    moved = [r for r in rows if r["promoted"]]
+    assert moved and all(r["explanation"].endswith(f"({VARIETY_NOTE})") for r in moved)
+    assert not any(VARIETY_NOTE in r["explanation"] for r in rows if not r["promoted"])
+    out = tmp_path / "recs.csv"
+    assert main(["export", "--store", str(web_store), "--out", str(out), "--k", "6", "--long-tail", "0.5", "--explain"]) == 0
+    df = pd.read_csv(out)
+    assert df["explanation"].notna().all() and df["path"].notna().any()
+    assert df["explanation"].str.endswith(f"({LONG_TAIL_NOTE})").any()
+    assert main(["recommend", "--store", str(web_store), "--user", "u2", "--diversity", "2"]) == 2
+    assert "--diversity/--long-tail: diversity=2.0: expected a number in [0, 1]" in capsys.readouterr().err
+    assert main(["export", "--store", str(web_store), "--out", str(out), "--long-tail", "-0.5"]) == 2
+    assert "long_tail=-0.5: expected a number >= 0" in capsys.readouterr().err
+
+
+def test_every_reranked_item_is_explained(web_store: Path) -> None:
+    from kgrec.graph import open_store
+
+    with open_store(web_store) as st:
+        rec = Recommender.load(web_store / "models" / "default", store=st)
+        df = rec.recommend(["u2", "u5", "u9"], 10, diversity=0.8, long_tail=0.5)
+        assert df["promoted"].any()
+        for u, i in zip(df["user"], df["item"], strict=True):
+            e = rec.explain(u, i, st, top=3)
+            assert e.headline().strip()  # a sentence for every item: its best path, or the closest history item
+            assert all(p.nodes[0].id == u and p.nodes[-1].id == i for p in e.paths)
+            assert e.rank == rec.rank(u, i)  # the model's own rank: the explanation is of the item, not of the list
+
+
+def test_api_and_page(web_store: Path) -> None:
+    with TestClient(create_app(WebConfig(store=str(web_store), token=TOKEN))) as c:
+        plain = c.get("/api/users/u2/recommendations?k=8", headers=AUTH).json()
+        div = c.get("/api/users/u2/recommendations?k=8&diversity=0.7", headers=AUTH).json()
+        assert div["diversity"] == 0.7 and plain["diversity"] == 0.0 and len(div["items"]) == 8
+        assert [r["item"] for r in div["items"]] != [r["item"] for r in plain["items"]]
+        assert all(r["note"] is None for r in plain["items"])
+        assert any(r["note"] == VARIETY_NOTE for r in div["items"])
+        tail = c.get("/api/users/u2/recommendations?k=8&long_tail=1", headers=AUTH).json()
+        assert any(r["note"] == LONG_TAIL_NOTE for r in tail["items"])
+        for bad, field in (("diversity=1.5", "diversity"), ("diversity=-1", "diversity"), ("long_tail=-0.1", "long_tail"),
+                           ("long_tail=11", "long_tail"), ("diversity=abc", "diversity")):
+            r = c.get(f"/api/users/u2/recommendations?{bad}", headers=AUTH)
+            assert r.status_code == 422, bad
+            assert any(field in err["loc"] for err in r.json()["detail"]), r.json()
+        page = c.get("/?user=u2&k=8&diversity=0.7", headers=AUTH)
+        assert page.status_code == 200 and 'id="diversity"' in page.text and 'value="0.7"' in page.text
+        assert VARIETY_NOTE in page.text
+        bad = c.get("/?user=u2&diversity=3", headers=AUTH)
+        assert bad.status_code == 422 and "“Variety” must be a number from 0 to 1 (got “3”)." in bad.text
+        bad = c.get("/?user=u2&long_tail=x", headers=AUTH)
+        assert bad.status_code == 422 and "“Long tail” must be a number from 0 to 10" in bad.text
