@@ -26,6 +26,7 @@ from kgrec.evaluation.baselines.itemknn import ItemKNN
 from kgrec.evaluation.baselines.lightgcn import LightGCN
 from kgrec.evaluation.baselines.popularity import Popularity
 from kgrec.evaluation.baselines.sasrec import SASRec
+from kgrec.evaluation.beyond import beyond_accuracy, category_matrix, ild_vectors
 from kgrec.evaluation.fused import FusedScorer, fused_config, structure_only_config, text_only_config
 from kgrec.evaluation.metrics import evaluate_cold_only, evaluate_topk, full_ranking_topk
 from kgrec.evaluation.split import EvalSplit, Interactions, make_split
@@ -71,7 +72,9 @@ class BenchmarkResult:
     models: dict[str, Any] = field(default_factory=dict)  # the last fitted model of each row (e.g. its Recommender)
 
     def summary(self, metrics: Sequence[str] = ("recall@20", "ndcg@20", "cold_recall@20", "cold_ndcg@20",
-                                                   "cold_only_recall@20", "cold_only_ndcg@20", "coverage@20")) -> pd.DataFrame:
+                                                   "cold_only_recall@20", "cold_only_ndcg@20", "coverage@20",
+                                                   "ild_categories@20", "ild_vectors@20", "novelty@20", "long_tail@20",
+                                                   "gini@20")) -> pd.DataFrame:
         """Mean and standard deviation over seeds per model (model order kept)."""
         g = self.runs.groupby("model", sort=False)
         out = g[[m for m in metrics if m in self.runs.columns]].agg(["mean", "std"])
@@ -91,10 +94,29 @@ def _context(split: EvalSplit, data: Interactions, frame: pd.DataFrame, validati
     )
 
 
-def _evaluate(model: Any, data: Interactions, held_out: Interactions, k: int) -> dict[str, float]:
+def _evaluate(model: Any, data: Interactions, held_out: Interactions, k: int,
+              categories: np.ndarray | None = None, tops: list[np.ndarray] | None = None) -> dict[str, float]:
     users = np.unique(held_out.users)
     top = full_ranking_topk(model.scores, users, data.by_user(), k)
-    return {**evaluate_topk(top, users, data, held_out, k), **evaluate_cold_only(model.scores, data, held_out, k)}
+    if tops is not None:
+        tops.append(top)
+    beyond = beyond_accuracy(top, data, k, categories=categories)  # ild_vectors: filled in by run_benchmark
+    return {**evaluate_topk(top, users, data, held_out, k), **evaluate_cold_only(model.scores, data, held_out, k), **beyond}
+
+
+def fused_item_vectors(models: dict[str, Any], split: EvalSplit) -> tuple[str, np.ndarray] | None:
+    """``(row name, [n_items, d] item vectors by the split's item numbers)`` of the fused row of a run (the
+    first model with a ``recommender``), the vectors every row's ``ild_vectors`` is measured with; None without one."""
+    for name, m in models.items():
+        rec = getattr(m, "recommender", None)
+        if rec is None or not name.startswith("fused"):
+            continue
+        inum = rec.vocabs.item.numbers(np.asarray(split.vocabs.item.ids).astype(str), missing="none")
+        vecs = rec.arrays["items"]
+        out = np.zeros((len(inum), vecs.shape[1]), dtype=np.float32)
+        out[inum >= 0] = vecs[inum[inum >= 0]]
+        return name, out
+    return None
 
 
 def run_benchmark(
@@ -107,6 +129,8 @@ def run_benchmark(
     train, val, fit, test = split.train, split.val, split.fit, split.test
     runs, selection = [], []
     fitted: dict[str, Any] = {}
+    categories = category_matrix(split.dataset.item_categories, split.vocabs)
+    tops: list[np.ndarray] = []  # the test lists of each run, for ild_vectors once the fused vectors exist
     for spec in models if models is not None else default_models():
         chosen: dict[str, Any] = {}
         epochs: int | None = None
@@ -134,7 +158,7 @@ def run_benchmark(
             ctx = _context(split, fit, split.fit_frame, None, seed, progress, spec.uses_content)
             m = spec.factory(**params).fit(ctx)
             fit_seconds = time.perf_counter() - t0
-            metrics = _evaluate(m, fit, test, k)  # the only place the test set is read
+            metrics = _evaluate(m, fit, test, k, categories, tops)  # the only place the test set is read
             row = {"model": spec.name, "seed": seed, **metrics, "params": repr(params) if params else "",
                    "fit_seconds": fit_seconds, "seconds_per_epoch": getattr(m, "seconds_per_epoch", float("nan")),
                    "epochs": params.get("epochs", getattr(m, "best_epoch", None))}
@@ -144,6 +168,12 @@ def run_benchmark(
                      metrics[f"ndcg@{k}"], fit_seconds)
             if on_run is not None:
                 on_run(row)
+    vectors = fused_item_vectors(fitted, split)
+    for row, top in zip(runs, tops, strict=True):
+        row[f"ild_vectors@{k}"] = ild_vectors(top, vectors[1], k) if vectors is not None else float("nan")
+        row["ild_vectors_of"] = vectors[0] if vectors is not None else ""
+    if vectors is None:
+        log.info("no fused row in this run: ild_vectors@%d is NaN (it is measured with the fused item vectors)", k)
     sizes = {"users": int(split.vocabs.user.__len__()), "items": len(split.vocabs.item), "train": len(train),
              "validation": len(val), "test": len(test), "test_users": int(len(np.unique(test.users)))}
     return BenchmarkResult(pd.DataFrame(runs), pd.DataFrame(selection), sizes, fitted)
