@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -96,13 +97,15 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
         ctx: dict[str, Any] = {
             "user": user, "k": cfg.default_k, "max_k": cfg.max_k, "health": service.health(), "error": "", "recs": None,
             "detail": None, "svg": "", "whynot": whynot, "candidates": [], "show_logout": auth.enabled,
-            "diversity": 0.0, "long_tail": 0.0, "max_long_tail": MAX_LONG_TAIL,
+            "diversity": 0.0, "long_tail": 0.0, "max_long_tail": MAX_LONG_TAIL, "rerank_q": "",
         }
         status = 200
         try:
             ctx["k"] = parse_k(k)
             ctx["diversity"] = parse_rerank(diversity, "Variety", 1.0)
             ctx["long_tail"] = parse_rerank(long_tail, "Long tail", MAX_LONG_TAIL)
+            on = {name: ctx[name] for name in ("diversity", "long_tail") if ctx[name]}
+            ctx["rerank_q"] = "&" + urlencode(on) if on else ""  # kept in the page's links when set
             fill(ctx, user, ctx["k"], item, whynot)
         except PageError as e:
             status, ctx["error"] = e.status, e.message

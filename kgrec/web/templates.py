@@ -70,20 +70,20 @@ _PAGE = """{% extends "base.html" %}{% block title %}kgrec{% if user %} · user 
 {% for r in recs.items %}
 <tr class="rec{% if detail and detail.item == r.item %} sel{% endif %}">
 <td class="num">{{ r.rank }}</td>
-<td><a class="title" href="/?{{ {'user': recs.user, 'k': k, 'item': r.item, 'diversity': diversity, 'long_tail': long_tail}|urlencode }}">{{ r.title }}</a>
+<td><a class="title" href="/?{{ {'user': recs.user, 'k': k, 'item': r.item}|urlencode }}{{ rerank_q }}">{{ r.title }}</a>
 <div class="why">{{ r.explanation }}</div>{% if r.note %}<div class="why note">{{ r.note }}</div>{% endif %}</td>
 <td class="num">{{ '%.3f'|format(r.score) }}</td></tr>
 {% endfor %}
 </tbody></table>
 <form method="get" action="/" class="inline" id="whynot-form" style="margin-top:14px">
 <input type="hidden" name="user" value="{{ recs.user }}"><input type="hidden" name="k" value="{{ k }}">
-<input type="hidden" name="diversity" value="{{ diversity }}"><input type="hidden" name="long_tail" value="{{ long_tail }}">
+{% if diversity %}<input type="hidden" name="diversity" value="{{ diversity }}">{% endif %}{% if long_tail %}<input type="hidden" name="long_tail" value="{{ long_tail }}">{% endif %}
 <label>Why not…? (item id or title)<input name="whynot" id="whynot" value="{{ whynot or '' }}" required></label>
 <button type="submit" id="ask">Why not?</button>
 </form>
 {% if candidates %}
 <div id="candidates"><p class="meta">Several items match “{{ whynot }}”; pick one:</p><ul>
-{% for c in candidates %}<li><a href="/?{{ {'user': recs.user, 'k': k, 'item': c.item, 'diversity': diversity, 'long_tail': long_tail}|urlencode }}">{{ c.title }}</a> <span class="meta">({{ c.item }})</span></li>{% endfor %}
+{% for c in candidates %}<li><a href="/?{{ {'user': recs.user, 'k': k, 'item': c.item}|urlencode }}{{ rerank_q }}">{{ c.title }}</a> <span class="meta">({{ c.item }})</span></li>{% endfor %}
 </ul></div>
 {% endif %}
 </section>
