@@ -3,6 +3,7 @@
     python -m benchmarks.quality --datasets movielens lastfm-hetrec2011 instacart-sample [--seeds 0 1 2] [--write-docs]
     python -m benchmarks.quality --movielens ../shared/data [--seeds 0 1 2] [--write-docs]
     python -m benchmarks.quality --interactions I.csv --items M.csv [--triples T.csv] [--tags G.csv]
+    python -m benchmarks.quality --from-results benchmarks/results/quality-NAME.json --write-docs
 
 ``--datasets`` names data sets: ``movielens`` (MovieLens latest-small under ``$KGREC_DATA``, downloaded
 when missing) and the converted sets of ``benchmarks/datasets/`` (``lastfm-hetrec2011``,
@@ -19,20 +20,23 @@ item coverage. Writes ``benchmarks/results/quality-<data>.json`` and a plot per 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import platform
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from kgrec import loaders
 from kgrec._atomic import write_text_atomic
-from kgrec.evaluation.benchmark import ModelSpec, default_models, run_benchmark
+from kgrec.evaluation.benchmark import BenchmarkResult, ModelSpec, default_models, run_benchmark
 from kgrec.evaluation.report import (
     bucket_frame,
     cold_note,
     comparison,
+    load_result,
     markdown,
     plot_quality,
     result_json,
@@ -105,14 +109,23 @@ def run_one(ds: Dataset, models: list[ModelSpec], seeds: list[int], out: Path, p
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {__import__('torch').get_num_threads()}",
             "date": time.strftime("%Y-%m-%d", time.gmtime()), "code": code_version()}
     write_text_atomic(out / f"quality-{name}.json", result_json(res, meta))
+    return write_outputs(res, meta, write_docs)
+
+
+def write_outputs(res: BenchmarkResult, meta: dict[str, Any], write_docs: bool) -> str:
+    """The plot (docs/img) and the markdown section of one result; with ``write_docs`` the section goes into
+    docs/benchmarks.md between the data set's markers (appended, with a heading, when they are missing)."""
+    name = str(meta["data"]).replace("/", "-")
     png = REPO / "docs" / "img" / f"quality-{name}.png"
     png.parent.mkdir(parents=True, exist_ok=True)
     tmp = png.with_suffix(".tmp.png")
     plot_quality(res).savefig(tmp, dpi=110)
     os.replace(tmp, png)
-    text = (f"Data: {ds.name} ({res.split['users']} users, {res.split['items']} items; train {res.split['train']}, "
+    code = f" Code: {meta['code']}." if meta.get("code") else ""
+    text = (f"Data: {meta['data']} ({res.split['users']} users, {res.split['items']} items; train {res.split['train']}, "
             f"validation {res.split['validation']}, test {res.split['test']} interactions of {res.split['test_users']} users). "
-            f"Seeds {seeds}. Machine: {meta['machine']}. Date {meta['date']}. Whole run: {total / 60:.1f} min.\n\n"
+            f"Seeds {meta['seeds']}. Machine: {meta['machine']}. Date {meta['date']}.{code} "
+            f"Whole run: {meta['total_seconds'] / 60:.1f} min.\n\n"
             + markdown(summary_table(res)) + "\n\n" + "\n".join(comparison(res)) + "\n\n" + cold_note(res) + "\n\nNDCG@20 by user activity "
             "(interactions in fit):\n\n" + markdown(bucket_frame(res), index=True)
             + f"\n\n![quality](img/quality-{name}.png)\n")
@@ -145,8 +158,15 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     ap.add_argument("--write-docs", action="store_true", help="write each table and plot into docs/benchmarks.md")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--from-results", nargs="+", type=Path, metavar="JSON",
+                    help="run nothing: rebuild the plot and docs section of finished results (quality-<data>.json)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if a.from_results:
+        for path in a.from_results:
+            meta = json.loads(path.read_text())["meta"]
+            print(write_outputs(load_result(path), meta, a.write_docs), flush=True)
+        return
     models = default_models()
     if a.models:
         unknown = set(a.models) - {m.name for m in models}
