@@ -55,7 +55,7 @@ def test_wipe_removes_the_data_and_keeps_the_models(tmp_path: Path, synth_datase
     (st.model_root() / "default").mkdir(parents=True)
     (st.model_root() / "default" / "model.json").write_text("{}")
     st.wipe()
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["models"]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [".lock", "models"]  # .lock: the writers' flock file
     assert (st.model_root() / "default" / "model.json").is_file()
     with pytest.raises(StoreError, match=r"no data yet; run `kgrec ingest --store"):
         open_store(tmp_path / "s").dataset()

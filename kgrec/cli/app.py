@@ -105,6 +105,20 @@ def _root(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
+def _check_store_writable(store: str) -> None:
+    """An embedded store folder that cannot be written fails here, before any data are read."""
+    from kgrec.graph.store import is_neo4j_uri
+
+    if not is_neo4j_uri(store):
+        open_store(store).check_writable()
+
+
+def _check_model_writable(path: Path) -> None:
+    from kgrec._fs import check_writable
+
+    check_writable(path.parent, "the model", "pass --model DIR on a writable disk with free space")
+
+
 def _load_model(store, model: Path | None):  # noqa: ANN001, ANN202
     from kgrec.fusion.recommender import Recommender
 
@@ -131,6 +145,7 @@ def ingest(
     chosen = sum(x for x in (movielens is not None, synthetic, interactions is not None or items is not None))
     if chosen != 1:
         raise typer.BadParameter("give exactly one of --interactions/--items-file, --movielens ROOT or --synthetic")
+    _check_store_writable(store)  # before the files are read
     if movielens is not None:
         ds = loaders.movielens(movielens)
     elif synthetic:
@@ -178,6 +193,7 @@ def train(
         cfg.text.model_path = str(text_model)
     cfg = RecommenderConfig.model_validate(cfg.model_dump())
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
+        _check_model_writable(model_dir(st, model))  # before training, not after
         rec = Recommender(cfg).fit(st)
         out = rec.save(model_dir(st, model))
         if write_back and st.supports_write_back:

@@ -9,6 +9,7 @@ behind it (ranking, explanations, faithfulness) reads this public interface.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from kgrec._atomic import atomic_dir
+from kgrec._atomic import atomic_dir, recover_dir, sha256_file
+from kgrec._fs import disk_error, is_disk_error
 from kgrec.encoders.graph import GraphLayout
 from kgrec.errors import KgrecError, UnknownIdError
 from kgrec.fusion.config import RecommenderConfig
@@ -28,9 +30,14 @@ from kgrec.graph.hetero import Vocabularies
 from kgrec.loaders import schema as S
 
 FORMAT_VERSION = 2
+#: the model directory's file of sha256 sums (``{file name: hex}``), written last by :meth:`ModelState.save`
+CHECKSUMS = "checksums.json"
 #: the saved per-user / per-item arrays (``vectors.npz``)
 ARRAYS = ("users", "items", "user_struct", "user_text", "user_gate", "item_struct", "item_text", "item_gate", "nodes",
           "user_recent_struct", "user_recent_text")
+#: optional saved array: the recent-interest weight of every interaction (aligned with ``pos_users``; tie groups
+#: share their positions, kgrec.fusion.ties); models saved before it recompute it from the logits
+INTERACTION_RECENT = "interaction_recent"
 
 
 class ModelState:
@@ -57,6 +64,8 @@ class ModelState:
         order = np.argsort(pos_users, kind="stable")
         self.hist_items: np.ndarray = pos_items[order]
         self.hist_w: np.ndarray = edge_norm[order]
+        ir = arrays.get(INTERACTION_RECENT)
+        self.hist_recent: np.ndarray | None = None if ir is None or len(ir) != len(pos_users) else ir[order]
         self.hist_ptr = np.zeros(len(vocabs.user) + 1, dtype=np.int64)
         np.cumsum(np.bincount(pos_users, minlength=len(vocabs.user)), out=self.hist_ptr[1:])
         del order
@@ -110,6 +119,8 @@ class ModelState:
         """The recent-interest weights of user number ``u``'s history items (aligned with :meth:`history`,
         oldest first; 0 outside the newest ``recent_window``; all 0 for a model without that part)."""
         n = int(self.hist_ptr[u + 1] - self.hist_ptr[u])
+        if self.hist_recent is not None:
+            return self.hist_recent[self.hist_ptr[u] : self.hist_ptr[u + 1]].astype(np.float64)
         out = np.zeros(n)
         logits = self.state_dict.get("recent.logits") if self.state_dict else None
         if logits is None or n == 0:
@@ -187,6 +198,14 @@ class ModelState:
     def save(self, path: str | Path) -> Path:
         """Write the model directory atomically (weights, config, vocabularies, metrics, fingerprint)."""
         path = Path(path)
+        try:
+            return self._save(path)
+        except OSError as e:
+            if is_disk_error(e):
+                raise disk_error(e, f"the model {path}") from None
+            raise
+
+    def _save(self, path: Path) -> Path:
         with atomic_dir(path) as tmp:
             (tmp / "config.json").write_text(self.config.model_dump_json(indent=2) + "\n")
             (tmp / "vocabs.json").write_text(json.dumps(self.vocabs.to_dict()) + "\n")
@@ -194,25 +213,62 @@ class ModelState:
             meta = {"format_version": FORMAT_VERSION, "model_version": self.model_version,
                     "data_fingerprint": self.data_fingerprint, "degrees": self.degrees}
             (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
-            torch.save(self.state_dict, tmp / "weights.pt")
+            with open(tmp / "weights.pt", "wb") as fh:  # through a Python file, so a full disk is an OSError
+                try:
+                    torch.save(self.state_dict, fh)
+                except RuntimeError as e:  # torch wraps the write error of its zip writer
+                    if isinstance(e.__context__, OSError):
+                        raise e.__context__ from None
+                    raise
             vectors: dict[str, Any] = {"pos_users": self.pos_users, "pos_items": self.pos_items, "edge_norm": self.edge_norm,
                                        **self.arrays}
             np.savez(tmp / "vectors.npz", **vectors)
             self.items_table.to_parquet(tmp / "items.parquet", index=False)
+            sums = {f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.is_file()}
+            (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n")
         return path
+
+    @staticmethod
+    def verify(path: str | Path) -> None:
+        """Check the files of a model directory against its ``checksums.json`` (models saved before it
+        existed have none and are not checked).
+
+        Raises:
+            KgrecError: naming the file that is missing or whose bytes changed.
+        """
+        path = Path(path)
+        f = path / CHECKSUMS
+        if not f.is_file():
+            return
+        try:
+            sums = json.loads(f.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise KgrecError(f"{f}: not valid JSON ({e}); the model is damaged: retrain with `kgrec train`") from None
+        for name, want in sorted(sums.items()):
+            got = sha256_file(path / name) if (path / name).is_file() else "missing"
+            if got != want:
+                raise KgrecError(
+                    f"{path / name}: {'missing' if got == 'missing' else f'sha256 {got[:16]}…, expected {want[:16]}…'} "
+                    f"(from {CHECKSUMS}); the model is damaged: retrain with `kgrec train` (or restore the folder from a backup)"
+                )
 
     @classmethod
     def load(cls, path: str | Path) -> ModelState:
         """Read a model directory written by :meth:`save`."""
         path = Path(path)
+        with contextlib.suppress(OSError):  # a read-only model folder is still readable
+            recover_dir(path)  # a swap cut short by a crash: the old model comes back
         if not (path / "model.json").is_file():
             raise KgrecError(f"{path}: not a kgrec model directory (no model.json); train one with `kgrec train`")
         meta = json.loads((path / "model.json").read_text())
         if meta.get("format_version") != FORMAT_VERSION:
             raise KgrecError(f"{path}: model format {meta.get('format_version')}, this kgrec reads {FORMAT_VERSION}; retrain")
+        cls.verify(path)
         cfg = RecommenderConfig.model_validate_json((path / "config.json").read_text())
         with np.load(path / "vectors.npz") as z:
             arrays = {k: z[k] for k in ARRAYS}
+            if INTERACTION_RECENT in z.files:
+                arrays[INTERACTION_RECENT] = z[INTERACTION_RECENT]
             pos_users, pos_items, edge_norm = z["pos_users"], z["pos_items"], z["edge_norm"]
         return cls(
             config=cfg,

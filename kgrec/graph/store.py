@@ -74,6 +74,13 @@ class GraphStore(abc.ABC):
         Models kept under :meth:`model_root` are left alone.
         """
 
+    def check_writable(self) -> None:  # noqa: B027 - a server store has nothing local to check
+        """Fail before any work when the store cannot take writes (a read-only or forbidden folder).
+
+        Raises:
+            KgrecError: naming the folder and what to do.
+        """
+
     def write_embeddings(self, kind: str, ids: Sequence[str], vectors: np.ndarray, model_version: str,
                          progress: bool = False) -> str:
         """Store fused vectors on the ``kind`` (``user``/``item``) nodes with a vector index; returns its name.
