@@ -1,0 +1,309 @@
+"""Accuracy against variety and the long tail: the re-ranker's λ/β sweeps, every model's beyond-accuracy measures.
+
+    OMP_NUM_THREADS=1 python -m benchmarks.tradeoff --movielens ../shared/data [--seed 0] [--write-docs]
+
+One run, one seed, the quality benchmark's split (docs/evaluation.md):
+
+1. **Choosing the default (validation only).** The fused model (``kgrec train`` defaults) is fit on *train*;
+   each validation user's list is re-ranked with every setting of the grid (a λ sweep with β = 0, a β sweep
+   with λ = 0) and scored on *validation*: NDCG@20 and the beyond-accuracy measures. The default is the
+   setting with the best validation NDCG@20; if no setting beats the plain top-k, the default is off.
+2. **The table and the curves (test, read once per list).** The quality benchmark's rows (every model, this
+   seed) give each model's NDCG@20 and measures on *test*; the fused row's model (fit on train + validation)
+   is re-ranked with the same grid on test for the curves; EASE and SASRec are points.
+3. **Export throughput.** ``kgrec.fusion.export.export`` of every user's top 100 to Parquet, plain and with the
+   re-ranker on (the chosen default, else λ = 0.3), same model, same run, best of 3 each.
+
+Writes ``benchmarks/results/tradeoff-<data>.json`` and ``docs/img/tradeoff-<data>.png``; ``--write-docs`` puts
+the tables and the plot into docs/benchmarks.md between ``<!-- tradeoff:begin -->`` and ``<!-- tradeoff:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import functools
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmarks.quality import code_version
+from kgrec import loaders
+from kgrec._atomic import write_text_atomic
+from kgrec.evaluation.baselines.base import FitContext
+from kgrec.evaluation.benchmark import BenchmarkResult, ModelSpec, default_models, run_benchmark
+from kgrec.evaluation.beyond import beyond_accuracy, beyond_table, category_matrix, ild_vectors
+from kgrec.evaluation.fused import FusedScorer, fused_config
+from kgrec.evaluation.metrics import full_ranking_topk, targets_by_user
+from kgrec.evaluation.report import markdown
+from kgrec.evaluation.split import EvalSplit, Interactions, assert_no_leak, make_split
+from kgrec.fusion.ranking import TopK, recall_ndcg, top_items
+from kgrec.fusion.rerank import Reranker, pool_size
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[1]
+K = 20
+LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+BETAS = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+GRID: list[tuple[float, float]] = [(lam, 0.0) for lam in LAMBDAS] + [(0.0, b) for b in BETAS]
+BEGIN, END = "<!-- tradeoff:begin -->", "<!-- tradeoff:end -->"
+
+
+def split_vectors(scorer: FusedScorer, split: EvalSplit) -> np.ndarray:
+    """The fused item vectors by the split's item numbers (0 for items the model does not know)."""
+    rec = scorer.recommender
+    inum = rec.vocabs.item.numbers(np.asarray(split.vocabs.item.ids).astype(str), missing="none")
+    out = np.zeros((len(inum), rec.arrays["items"].shape[1]), dtype=np.float32)
+    out[inum >= 0] = rec.arrays["items"][inum[inum >= 0]]
+    return out
+
+
+def pools(scorer: FusedScorer, users: np.ndarray, seen: list[np.ndarray], width: int, chunk: int = 512) -> TopK:
+    """Each user's plain top-``width`` (seen items excluded), the one top-k."""
+    s_all, i_all = [], []
+    for s in range(0, len(users), chunk):
+        batch = users[s : s + chunk]
+        sc = scorer.scores(batch).float().clone()
+        rows = np.concatenate([np.full(len(seen[u]), r) for r, u in enumerate(batch)])
+        cols = np.concatenate([seen[u] for u in batch])
+        sc[torch.from_numpy(rows.astype(np.int64)), torch.from_numpy(cols.astype(np.int64))] = float("-inf")
+        v, i = top_items(sc, width)
+        s_all.append(v.numpy())
+        i_all.append(i.numpy())
+    return TopK(np.concatenate(s_all), np.concatenate(i_all))
+
+
+def sweep(scorer: FusedScorer, split: EvalSplit, data: Interactions, held_out: Interactions,
+          categories: np.ndarray) -> pd.DataFrame:
+    """NDCG@20, Recall@20 and the measures of every grid setting, on ``held_out`` after fitting on ``data``."""
+    users = np.unique(held_out.users)
+    vectors = split_vectors(scorer, split)
+    rr = Reranker(vectors, np.bincount(data.items, minlength=data.n_items), categories)
+    pool = pools(scorer, users, data.by_user(), pool_size(K, data.n_items, 0.5, 0.5))
+    tg = targets_by_user(held_out)
+    targets = [tg[u] for u in users]
+    rows = []
+    for lam, beta in GRID:
+        t0 = time.perf_counter()
+        out = rr.rerank(pool, K, lam, beta)
+        secs = time.perf_counter() - t0
+        top = np.where(np.isfinite(out.top.scores), out.top.items, -1)
+        rec, ndcg = recall_ndcg(top, targets, K)
+        rows.append({"diversity": lam, "long_tail": beta, f"ndcg@{K}": float(np.nanmean(ndcg)),
+                     f"recall@{K}": float(np.nanmean(rec)),
+                     **beyond_accuracy(top, data, K, categories=categories, vectors=vectors),
+                     "rerank_seconds": secs, "users": len(users)})
+    return pd.DataFrame(rows)
+
+
+def choose(val: pd.DataFrame) -> dict[str, Any]:
+    """The setting with the best validation NDCG@20; off when none beats the plain top-k."""
+    plain = val[(val["diversity"] == 0) & (val["long_tail"] == 0)].iloc[0]
+    best = val.loc[val[f"ndcg@{K}"].idxmax()]
+    if best[f"ndcg@{K}"] <= plain[f"ndcg@{K}"]:
+        return {"diversity": 0.0, "long_tail": 0.0, "off": True, "plain_ndcg": float(plain[f"ndcg@{K}"]),
+                "best_other": float(val[(val["diversity"] > 0) | (val["long_tail"] > 0)][f"ndcg@{K}"].max())}
+    return {"diversity": float(best["diversity"]), "long_tail": float(best["long_tail"]), "off": False,
+            "plain_ndcg": float(plain[f"ndcg@{K}"]), "best_ndcg": float(best[f"ndcg@{K}"])}
+
+
+def throughput(scorer: FusedScorer, diversity: float, long_tail: float, repeats: int = 3) -> dict[str, float]:
+    """Users per second of the Parquet export of every user's top 100, plain and re-ranked (best of ``repeats``)."""
+    from kgrec.fusion.export import export
+
+    rec = scorer.recommender
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (lam, beta) in (("plain", (0.0, 0.0)), ("reranked", (diversity, long_tail))):
+            best = float("inf")
+            for r in range(repeats):
+                t0 = time.perf_counter()
+                rep = export(rec, Path(tmp) / f"{name}-{r}.parquet", 100, progress=False, diversity=lam, long_tail=beta)
+                best = min(best, time.perf_counter() - t0)
+            out[f"{name}_users_per_s"] = rep["users"] / best
+            out[f"{name}_seconds"] = best
+    out["ratio"] = out["reranked_users_per_s"] / out["plain_users_per_s"]
+    out["diversity"], out["long_tail"] = diversity, long_tail
+    return out
+
+
+def plot(test: pd.DataFrame, runs: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    lam = test[test["long_tail"] == 0]
+    beta = test[test["diversity"] == 0]
+    for ax, x, label in ((axes[0], f"ild_categories@{K}", "intra-list diversity ILD@20 (1 − Jaccard of genres)"),
+                         (axes[1], f"long_tail@{K}", "long-tail share of the top 20")):
+        ax.plot(lam[x], lam[f"ndcg@{K}"], "o-", label="fused + MMR, λ sweep (β = 0)")
+        for _, r in lam.iterrows():
+            ax.annotate(f"{r['diversity']:g}", (r[x], r[f"ndcg@{K}"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.plot(beta[x], beta[f"ndcg@{K}"], "s-", label="fused + popularity penalty, β sweep (λ = 0)")
+        for _, r in beta.iterrows():
+            if r["long_tail"] > 0:
+                ax.annotate(f"{r['long_tail']:g}", (r[x], r[f"ndcg@{K}"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
+        for name, marker in (("EASE", "^"), ("SASRec", "D")):
+            row = runs[runs["model"] == name]
+            if len(row):
+                ax.plot(row[x], row[f"ndcg@{K}"], marker, markersize=9, label=name)
+        ax.set_xlabel(label)
+        ax.set_ylabel("NDCG@20 (test)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("MovieLens latest-small: accuracy against variety and the long tail (one seed)")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+
+
+def fmt_sweep(df: pd.DataFrame) -> pd.DataFrame:
+    cols = ["diversity", "long_tail", f"ndcg@{K}", f"recall@{K}", f"ild_categories@{K}", f"ild_vectors@{K}",
+            f"novelty@{K}", f"long_tail@{K}", f"gini@{K}", f"coverage@{K}"]
+    out = df[cols].copy()
+    for c in cols[2:]:
+        digits = 4 if c.startswith(("ndcg", "recall")) else 3
+        out[c] = out[c].map(lambda v, d=digits: f"{v:.{d}f}")
+    return out.rename(columns={"diversity": "λ (diversity)", "long_tail": "β (long_tail)", f"long_tail@{K}": f"long-tail share@{K}"})
+
+
+ESSENTIAL = ("Popularity", "ItemKNN", "EASE", "SASRec", "fused (kgrec train)")
+
+
+def reused_models(selection: Path | None) -> list[ModelSpec]:
+    """The quality benchmark's rows; with ``selection`` (a ``quality-<data>.json``), each with the parameters and
+    epoch count its validation selection chose there (no grid, no early stopping: one fit per row), essential rows
+    (:data:`ESSENTIAL`: the curves' points and the fused model) first."""
+    models = default_models()
+    if selection is not None:
+        chosen = {r["model"]: ast.literal_eval(r["params"]) if r.get("params") else {}
+                  for r in json.loads(selection.read_text())["runs"] if r.get("seed") == 0}
+        models = [ModelSpec(m.name, functools.partial(m.factory, **chosen[m.name]) if chosen.get(m.name) else m.factory,
+                            seeded=m.seeded, uses_content=m.uses_content) if m.name in chosen else m for m in models]
+    # essential rows first; a row without a reused choice (it selects on its grid: slowest) last
+    return sorted(models, key=lambda m: (m.name not in ESSENTIAL, len(m.grid) > 1 or m.early_stopping))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--movielens", default=os.environ.get("KGREC_DATA"), help="folder holding ml-latest-small/")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--models", nargs="+", default=None, help="quality-benchmark rows for the table (default: all)")
+    ap.add_argument("--reuse-selection", type=Path, default=None,
+                    help="a quality-<data>.json: fit each row once with the parameters its validation selection chose")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    ap.add_argument("--write-docs", action="store_true")
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if not a.movielens:
+        ap.error("set KGREC_DATA or give --movielens ROOT")
+    t_all = time.perf_counter()
+    ds = loaders.movielens(a.movielens)
+    split = make_split(ds)
+    assert_no_leak(split)
+    categories = category_matrix(ds.item_categories, split.vocabs)
+    name = ds.name.replace("/", "-")
+    meta: dict[str, Any] = {
+        "data": ds.name, "seed": a.seed, "grid": GRID, "reused_selection": str(a.reuse_selection or ""),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
+        "date": time.strftime("%Y-%m-%d", time.gmtime()), "code": code_version()}
+    result: dict[str, Any] = {"meta": meta}
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        meta["total_seconds"] = time.perf_counter() - t_all
+        write_text_atomic(Path(a.out) / f"tradeoff-{name}.json", json.dumps(result, indent=2, default=float) + "\n")
+
+    # 1. validation: fit on train, sweep on validation, choose
+    t0 = time.perf_counter()
+    ctx = FitContext(data=split.train, validation=None, seed=a.seed, progress=False, dataset=split.dataset_of(split.train_frame),
+                     user_ids=split.vocabs.user.ids, item_ids=split.vocabs.item.ids)
+    val_model = FusedScorer("fused (kgrec train)", fused_config()).fit(ctx)
+    val = sweep(val_model, split, split.train, split.val, categories)
+    default = choose(val)
+    result.update(default=default, validation=val.to_dict("records"))
+    save()
+    log.info("validation sweep done in %.0f s; default %s", time.perf_counter() - t0, default)
+    print(markdown(fmt_sweep(val)), flush=True)
+
+    # 2. test: the quality benchmark's rows (this seed), essential ones first; the fused row re-ranked with the grid
+    models = reused_models(a.reuse_selection)
+    if a.models:
+        models = [m for m in models if m.name in a.models]
+    first = [m for m in models if m.name in ESSENTIAL]
+    res = run_benchmark(split, first, seeds=[a.seed])
+    fused = res.models.get("fused (kgrec train)")
+    test = sweep(fused, split, split.fit, split.test, categories) if fused is not None else pd.DataFrame()
+    tp = throughput(fused, default["diversity"] or 0.3, default["long_tail"]) if fused is not None else {}
+    result.update(split=res.split, test=test.to_dict("records"), runs=res.runs.to_dict("records"), throughput=tp)
+    meta["split"] = res.split
+    save()
+    png = REPO / "docs" / "img" / f"tradeoff-{name}.png"
+    if len(test):
+        plot(test, res.runs, png)
+    # the other rows, measured with the same fused vectors
+    runs = res.runs
+    rest = [m for m in models if m.name not in ESSENTIAL]
+    if rest:
+        more = run_benchmark(split, rest, seeds=[a.seed])
+        extra = more.runs.copy()
+        if fused is not None:
+            vecs = split_vectors(fused, split)
+            fit, users = split.fit, np.unique(split.test.users)
+            for r, mname in enumerate(extra["model"]):
+                top = full_ranking_topk(more.models[mname].scores, users, fit.by_user(), K)
+                extra.loc[r, f"ild_vectors@{K}"] = ild_vectors(top, vecs, K)
+                extra.loc[r, "ild_vectors_of"] = "fused (kgrec train)"
+        runs = pd.concat([runs, extra], ignore_index=True)
+        result["runs"] = runs.to_dict("records")
+        save()
+    summary = BenchmarkResult(runs, res.selection, res.split).summary()
+    total = time.perf_counter() - t_all
+
+    if default["off"]:
+        verdict = (f"**Default: off.** Every setting costs validation NDCG@20: plain {default['plain_ndcg']:.4f}, "
+                   f"best re-ranked {default['best_other']:.4f}. `diversity` and `long_tail` default to 0.")
+    else:
+        verdict = (f"**Default: diversity={default['diversity']:g}, long_tail={default['long_tail']:g}**: validation "
+                   f"NDCG@20 {default['best_ndcg']:.4f} against {default['plain_ndcg']:.4f} plain.")
+    tp_text = (f"Export throughput (all {res.split['users']} users, top 100, Parquet, best of 3): plain "
+               f"{tp['plain_users_per_s']:.0f} users/s, re-ranked (λ={tp['diversity']:g}, β={tp['long_tail']:g}) "
+               f"{tp['reranked_users_per_s']:.0f} users/s: ratio {tp['ratio']:.2f}.") if tp else ""
+    reuse = (f" Each row fit once with the parameters and epochs its validation selection chose in `{a.reuse_selection.name}`."
+             if a.reuse_selection else "")
+    text = (f"Data: {ds.name}; seed {a.seed}; machine {meta['machine']}; date {meta['date']}; code {meta['code']}; "
+            f"whole run {total / 60:.1f} min.{reuse}\n\n"
+            f"Validation (fused model fit on train, lists re-ranked from each user's top "
+            f"{pool_size(K, res.split['items'], 0.5, 0.5)}, scored on validation):\n\n"
+            + markdown(fmt_sweep(val)) + "\n\n" + verdict + "\n\n"
+            "Every model row on test (ILD by vectors uses the fused row's item vectors for every model):\n\n"
+            + markdown(beyond_table(summary)) + "\n\n"
+            "The fused model (fit on train + validation) re-ranked on test:\n\n" + markdown(fmt_sweep(test)) + "\n\n"
+            + tp_text + f"\n\n![trade-off](img/tradeoff-{name}.png)\n")
+    print(text, flush=True)
+    write_text_atomic(Path(a.out) / f"tradeoff-{name}.md", text)
+    if a.write_docs:
+        doc = REPO / "docs" / "benchmarks.md"
+        cur = doc.read_text()
+        section = f"{BEGIN}\n{text}\n{END}"
+        if BEGIN in cur and END in cur:
+            cur = cur[: cur.index(BEGIN)] + section + cur[cur.index(END) + len(END) :]
+        else:
+            cur = cur.rstrip() + "\n\n## Beyond accuracy: diversity, novelty, long tail\n\n" + section + "\n"
+        write_text_atomic(doc, cur)
+
+
+if __name__ == "__main__":
+    main()
