@@ -32,6 +32,7 @@ from typing import Any
 from kgrec import loaders
 from kgrec._atomic import write_text_atomic
 from kgrec.evaluation.benchmark import BenchmarkResult, ModelSpec, default_models, run_benchmark
+from kgrec.evaluation.beyond import beyond_table
 from kgrec.evaluation.report import (
     bucket_frame,
     cold_note,
@@ -126,7 +127,8 @@ def write_outputs(res: BenchmarkResult, meta: dict[str, Any], write_docs: bool) 
             f"validation {res.split['validation']}, test {res.split['test']} interactions of {res.split['test_users']} users). "
             f"Seeds {meta['seeds']}. Machine: {meta['machine']}. Date {meta['date']}.{code} "
             f"Whole run: {meta['total_seconds'] / 60:.1f} min.\n\n"
-            + markdown(summary_table(res)) + "\n\n" + "\n".join(comparison(res)) + "\n\n" + cold_note(res) + "\n\nNDCG@20 by user activity "
+            + markdown(summary_table(res)) + "\n\nBeyond accuracy (docs/evaluation.md; ILD by vectors with the fused row's "
+            "item vectors for every row):\n\n" + markdown(beyond_table(res.summary())) + "\n\n" + "\n".join(comparison(res)) + "\n\n" + cold_note(res) + "\n\nNDCG@20 by user activity "
             "(interactions in fit):\n\n" + markdown(bucket_frame(res), index=True)
             + f"\n\n![quality](img/quality-{name}.png)\n")
     if write_docs:
