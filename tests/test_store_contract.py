@@ -300,3 +300,37 @@ def test_callers_use_declared_capabilities_and_one_helper() -> None:
         imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "kgrec.graph.store"
                     for a in n.names}
         assert {"open_store", "model_dir"} <= imported, f
+
+
+# ------------------------------------------------------------------ users file (attributes), both backends
+@pytest.fixture
+def with_users(tiny: Dataset) -> Dataset:
+    """``tiny`` plus a users file: u and v share occupation 'dev'; w has attributes and no interactions."""
+    users = pd.DataFrame({"user": ["u", "v", "w"], "occupation": ["dev", "dev", "chef"], "age": ["20", "40", "30"],
+                          "profile": ["likes drama", "", "新用户，喜欢科幻"]})
+    return from_frames(tiny.interactions[["user", "item", "timestamp"]], tiny.items.assign(categories=["Drama", "X", "Drama"]),
+                       tiny.triples, tiny.tags, users=users, name="tiny")
+
+
+def test_users_table_round_trip_and_attribute_paths(store: GraphStore, with_users: Dataset) -> None:
+    rep = store.ingest(with_users)
+    assert rep.changed and rep.counts == with_users.counts() == store.counts()
+    _assert_same_tables(store.dataset(), with_users)
+    assert store.fingerprint() == with_users.fingerprint()
+    assert store.has_user("w")  # a user with attributes and no interactions
+    assert store.path_rows("w", "c") == []  # no history, and nobody else is a chef
+    assert store.path_rows("u", "c", kinds=["attribute"]) == [("attribute", "", "occupation=dev", "", "")]
+    assert store.path_rows("v", "b", kinds=["attribute"]) == [("attribute", "", "occupation=dev", "", "")]
+    assert not store.ingest(with_users).changed
+
+
+def test_users_listed_again_get_their_new_attributes(store: GraphStore, with_users: Dataset) -> None:
+    store.ingest(with_users)
+    again = from_frames(with_users.interactions.iloc[:1], with_users.items,
+                        users=pd.DataFrame({"user": ["u"], "occupation": ["chef"]}), name="tiny")
+    store.ingest(again)
+    attrs = store.dataset().user_attributes
+    assert attrs[attrs["user"] == "u"][["attribute", "value"]].values.tolist() == [["occupation", "chef"]]
+    assert attrs[attrs["user"] == "v"]["attribute"].tolist() == ["age", "occupation"]  # others kept
+    profiles = dict(zip(store.dataset().users["user"], store.dataset().users["profile"], strict=True))
+    assert profiles == {"u": "", "v": "", "w": "新用户，喜欢科幻"}

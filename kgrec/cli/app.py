@@ -133,6 +133,7 @@ def ingest(
     items: Optional[Path] = typer.Option(None, "--items-file", help="items file: item[, title, description, categories, keywords] (was --items)"),
     triples: Optional[Path] = typer.Option(None, help="optional knowledge-graph facts: item, relation, entity"),
     tags: Optional[Path] = typer.Option(None, help="optional user tags: user, item, tag"),
+    users_file: Optional[Path] = typer.Option(None, "--users-file", "--users", help="optional users file: user, then attribute columns (categorical, numeric, free text; docs/data-format.md)"),
     movielens: Optional[Path] = typer.Option(None, "--movielens", help="ingest MovieLens latest-small from this root folder"),
     synthetic: bool = typer.Option(False, "--synthetic", help="ingest the built-in synthetic data set"),
     allow_unknown_items: bool = typer.Option(False, "--allow-unknown-items", help="add items missing from the items file (with a warning)"),
@@ -153,7 +154,7 @@ def ingest(
     else:
         if interactions is None or items is None:
             raise typer.BadParameter("--interactions and --items-file go together")
-        ds = loaders.load_files(interactions, items, triples, tags, allow_unknown_items=allow_unknown_items)
+        ds = loaders.load_files(interactions, items, triples, tags, users=users_file, allow_unknown_items=allow_unknown_items)
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         rep = st.ingest(ds, progress=True)
     c = rep.counts
@@ -383,11 +384,13 @@ def generate(
     communities: int = typer.Option(8, "--communities", min=1, max=8),
     interactions_per_user: float = typer.Option(20.0, "--interactions-per-user", help="mean draws per user (before removing repeats)"),
     seed: int = typer.Option(0, "--seed"),
+    user_attributes: bool = typer.Option(False, "--user-attributes", help="also write users.parquet (occupation, age, gender, profile) with planted attribute effects"),
 ) -> None:
     """Generate a synthetic data set in the bring-your-own format (power-law activity and popularity, communities)."""
     from kgrec.loaders.synthetic import SyntheticConfig, write_synthetic
 
-    cfg = SyntheticConfig(users=users, items=items, communities=communities, interactions_per_user=interactions_per_user, seed=seed)
+    cfg = SyntheticConfig(users=users, items=items, communities=communities, interactions_per_user=interactions_per_user, seed=seed,
+                          user_attributes=user_attributes)
     c = write_synthetic(cfg, out)
     console.print(f"wrote {c['users']} users, {c['items']} items, {c['interactions']} interactions, {c['tags']} tags -> {out}")
 

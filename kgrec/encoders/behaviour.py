@@ -2,9 +2,9 @@
 
 Item text: ``title. description. Categories: a, b. Keywords: x, y.``
 
-User behaviour text: the user's interactions as text, newest first: the item
-titles, the tags the user applied, and any interaction ``text`` (review, query,
-comment). It is cut at ``max_chars`` characters (the tokenizer then truncates
+User behaviour text: the user's free-text profile from the users file (if any),
+then the user's interactions as text, newest first: the item titles, the tags the
+user applied, and any interaction ``text`` (review, query, comment). It is cut at ``max_chars`` characters (the tokenizer then truncates
 to the model's limit), so the most recent behaviour always fits.
 """
 
@@ -41,8 +41,11 @@ def item_texts(ds: Dataset, vocabs: Vocabularies) -> list[str]:
 def user_texts(ds: Dataset, vocabs: Vocabularies, max_chars: int = 1500) -> list[str]:
     """One behaviour text per user, in user-number order (newest behaviour first)."""
     titles = dict(zip(ds.items[S.ITEM].tolist(), ds.items[S.TITLE].tolist()))
-    it = ds.interactions.sort_values([S.USER, S.TIMESTAMP, S.ITEM], ascending=[True, False, True], kind="stable")
+    # ties in time (one timestamp) in title order: neither item ids nor file order decide (kgrec.fusion.ties)
+    it = ds.interactions.assign(_title=ds.interactions[S.ITEM].map(titles).fillna(""))
+    it = it.sort_values([S.USER, S.TIMESTAMP, "_title", S.ITEM], ascending=[True, False, True, True], kind="stable")
     tags = ds.tags.groupby(S.USER)[S.TAG].agg(lambda s: ", ".join(dict.fromkeys(s)))
+    profiles = {u: p for u, p in zip(ds.users[S.USER].tolist(), ds.users[S.PROFILE].tolist(), strict=True) if p}
     per_user: dict[str, list[str]] = {}
     for u, i, txt in zip(it[S.USER].tolist(), it[S.ITEM].tolist(), it[S.TEXT].tolist()):
         parts = per_user.setdefault(u, [])
@@ -51,13 +54,17 @@ def user_texts(ds: Dataset, vocabs: Vocabularies, max_chars: int = 1500) -> list
             piece = f"{piece}: {txt}" if piece else str(txt)
         if piece:
             parts.append(piece)
-    return [behaviour_text(per_user.get(u, []), tags[u] if u in tags.index else "", max_chars) for u in vocabs.user.to_list()]
+    return [
+        behaviour_text(per_user.get(u, []), tags[u] if u in tags.index else "", max_chars, profile=profiles.get(u, ""))
+        for u in vocabs.user.to_list()
+    ]
 
 
-def behaviour_text(pieces_newest_first: list[str], tags: str = "", max_chars: int = 1500) -> str:
-    """A behaviour text from its pieces (item titles, with any interaction text), newest first, and the
-    user's tags, cut at ``max_chars``: the form every user's text has in training."""
-    text = f"Tags: {tags}. " if tags else ""
+def behaviour_text(pieces_newest_first: list[str], tags: str = "", max_chars: int = 1500, *, profile: str = "") -> str:
+    """A behaviour text from its pieces (item titles, with any interaction text), newest first, the
+    user's tags and profile line, cut at ``max_chars``: the form every user's text has in training."""
+    text = f"{profile[:max_chars].rstrip()}. " if profile else ""
+    text += f"Tags: {tags}. " if tags else ""
     acc = []
     size = len(text)
     for p in pieces_newest_first:

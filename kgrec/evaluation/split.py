@@ -112,7 +112,8 @@ class EvalSplit:
                     pd.MultiIndex.from_arrays([tags[S.ITEM], tags[S.TAG]])
                 )
                 keywords = keywords[~only_dropped].reset_index(drop=True)
-        return Dataset(frame, ds.items, ds.item_categories, keywords, ds.triples, tags, ds.name)
+        return Dataset(frame, ds.items, ds.item_categories, keywords, ds.triples, tags, ds.name,
+                       users=ds.users, user_attributes=ds.user_attributes)
 
 
 def make_split(ds: Dataset, test_fraction: float = 0.2, val_fraction: float = 0.1, min_interactions: int = 5) -> EvalSplit:

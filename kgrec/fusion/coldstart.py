@@ -1,8 +1,8 @@
-"""Recommendations for a user the model has never seen (from behaviour text and/or items)."""
+"""Recommendations for a user the model has never seen (from behaviour text, items and/or attributes)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,8 @@ from kgrec.errors import KgrecError
 from kgrec.fusion.model import FusedModel
 from kgrec.fusion.ranking import TopK, topk_scores
 from kgrec.fusion.state import ModelState
+from kgrec.loaders import schema as S
+from kgrec.loaders.tables import band_of
 
 
 class NewUsers:
@@ -25,13 +27,34 @@ class NewUsers:
         self.encoder = encoder
         self.model: FusedModel | None = None
 
-    def recommend(self, text: str = "", history: Sequence[str] = (), k: int = 10) -> pd.DataFrame:
+    def attribute_numbers(self, attributes: Mapping[str, object]) -> np.ndarray:
+        """Attribute node numbers of ``{name: value}`` (a number is put in its band of that attribute;
+        values the model has never seen are ignored)."""
+        vocab = self.state.vocabs.attribute
+        out = []
+        for name, value in attributes.items():
+            if value is None or str(value).strip() == "":
+                continue
+            n = vocab.number(S.attribute_id(str(name), str(value).strip()), missing="none")
+            if n is None and isinstance(value, (int, float)) and not isinstance(value, bool):
+                prefix = f"{name}="
+                labels = [x[len(prefix):] for x in vocab.to_list() if x.startswith(prefix)]
+                band = band_of(float(value), labels)
+                n = None if band is None else vocab.number(S.attribute_id(str(name), band), missing="none")
+            if n is not None:
+                out.append(n)
+        return np.unique(np.array(out, dtype=np.int64))
+
+    def recommend(self, text: str = "", history: Sequence[str] = (), k: int = 10,
+                  attributes: Mapping[str, object] | None = None) -> pd.DataFrame:
         """See :meth:`kgrec.fusion.recommender.Recommender.recommend_new_user`."""
         st = self.state
         known = [st.vocabs.item.number(str(i), missing="none") for i in history]
         nums = np.array([n for n in known if n is not None], dtype=np.int64)
-        if not text.strip() and len(nums) == 0:
-            raise KgrecError("a new user needs behaviour text or at least one known item to be recommended anything")
+        attrs = self.attribute_numbers(attributes or {})
+        if not text.strip() and len(nums) == 0 and len(attrs) == 0:
+            raise KgrecError("a new user needs behaviour text, at least one known item or at least one known attribute "
+                             "value to be recommended anything")
         if not text.strip() and len(nums):
             titles = (st.titles.get(st.vocabs.item.id(int(n))) for n in nums[::-1])
             text = behaviour_text([t for t in titles if t])
@@ -46,7 +69,12 @@ class NewUsers:
             t = model.text_tower(torch.from_numpy(enc.encode([text], progress=False))) if cfg.use_text else torch.zeros(1, cfg.dim)
             if text.strip() == "":
                 t = torch.zeros_like(t)
-            s = torch.from_numpy(st.arrays["item_struct"][nums].mean(0, keepdims=True)) if len(nums) else torch.zeros_like(t)
+            parts = []
+            if len(nums):
+                parts.append(st.arrays["item_struct"][nums].mean(0, keepdims=True))
+            if len(attrs):  # what one propagation step gives a user linked only to these attribute nodes
+                parts.append(st.arrays["nodes"][attrs + st.node_offsets["attribute"]].mean(0, keepdims=True))
+            s = torch.from_numpy(np.mean(parts, 0).astype(np.float32)) if parts else torch.zeros_like(t)
             g = model.gate(model.user_gate, s, t)
             f = g * s + (1 - g) * t
             if model.recent is not None and len(nums):

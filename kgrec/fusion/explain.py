@@ -9,7 +9,10 @@ How a path is scored (``docs/explanations.md``):
    user's structural vector, times how close ``j`` is to the recommended item
    in the model's space. For a tag path the anchor is the keyword ``k`` the user
    applied: ``a_k = mean(w_u·) * max(0, cos(z_k, z_i))`` with ``z`` the GNN's
-   structural vectors.
+   structural vectors. For an attribute path (people who share an attribute value
+   of the user's chose the item) the anchor is the attribute node ``a``:
+   ``a_a = mean(w_u·) * max(0, cos(z_a, z_i))`` (``mean(w_u·)`` is 1 for a user
+   without history).
 2. The connector's *specificity*: ``1 + log((1 + N) / (1 + n_c))`` for a
    category, keyword or entity shared by ``n_c`` of the ``N`` items (rare links
    say more), and ``max(0, cos(f_u, f_v))`` for a similar user ``v``.
@@ -135,6 +138,9 @@ def sentence(kind: str, verb: str, anchor: str, via: str, item: str, rel_a: str 
         return f"Recommended because you {verb} {anchor} ({_humanise(rel_a)} {via}), and {item} has {_humanise(rel_b)} {via}."
     if kind == "user":
         return f"Recommended because {via_name}, who also {verb} {anchor} like you, {verb} {item}."
+    if kind == "attribute":
+        name, _, value = via.partition("=")
+        return f"Recommended because people who share your {_humanise(name)}, {value}, {verb} {item}."
     raise ValueError(f"unknown path kind {kind!r}")
 
 
@@ -170,14 +176,18 @@ def score_paths(
     vias = np.array([p[2] for p in paths], dtype=object)
     raw = np.zeros(len(paths))
     # anchor strengths for item anchors, vectorised over distinct anchors
-    item_anchor = kinds != "tag"
+    item_anchor = (kinds != "tag") & (kinds != "attribute")
     if item_anchor.any():
         a_ids = np.unique(anchors[item_anchor])
         a_num = v.item.numbers(a_ids)
         strength = np.array([w_of.get(int(n), 0.0) for n in a_num]) * np.maximum(_cos(A["items"][a_num], f_i), 0.0)
         s_of = dict(zip(a_ids.tolist(), strength.tolist(), strict=True))
         raw[item_anchor] = [s_of[a] for a in anchors[item_anchor]]
-    tag = ~item_anchor
+    attr = kinds == "attribute"
+    if attr.any():
+        a_num = v.attribute.numbers(vias[attr]) + lay_off["attribute"]
+        raw[attr] = mean_w * np.maximum(_cos(A["nodes"][a_num], z_i), 0.0)
+    tag = kinds == "tag"
     if tag.any():
         k_num = v.keyword.numbers(vias[tag]) + lay_off["keyword"]
         raw[tag] = mean_w * np.maximum(_cos(A["nodes"][k_num], z_i), 0.0)
@@ -271,10 +281,13 @@ def _render(state: ModelState, user: str, item: str, row: PathRow, score: float,
     kind, anchor, via, rel_a, rel_b = row
     types = KIND_NODES[kind]
     ids = {"category": [user, anchor, via, item], "keyword": [user, anchor, via, item], "entity": [user, anchor, via, item],
-           "user": [user, anchor, via, item], "tag": [user, via, item]}[kind]
+           "user": [user, anchor, via, item], "tag": [user, via, item], "attribute": [user, via, item]}[kind]
     nodes = []
     for t, x in zip(types, ids, strict=False):
         name = state.title(x) if t == "item" else (f"user {x}" if t == "user" else x)
+        if t == "attribute":
+            a_name, _, a_value = x.partition("=")
+            name = f"{_humanise(a_name)}: {a_value}"
         nodes.append(PathNode(t, x, name))
     rels = list(KIND_RELATIONS[kind])
     if kind == "entity":

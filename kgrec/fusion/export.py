@@ -7,6 +7,11 @@ that is renamed into place, and the work folder is removed. Readers never see a 
 file. After a crash, ``resume=True`` keeps the finished parts of the same job and computes only
 the rest, so the result is byte-identical to an uninterrupted run. Memory holds one chunk at a
 time, whatever the number of users.
+
+Each finished part has a ``part-N.done`` beside it (its sha256 and row count), written just
+before the part is renamed into place; on resume a part counts as finished only if its bytes still match, and a damaged
+or unfinished one is computed again. One export at a time may use an output: a second one to the
+same ``--out`` fails at once naming the first one's pid (a ``flock`` on ``.<name>.lock``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kgrec._atomic import atomic_file
+from kgrec._atomic import atomic_file, sha256_file, write_text_atomic
+from kgrec._fs import LockTimeoutError, disk_error, is_disk_error, writer_lock
 from kgrec.errors import KgrecError
 from kgrec.fusion.recommender import Recommender
 
@@ -44,6 +50,8 @@ def output_format(path: str | Path) -> str:
 
 def check_writable(out: str | Path) -> None:
     """Fail before any work when the output's folder is missing or not writable."""
+    if Path(out).expanduser().is_dir():
+        raise KgrecError(f"{out}: is a directory; give a file name, e.g. --out {Path(out) / ('recs' + Path(out).suffix)}")
     parent = Path(out).expanduser().resolve().parent
     if not parent.is_dir():
         raise KgrecError(f"{out}: the output folder {parent} does not exist")
@@ -132,6 +140,31 @@ def parts_dir(out: str | Path) -> Path:
     return out.parent / f".{out.name}.parts"
 
 
+def _part_ok(part: Path, sch: pa.Schema) -> bool:
+    """Whether a finished part is whole: its ``.done`` record matches its bytes, rows and schema."""
+    done = part.with_suffix(".done")
+    try:
+        rec = json.loads(done.read_text(encoding="utf-8"))
+        if rec.get("sha256") != sha256_file(part):
+            return False
+        meta = pq.read_metadata(part)
+        return bool(meta.num_rows == rec.get("rows") and meta.schema.to_arrow_schema().equals(sch))
+    except (OSError, ValueError, pa.ArrowException):
+        return False
+
+
+def _finished_parts(work: Path, sch: pa.Schema, out: str | Path) -> set[int]:
+    done = set()
+    for p in sorted(work.glob("part-*.parquet")):
+        if _part_ok(p, sch):
+            done.add(int(p.stem.split("-")[1]))
+        else:
+            log.warning("%s: --resume: part %s is damaged or unfinished; computing it again", out, p.name)
+            p.unlink(missing_ok=True)
+            p.with_suffix(".done").unlink(missing_ok=True)
+    return done
+
+
 def export(
     rec: Recommender, out: str | Path, k: int, *, users: Sequence[str] | None = None, explain: bool = False,
     items: Iterable[str] | None = None, exclude: Iterable[str] | None = None, chunk_size: int = 1024,
@@ -153,8 +186,6 @@ def export(
     Returns:
         ``{"users", "rows", "chunks", "resumed_chunks"}``.
     """
-    from tqdm.auto import tqdm
-
     from kgrec.fusion.rerank import check_options
 
     diversity, long_tail = check_options(diversity, long_tail)
@@ -171,6 +202,28 @@ def export(
     if diversity or long_tail:  # jobs without the re-ranker keep their old job.json (resumable)
         job.update(diversity=diversity, long_tail=long_tail)
     work = parts_dir(out)
+    lock = work.parent / f".{Path(out).name}.lock"
+    try:
+        with writer_lock(lock, f"{out}: another export to this file is running", "wait for it, or pass another --out",
+                         timeout=0):
+            return _export_locked(rec, out, k, fmt, job, work, users, items, exclude, explain, chunk_size, resume,
+                                  progress, on_chunk, diversity, long_tail)
+    except LockTimeoutError as e:
+        raise KgrecError(str(e)) from None
+    except OSError as e:
+        if not is_disk_error(e):
+            raise
+        shutil.rmtree(work, ignore_errors=True)  # the parts would only fill the disk further
+        raise disk_error(e, f"the export {out}") from None
+
+
+def _export_locked(
+    rec: Recommender, out: str | Path, k: int, fmt: str, job: dict[str, object], work: Path, users: list[str],
+    items: list[str] | None, exclude: list[str] | None, explain: bool, chunk_size: int, resume: bool, progress: bool,
+    on_chunk: Callable[[pd.DataFrame], object] | None, diversity: float, long_tail: float,
+) -> dict[str, int]:
+    from tqdm.auto import tqdm
+
     if work.exists():
         old = json.loads((work / "job.json").read_text()) if (work / "job.json").is_file() else None
         if resume and old is not None and old != job:
@@ -184,11 +237,11 @@ def export(
     work.mkdir(parents=True, exist_ok=True)
     (work / "job.json").write_text(json.dumps(job, sort_keys=True) + "\n")
     n_chunks = (len(users) + chunk_size - 1) // chunk_size
-    done = {int(p.stem.split("-")[1]) for p in work.glob("part-*.parquet")}
+    sch = schema(explain)
+    done = _finished_parts(work, sch, out)
     resumed = len(done)
     if resumed:
         log.info("%s: resuming, %d of %d chunks already done", out, resumed, n_chunks)
-    sch = schema(explain)
     cand_n, excl_n = rec.item_numbers_of(items), rec.item_numbers_of(exclude)
     with tqdm(total=len(users), desc="exporting", unit="user", disable=not progress, dynamic_ncols=True) as bar:
         bar.update(sum(min(chunk_size, len(users) - c * chunk_size) for c in done))
@@ -198,8 +251,11 @@ def export(
             chunk = users[c * chunk_size : (c + 1) * chunk_size]
             table = recommend_table(rec, chunk, k, explain=explain, item_numbers=cand_n, exclude_numbers=excl_n,
                                     diversity=diversity, long_tail=long_tail)
-            with atomic_file(work / f"part-{c:06d}.parquet") as tmp:
+            part = work / f"part-{c:06d}.parquet"
+            with atomic_file(part) as tmp:  # .done first, then the part: a part on disk always has its record
                 pq.write_table(table, tmp, compression="zstd")
+                write_text_atomic(part.with_suffix(".done"),
+                                  json.dumps({"sha256": sha256_file(tmp), "rows": table.num_rows}) + "\n")
             bar.update(len(chunk))
     rows = _assemble(work, n_chunks, out, fmt, sch, on_chunk)
     shutil.rmtree(work)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -224,22 +224,26 @@ class Recommender:
             df["promoted"] = rr.promoted[top.valid]
         return df
 
-    def recommend_new_user(self, text: str = "", history: Sequence[str] = (), k: int = 10) -> pd.DataFrame:
-        """Recommendations for a user the model has never seen, from behaviour text and/or items.
+    def recommend_new_user(self, text: str = "", history: Sequence[str] = (), k: int = 10, *,
+                           attributes: Mapping[str, object] | None = None) -> pd.DataFrame:
+        """Recommendations for a user the model has never seen, from behaviour text, items and/or attributes.
 
         The text goes through the BERT encoder and the model's text tower (without
         text, the history's titles, newest first, are the behaviour text, as for a
         known user); the history items' structural vectors are averaged into a
         structural vector; the user gate fuses the two, as for a known user; the
         history (oldest first) also gives the recent-interest part. Unknown history
-        items are ignored. The encoder and the rebuilt torch model are built once per object.
+        items are ignored. ``attributes`` (``{"occupation": "programmer", "age": 30}``, the users file's
+        columns) give a structural vector too: the mean of those attribute nodes' vectors (a number
+        goes into its band; values the model has never seen are ignored), averaged with the history's.
+        The encoder and the rebuilt torch model are built once per object.
 
         Returns:
             DataFrame ``item, rank, score``.
         """
         if self._new_users is None:
             self._new_users = NewUsers(self.state, self._encoder)
-        return self._new_users.recommend(text, history, k)
+        return self._new_users.recommend(text, history, k, attributes=attributes)
 
     def score(self, user: str, item: str) -> float:
         """The model's score of one (user, item) pair."""

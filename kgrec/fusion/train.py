@@ -10,6 +10,7 @@ read: the caller's test set never reaches this module.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -83,7 +84,7 @@ def build_inputs(
     mask = np.zeros(layout.num_nodes, dtype=np.float32)
     mask[ui["src"] + layout.offsets["user"]] = 1.0
     mask[ui["dst"] + layout.offsets["item"]] = 1.0
-    for t in ("category", "keyword", "entity"):
+    for t in ("category", "keyword", "entity", "attribute"):
         mask[layout.slice(t)] = 1.0
     tg = edges[("user", "tagged", "keyword")]["src"]
     mask[tg + layout.offsets["user"]] = 1.0
@@ -251,7 +252,7 @@ def fit_model(
     epochs = cfg.train.epochs
     if cfg.train.val_fraction > 0:
         fit_part, val = holdout_last(ds.interactions, cfg.train.val_fraction, min_interactions=3)
-        sub = Dataset(fit_part, ds.items, ds.item_categories, ds.item_keywords, ds.triples, ds.tags, ds.name)
+        sub = dataclasses.replace(ds, interactions=fit_part)  # users and attributes kept
         model, inp, hist, best_epoch = _train_run(sub, vocabs, cfg, item_text, encoder, epochs, val, progress)
         metrics["validation"] = hist
         metrics["best_epoch"] = best_epoch

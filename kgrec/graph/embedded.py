@@ -237,7 +237,7 @@ class EmbeddedStore(GraphStore):
     @cached_property
     def _users(self) -> set[str]:
         ds = self._data
-        return set(ds.interactions[S.USER].tolist()) | set(ds.tags[S.USER].tolist())
+        return set(ds.interactions[S.USER].tolist()) | set(ds.tags[S.USER].tolist()) | set(ds.users[S.USER].tolist())
 
     @cached_property
     def _items(self) -> set[str]:

@@ -1,6 +1,6 @@
 """The canonical heterogeneous graph of a :class:`~kgrec.loaders.Dataset`.
 
-Node types: ``user, item, category, keyword, entity``. Edge types (forward
+Node types: ``user, item, category, keyword, entity, attribute``. Edge types (forward
 direction; :func:`to_hetero_data` adds the reverse ones as ``rev_*``):
 
 ======================================  =====================================
@@ -9,12 +9,16 @@ direction; :func:`to_hetero_data` adds the reverse ones as ``rev_*``):
 ``(item, has_keyword, keyword)``
 ``(user, tagged, keyword)``
 ``(item, related_to, entity)``          ``edge_relation`` (index into ``relations``)
+``(user, has_attribute, attribute)``    from the users file (id ``name=value``)
 ======================================  =====================================
+
+Attribute nodes come last in every numbering, so a data set without a users file
+numbers its nodes exactly as before users files existed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -23,19 +27,24 @@ import torch
 from kgrec.graph.vocab import Vocab
 from kgrec.loaders import schema as S
 
-NODE_TYPES = ("user", "item", "category", "keyword", "entity")
+NODE_TYPES = ("user", "item", "category", "keyword", "entity", "attribute")
 EDGE_TYPES = (
     ("user", "interacts", "item"),
     ("item", "in_category", "category"),
     ("item", "has_keyword", "keyword"),
     ("user", "tagged", "keyword"),
     ("item", "related_to", "entity"),
+    ("user", "has_attribute", "attribute"),
 )
 
 
 @dataclass(frozen=True)
 class Vocabularies:
-    """One :class:`Vocab` per node type plus the relation names of entity facts."""
+    """One :class:`Vocab` per node type plus the relation names of entity facts.
+
+    Users are those of the interactions, the tags and the users file (a user of the
+    users file without interactions is a cold-start user, known by attributes).
+    """
 
     user: Vocab
     item: Vocab
@@ -43,16 +52,19 @@ class Vocabularies:
     keyword: Vocab
     entity: Vocab
     relation: Vocab
+    attribute: Vocab = field(default_factory=lambda: Vocab("attribute", []))
 
     @classmethod
     def from_dataset(cls, ds: S.Dataset) -> Vocabularies:
+        ua = ds.user_attributes
         return cls(
-            user=Vocab("user", pd.concat([ds.interactions[S.USER], ds.tags[S.USER]]).unique()),
+            user=Vocab("user", pd.concat([ds.interactions[S.USER], ds.tags[S.USER], ds.users[S.USER], ua[S.USER]]).unique()),
             item=Vocab("item", ds.items[S.ITEM].unique()),
             category=Vocab("category", ds.item_categories[S.CATEGORY].unique()),
             keyword=Vocab("keyword", pd.concat([ds.item_keywords[S.KEYWORD], ds.tags[S.TAG]]).unique()),
             entity=Vocab("entity", ds.triples[S.ENTITY].unique()),
             relation=Vocab("relation", ds.triples[S.RELATION].unique()),
+            attribute=Vocab("attribute", [S.attribute_id(a, v) for a, v in zip(ua[S.ATTRIBUTE], ua[S.VALUE], strict=True)]),
         )
 
     def of(self, node_type: str) -> Vocab:
@@ -66,7 +78,8 @@ class Vocabularies:
 
     @classmethod
     def from_dict(cls, d: dict[str, list[str]]) -> Vocabularies:
-        return cls(**{t: Vocab(t, d[t]) for t in (*NODE_TYPES, "relation")})
+        """The inverse of :meth:`to_dict` (a dict saved before attribute nodes existed has no attributes)."""
+        return cls(**{t: Vocab(t, d.get(t, [])) for t in (*NODE_TYPES, "relation")})
 
 
 def edge_arrays(ds: S.Dataset, v: Vocabularies) -> dict[tuple[str, str, str], dict[str, np.ndarray]]:
@@ -96,6 +109,11 @@ def edge_arrays(ds: S.Dataset, v: Vocabularies) -> dict[tuple[str, str, str], di
             "dst": v.entity.numbers(ds.triples[S.ENTITY]),
             "relation": v.relation.numbers(ds.triples[S.RELATION]),
         },
+    }
+    ua = ds.user_attributes
+    out[EDGE_TYPES[5]] = {
+        "src": v.user.numbers(ua[S.USER]),
+        "dst": v.attribute.numbers([S.attribute_id(a, x) for a, x in zip(ua[S.ATTRIBUTE], ua[S.VALUE], strict=True)]),
     }
     # user -> keyword tagging edges: one per (user, keyword)
     ut = out[EDGE_TYPES[3]]

@@ -7,6 +7,7 @@ Schema (``docs/graph-schema.md``)::
     (:Item)-[:HAS_KEYWORD]->(:Keyword {id})
     (:User)-[:TAGGED {item}]->(:Keyword)
     (:Item)-[:RELATED_TO {relation}]->(:Entity {id})
+    (:User {profile})-[:HAS_ATTRIBUTE]->(:Attribute {id: 'name=value', name, value})   from a users file
     (:KgrecMeta {id: 'dataset'})  name, fingerprint, counts of the last ingest
 
 Every write is a batched ``UNWIND … MERGE`` in a managed write transaction with
@@ -39,7 +40,7 @@ from kgrec.loaders.tables import canonical, merge
 log = logging.getLogger(__name__)
 
 BATCH = 5000
-LABELS = ("User", "Item", "Category", "Keyword", "Entity")
+LABELS = ("User", "Item", "Category", "Keyword", "Entity", "Attribute")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 CONSTRAINTS = [f"CREATE CONSTRAINT kgrec_{lab.lower()}_id IF NOT EXISTS FOR (n:{lab}) REQUIRE n.id IS UNIQUE" for lab in LABELS]
@@ -80,6 +81,15 @@ UNWIND $rows AS row
 MATCH (i:Item {id: row.item}), (e:Entity {id: row.entity})
 MERGE (i)-[:RELATED_TO {relation: row.relation}]->(e)
 """
+Q_USER_PROFILES = "UNWIND $rows AS row MERGE (u:User {id: row.user}) SET u.profile = row.profile"
+# a user listed again in a users file gets the new attributes: the old links go first
+Q_USER_ATTRIBUTES_CLEAR = "UNWIND $rows AS id MATCH (:User {id: id})-[r:HAS_ATTRIBUTE]->(:Attribute) DELETE r"
+Q_ATTRIBUTES = "UNWIND $rows AS row MERGE (a:Attribute {id: row.id}) SET a.name = row.name, a.value = row.value"
+Q_USER_ATTRIBUTES = """
+UNWIND $rows AS row
+MATCH (u:User {id: row.user}), (a:Attribute {id: row.id})
+MERGE (u)-[:HAS_ATTRIBUTE]->(a)
+"""
 Q_META = "MERGE (m:KgrecMeta {id: 'dataset'}) SET m.name = $name, m.fingerprint = $fingerprint, m.counts = $counts"
 
 R_INTERACTIONS = """
@@ -91,6 +101,8 @@ R_CATEGORIES = "MATCH (i:Item)-[:IN_CATEGORY]->(c:Category) RETURN i.id AS item,
 R_KEYWORDS = "MATCH (i:Item)-[:HAS_KEYWORD]->(k:Keyword) RETURN i.id AS item, k.id AS keyword"
 R_TRIPLES = "MATCH (i:Item)-[r:RELATED_TO]->(e:Entity) RETURN i.id AS item, r.relation AS relation, e.id AS entity"
 R_TAGS = "MATCH (u:User)-[r:TAGGED]->(k:Keyword) RETURN u.id AS user, r.item AS item, k.id AS tag"
+R_USERS = "MATCH (u:User) WHERE u.profile IS NOT NULL RETURN u.id AS user, u.profile AS profile"
+R_USER_ATTRIBUTES = "MATCH (u:User)-[:HAS_ATTRIBUTE]->(a:Attribute) RETURN u.id AS user, a.name AS attribute, a.value AS value"
 
 # One query for all path kinds; $anchors = null searches every history item. The anchors are
 # collected once, then each kind expands from them (the unique-id indexes find u and i). Each
@@ -124,6 +136,18 @@ CALL (u, i, js) {
 }
 RETURN kind, anchor, vias
 """
+
+# attribute paths, asked only of a database that holds attributes (the server warns of an unknown relationship type)
+Q_ATTRIBUTE_PATHS = """
+MATCH (u:User {id: $user})-[:HAS_ATTRIBUTE]->(a:Attribute), (i:Item {id: $item})
+WHERE EXISTS { MATCH (a)<-[:HAS_ATTRIBUTE]-(v:User)-[:INTERACTED]->(i) WHERE v <> u }
+RETURN 'attribute' AS kind, '' AS anchor, collect(DISTINCT [a.id, '', '']) AS vias
+"""
+Q_HAS_PROFILES = "CALL db.propertyKeys() YIELD propertyKey WITH collect(propertyKey) AS keys RETURN 'profile' IN keys AS has"
+Q_HAS_ATTRIBUTES = (
+    "CALL db.relationshipTypes() YIELD relationshipType WITH collect(relationshipType) AS rels "
+    "RETURN 'HAS_ATTRIBUTE' IN rels AS has"
+)
 
 
 def local_password_file() -> Path | None:
@@ -286,7 +310,12 @@ class Neo4jStore(GraphStore):
         for q in CONSTRAINTS:
             self._driver.execute_query(q, database_=self.database)
         ds = dataset
-        users = sorted(set(ds.interactions[S.USER]) | set(ds.tags[S.USER]))
+        users = sorted(set(ds.interactions[S.USER]) | set(ds.tags[S.USER]) | set(ds.users[S.USER])
+                       | set(ds.user_attributes[S.USER]))
+        ua = ds.user_attributes
+        attr_rows = [{"user": u, "id": S.attribute_id(a, v), "name": a, "value": v}
+                     for u, a, v in zip(ua[S.USER].tolist(), ua[S.ATTRIBUTE].tolist(), ua[S.VALUE].tolist(), strict=True)]
+        attr_nodes = sorted({r["id"]: r for r in attr_rows}.values(), key=lambda r: r["id"])
         steps: list[tuple[str, str, list[Any]]] = [
             ("users", Q_NODES["User"], users),
             ("items", Q_ITEMS, _records(ds.items)),
@@ -298,6 +327,10 @@ class Neo4jStore(GraphStore):
             ("item keywords", Q_KEYWORDS, _records(ds.item_keywords)),
             ("tags", Q_TAGS, _records(ds.tags)),
             ("facts", Q_TRIPLES, _records(ds.triples)),
+            ("user profiles", Q_USER_PROFILES, _records(ds.users)),
+            ("old user attributes", Q_USER_ATTRIBUTES_CLEAR, sorted(set(ds.users[S.USER]))),
+            ("attributes", Q_ATTRIBUTES, attr_nodes),
+            ("user attributes", Q_USER_ATTRIBUTES, attr_rows),
         ]
         total = sum(len(r) for _, _, r in steps)
         with tqdm(total=total, desc="ingesting into Neo4j", unit="row", disable=not progress) as bar:
@@ -343,6 +376,9 @@ class Neo4jStore(GraphStore):
             "triples": self._read(R_TRIPLES),
             "tags": self._read(R_TAGS),
         }
+        has = self._users_file()
+        t["users"] = self._read(R_USERS) if has["profiles"] else S.empty_table("users")
+        t["user_attributes"] = self._read(R_USER_ATTRIBUTES) if has["attributes"] else S.empty_table("user_attributes")
         if t["items"].empty and t["interactions"].empty:
             raise StoreError(f"Neo4j at {self.uri} (database {self.database}) holds no kgrec data; run `kgrec ingest --store {self.uri} ...`")
         for name, df in t.items():
@@ -358,7 +394,7 @@ class Neo4jStore(GraphStore):
             t[name] = df[list(schema)]
         ds = Dataset(**{n: canonical(df, n) for n, df in t.items()}, name=self._meta().get("name") or "neo4j")
         # the same canonical order as loaders produce (merge with nothing sorts and dedupes)
-        empty = Dataset(*(S.empty_table(n) for n in S.TABLES), name="dataset")  # type: ignore[arg-type]
+        empty = Dataset(**{n: S.empty_table(n) for n in S.TABLES}, name="dataset")  # type: ignore[arg-type]
         ds = merge(empty, ds)
         self._cache["dataset"] = ds
         return ds
@@ -374,6 +410,14 @@ class Neo4jStore(GraphStore):
         m = self._meta()
         return m.get("fingerprint") or self.dataset().fingerprint()
 
+    def _users_file(self) -> dict[str, bool]:
+        """Whether the database has ever held user profiles / attributes (asked once per ingest; the
+        server warns of unknown property keys and relationship types in queries, so they are not asked blind)."""
+        if "users_file" not in self._cache:
+            self._cache["users_file"] = {"profiles": bool(self._read(Q_HAS_PROFILES)["has"].iloc[0]),
+                                         "attributes": bool(self._read(Q_HAS_ATTRIBUTES)["has"].iloc[0])}
+        return self._cache["users_file"]
+
     def has_user(self, user: str) -> bool:
         return not self._read("MATCH (u:User {id: $id}) RETURN u.id AS id LIMIT 1", id=str(user)).empty
 
@@ -387,6 +431,11 @@ class Neo4jStore(GraphStore):
             Q_PATHS, {"user": user, "item": item, "anchors": anchors}, database_=self.database,
             routing_=neo4j.RoutingControl.READ,
         )
+        if "attribute" in kinds and self._users_file()["attributes"]:
+            more, _, _ = self._driver.execute_query(
+                Q_ATTRIBUTE_PATHS, {"user": user, "item": item}, database_=self.database, routing_=neo4j.RoutingControl.READ,
+            )
+            records = [*records, *more]
         wanted = set(kinds)
         return canonical_rows(
             (r["kind"], r["anchor"], via, rel_a, rel_b)
@@ -470,7 +519,7 @@ class Neo4jStore(GraphStore):
         """Delete every kgrec node and relationship (batched), write-back included. For tests and re-ingest from scratch."""
         with self._driver.session(database=self.database) as s:  # CALL IN TRANSACTIONS needs an auto-commit tx
             s.run(
-                "MATCH (n) WHERE n:User OR n:Item OR n:Category OR n:Keyword OR n:Entity OR n:KgrecMeta "
+                "MATCH (n) WHERE n:User OR n:Item OR n:Category OR n:Keyword OR n:Entity OR n:Attribute OR n:KgrecMeta "
                 "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
             ).consume()
         self._cache.clear()

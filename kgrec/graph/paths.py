@@ -10,7 +10,12 @@ keyword       user → anchor item → keyword ← item               INTERACTED
 tag           user → keyword (tagged) ← item                    TAGGED, HAS_KEYWORD
 entity        user → anchor item → entity ← item                INTERACTED, <relation a>, <relation b>
 user          user → anchor item ← similar user → item          INTERACTED, INTERACTED, INTERACTED
+attribute     user → attribute ← other users → item             HAS_ATTRIBUTE, HAS_ATTRIBUTE, INTERACTED
 ============  ================================================  ===========================
+
+An ``attribute`` path (from the users file) says that other users who share one of the
+user's attribute values (``via`` = ``name=value``) interacted with the item; it needs
+no history, so a cold-start user known only by attributes has these paths.
 
 ``anchor`` is the user's history item (empty for ``tag`` paths), ``via`` the
 connecting category/keyword/entity/user id, ``rel_a``/``rel_b`` the relation
@@ -27,7 +32,7 @@ import pandas as pd
 
 from kgrec.loaders import schema as S
 
-PATH_KINDS = ("category", "keyword", "tag", "entity", "user")
+PATH_KINDS = ("category", "keyword", "tag", "entity", "user", "attribute")
 PATH_COLUMNS = ["kind", "anchor", "via", "rel_a", "rel_b"]
 #: node types along each path kind, user first and item last
 KIND_NODES: dict[str, tuple[str, ...]] = {
@@ -36,6 +41,7 @@ KIND_NODES: dict[str, tuple[str, ...]] = {
     "tag": ("user", "keyword", "item"),
     "entity": ("user", "item", "entity", "item"),
     "user": ("user", "item", "user", "item"),
+    "attribute": ("user", "attribute", "item"),
 }
 KIND_RELATIONS: dict[str, tuple[str, ...]] = {
     "category": ("INTERACTED", "IN_CATEGORY", "IN_CATEGORY"),
@@ -43,6 +49,7 @@ KIND_RELATIONS: dict[str, tuple[str, ...]] = {
     "tag": ("TAGGED", "HAS_KEYWORD"),
     "entity": ("INTERACTED", "RELATED_TO", "RELATED_TO"),
     "user": ("INTERACTED", "INTERACTED", "INTERACTED"),
+    "attribute": ("HAS_ATTRIBUTE", "SHARED_BY_USERS_WHO_INTERACTED"),
 }
 
 
@@ -75,6 +82,13 @@ class PathIndex:
         self.categories = sets(ds.item_categories, S.ITEM, S.CATEGORY)
         self.keywords = sets(ds.item_keywords, S.ITEM, S.KEYWORD)
         self.user_tags = sets(ds.tags, S.USER, S.TAG)
+        ua = ds.user_attributes
+        attr_ids = [S.attribute_id(a, v) for a, v in zip(ua[S.ATTRIBUTE].tolist(), ua[S.VALUE].tolist(), strict=True)]
+        self.user_attrs: dict[str, set[str]] = defaultdict(set)
+        self.attr_users: dict[str, set[str]] = defaultdict(set)
+        for u, a in zip(ua[S.USER].tolist(), attr_ids, strict=True):
+            self.user_attrs[u].add(a)
+            self.attr_users[a].add(u)
         self.facts: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for i, r, e in zip(ds.triples[S.ITEM].tolist(), ds.triples[S.RELATION].tolist(), ds.triples[S.ENTITY].tolist()):
             self.facts[i].add((e, r))
@@ -120,4 +134,11 @@ class PathIndex:
                 common = anc.intersection(self.history.get(v, ()))
                 common.discard(item)
                 rows += [("user", j, v, "", "") for j in common]
+        if "attribute" in kinds:
+            chose = self.item_users.get(item, set())
+            for a in self.user_attrs.get(user, ()):
+                holders = self.attr_users[a]
+                small, big = (holders, chose) if len(holders) < len(chose) else (chose, holders)
+                if any(v != user and v in big for v in small):
+                    rows.append(("attribute", "", a, "", ""))
         return canonical_rows(rows)

@@ -156,13 +156,16 @@ def load_files(
     triples: str | Path | None = None,
     tags: str | Path | None = None,
     *,
+    users: str | Path | None = None,
     allow_unknown_items: bool = False,
     name: str | None = None,
 ) -> Dataset:
-    """Load the bring-your-own format (see ``docs/data-format.md``) from files."""
+    """Load the bring-your-own format (see ``docs/data-format.md``) from files; ``users`` is the optional
+    users file (``user`` then attribute columns)."""
     frames: dict[str, pd.DataFrame] = {}
     sources: dict[str, Source] = {}
-    for table, path in (("interactions", interactions), ("items", items), ("triples", triples), ("tags", tags)):
+    for table, path in (("interactions", interactions), ("items", items), ("triples", triples), ("tags", tags),
+                        ("users", users)):
         if path is None:
             continue
         df, src = read_table(path, table)
@@ -177,6 +180,7 @@ def load_files(
         frames["items"],
         frames.get("triples"),
         frames.get("tags"),
+        users=frames.get("users"),
         sources=sources,
         allow_unknown_items=allow_unknown_items,
         name=name or Path(interactions).parent.name or "dataset",

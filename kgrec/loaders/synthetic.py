@@ -5,6 +5,13 @@ use the theme's words, categories and keywords follow the theme, and users
 mostly interact with items of their own community, with power-law activity and
 item popularity and increasing timestamps. Tests use it for known-answer
 checks; the offline demo uses it when MovieLens cannot be had.
+
+With ``user_attributes=True`` a users table is generated too, with planted
+attribute effects: ``occupation`` is the user's community's occupation with
+probability ``attribute_signal`` (else any occupation), ``age`` is drawn around
+an age that depends on the community, ``gender`` is noise (independent of the
+community), and ``profile`` is a free-text line naming one of the community's
+keywords with probability ``attribute_signal``.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ THEMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "mountain": (("summit", "glacier", "avalanche", "climber", "canyon", "trail", "eagle", "blizzard"),
                  ("adventure", "survival", "hiking", "wilderness")),
 }
+#: the planted occupation of each community (same order as THEMES)
+OCCUPATIONS = ("astronomer", "sailor", "cook", "historian", "lawyer", "gardener", "programmer", "guide")
 ADJECTIVES = ("silent", "golden", "hidden", "last", "brave", "secret", "wild", "lost", "bright", "ancient")
 
 
@@ -53,6 +62,8 @@ class SyntheticConfig:
         in_community: probability that an interaction stays in the user's community.
         tags_per_user: mean tags applied per user.
         seed: random seed; equal configs give equal data.
+        user_attributes: also generate a users table (occupation, age, gender, profile).
+        attribute_signal: probability that a user's occupation and profile follow their community.
     """
 
     users: int = 200
@@ -62,6 +73,8 @@ class SyntheticConfig:
     in_community: float = 0.9
     tags_per_user: float = 1.0
     seed: int = 0
+    user_attributes: bool = False
+    attribute_signal: float = 0.8
 
     def validate(self) -> None:
         if self.users < 1:
@@ -72,6 +85,8 @@ class SyntheticConfig:
             raise ConfigError(f"items={self.items}: expected at least communities={self.communities}")
         if not 0.0 <= self.in_community <= 1.0:
             raise ConfigError(f"in_community={self.in_community}: expected a probability in [0, 1]")
+        if not 0.0 <= self.attribute_signal <= 1.0:
+            raise ConfigError(f"attribute_signal={self.attribute_signal}: expected a probability in [0, 1]")
         if self.interactions_per_user < 1:
             raise ConfigError(f"interactions_per_user={self.interactions_per_user}: expected at least 1")
 
@@ -162,6 +177,26 @@ class _World:
         return tu, items[row], tk
 
 
+def user_frame(cfg: SyntheticConfig, user_seed: int, start: int, stop: int) -> pd.DataFrame:
+    """The users table of users ``start..stop-1``: ``user, occupation, age, gender, profile`` with the
+    planted effects described in the module docstring."""
+    rng = np.random.default_rng([user_seed, start, 3])
+    users = np.arange(start, stop)
+    com = users % cfg.communities
+    n = len(users)
+    follows = rng.random(n) < cfg.attribute_signal
+    occ = np.where(follows, com, rng.integers(0, cfg.communities, n))
+    occupations = np.array(OCCUPATIONS, dtype=object)[occ]
+    age = np.clip(np.round(18 + 45 * (com + 0.5) / cfg.communities + rng.normal(0, 4, n)), 16, 90).astype(np.int64)
+    gender = np.array(["f", "m"], dtype=object)[rng.integers(0, 2, n)]
+    themes = list(THEMES)
+    kw_com = np.where(rng.random(n) < cfg.attribute_signal, com, rng.integers(0, cfg.communities, n))
+    kw = [THEMES[themes[c]][1][k] for c, k in zip(kw_com.tolist(), rng.integers(0, 4, n).tolist(), strict=True)]
+    profile = [f"I enjoy {k}" for k in kw]
+    return pd.DataFrame({S.USER: _ids("u", users), "occupation": occupations, "age": age, "gender": gender,
+                         S.PROFILE: profile})
+
+
 def _ids(prefix: str, numbers: np.ndarray) -> np.ndarray:
     return np.char.add(prefix, numbers.astype(str)).astype(object)
 
@@ -192,7 +227,10 @@ def generate_frames(cfg: SyntheticConfig) -> dict[str, pd.DataFrame]:
         ],
         ignore_index=True,
     )
-    return {"interactions": interactions, "items": items, "triples": triples, "tags": tags, "communities": truth}
+    out = {"interactions": interactions, "items": items, "triples": triples, "tags": tags, "communities": truth}
+    if cfg.user_attributes:
+        out["users"] = user_frame(cfg, w.user_seed, 0, cfg.users)
+    return out
 
 
 def write_synthetic(cfg: SyntheticConfig, out: str | Path, *, chunk_users: int = 100_000, progress: bool = True) -> dict[str, int]:
@@ -225,6 +263,14 @@ def write_synthetic(cfg: SyntheticConfig, out: str | Path, *, chunk_users: int =
                 wt.write_table(pa.table({S.USER: _arrow_ids("u", tu), S.ITEM: _arrow_ids("i", ti), S.TAG: pa.array(tk.tolist(), pa.string())}, schema=schema_t))
                 counts["interactions"] += len(u)
                 counts["tags"] += len(tu)
+                if cfg.user_attributes:
+                    uf = user_frame(cfg, w.user_seed, start, stop)
+                    if start == 0:
+                        wu = pq.ParquetWriter(tmp / "users.parquet", pa.Schema.from_pandas(uf, preserve_index=False),
+                                              compression="zstd")
+                    wu.write_table(pa.Table.from_pandas(uf, preserve_index=False))
+            if cfg.user_attributes:
+                wu.close()
         item_ids = _ids("i", np.arange(cfg.items))
         item_text_frame(item_ids, w.icom, rng).to_parquet(tmp / "items.parquet", index=False)
         themes = theme_names(cfg.communities)
@@ -246,4 +292,5 @@ def synthetic(cfg: SyntheticConfig | None = None) -> S.Dataset:
     """A canonical :class:`Dataset` from :func:`generate_frames`."""
     cfg = cfg or SyntheticConfig()
     f = generate_frames(cfg)
-    return from_frames(f["interactions"], f["items"], f["triples"], f["tags"], name=f"synthetic-{cfg.seed}")
+    return from_frames(f["interactions"], f["items"], f["triples"], f["tags"], users=f.get("users"),
+                       name=f"synthetic-{cfg.seed}")

@@ -454,12 +454,183 @@ def _unknown_items(
     return mask
 
 
+
+#: the kinds of attribute column a users file may declare with a ``name:kind`` header suffix
+ATTRIBUTE_KINDS = {"category": "category", "cat": "category", "number": "number", "num": "number", "text": "text"}
+
+
+def _number_text(x: float) -> str:
+    return f"{x:g}"
+
+
+def band_edges(values: np.ndarray, bands: int = S.NUMERIC_BANDS) -> np.ndarray:
+    """Edges of the quantile bands of a numeric attribute: ``bands`` bands of about equal size (fewer when
+    values repeat); whole numbers when every value is one."""
+    qs = np.quantile(values, np.linspace(0.0, 1.0, bands + 1))
+    if np.all(values == np.floor(values)):
+        qs = np.round(qs)
+    return np.unique(qs)
+
+
+def band_labels(values: np.ndarray, edges: np.ndarray) -> list[str]:
+    """The band label ``"lo to hi"`` of each value (bands ``[lo, hi)``, the last one closed)."""
+    if len(edges) == 1:
+        return [f"{_number_text(edges[0])} to {_number_text(edges[0])}"] * len(values)
+    pos = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+    return [f"{_number_text(edges[p])} to {_number_text(edges[p + 1])}" for p in pos.tolist()]
+
+
+def band_of(value: float, labels: list[str]) -> str | None:
+    """The label among ``labels`` (``"lo to hi"``, as :func:`band_labels` writes them) whose band holds
+    ``value``, else the nearest band's; None when no label is a band."""
+    best: tuple[float, str] | None = None
+    for lab in labels:
+        lo_s, sep, hi_s = lab.partition(" to ")
+        try:
+            lo, hi = float(lo_s), float(hi_s)
+        except ValueError:
+            continue
+        if not sep:
+            continue
+        if lo <= value <= hi:
+            return lab
+        d = min(abs(value - lo), abs(value - hi))
+        if best is None or d < best[0]:
+            best = (d, lab)
+    return None if best is None else best[1]
+
+
+def _attribute_columns(df: pd.DataFrame, src: Source) -> list[tuple[str, str, str]]:
+    """``(column, attribute name, kind)`` of every attribute column of a users table.
+
+    A header ``name:kind`` declares the kind (``category``/``cat``, ``number``/``num``, ``text``);
+    without a suffix a column named ``profile`` is text, a column whose non-empty values are all
+    numbers is a number, and any other column is a category.
+    """
+    out: list[tuple[str, str, str]] = []
+    seen: dict[str, str] = {}
+    for col in df.columns:
+        if col == S.USER:
+            continue
+        name, sep, kind = str(col).rpartition(":") if ":" in str(col) else (str(col), "", "")
+        name = name.strip()
+        if sep:
+            k = ATTRIBUTE_KINDS.get(kind.strip().lower())
+            if k is None:
+                raise DataValidationError(
+                    f"{src.label}: column {col!r} declares the kind {kind.strip()!r}; expected a header 'name:kind' with "
+                    f"kind one of {sorted(set(ATTRIBUTE_KINDS))} (or no suffix, to infer the kind)"
+                )
+        else:
+            k = ""
+        if not name or "=" in name or len(name.encode("utf-8")) > S.MAX_ID_BYTES:
+            raise DataValidationError(
+                f"{src.label}: column {col!r} is not a usable attribute name; expected a non-empty name without '=' "
+                f"of at most {S.MAX_ID_BYTES:,} bytes"
+            )
+        if name in seen:
+            raise DataValidationError(
+                f"{src.label}: columns {seen[name]!r} and {col!r} name the same attribute {name!r}; expected one "
+                "column per attribute"
+            )
+        seen[name] = str(col)
+        if not k:
+            raw = df[col]
+            if name == S.PROFILE:
+                k = "text"
+            elif pd.api.types.is_bool_dtype(raw.dtype):
+                k = "category"
+            elif pd.api.types.is_numeric_dtype(raw.dtype):
+                k = "number"
+            else:
+                txt = _as_string(raw, str(col), "users", src, "an attribute value").fillna("").str.strip()
+                filled = txt[txt != ""]
+                num = pd.to_numeric(filled, errors="coerce")
+                k = "number" if len(filled) and num.notna().all() and np.isfinite(num.to_numpy(dtype="float64")).all() else "category"
+        out.append((str(col), name, k))
+    if len(out) > S.MAX_ATTRIBUTE_COLUMNS:
+        raise DataValidationError(
+            f"{src.label}: {len(out)} attribute columns; expected at most {S.MAX_ATTRIBUTE_COLUMNS}"
+        )
+    return out
+
+
+def users_tables(df: pd.DataFrame, src: Source | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate a users table (column ``user`` then attribute columns) into the canonical ``users`` and
+    ``user_attributes`` tables (see ``docs/data-format.md``, "Users").
+
+    Raises:
+        DataValidationError: naming the source, line or row, column and what was expected.
+    """
+    src = src or _frame_source("users")
+    if S.USER not in df.columns:
+        raise DataValidationError(
+            f"{src.label}: missing required column 'user' for users; expected columns ['user', <attribute columns>...], "
+            f"found {list(df.columns)}"
+        )
+    if len(df) == 0:
+        raise DataValidationError(f"{src.label}: no data rows; expected at least one users row")
+    users = _ids(df, S.USER, "users", src)
+    dup = users.duplicated(keep="first").to_numpy()
+    if dup.any():
+        row = _first(dup)
+        first = _first((users == users.iloc[row]).to_numpy())
+        raise DataValidationError(
+            f"{src.where(row, S.USER)}: user {users.iloc[row]!r} is listed again (first at {src.where(first)}); "
+            "expected one row per user"
+        )
+    texts: list[pd.Series] = []
+    attrs: list[pd.DataFrame] = []
+    for col, name, kind in _attribute_columns(df, src):
+        raw = df[col]
+        if kind == "text":
+            texts.append(_text(df, col, "users", src, S.MAX_PROFILE_CHARS, truncate=True))
+            continue
+        if kind == "number":
+            if raw.dtype == object:
+                raw = _as_string(raw, col, "users", src, "a number")
+            txt = raw.astype("string").str.strip() if not pd.api.types.is_numeric_dtype(raw.dtype) else None
+            num = pd.to_numeric(txt if txt is not None else raw, errors="coerce")
+            v = num.to_numpy(dtype="float64", na_value=np.nan)
+            empty = (txt.isna() | (txt == "")).to_numpy(dtype=bool) if txt is not None else np.isnan(v)
+            bad = (np.isnan(v) | ~np.isfinite(v)) & ~empty
+            if bad.any():
+                row = _first(bad)
+                raise DataValidationError(
+                    f"{src.where(row, col)}: {str(df[col].iloc[row])!r} is not a finite number; expected a number or "
+                    f"an empty cell in the numeric attribute {name!r} (declare it '{name}:category' to keep the values as text)"
+                )
+            keep = ~empty
+            if keep.any():
+                vals = v[keep]
+                labels = band_labels(vals, band_edges(vals))
+                attrs.append(pd.DataFrame({S.USER: users.to_numpy()[keep], S.ATTRIBUTE: name, S.VALUE: labels}))
+            continue
+        vals = _as_string(raw, col, "users", src, "an attribute value").str.strip()
+        keep = (vals.notna() & (vals != "")).to_numpy(dtype=bool)
+        rows = np.flatnonzero(keep)
+        _check_id_size(vals[keep].astype("string"), col, src, rows=rows)
+        attrs.append(pd.DataFrame({S.USER: users.to_numpy()[keep], S.ATTRIBUTE: name, S.VALUE: vals.to_numpy()[keep]}))
+    if texts:
+        profile = texts[0]
+        for t in texts[1:]:
+            profile = (profile + "; " + t).str.strip("; ")
+        profile = profile.str.slice(0, S.MAX_PROFILE_CHARS)
+    else:
+        profile = pd.Series([""] * len(df), dtype="string", index=df.index)
+    ut = pd.DataFrame({S.USER: users.to_numpy(), S.PROFILE: profile.to_numpy()}).sort_values(S.USER, kind="stable")
+    at = pd.concat(attrs, ignore_index=True) if attrs else S.empty_table("user_attributes")
+    at = at.drop_duplicates().sort_values([S.USER, S.ATTRIBUTE, S.VALUE], kind="stable")
+    return _canonical(ut, "users"), _canonical(at, "user_attributes")
+
+
 def from_frames(
     interactions: pd.DataFrame,
     items: pd.DataFrame,
     triples: pd.DataFrame | None = None,
     tags: pd.DataFrame | None = None,
     *,
+    users: pd.DataFrame | None = None,
     sources: Mapping[str, Source] | None = None,
     allow_unknown_items: bool = False,
     name: str = "dataset",
@@ -473,6 +644,8 @@ def from_frames(
             keywords`` (the last two ``|``-separated).
         triples: optional ``item, relation, entity`` knowledge-graph facts.
         tags: optional ``user, item, tag`` (a user applying a keyword).
+        users: optional ``user`` then attribute columns (categorical, numeric, free
+            text; see :func:`users_tables`); users without interactions are allowed.
         sources: where each table came from, for error messages.
         allow_unknown_items: add items named only in interactions/tags/triples as
             items without text (with a warning and a count) instead of failing.
@@ -600,6 +773,10 @@ def from_frames(
     def _links(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
         return df.drop_duplicates(cols).sort_values(cols, kind="stable")
 
+    if users is not None:
+        users_t, attrs_t = users_tables(users, sources.get("users", _frame_source("users")))
+    else:
+        users_t, attrs_t = S.empty_table("users"), S.empty_table("user_attributes")
     return S.Dataset(
         interactions=_canonical(inter, "interactions"),
         items=_canonical(it, "items"),
@@ -608,6 +785,8 @@ def from_frames(
         triples=_canonical(_links(tr, [S.ITEM, S.RELATION, S.ENTITY]), "triples"),
         tags=_canonical(_links(tg, [S.USER, S.ITEM, S.TAG]), "tags"),
         name=name,
+        users=users_t,
+        user_attributes=attrs_t,
     )
 
 
@@ -619,6 +798,8 @@ ID_COLUMNS: dict[str, tuple[str, ...]] = {
     "item_keywords": (S.ITEM, S.KEYWORD),
     "triples": (S.ITEM, S.RELATION, S.ENTITY),
     "tags": (S.USER, S.ITEM, S.TAG),
+    "users": (S.USER,),
+    "user_attributes": (S.USER, S.ATTRIBUTE, S.VALUE),
 }
 
 
@@ -667,6 +848,15 @@ def merge(old: S.Dataset, new: S.Dataset) -> S.Dataset:
         df = pd.concat([getattr(old, name), getattr(new, name)], ignore_index=True)
         return _canonical(df.drop_duplicates(cols).sort_values(cols, kind="stable"), name)
 
+    # a user in the new users table gets the new profile and attributes (old ones replaced, not added)
+    renamed = set(new.users[S.USER].tolist())
+    users = pd.concat([old.users[~old.users[S.USER].isin(renamed)], new.users], ignore_index=True)
+    users = _canonical(users.sort_values(S.USER, kind="stable"), "users")
+    old_attrs = old.user_attributes[~old.user_attributes[S.USER].isin(renamed)]
+    attr_cols = list(S.USER_ATTRIBUTES_SCHEMA)
+    attrs = pd.concat([old_attrs, new.user_attributes], ignore_index=True).drop_duplicates(attr_cols)
+    attrs = _canonical(attrs.sort_values(attr_cols, kind="stable"), "user_attributes")
+
     return S.Dataset(
         interactions=_canonical(inter, "interactions"),
         items=_canonical(items, "items"),
@@ -675,4 +865,6 @@ def merge(old: S.Dataset, new: S.Dataset) -> S.Dataset:
         triples=links("triples"),
         tags=links("tags"),
         name=new.name if old.name == "dataset" else old.name,
+        users=users,
+        user_attributes=attrs,
     )
