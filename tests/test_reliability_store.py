@@ -166,12 +166,15 @@ def test_two_ingests_at_once_serialise(byo: Path, tmp_path: Path) -> None:
     store = tmp_path / "s"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     go = tmp_path / "go"
-    starter = ("import os,sys,time\nwhile not os.path.exists(sys.argv[1]): time.sleep(0.005)\n"
-               "from kgrec.cli import main\nsys.exit(main(sys.argv[2:]))")
-    procs = [subprocess.Popen([sys.executable, "-c", starter, str(go), *ingest_args(byo, store, f"inter_{h}.csv")],
+    starter = ("import os,sys,time\nimport kgrec.cli.app\nfrom kgrec.cli import main\nopen(sys.argv[2],'w').close()\n"
+               "while not os.path.exists(sys.argv[1]): time.sleep(0.002)\nsys.exit(main(sys.argv[3:]))")
+    procs = [subprocess.Popen([sys.executable, "-c", starter, str(go), str(tmp_path / f"ready-{h}"),
+                               *ingest_args(byo, store, f"inter_{h}.csv")],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for h in "ab"]
-    time.sleep(8)  # both have imported kgrec and wait on the same file
-    go.touch()
+    deadline = time.time() + 120
+    while time.time() < deadline and not all((tmp_path / f"ready-{h}").exists() for h in "ab"):
+        time.sleep(0.01)
+    go.touch()  # both have imported kgrec: they start the ingest at the same moment
     results = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
     got = EmbeddedStore(store).dataset().interactions
