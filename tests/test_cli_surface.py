@@ -100,3 +100,80 @@ def test_renamed_options_are_listed_in_help(capsys) -> None:
         for old, new in renamed.items():
             assert new in out and f"(was {old})" in " ".join(out.split()), (command, new)
 
+
+
+# --------------------------------------------------------------------------- user data is never markup (issue 19.8)
+MARKUP_USER = "U7[/x]"
+MARKUP_TITLES = ("[bold]Heat[/bold]", "[link=https://evil.example]Click[/link]", "[/x]", "[red]R[/]")
+
+
+@pytest.fixture(scope="module")
+def markup_store(tmp_path_factory, synth_frames) -> tuple[Path, str]:
+    """A trained embedded store at a path holding ``[/x]``, with a user id and every item title holding markup."""
+    d = tmp_path_factory.mktemp("markup")
+    inter = synth_frames["interactions"].copy()
+    inter["user"] = inter["user"].replace({"u7": MARKUP_USER})
+    items = synth_frames["items"].copy()
+    items["title"] = [MARKUP_TITLES[n % len(MARKUP_TITLES)] + f" {n}" for n in range(len(items))]
+    inter.to_csv(d / "interactions.csv", index=False)
+    items.to_csv(d / "items.csv", index=False)
+    store = d / "mk[/x]"
+    assert main(["ingest", "--store", str(store), "--interactions", str(d / "interactions.csv"),
+                 "--items-file", str(d / "items.csv")]) == 0
+    assert main(["train", "--store", str(store), "--epochs", "2", "--dim", "8"]) == 0
+    return store, items.set_index("item")["title"].to_dict()
+
+
+def test_ingest_prints_a_store_path_holding_markup(tmp_path: Path, capsys) -> None:
+    store = tmp_path / "mk[/x]"
+    rc, out, err = run(capsys, "ingest", "--store", str(store), "--synthetic")
+    assert rc == 0, err
+    assert f"-> {store}" in out and "Traceback" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["text", "csv", "jsonl"])
+def test_recommend_prints_ids_and_titles_literally(markup_store, capsys, fmt: str) -> None:
+    store, titles = markup_store
+    rc, out, err = run(capsys, "recommend", "--store", str(store), "--user", MARKUP_USER, "--k", "4", "--format", fmt)
+    assert rc == 0, err
+    assert MARKUP_USER in out and "Traceback" not in err
+    if fmt == "jsonl":
+        rows = pd.read_json(__import__("io").StringIO(out), lines=True, dtype=False)
+        assert (rows["user"] == MARKUP_USER).all() and [titles[i] for i in rows["item"]] == rows["title"].tolist()
+    else:
+        shown = [t for t in MARKUP_TITLES if t in out]
+        assert shown, out  # "[bold]…" and "[link=…]" are printed as they are, not dropped or turned into style
+
+
+@pytest.mark.slow
+def test_recommend_with_explanations_and_explain_keep_markup(markup_store, capsys) -> None:
+    store, titles = markup_store
+    rc, out, err = run(capsys, "recommend", "--store", str(store), "--user", MARKUP_USER, "--k", "1", "--explain",
+                       "--format", "table")
+    assert rc == 0, err
+    assert "--format table is deprecated; use --format text" in err and MARKUP_USER in out
+    rc, out, err = run(capsys, "recommend", "--store", str(store), "--user", MARKUP_USER, "--k", "1", "--format", "json")
+    item = pd.read_json(__import__("io").StringIO(out), dtype=False)["item"].iloc[0]
+    rc, out, err = run(capsys, "explain", "--store", str(store), "--user", MARKUP_USER, "--item", item)
+    assert rc == 0, err
+    assert f"user {MARKUP_USER} · {titles[item]} ({item})" in out
+
+
+@pytest.mark.slow
+def test_unknown_user_with_markup_is_a_one_line_error(markup_store, capsys) -> None:
+    store, _ = markup_store
+    rc, out, err = run(capsys, "recommend", "--store", str(store), "--user", "[bold]nobody[/x]")
+    assert rc == 2 and err.startswith("kgrec: error:") and "[bold]nobody[/x]" in err and "Traceback" not in err
+
+
+@pytest.mark.neo4j
+def test_query_prints_markup_literally(capsys) -> None:
+    import os
+
+    uri = os.environ.get("KGREC_TEST_NEO4J_URI", "bolt://127.0.0.1:7687")
+    q = "UNWIND ['[bold]Heat[/bold]', '[/x]', '[link=https://evil.example]C[/link]'] AS t RETURN t AS `[/x]`"
+    rc, out, err = run(capsys, "query", q, "--store", uri)
+    assert rc == 0, err
+    for t in ("[/x]", "[bold]Heat[/bold]", "[link=https://evil.example]C[/link]"):
+        assert t in out

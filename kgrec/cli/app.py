@@ -372,7 +372,7 @@ def query(
         elif out.suffix == ".csv":
             df.to_csv(tmp, index=False)
         else:
-            df.to_json(tmp, orient="records", lines=True, force_ascii=False)
+            tmp.write_text(_json_records(df, lines=True), encoding="utf-8")
     console.print(f"wrote {len(df)} rows -> {out}")
 
 
@@ -458,15 +458,23 @@ def _format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
     return fmt
 
 
+def _json_records(df, *, lines: bool) -> str:  # noqa: ANN001
+    """``df`` as JSON records (an indented list, or one object per line), with ``/`` as it is (pandas writes ``\\/``)."""
+    records = json.loads(df.to_json(orient="records", date_format="iso"))
+    if lines:
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return json.dumps(records, ensure_ascii=False, indent=2)
+
+
 def _print_frame(df, fmt: str) -> None:  # noqa: ANN001
     """Print ``df`` as text (a table), csv, json or jsonl. Cells and headers are user data, never rich markup."""
     fmt = _format(fmt)
     if fmt == "csv":
         typer.echo(df.to_csv(index=False), nl=False)
     elif fmt == "json":
-        typer.echo(df.to_json(orient="records", force_ascii=False, indent=2))
+        typer.echo(_json_records(df, lines=False))
     elif fmt == "jsonl":
-        typer.echo(df.to_json(orient="records", force_ascii=False, lines=True), nl=False)
+        typer.echo(_json_records(df, lines=True), nl=False)
     else:
         t = Table(show_lines=False)
         for c in df.columns:
