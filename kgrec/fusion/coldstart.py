@@ -79,7 +79,8 @@ class NewUsers:
             f = g * s + (1 - g) * t
             if model.recent is not None and len(nums):
                 last = torch.from_numpy(nums[::-1][: model.recent.window].copy()).unsqueeze(0)
-                f = f + model.recent(st.items_t, last, torch.ones_like(last, dtype=torch.bool))
+                f = f + model.recent(st.items_t[:, : cfg.dim], last, torch.ones_like(last, dtype=torch.bool))
+            f = torch.cat([f, torch.from_numpy(st.cooc_user(nums))], 1)  # the co-occurrence block (empty without one)
             scores, top = topk_scores(f, st.items_t, k, {0: nums})
         _, ranks, inums, vals = TopK(scores.numpy(), top.numpy()).flat()
         return pd.DataFrame(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveFloat
 
 from kgrec.config import ConfigModel
 
@@ -35,6 +35,20 @@ class ModelConfig(ConfigModel):
     )
     fusion: Literal["gate", "mean"] = Field(
         "gate", description="how the structural and text vectors are joined: a learned per-dimension gate, or their plain mean"
+    )
+    cooccurrence: bool = Field(
+        True,
+        description="add the co-occurrence part (a low-rank item-item ridge model in closed form, kgrec.fusion.itemitem) "
+        "when validation inside fit says it helps; its weight and l2 are chosen there from the grids below",
+    )
+    cooc_rank: int = Field(512, ge=1, le=4096, description="rank of the co-occurrence part (extra dimensions of the saved vectors)")
+    cooc_l2: list[PositiveFloat] = Field(
+        [100.0, 300.0, 1000.0], min_length=1, description="ridge penalties tried for the co-occurrence part (chosen on validation)"
+    )
+    cooc_weights: list[NonNegativeFloat] = Field(
+        [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0], min_length=1,
+        description="weights tried for the co-occurrence part, relative to the spread of the fused scores (0 = off; "
+        "chosen on validation)",
     )
     use_text: bool = Field(True, description="use the text tower (False = structure only)")
     use_structure: bool = Field(True, description="use the graph tower (False = text only)")

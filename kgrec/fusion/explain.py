@@ -22,6 +22,12 @@ How a path is scored (``docs/explanations.md``):
 
 Only the ``explain.anchors`` strongest anchors are searched first; when they
 give no path, all history items are.
+
+A model with a co-occurrence part (kgrec.fusion.itemitem) splits its score into the fused part
+``f_u · f_i`` and ``sum_j alpha e_j · e_i`` over the history items ``j``. Every history item ``j`` is then
+also a *co-occurrence path* ("people who interacted with j also interacted with i") whose score is exactly
+its term ``alpha e_j · e_i``; the other paths share the fused part as above. With at least one other path,
+all path scores still add up to the score.
 """
 
 from __future__ import annotations
@@ -91,7 +97,8 @@ class Explanation:
         lines = [self.message] if self.message else []
         for r, p in enumerate(self.paths, 1):
             lines.append(f"{r}. [{p.score:+.3f}] {p.sentence}")
-        lines.append(f"score {self.score:.3f} = structure {self.attribution['structure']:+.3f} + text {self.attribution['text']:+.3f}")
+        co = f" + co-occurrence {self.attribution['cooccurrence']:+.3f}" if "cooccurrence" in self.attribution else ""
+        lines.append(f"score {self.score:.3f} = structure {self.attribution['structure']:+.3f} + text {self.attribution['text']:+.3f}{co}")
         return "\n".join(lines)
 
 
@@ -138,11 +145,16 @@ def sentence(kind: str, verb: str, anchor: str, via: str, item: str, rel_a: str 
         return f"Recommended because you {verb} {anchor} ({_humanise(rel_a)} {via}), and {item} has {_humanise(rel_b)} {via}."
     if kind == "user":
         return f"Recommended because {via_name}, who also {verb} {anchor} like you, {verb} {item}."
+    if kind == COOC:
+        return f"Recommended because people who {verb} {anchor} also {verb} {item}."
     if kind == "attribute":
         name, _, value = via.partition("=")
         return f"Recommended because people who share your {_humanise(name)}, {value}, {verb} {item}."
     raise ValueError(f"unknown path kind {kind!r}")
 
+
+#: the path kind of the co-occurrence part: user -> history item j -> (people who chose j also chose) -> item
+COOC = "cooccurrence"
 
 #: finds candidate paths: ``(user id, item id, anchor item ids or None for all) -> rows``
 PathFinder = Callable[[str, str, "list[str] | None"], list[PathRow]]
@@ -202,10 +214,23 @@ def score_paths(
         vv = v.user.numbers(vias[m])
         spec[m] = np.maximum(_cos(A["users"][vv], A["users"][u]), 0.0)
     raw = raw * spec
-    total = raw.sum()
-    if total <= 0:
-        return np.full(len(paths), score / len(paths))
-    return score * raw / total
+    co = kinds == COOC
+    if not co.any():
+        total = raw.sum()
+        if total <= 0:
+            return np.full(len(paths), score / len(paths))
+        return score * raw / total
+    # co-occurrence paths: each its exact term; the other paths share the rest of the score
+    out = np.zeros(len(paths))
+    contrib = dict(zip(hist_items.tolist(), state.cooc_contributions(i, hist_items).tolist(), strict=True))
+    out[co] = [contrib.get(int(n), 0.0) for n in v.item.numbers(anchors[co])]
+    rest = score - float(sum(contrib.values()))
+    raw[co] = 0.0
+    other = ~co
+    if other.any():
+        total = raw[other].sum()
+        out[other] = rest * raw[other] / total if total > 0 else rest / int(other.sum())
+    return out
 
 
 def candidate_paths(
@@ -223,6 +248,10 @@ def candidate_paths(
     paths = find(user, item, anchors)
     if not paths and len(hist_items) > len(anchors):
         paths = find(user, item, None)
+    if state.cooc_alpha and len(hist_items):  # every history item with a co-occurrence term is a path
+        contrib = state.cooc_contributions(i, hist_items)
+        ids = state.vocabs.item.ids[hist_items]
+        paths = paths + [(COOC, str(ids[r]), "", "", "") for r in np.lexsort((hist_items, -contrib)) if contrib[r] != 0]
     return paths
 
 
@@ -279,6 +308,11 @@ def _text_only_note(state: ModelState, user: str, i: int, hist_items: np.ndarray
 
 def _render(state: ModelState, user: str, item: str, row: PathRow, score: float, verb: str) -> ExplanationPath:
     kind, anchor, via, rel_a, rel_b = row
+    if kind == COOC:
+        nodes = [PathNode("user", user, f"user {user}"), PathNode("item", anchor, state.title(anchor)),
+                 PathNode("item", item, state.title(item))]
+        return ExplanationPath(score=score, sentence=sentence(kind, verb, state.title(anchor), "", state.title(item)),
+                               kind=kind, nodes=nodes, relations=["INTERACTED", "CO_OCCURS"])
     types = KIND_NODES[kind]
     ids = {"category": [user, anchor, via, item], "keyword": [user, anchor, via, item], "entity": [user, anchor, via, item],
            "user": [user, anchor, via, item], "tag": [user, via, item], "attribute": [user, via, item]}[kind]

@@ -69,10 +69,15 @@ class Rescorer:
         changed = Dataset(it[~drop], ds.items, ds.item_categories, ds.item_keywords, ds.triples, tg[~drop_t], ds.name)
         inp = build_inputs(changed, self.rec.vocabs, self.rec.config, self.encoder, self.item_text.shape[1], progress=False)
         with torch.no_grad():
-            towers = self.model(inp.adj, inp.id_mask, self.item_text, inp.user_text, inp.recent_idx, inp.recent_mask)
+            towers = self.model(inp.adj, inp.id_mask, self.item_text, inp.user_text, inp.recent_idx, inp.recent_mask,
+                                 inp.recent_span)
         st = self.rec.state
         u, i = st.user_number(user), st.item_number(item)
         s = (towers.items @ towers.users[u]).numpy()
+        if st.cooc_alpha:  # the co-occurrence part of the changed history
+            left = changed.interactions[changed.interactions[S.USER] == user][S.ITEM]
+            nums = st.vocabs.item.numbers(left.astype(str).to_numpy())
+            s = s + st.arrays["item_cooc"] @ st.cooc_user(nums)[0]
         return rank_in(s, i, st.history(u)[0])  # the original history: ranks stay comparable
 
 

@@ -45,6 +45,11 @@ class Towers:
     item_gate: torch.Tensor
     user_recent_struct: torch.Tensor | None = None  # structural part of the recent interest r_u
     user_recent_text: torch.Tensor | None = None  # text part of r_u
+    #: the recent-interest weight of each interaction (canonical order, numpy), set after training
+    interaction_recent: object = None
+    #: the co-occurrence part (kgrec.fusion.itemitem): ``user_cooc @ item_cooc.T``, set after training when chosen
+    user_cooc: torch.Tensor | None = None
+    item_cooc: torch.Tensor | None = None
 
     @property
     def user_base(self) -> torch.Tensor:
@@ -85,13 +90,31 @@ class RecentInterest(nn.Module):
         self.proj = nn.Linear(dim, dim, bias=False)
         nn.init.eye_(self.proj.weight)
 
-    def weights(self, mask: torch.Tensor) -> torch.Tensor:
-        """``[B, window]`` weights (rows without any item are all zero)."""
-        a = self.logits[: mask.shape[1]].unsqueeze(0).expand(mask.shape[0], -1).masked_fill(~mask, float("-inf"))
-        return torch.nan_to_num(torch.softmax(a, 1), nan=0.0)
+    def weights(self, mask: torch.Tensor, lo: torch.Tensor | None = None, hi: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, slots]`` weights (rows without any item are all zero).
 
-    def forward(self, item_vecs: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        w = self.weights(mask)
+        Without ``lo``/``hi`` slot ``k`` is newest-first position ``k``. With them (a tie-aware
+        :class:`~kgrec.fusion.ties.Window`) the items of one tie group share the positions
+        ``lo … hi-1`` they cover: the softmax weight of those positions is split equally among them.
+        """
+        if lo is None or hi is None:
+            a = self.logits[: mask.shape[1]].unsqueeze(0).expand(mask.shape[0], -1).masked_fill(~mask, float("-inf"))
+            return torch.nan_to_num(torch.softmax(a, 1), nan=0.0)
+        n_pos = mask.sum(1, keepdim=True).clamp(max=self.window)
+        pos_mask = torch.arange(self.window).unsqueeze(0) < n_pos
+        a = self.logits.unsqueeze(0).expand(mask.shape[0], -1).masked_fill(~pos_mask, float("-inf"))
+        p = torch.nan_to_num(torch.softmax(a, 1), nan=0.0)
+        c = F.pad(torch.cumsum(p, 1), (1, 0))
+        w = (c.gather(1, hi.clamp(max=self.window)) - c.gather(1, lo.clamp(max=self.window))) / (hi - lo).clamp(min=1)
+        return torch.where(mask, w, torch.zeros_like(w))
+
+    def forward(
+        self, item_vecs: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor,
+        lo: torch.Tensor | None = None, hi: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        w = self.weights(mask, lo, hi)
+        if idx.shape[1] == 0:
+            return self.proj(torch.zeros(idx.shape[0], item_vecs.shape[1]))
         # sum_k w_k item_vecs[idx_k] without materialising [B, window, dim] (a third of a step's time)
         pooled = F.embedding_bag(idx, item_vecs, per_sample_weights=w, mode="sum")
         return self.proj(pooled)
@@ -128,9 +151,11 @@ class FusedModel(nn.Module):
     def forward(
         self, adj: torch.Tensor, id_mask: torch.Tensor, item_text: torch.Tensor, user_text: torch.Tensor,
         recent_idx: torch.Tensor | None = None, recent_mask: torch.Tensor | None = None,
+        recent_span: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> Towers:
-        """All towers; with ``recent_idx``/``recent_mask`` (``[n_users, window]``: each user's newest
-        items, newest first) also every user's recent interest."""
+        """All towers; with ``recent_idx``/``recent_mask`` (``[n_users, slots]``: each user's newest
+        items, newest first) also every user's recent interest; ``recent_span`` = ``(lo, hi)`` of a
+        tie-aware :class:`~kgrec.fusion.ties.Window` (ties share their positions)."""
         d = self.cfg.dim
         if self.cfg.use_structure:
             nodes = self.graph(adj, id_mask, item_text if self.graph.text_in is not None else None)
@@ -157,8 +182,9 @@ class FusedModel(nn.Module):
             item_gate=item_gate,
         )
         if self.recent is not None and recent_idx is not None and recent_mask is not None:
-            towers.user_recent_struct = self.recent(towers.item_struct_part, recent_idx, recent_mask)
-            towers.user_recent_text = self.recent(towers.item_text_part, recent_idx, recent_mask)
+            lo, hi = recent_span if recent_span is not None else (None, None)
+            towers.user_recent_struct = self.recent(towers.item_struct_part, recent_idx, recent_mask, lo, hi)
+            towers.user_recent_text = self.recent(towers.item_text_part, recent_idx, recent_mask, lo, hi)
         return towers
 
 

@@ -38,6 +38,10 @@ ARRAYS = ("users", "items", "user_struct", "user_text", "user_gate", "item_struc
 #: optional saved array: the recent-interest weight of every interaction (aligned with ``pos_users``; tie groups
 #: share their positions, kgrec.fusion.ties); models saved before it recompute it from the logits
 INTERACTION_RECENT = "interaction_recent"
+#: optional saved arrays: the co-occurrence part (kgrec.fusion.itemitem) of a model that has one; its blocks
+#: are also the last columns of ``users`` / ``items``, so a score stays one dot product
+USER_COOC, ITEM_COOC = "user_cooc", "item_cooc"
+OPTIONAL_ARRAYS = (INTERACTION_RECENT, USER_COOC, ITEM_COOC)
 
 
 class ModelState:
@@ -173,7 +177,30 @@ class ModelState:
         st, tx = attribution(a["user_struct"][u], a["user_text"][u], a["user_gate"][u],
                              a["item_struct"][i], a["item_text"][i], a["item_gate"][i],
                              a["user_recent_struct"][u], a["user_recent_text"][u])
-        return {"structure": st, "text": tx}
+        if USER_COOC not in a:
+            return {"structure": st, "text": tx}
+        return {"structure": st, "text": tx, "cooccurrence": float(a[USER_COOC][u] @ a[ITEM_COOC][i])}
+
+    @property
+    def cooc_alpha(self) -> float:
+        """The weight of the co-occurrence part (0 for a model without one)."""
+        chosen = self.metrics.get("chosen") or {}
+        return float(chosen.get("cooc_alpha", 0.0)) if ITEM_COOC in self.arrays else 0.0
+
+    def cooc_contributions(self, i: int, hist_items: np.ndarray) -> np.ndarray:
+        """``alpha * e_j · e_i`` of each history item ``j`` (the co-occurrence part of the score of item number
+        ``i`` is their sum); zeros for a model without that part."""
+        if ITEM_COOC not in self.arrays or len(hist_items) == 0:
+            return np.zeros(len(hist_items))
+        e = self.arrays[ITEM_COOC]
+        return self.cooc_alpha * (e[hist_items].astype(np.float64) @ e[i].astype(np.float64))
+
+    def cooc_user(self, hist_items: np.ndarray) -> np.ndarray:
+        """The co-occurrence block of a user with history ``hist_items`` (``[1, r]``; ``[1, 0]`` without the part)."""
+        if ITEM_COOC not in self.arrays:
+            return np.zeros((1, 0), dtype=np.float32)
+        e = self.arrays[ITEM_COOC]
+        return (self.cooc_alpha * e[np.unique(hist_items)].sum(0, keepdims=True)).astype(np.float32)
 
     def embeddings(self, kind: str = "item", part: str = "fused") -> pd.DataFrame:
         """Vectors as a DataFrame (``id`` column + ``d0..dN``) of ``kind`` user/item and ``part`` fused/struct/text."""
@@ -267,8 +294,7 @@ class ModelState:
         cfg = RecommenderConfig.model_validate_json((path / "config.json").read_text())
         with np.load(path / "vectors.npz") as z:
             arrays = {k: z[k] for k in ARRAYS}
-            if INTERACTION_RECENT in z.files:
-                arrays[INTERACTION_RECENT] = z[INTERACTION_RECENT]
+            arrays.update({k: z[k] for k in OPTIONAL_ARRAYS if k in z.files})
             pos_users, pos_items, edge_norm = z["pos_users"], z["pos_items"], z["edge_norm"]
         return cls(
             config=cfg,

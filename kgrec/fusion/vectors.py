@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from kgrec.fusion.config import RecommenderConfig
-from kgrec.fusion.state import ARRAYS, ModelState
+from kgrec.fusion.state import ARRAYS, INTERACTION_RECENT, ITEM_COOC, USER_COOC, ModelState
 from kgrec.graph.hetero import Vocabularies
 from kgrec.graph.vocab import Vocab
 from kgrec.loaders import schema as S
@@ -23,6 +23,15 @@ def tower_arrays(towers: Any) -> dict[str, np.ndarray]:
     for name in ARRAYS:
         t = getattr(towers, name)
         out[name] = (torch.zeros_like(towers.user_struct) if t is None else t).detach().numpy().astype(np.float32)
+    w = getattr(towers, "interaction_recent", None)
+    if w is not None:
+        out[INTERACTION_RECENT] = np.asarray(w, dtype=np.float32)
+    uc, ic = getattr(towers, "user_cooc", None), getattr(towers, "item_cooc", None)
+    if uc is not None and ic is not None:  # the co-occurrence part joins the fused vectors as an extra block
+        out[USER_COOC] = uc.detach().numpy().astype(np.float32)
+        out[ITEM_COOC] = ic.detach().numpy().astype(np.float32)
+        out["users"] = np.ascontiguousarray(np.concatenate([out["users"], out[USER_COOC]], 1))
+        out["items"] = np.ascontiguousarray(np.concatenate([out["items"], out[ITEM_COOC]], 1))
     return out
 
 

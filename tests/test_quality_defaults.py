@@ -1,0 +1,118 @@
+"""The defaults adapt on validation inside fit, and the co-occurrence part stays a fused, explained part.
+
+- ``fit`` scores every (weight, l2) of the co-occurrence grids on its internal validation split and
+  records them (``metrics["selection"]``) and the choice (``metrics["chosen"]``);
+- the co-occurrence part (kgrec.fusion.itemitem) is ``S = E E^T``, the closed-form ridge item-item model,
+  folded into the vectors: a score is still one dot product and splits exactly into structure / text /
+  co-occurrence; each co-occurrence path gets exactly its history item's term.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kgrec.fusion.config import RecommenderConfig
+from kgrec.fusion.itemitem import binary_matrix, item_factors, spectrum, user_factors
+
+
+def _cfg(**model: object) -> RecommenderConfig:
+    return RecommenderConfig.model_validate(
+        {"model": {"dim": 16, "cooc_rank": 32, **model},
+         "train": {"epochs": 6, "batch_size": 256, "eval_every": 1, "patience": 3, "seed": 0, "threads": 1}}
+    )
+
+
+def test_cooccurrence_factors_are_the_ridge_item_item_model() -> None:
+    """``E E^T`` equals the closed-form ridge regression ``(X^T X + l2 I)^-1 X^T X`` at full rank."""
+    rng = np.random.default_rng(0)
+    x = (rng.random((30, 12)) < 0.3).astype(np.float32)
+    u, i = np.nonzero(x)
+    xs = binary_matrix(u, i, 30, 12)
+    sigma, v = spectrum(xs, 12)
+    e = item_factors(sigma, v, 5.0).double()
+    g = torch.from_numpy(x.T @ x).double()
+    ridge = torch.linalg.solve(g + 5.0 * torch.eye(12, dtype=torch.float64), g)
+    assert torch.allclose(e @ e.T, ridge, atol=1e-4)
+    assert torch.allclose(user_factors(xs, e.float()).double(), torch.from_numpy(x).double() @ e, atol=1e-5)
+
+
+def test_fit_selects_the_cooccurrence_part_on_validation_and_records_it(synth_dataset) -> None:
+    from kgrec import Recommender
+
+    cfg = _cfg(cooc_weights=[0.0, 1.0, 4.0], cooc_l2=[10.0, 1000.0])
+    rec = Recommender(cfg).fit(synth_dataset, progress=False)
+    rows, chosen = rec.metrics["selection"], rec.metrics["chosen"]
+    assert len(rows) == 1 + 2 * 2  # the towers alone, then every weight > 0 with every l2
+    best = max(rows, key=lambda r: (r["val_ndcg@20"], -r["cooc_weight"]))
+    assert (chosen["cooc_weight"], chosen["cooc_l2"]) == (best["cooc_weight"], best["cooc_l2"])
+    assert chosen["val_ndcg@20"] == best["val_ndcg@20"]
+    d = cfg.model.dim
+    if chosen["cooc_weight"] > 0:
+        assert rec.arrays["users"].shape[1] == d + rec.arrays["item_cooc"].shape[1]
+    else:
+        assert rec.arrays["users"].shape[1] == d and "item_cooc" not in rec.arrays
+
+
+def test_cooccurrence_off_gives_the_towers_alone(synth_dataset) -> None:
+    from kgrec import Recommender
+
+    rec = Recommender(_cfg(cooccurrence=False)).fit(synth_dataset, progress=False)
+    assert rec.metrics["chosen"]["cooc_weight"] == 0.0 and "selection" not in rec.metrics
+    assert rec.arrays["users"].shape[1] == 16
+    u = rec.vocabs.user.to_list()[0]
+    assert set(rec.attribution(u, rec.recommend(u, 1)["item"].iloc[0])) == {"structure", "text"}
+
+
+@pytest.fixture(scope="module")
+def with_cooc(synth_dataset):
+    from kgrec import Recommender
+
+    return Recommender(_cfg(cooc_weights=[1.0], cooc_l2=[100.0])).fit(synth_dataset, progress=False)
+
+
+def test_score_splits_into_structure_text_and_cooccurrence(with_cooc) -> None:
+    rec = with_cooc
+    assert rec.metrics["chosen"]["cooc_weight"] == 1.0 and rec.metrics["chosen"]["cooc_alpha"] > 0
+    st = rec.state
+    for u in rec.vocabs.user.to_list()[:5]:
+        for item in rec.recommend(u, 3)["item"]:
+            a = rec.attribution(u, item)
+            assert set(a) == {"structure", "text", "cooccurrence"}
+            assert sum(a.values()) == pytest.approx(rec.score(u, item), rel=1e-4, abs=1e-5)
+            hist = rec.history(u)[0]
+            terms = st.cooc_contributions(rec.item_number(item), hist)
+            assert terms.sum() == pytest.approx(a["cooccurrence"], rel=1e-4, abs=1e-5)
+
+
+def test_cooccurrence_paths_get_exactly_their_history_items_term(with_cooc) -> None:
+    rec = with_cooc
+    st = rec.state
+    u = rec.vocabs.user.to_list()[1]
+    item = rec.recommend(u, 1)["item"].iloc[0]
+    e = rec.explain(u, item, top=1000)
+    co = [p for p in e.paths if p.kind == "cooccurrence"]
+    assert co, "a model with a co-occurrence part explains with co-occurrence paths"
+    hist = rec.history(u)[0]
+    terms = dict(zip(st.vocabs.item.ids[hist].tolist(), st.cooc_contributions(rec.item_number(item), hist).tolist(),
+                     strict=True))
+    for p in co:
+        assert p.nodes[1].id in terms and p.score == pytest.approx(terms[p.nodes[1].id], abs=1e-6)
+        assert p.sentence.startswith("Recommended because people who interacted with ")
+    assert sum(p.score for p in e.paths) == pytest.approx(e.score, rel=1e-4, abs=1e-5)  # other paths exist here
+    assert "co-occurrence" in e.text()
+
+
+def test_cooccurrence_survives_save_load_and_reaches_new_users(with_cooc, tmp_path) -> None:
+    from kgrec import Recommender
+
+    rec = with_cooc
+    back = Recommender.load(rec.save(tmp_path / "m"))
+    u = rec.vocabs.user.to_list()[2]
+    item = rec.recommend(u, 1)["item"].iloc[0]
+    assert back.score(u, item) == pytest.approx(rec.score(u, item))
+    assert back.attribution(u, item) == pytest.approx(rec.attribution(u, item))
+    hist = [rec.vocabs.item.id(int(i)) for i in rec.history(u)[0]]
+    new = back.recommend_new_user(history=hist, k=5)
+    assert len(new) == 5 and not set(new["item"]) & set(hist)
