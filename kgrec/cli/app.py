@@ -207,6 +207,12 @@ def train(
         f"trained {rec.model_version}: best epoch {m.get('best_epoch')}, validation ndcg@20 "
         f"{m.get('best_val_ndcg@20') or float('nan'):.4f}, {m['fit_seconds']:.1f} s -> {out}"
     )
+    chosen = m.get("chosen") or {}
+    if chosen:  # what fit chose on its validation split (metrics.json: "chosen", every candidate: "selection")
+        part = (f"co-occurrence weight {chosen['cooc_weight']:g} (l2 {chosen['cooc_l2']:g})" if chosen.get("cooc_weight")
+                else "no co-occurrence part (fused towers alone)")
+        val = chosen.get("val_ndcg@20")
+        console.print(f"chosen on validation: {part}" + (f", validation ndcg@20 {val:.4f}" if val is not None else ""))
 
 
 @app.command()
