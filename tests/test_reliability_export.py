@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_reliability_store import disk_full, one_error  # tests/ is on sys.path (no __init__.py)
 
 from kgrec.cli import main
 from kgrec.fusion.export import parts_dir
-from tests.test_reliability_store import disk_full, one_error
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
