@@ -252,8 +252,9 @@ def test_cypher_returns_a_dataframe_and_refuses_writes(neo, synth_dataset) -> No
 def test_recommend_frame(trained) -> None:
     users = trained.vocabs.user.to_list()[:3]
     df = trained.recommend(users, k=7)
-    assert list(df.columns) == ["user", "item", "rank", "score"]
-    assert [str(t) for t in df.dtypes] == ["string", "string", "int64", "float64"]
+    assert list(df.columns) == ["user", "item", "title", "rank", "score"]
+    assert [str(t) for t in df.dtypes] == ["string", "string", "string", "int64", "float64"]
+    assert df["title"].tolist() == [trained.title(i) for i in df["item"]]
     assert df["user"].tolist() == [u for u in users for _ in range(7)]
     for _, grp in df.groupby("user", sort=False):
         assert grp["rank"].tolist() == list(range(1, 8))
@@ -524,3 +525,114 @@ def test_explanation_graph_and_drawings(trained, embedded) -> None:
     plt.close("all")
     with pytest.raises(TypeError, match="expected an Explanation"):
         kgrec.graph.explanation_graph(42)
+
+
+
+# ---------------------------------------------------------------- API snags (issue 18 point 7) and noise (point 6)
+def _vectors_model() -> kgrec.Recommender:
+    """Users "1".."3" and items "10".."13" with known vectors: item 10 ~ 11, 12 orthogonal, 13 opposite."""
+    iv = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0]], dtype=np.float32)
+    uv = np.array([[1.0, 0.2], [0.1, 1.0], [-1.0, 0.0]], dtype=np.float32)
+    titles = pd.DataFrame({"item": ["10", "11", "12", "13"], "title": ["Ten", "Eleven", "Twelve", "Thirteen"],
+                           "description": ""})
+    history = pd.DataFrame({"user": ["1"], "item": ["10"]})
+    return kgrec.Recommender.from_vectors(["1", "2", "3"], uv, ["10", "11", "12", "13"], iv, history=history, titles=titles)
+
+
+def test_recommend_takes_int_ids_as_strings_and_names_bad_types() -> None:
+    rec = _vectors_model()
+    pd.testing.assert_frame_equal(rec.recommend(1, k=2), rec.recommend("1", k=2))
+    pd.testing.assert_frame_equal(rec.recommend([1, np.int64(2)], k=2), rec.recommend(["1", "2"], k=2))
+    for bad in (1.0, None, True, {"user": 1}):
+        with pytest.raises(TypeError, match=r"users: (ids are strings|expected an id or a list of ids).*got"):
+            rec.recommend(bad, k=2)  # type: ignore[arg-type]
+
+
+def test_recommend_has_titles_and_can_skip_unknown_users() -> None:
+    rec = _vectors_model()
+    df = rec.recommend(["1", "2"], k=3)
+    assert list(df.columns) == ["user", "item", "title", "rank", "score"]
+    assert df.query("user == '1'")["item"].tolist() == ["11", "12", "13"]  # 10 is in the history
+    assert df.query("user == '1'")["title"].tolist() == ["Eleven", "Twelve", "Thirteen"]
+    with pytest.raises(UnknownIdError, match="nobody"):
+        rec.recommend(["1", "nobody"], k=3)
+    skipped = rec.recommend(["1", "nobody", "2"], k=3, unknown="skip")
+    pd.testing.assert_frame_equal(skipped, df)
+    assert rec.recommend(["nobody"], k=3, unknown="skip").empty
+    with pytest.raises(ConfigError, match="unknown='ignore': expected 'error' or 'skip'"):
+        rec.recommend("1", k=3, unknown="ignore")
+
+
+def test_similar_items_by_cosine_without_the_item_itself() -> None:
+    rec = _vectors_model()
+    sim = rec.similar_items("10", k=2)
+    assert list(sim.columns) == ["similar_to", "item", "title", "rank", "score"]
+    assert sim["similar_to"].tolist() == ["10", "10"] and sim["item"].tolist() == ["11", "12"]
+    assert sim["title"].tolist() == ["Eleven", "Twelve"] and sim["rank"].tolist() == [1, 2]
+    assert sim["score"].iloc[0] == pytest.approx(0.9 / np.hypot(0.9, 0.1)) and sim["score"].iloc[1] == pytest.approx(0.0)
+    everything = rec.similar_items(10, k=100)
+    assert everything["item"].tolist() == ["11", "12", "13"] and everything["score"].iloc[-1] == pytest.approx(-1.0)
+    with pytest.raises(UnknownIdError):
+        rec.similar_items("99")
+
+
+def test_readable_repr() -> None:
+    assert repr(kgrec.Recommender()) == f"Recommender(untrained, dim={kgrec.RecommenderConfig().model.dim})"
+    assert repr(_vectors_model()) == "Recommender(model_version='vectors', users=3, items=4, dim=2)"
+
+
+@pytest.mark.slow
+def test_load_with_store_has_the_data_and_new_users_get_the_same_columns(trained, tmp_path: Path) -> None:
+    from kgrec.graph.embedded import EmbeddedStore
+
+    store = EmbeddedStore(tmp_path / "store")
+    store.ingest(trained.dataset(), progress=False)
+    back = kgrec.Recommender.load(trained.save(tmp_path / "model"), store=store)
+    assert back.dataset().fingerprint() == trained.dataset().fingerprint()
+    assert "store=" in repr(back) and f"model_version={trained.model_version!r}" in repr(back)
+    with pytest.raises(KgrecError, match="loaded without its data: pass the store"):
+        kgrec.Recommender.load(tmp_path / "model").dataset()
+    known = back.recommend("u0", k=4)
+    hist = trained.dataset().interactions.query("user == 'u0'")["item"].tolist()[:5]
+    new = back.recommend_new_user(history=hist, k=4)
+    assert list(new.columns) == list(known.columns) == ["user", "item", "title", "rank", "score"]
+    assert [str(t) for t in new.dtypes] == [str(t) for t in known.dtypes]
+    assert new["user"].isna().all() and new["rank"].tolist() == [1, 2, 3, 4]
+    assert new["title"].tolist() == [back.title(i) for i in new["item"]]
+    labelled = back.recommend_new_user(history=hist, k=4, user="walk-in")
+    assert (labelled["user"] == "walk-in").all() and labelled["item"].tolist() == new["item"].tolist()
+
+
+@pytest.mark.slow
+def test_fit_and_new_users_are_quiet_with_progress_off(tmp_path: Path) -> None:
+    """No torch.jit.script FutureWarning from importing torch_geometric, no "Loading weights" bar (issue 18.6)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings; warnings.simplefilter('default')\n"
+        "import kgrec\n"
+        "ds = kgrec.loaders.synthetic(kgrec.loaders.SyntheticConfig(users=40, items=30, communities=2, seed=2))\n"
+        "cfg = kgrec.make_config(model={'dim': 8}, train={'epochs': 1})\n"
+        "rec = kgrec.Recommender(cfg).fit(ds, progress=False)\n"
+        "rec.recommend_new_user(text='space adventure', k=3)\n"
+        "rec.recommend_new_user(text='a quiet drama', k=3)\n"
+        "print('done')\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "KGREC_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0 and p.stdout.strip() == "done", p.stderr[-2000:]
+    assert "torch.jit.script" not in p.stderr and "FutureWarning" not in p.stderr, p.stderr[-2000:]
+    assert "Loading weights" not in p.stderr, p.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_item_projection_does_not_warn(trained) -> None:
+    import warnings
+
+    from kgrec.evaluation.report import item_projection
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        proj = item_projection(trained)
+    assert list(proj.columns) == ["item", "x", "y", "category"] and len(proj) == len(trained.vocabs.item)

@@ -34,7 +34,7 @@ def test_top_items_come_from_the_users_community(trained: Recommender, synth_fra
 
 def test_recommend_shape_excludes_seen_and_orders(trained: Recommender, synth_dataset) -> None:
     recs = trained.recommend(["u0", "u1"], k=7)
-    assert list(recs.columns) == ["user", "item", "rank", "score"]
+    assert list(recs.columns) == ["user", "item", "title", "rank", "score"]
     assert len(recs) == 14 and recs.groupby("user")["rank"].apply(list).tolist() == [list(range(1, 8))] * 2
     assert (recs.groupby("user")["score"].diff().dropna() <= 1e-6).all()
     seen = set(zip(synth_dataset.interactions["user"], synth_dataset.interactions["item"]))

@@ -227,14 +227,19 @@ def recommend(
     neo4j_database: Optional[str] = Neo4jDb,
     diversity: float = DiversityOpt,
     long_tail: float = LongTailOpt,
+    unknown_users: str = typer.Option("error", "--unknown-users", help="users the model does not know: error or skip"),
 ) -> None:
     """Top-K recommendations for users."""
     fmt = _format(fmt)
     _rerank_options(diversity, long_tail)
+    if unknown_users not in {"error", "skip"}:
+        raise typer.BadParameter(f"--unknown-users {unknown_users!r}: expected error or skip")
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         rec = _load_model(st, model)
-        df = rec.recommend(user, k, diversity=diversity, long_tail=long_tail)
-        df.insert(2, "title", [rec.title(i) for i in df["item"]])
+        missing = [u for u in user if u not in rec.vocabs.user]
+        if missing and unknown_users == "skip":
+            err.print(f"kgrec: warning: {len(missing)} unknown user id(s) skipped, first: {missing[:5]}")
+        df = rec.recommend(user, k, diversity=diversity, long_tail=long_tail, unknown=unknown_users)
         if explain_:
             from kgrec.fusion.rerank import note
 

@@ -112,7 +112,9 @@ class _SymmetricSpMM(torch.autograd.Function):
 
 def symmetric_lgconv():  # noqa: ANN201
     """A ``torch_geometric.nn.LGConv`` (``normalize=False``) for an already symmetric-normalised sparse adjacency."""
-    from torch_geometric.nn import LGConv
+    with warnings.catch_warnings():  # importing torch_geometric warns of torch.jit.script (issue 18 point 6)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        from torch_geometric.nn import LGConv
 
     class SymmetricLGConv(LGConv):
         """``LGConv`` on a symmetric normalised adjacency; a quarter faster to train on CPU

@@ -90,14 +90,22 @@ class TextEncoder:
     def name(self) -> str:
         return self.model_path.name
 
-    def _load(self) -> None:
+    def _load(self, progress: bool = True) -> None:
         if self._model is not None:
             return
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
-        self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path), local_files_only=True)
-        self._model = AutoModel.from_pretrained(str(self.model_path), local_files_only=True)
+        bar_was_on = hf_logging.is_progress_bar_enabled()
+        if not progress:  # no "Loading weights" bar when the caller asked for no progress (issue 18 point 6)
+            hf_logging.disable_progress_bar()
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path), local_files_only=True)
+            self._model = AutoModel.from_pretrained(str(self.model_path), local_files_only=True)
+        finally:
+            if bar_was_on:
+                hf_logging.enable_progress_bar()
         self._model.eval()
 
     @property
@@ -155,7 +163,7 @@ class TextEncoder:
         keys = [self._key(t) for t in texts]
         todo = sorted({k: t for k, t in zip(keys, texts) if t.strip() and k not in self._memory}.items())
         if todo:
-            self._load()
+            self._load(progress)
             # sort by length so each batch pads little
             todo.sort(key=lambda kt: len(kt[1]))
             new_keys, new_vecs = [], []

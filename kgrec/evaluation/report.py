@@ -137,7 +137,8 @@ def item_projection(rec: Recommender, part: str = "fused") -> pd.DataFrame:
     import torch
 
     emb = rec.embeddings("item", part=part)
-    x = torch.from_numpy(emb.drop(columns=["id"]).to_numpy(dtype=np.float32))
+    # a copy: the frame's array can be read-only, and torch.from_numpy warns of a non-writable array (issue 18 point 6)
+    x = torch.from_numpy(np.array(emb.drop(columns=["id"]).to_numpy(dtype=np.float32), copy=True))
     x = x - x.mean(0)
     _, _, v = torch.pca_lowrank(x, q=2, center=False)
     xy = (x @ v[:, :2]).numpy()

@@ -18,7 +18,7 @@ import torch
 
 from kgrec.encoders.behaviour import item_texts
 from kgrec.encoders.text import TextEncoder
-from kgrec.errors import KgrecError, ModelMismatchError
+from kgrec.errors import ConfigError, KgrecError, ModelMismatchError
 from kgrec.fusion.coldstart import NewUsers
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.explain import Explanation, PathFinder, explain
@@ -31,8 +31,29 @@ if TYPE_CHECKING:
     from kgrec.graph.paths import PathIndex, PathRow
     from kgrec.graph.store import GraphStore
 
-__all__ = ["FORMAT_VERSION", "Recommender"]
+__all__ = ["FORMAT_VERSION", "Recommender", "id_list"]
 T = TypeVar("T")
+
+
+def id_list(ids: object, what: str) -> list[str]:
+    """``ids`` (one id or an iterable of them) as a list of strings: ids are strings, an int is taken as ``str(n)``.
+
+    Raises:
+        TypeError: any other type (a float, None, a bool, a dict …), naming ``what`` and the value found.
+    """
+    def one(v: object) -> str:
+        if isinstance(v, str):
+            return v
+        if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+            return str(v)
+        raise TypeError(f"{what}: ids are strings (an int is taken as str(n)); got {type(v).__name__} {v!r}")
+
+    if isinstance(ids, (str, int, np.integer)) and not isinstance(ids, (bool, np.bool_)):
+        return [one(ids)]
+    if isinstance(ids, Iterable) and not isinstance(ids, (bytes, Mapping)):
+        return [one(v) for v in ids]
+    raise TypeError(f"{what}: expected an id or a list of ids (strings; an int is taken as str(n)); "
+                    f"got {type(ids).__name__} {ids!r}")
 
 
 class _FromState(Generic[T]):
@@ -58,7 +79,7 @@ class Recommender:
 
         ds = kgrec.loaders.movielens("data")
         rec = Recommender().fit(ds)
-        rec.recommend(["1", "2"], k=10)       # DataFrame user, item, rank, score
+        rec.recommend(["1", "2"], k=10)       # DataFrame user, item, title, rank, score
         rec.explain("1", "318")               # Explanation (paths, sentences, attribution)
     """
 
@@ -169,7 +190,7 @@ class Recommender:
     # ------------------------------------------------------------------ ranking
     def recommend(
         self,
-        users: str | Sequence[str],
+        users: str | int | Sequence[str | int],
         k: int = 10,
         *,
         exclude_seen: bool = True,
@@ -177,34 +198,43 @@ class Recommender:
         exclude: Iterable[str] | None = None,
         diversity: float = 0.0,
         long_tail: float = 0.0,
+        unknown: str = "error",
     ) -> pd.DataFrame:
         """Top-``k`` items for one user or many.
 
         Args:
-            users: a user id or a list of them.
+            users: a user id or a list of them. Ids are strings; an int is taken as ``str(n)``
+                (``recommend(1)`` is ``recommend("1")``); any other type is a ``TypeError``.
             k: list length (>= 1); a user gets fewer rows only when fewer items are left for them.
             exclude_seen: leave out items the user already interacted with.
             items: restrict candidates to these item ids (unknown ones are ignored).
             exclude: item ids never to recommend.
             diversity: MMR weight λ in [0, 1] over the fused item vectors (0: off; see :mod:`kgrec.fusion.rerank`).
             long_tail: popularity penalty β >= 0 (0: off).
+            unknown: users the model does not know: ``"error"`` (an ``UnknownIdError``) or ``"skip"``
+                (left out of the frame, as ``kgrec export --unknown-users skip``).
 
         Returns:
-            DataFrame ``user, item, rank, score`` (rank from 1), best first per user; with the re-ranker
+            DataFrame ``user, item, title, rank, score`` (rank from 1), best first per user; with the re-ranker
             on, ``score`` stays the model's score, the order is the re-ranker's, and a boolean column
             ``promoted`` says which items it moved up.
 
         Raises:
-            UnknownIdError: for a user the model does not know.
-            ConfigError: ``diversity`` or ``long_tail`` out of range.
+            UnknownIdError: for a user the model does not know (with ``unknown="error"``).
+            ConfigError: ``diversity`` or ``long_tail`` out of range, ``unknown`` not error/skip.
+            TypeError: an id that is neither a string nor an int.
         """
         from kgrec.fusion.rerank import check_options, reranked_topk
 
         st = self.state
         if k < 1:
             raise ValueError(f"k={k}: expected a positive number of recommendations")
+        if unknown not in {"error", "skip"}:
+            raise ConfigError(f"unknown={unknown!r}: expected 'error' or 'skip'")
         diversity, long_tail = check_options(diversity, long_tail)
-        user_list = [str(users)] if isinstance(users, str) else [str(u) for u in users]
+        user_list = id_list(users, "users")
+        if unknown == "skip":
+            user_list = [u for u in user_list if u in st.vocabs.user]
         nums = np.array([st.user_number(u) for u in user_list], dtype=np.int64)
         on = diversity > 0 or long_tail > 0
         kw: dict[str, Any] = {"exclude_seen": exclude_seen, "candidates": st.known_items(items),
@@ -220,12 +250,13 @@ class Recommender:
                 "score": scores.astype(np.float64),
             }
         ).astype({"user": "string", "item": "string"})
+        df.insert(2, "title", pd.array([st.title(i) for i in df["item"].tolist()], dtype="string"))
         if rr is not None:
             df["promoted"] = rr.promoted[top.valid]
         return df
 
     def recommend_new_user(self, text: str = "", history: Sequence[str] = (), k: int = 10, *,
-                           attributes: Mapping[str, object] | None = None) -> pd.DataFrame:
+                           attributes: Mapping[str, object] | None = None, user: str | None = None) -> pd.DataFrame:
         """Recommendations for a user the model has never seen, from behaviour text, items and/or attributes.
 
         The text goes through the BERT encoder and the model's text tower (without
@@ -238,12 +269,49 @@ class Recommender:
         goes into its band; values the model has never seen are ignored), averaged with the history's.
         The encoder and the rebuilt torch model are built once per object.
 
+        Args:
+            user: a label for the ``user`` column (default: missing, ``<NA>``).
+
         Returns:
-            DataFrame ``item, rank, score``.
+            DataFrame ``user, item, title, rank, score``: the columns of :meth:`recommend`.
         """
         if self._new_users is None:
             self._new_users = NewUsers(self.state, self._encoder)
-        return self._new_users.recommend(text, history, k, attributes=attributes)
+        df = self._new_users.recommend(text, history, k, attributes=attributes)
+        df = df[["item", "rank", "score"]]
+        df.insert(0, "user", pd.array([user] * len(df), dtype="string"))
+        df.insert(2, "title", pd.array([self.state.title(i) for i in df["item"].tolist()], dtype="string"))
+        return df
+
+    def similar_items(self, item: str | int, k: int = 10) -> pd.DataFrame:
+        """The ``k`` items most like ``item``: cosine similarity of the fused item vectors, the item itself left out.
+
+        Returns:
+            DataFrame ``similar_to, item, title, rank, score`` (score: the cosine, best first; equal scores
+            by the lower item number).
+
+        Raises:
+            UnknownIdError: an item the model does not know.
+        """
+        if k < 1:
+            raise ValueError(f"k={k}: expected a positive number of items")
+        st = self.state
+        (item,) = id_list(item, "item")
+        i = st.item_number(item)
+        v = st.arrays["items"].astype(np.float64)
+        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        cos = v @ v[i]
+        cos[i] = -np.inf
+        n = min(k, len(cos) - 1)
+        order = np.lexsort((np.arange(len(cos)), -cos))[:n]
+        ids = st.vocabs.item.ids[order]
+        return pd.DataFrame({
+            "similar_to": pd.array([item] * n, dtype="string"),
+            "item": pd.array(ids, dtype="string"),
+            "title": pd.array([st.title(j) for j in ids], dtype="string"),
+            "rank": np.arange(1, n + 1, dtype=np.int64),
+            "score": cos[order],
+        })
 
     def score(self, user: str, item: str) -> float:
         """The model's score of one (user, item) pair."""
@@ -313,11 +381,23 @@ class Recommender:
             )
 
     def dataset(self, store: GraphStore | None = None) -> Dataset:
+        """The training data: from ``store``, else the fitted-on data, else the store given to :meth:`load`."""
         if store is not None:
             return store.dataset()
+        if self._dataset is None and self.store is not None:
+            self._dataset = self.store.dataset()
         if self._dataset is None:
-            raise KgrecError("this model was loaded without its data: pass the store it was trained on")
+            raise KgrecError("this model was loaded without its data: pass the store it was trained on "
+                             "(Recommender.load(path, store=store) or rec.dataset(store))")
         return self._dataset
+
+    def __repr__(self) -> str:
+        if self._state is None:
+            return f"Recommender(untrained, dim={self.config.model.dim})"
+        st = self._state
+        where = f", store={self.store.location!r}" if self.store is not None else ""
+        return (f"Recommender(model_version={st.model_version!r}, users={len(st.vocabs.user)}, "
+                f"items={len(st.vocabs.item)}, dim={st.arrays['items'].shape[1]}{where})")
 
     def save(self, path: str | Path) -> Path:
         """Write the model directory atomically (weights, config, vocabularies, metrics, fingerprint)."""

@@ -18,6 +18,7 @@ numbers its nodes exactly as before users files existed.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,7 +132,9 @@ def to_hetero_data(ds: S.Dataset, vocabs: Vocabularies | None = None, *, undirec
         (sorted by source then destination number, so equal data give equal
         tensors), interaction ``edge_time``/``edge_weight``, fact ``edge_relation``.
     """
-    from torch_geometric.data import HeteroData
+    with warnings.catch_warnings():  # importing torch_geometric warns of torch.jit.script (issue 18 point 6)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        from torch_geometric.data import HeteroData
 
     v = vocabs or Vocabularies.from_dataset(ds)
     data = HeteroData()
