@@ -68,6 +68,46 @@ def test_lambda_one_picks_the_most_dissimilar() -> None:
     assert mid.top.items[0, 0] == 0 and mid.top.items[0, 1] != 1
 
 
+def mmr_reference(scores: np.ndarray, items: np.ndarray, V: np.ndarray, z: np.ndarray, k: int, lam: float,
+                  beta: float) -> list[int]:
+    """One user's MMR, written out as the docs say it, in float64: pool places in chosen order."""
+    ok = np.isfinite(scores)
+    lo, hi = scores[ok].min(), scores[ok].max()
+    rel = (scores - lo) / (hi - lo) if hi > lo else np.ones_like(scores)
+    a = rel - beta * z[items]
+    Vn = V / np.linalg.norm(V, axis=1, keepdims=True)
+    chosen: list[int] = []
+    for _ in range(min(k, int(ok.sum()))):
+        best, best_v = -1, -np.inf
+        for p in range(len(items)):
+            if p in chosen or not ok[p]:
+                continue
+            sim = max((float(Vn[items[p]] @ Vn[items[q]]) for q in chosen), default=0.0)
+            v = (1 - lam) * a[p] - lam * sim if chosen else (1 - lam) * a[p]
+            if v > best_v + 1e-9:  # strictly better: ties keep the earlier place
+                best, best_v = p, v
+        chosen.append(best)
+    return chosen
+
+
+@pytest.mark.parametrize(("lam", "beta"), [(0.3, 0.0), (0.7, 0.2), (1.0, 0.0)])
+def test_greedy_equals_the_written_out_mmr(lam: float, beta: float) -> None:
+    rng = np.random.default_rng(3)
+    V = rng.normal(size=(200, 8)).astype(np.float32)
+    pop = rng.integers(0, 50, 200)
+    r = Reranker(V, pop)
+    users = 300  # more than one chunk of users
+    scores = np.sort(rng.normal(size=(users, 40)).astype(np.float32), axis=1)[:, ::-1].copy()
+    scores[::7, 30:] = -np.inf  # users with fewer items left
+    items = np.stack([rng.choice(200, 40, replace=False) for _ in range(users)])
+    got = r.rerank(TopK(scores, items), 12, lam, beta)
+    z = popularity_z(pop)
+    for u in range(0, users, 13):
+        want = mmr_reference(scores[u].astype(np.float64), items[u], V.astype(np.float64), z.astype(np.float64), 12, lam, beta)
+        assert got.plain_rank[u][: len(want)].tolist() == [p + 1 for p in want], u
+        assert np.isfinite(got.top.scores[u]).sum() == len(want)
+
+
 def test_lambda_one_by_categories() -> None:
     C = np.array([[1, 0, 0], [1, 0, 0], [1, 1, 0], [0, 0, 1]], dtype=np.float32)  # 3 shares nothing with 0
     pool = TopK(np.array([[4.0, 3.0, 2.0, 1.0]], dtype=np.float32), np.array([[0, 1, 2, 3]]))
