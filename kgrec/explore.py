@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SPLIT_COLUMNS = ["user", "item", "title", "rank", "score", "structure", "text", "text_share"]
+SPLIT_COLUMNS = ["user", "item", "title", "rank", "score", "structure", "text", "cooccurrence", "text_share"]
 PATH_TABLE_COLUMNS = ["user", "item", "title", "rank", "score", "path", "path_score", "kind", "sentence"]
 
 
@@ -40,7 +40,8 @@ def score_split(rec: Recommender, recs: pd.DataFrame) -> pd.DataFrame:
             ``rank`` and ``score`` are computed when absent.
 
     Returns:
-        DataFrame :data:`SPLIT_COLUMNS`: ``structure + text == score`` on every row;
+        DataFrame :data:`SPLIT_COLUMNS`: ``structure + text + cooccurrence == score`` on every row (``cooccurrence``
+        is 0 for a model without that part);
         ``text_share`` is ``text / (|structure| + |text|)``, between -1 and 1.
 
     Raises:
@@ -58,11 +59,11 @@ def score_split(rec: Recommender, recs: pd.DataFrame) -> pd.DataFrame:
         rank = int(getattr(r, "rank", rec.rank(user, item)))
         denom = abs(att["structure"]) + abs(att["text"])
         rows.append({"user": user, "item": item, "title": rec.title(item), "rank": rank, "score": score,
-                     "structure": att["structure"], "text": att["text"],
+                     "structure": att["structure"], "text": att["text"], "cooccurrence": att.get("cooccurrence", 0.0),
                      "text_share": att["text"] / denom if denom > 0 else 0.0})
     out = pd.DataFrame(rows, columns=SPLIT_COLUMNS)
     return out.astype({"user": "string", "item": "string", "title": "string", "rank": "int64", "score": "float64",
-                       "structure": "float64", "text": "float64", "text_share": "float64"})
+                       "structure": "float64", "text": "float64", "cooccurrence": "float64", "text_share": "float64"})
 
 
 def explanation_paths(

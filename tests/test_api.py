@@ -274,7 +274,7 @@ def test_explain_paths_frame_and_dict(trained) -> None:
     item = trained.recommend(user, k=1)["item"][0]
     e = trained.explain(user, item)
     assert isinstance(e, kgrec.Explanation) and 1 <= len(e.paths) <= 3
-    assert e.rank == 1 and e.attribution["structure"] + e.attribution["text"] == pytest.approx(e.score, rel=1e-4)
+    assert e.rank == 1 and sum(e.attribution.values()) == pytest.approx(e.score, rel=1e-4)
     p = e.paths[0]
     assert p.nodes[0].type == "user" and p.nodes[-1].id == item and len(p.relations) == len(p.nodes) - 1
     frame = e.to_frame()
@@ -454,7 +454,7 @@ def test_score_split_adds_up(trained) -> None:
     recs = trained.recommend(trained.vocabs.user.to_list()[:5], k=4)
     split = kgrec.explore.score_split(trained, recs)
     assert list(split.columns) == kgrec.explore.SPLIT_COLUMNS and len(split) == len(recs)
-    np.testing.assert_allclose(split["structure"] + split["text"], split["score"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(split["structure"] + split["text"] + split["cooccurrence"], split["score"], rtol=1e-4, atol=1e-4)
     assert split["text_share"].between(-1, 1).all()
     assert split["rank"].tolist() == recs["rank"].tolist()
     with pytest.raises(KgrecError, match="missing column 'item'"):

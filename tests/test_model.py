@@ -71,7 +71,7 @@ def test_every_recommendation_has_a_path(trained: Recommender) -> None:
         assert len(p.relations) == len(p.nodes) - 1 <= 3
         assert p.sentence.startswith("Recommended because") and trained.title(i) in p.sentence
         assert [q.score for q in e.paths] == sorted((q.score for q in e.paths), reverse=True)
-        assert abs(e.attribution["structure"] + e.attribution["text"] - e.score) < 1e-4
+        assert abs(sum(e.attribution.values()) - e.score) < 1e-4  # structure + text (+ co-occurrence)
 
 
 def test_explaining_a_seen_item_says_so(trained: Recommender, synth_dataset) -> None:
@@ -240,7 +240,7 @@ def test_mean_fusion_joins_the_towers_half_and_half(synth_dataset, small_config:
     assert np.all(rec.arrays["item_gate"][int(items[0])] == 0.5)  # an item u0 interacted with: warm
     item = rec.recommend("u0", 1)["item"].iloc[0]
     a = rec.attribution("u0", item)
-    assert a["structure"] + a["text"] == pytest.approx(rec.score("u0", item), rel=1e-4, abs=1e-5)
+    assert sum(a.values()) == pytest.approx(rec.score("u0", item), rel=1e-4, abs=1e-5)  # structure + text (+ co-occurrence)
 
 
 def test_new_item_without_any_path_is_explained_by_its_text(synth_frames, small_config: RecommenderConfig) -> None:

@@ -99,6 +99,7 @@ class PathOut(_Out):
 class Attribution(_Out):
     structure: float
     text: float
+    cooccurrence: float = Field(0.0, description="the co-occurrence part of the score (0 for a model without one)")
 
 
 class ExplanationOut(_Out):
