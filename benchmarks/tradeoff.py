@@ -136,6 +136,20 @@ def throughput(scorer: FusedScorer, diversity: float, long_tail: float, repeats:
     return out
 
 
+def throughput_of_model_dir(model: Path, diversity: float, long_tail: float, repeats: int = 3) -> dict[str, float]:
+    """:func:`throughput` on the fused vectors and training history of a saved model directory (e.g. ``kgrec demo``'s
+    ``STORE/models/default``), ranking-only (``Recommender.from_vectors``): the export's cost without a fresh training."""
+    from kgrec.fusion.recommender import Recommender
+
+    with np.load(model / "vectors.npz") as z:
+        users, items, hu, hi = z["users"], z["items"], z["pos_users"], z["pos_items"]
+    rec = Recommender.from_vectors([str(u) for u in range(len(users))], users, [str(i) for i in range(len(items))], items,
+                                   history_index=(hu, hi))
+    holder = FusedScorer("fused (kgrec train)", fused_config())
+    holder.recommender = rec
+    return {**throughput(holder, diversity, long_tail, repeats), "model": str(model)}
+
+
 def plot(test: pd.DataFrame, runs: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
@@ -205,8 +219,14 @@ def main() -> None:
                     help="a quality-<data>.json: fit each row once with the parameters its validation selection chose")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--throughput-only", type=Path, default=None, metavar="MODEL_DIR",
+                    help="only measure the export throughput (plain, λ=0.3, β=0.3, both) on a saved model's vectors")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if a.throughput_only is not None:
+        for lam, beta in ((0.3, 0.0), (0.0, 0.3), (0.3, 0.3)):
+            print(json.dumps(throughput_of_model_dir(a.throughput_only, lam, beta)), flush=True)
+        return
     if not a.movielens:
         ap.error("set KGREC_DATA or give --movielens ROOT")
     t_all = time.perf_counter()
