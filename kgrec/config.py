@@ -120,7 +120,7 @@ def _problems(exc: ValidationError, model: type[BaseModel]) -> list[tuple[tuple[
     for err in exc.errors():
         loc = tuple(err["loc"])
         inner = (err.get("ctx") or {}).get("error")
-        if err["type"] == "value_error" and isinstance(getattr(inner, "problems", None), list):
+        if err["type"] == "value_error" and isinstance(inner, ConfigError):
             # a section that is a ConfigModel itself raised a ConfigError: keep its fields, under this location
             out += [(loc + sub, text) for sub, text in inner.problems]
             continue
@@ -152,7 +152,7 @@ def config_error(exc: ValidationError, model: type[BaseModel]) -> ConfigError:
     """
     problems = _problems(exc, model)
     err = ConfigError("; ".join((".".join(map(str, loc)) or model.__name__) + text for loc, text in problems))
-    err.problems = problems  # type: ignore[attr-defined]
+    err.problems = problems
     return err
 
 
@@ -167,7 +167,7 @@ def field_error(field: str, value: Any, expected: str) -> ConfigError:
     found = json.dumps(value) if isinstance(value, (str, int, float, bool)) or value is None else repr(value)
     text = f"={found}: expected {expected}"
     err = ConfigError(field + text)
-    err.problems = [((field,), text)]  # type: ignore[attr-defined]
+    err.problems = [((field,), text)]
     return err
 
 

@@ -56,4 +56,13 @@ class ModelMismatchError(KgrecError):
 
 
 class ConfigError(KgrecError, ValueError):
-    """A configuration value outside its allowed range."""
+    """A configuration value outside its allowed range.
+
+    ``problems`` lists ``(location, text)`` for each bad field (empty when raised by hand).
+    """
+
+    problems: list[tuple[tuple[int | str, ...], str]]
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.problems = []

@@ -95,9 +95,9 @@ class LightGCN:
         return self
 
     def scores(self, users: np.ndarray) -> torch.Tensor:
-        if self._emb is None:
+        e = self._emb
+        if e is None:
             self._model.eval()
             with torch.no_grad():
-                self._emb = self._model.get_embedding(self._edge_index)
-        e = self._emb
+                e = self._emb = self._model.get_embedding(self._edge_index)
         return e[torch.from_numpy(users)] @ e[self._nu :].T
