@@ -31,10 +31,10 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 def test_whole_job_from_csv(byo: Path, tmp_path: Path, capsys) -> None:
     store = str(tmp_path / "store")
     rc, out, _ = run(capsys, "ingest", "--store", store, "--interactions", str(byo / "interactions.csv"),
-                     "--items", str(byo / "items.csv"), "--triples", str(byo / "triples.csv"), "--tags", str(byo / "tags.csv"))
+                     "--items-file", str(byo / "items.csv"), "--triples", str(byo / "triples.csv"), "--tags", str(byo / "tags.csv"))
     assert rc == 0 and "ingested: 160 users, 240 items" in out
     rc, out, _ = run(capsys, "ingest", "--store", store, "--interactions", str(byo / "interactions.csv"),
-                     "--items", str(byo / "items.csv"), "--triples", str(byo / "triples.csv"), "--tags", str(byo / "tags.csv"))
+                     "--items-file", str(byo / "items.csv"), "--triples", str(byo / "triples.csv"), "--tags", str(byo / "tags.csv"))
     assert rc == 0 and out.startswith("unchanged")
     rc, out, err = run(capsys, "train", "--store", store, "--config", str(byo / "config.json"))
     assert rc == 0, err
@@ -72,7 +72,7 @@ def test_whole_job_from_csv(byo: Path, tmp_path: Path, capsys) -> None:
 def test_failed_ingest_writes_nothing(tmp_path: Path, byo: Path, capsys) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("user,item,timestamp\nu0,i1,12\nu0,i2,soon\n")
-    rc, _, err = run(capsys, "ingest", "--store", str(tmp_path / "s"), "--interactions", str(bad), "--items", str(byo / "items.csv"))
+    rc, _, err = run(capsys, "ingest", "--store", str(tmp_path / "s"), "--interactions", str(bad), "--items-file", str(byo / "items.csv"))
     assert rc == 2 and "bad.csv, line 3, column 'timestamp'" in err and "\n" not in err.strip()
     assert not (tmp_path / "s").exists()
 
@@ -85,7 +85,7 @@ def test_help_for_every_command(capsys) -> None:
 
 def test_demo_offline_falls_back_to_synthetic(tmp_path: Path, capsys) -> None:
     """With no MovieLens files and no network, the demo says so in one line and runs on synthetic data."""
-    rc, out, err = run(capsys, "demo", "--root", str(tmp_path / "empty"), "--store", str(tmp_path / "s"), "--epochs", "4", "--users", "1")
+    rc, out, err = run(capsys, "demo", "--root", str(tmp_path / "empty"), "--store", str(tmp_path / "s"), "--epochs", "4", "--n-users", "1")
     assert rc == 0, err
     assert "offline: MovieLens is not available" in out
     assert "test (" in out and "fused recall@20" in out and "Recommended because" in out
@@ -100,7 +100,7 @@ def test_export_resumes_after_sigkill_byte_identical(byo: Path, tmp_path: Path, 
     import time
 
     store = str(tmp_path / "store")
-    assert run(capsys, "ingest", "--store", store, "--interactions", str(byo / "interactions.csv"), "--items", str(byo / "items.csv"),
+    assert run(capsys, "ingest", "--store", store, "--interactions", str(byo / "interactions.csv"), "--items-file", str(byo / "items.csv"),
                "--triples", str(byo / "triples.csv"), "--tags", str(byo / "tags.csv"))[0] == 0
     assert run(capsys, "train", "--store", store, "--config", str(byo / "config.json"))[0] == 0
     clean = tmp_path / "clean.parquet"
@@ -130,14 +130,14 @@ def test_export_resumes_after_sigkill_byte_identical(byo: Path, tmp_path: Path, 
 
 def test_export_users_exclusions_and_candidates(byo: Path, tmp_path: Path, capsys) -> None:
     store = str(tmp_path / "store")
-    run(capsys, "ingest", "--store", store, "--interactions", str(byo / "interactions.csv"), "--items", str(byo / "items.csv"))
+    run(capsys, "ingest", "--store", store, "--interactions", str(byo / "interactions.csv"), "--items-file", str(byo / "items.csv"))
     assert run(capsys, "train", "--store", store, "--config", str(byo / "config.json"))[0] == 0
     (tmp_path / "users.txt").write_text("u1\nu2\nghost\n")
     (tmp_path / "cand.txt").write_text("\n".join(f"i{n}" for n in range(0, 240, 2)))
     (tmp_path / "excl.txt").write_text("i0\ni2\n")
-    rc, _, err = run(capsys, "export", "--store", store, "--users", str(tmp_path / "users.txt"), "--out", str(tmp_path / "r.csv"))
+    rc, _, err = run(capsys, "export", "--store", store, "--users-file", str(tmp_path / "users.txt"), "--out", str(tmp_path / "r.csv"))
     assert rc == 2 and "1 unknown user id(s), first: ['ghost']" in err and not (tmp_path / "r.csv").exists()
-    rc, _, err = run(capsys, "export", "--store", store, "--users", str(tmp_path / "users.txt"), "--unknown-users", "skip",
+    rc, _, err = run(capsys, "export", "--store", store, "--users-file", str(tmp_path / "users.txt"), "--unknown-users", "skip",
                      "--candidates", str(tmp_path / "cand.txt"), "--exclude", str(tmp_path / "excl.txt"), "--k", "5",
                      "--out", str(tmp_path / "r.csv"))
     assert rc == 0 and "ghost" in err
