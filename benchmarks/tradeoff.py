@@ -210,6 +210,42 @@ def reused_models(selection: Path | None) -> list[ModelSpec]:
     return sorted(models, key=lambda m: (m.name not in ESSENTIAL, len(m.grid) > 1 or m.early_stopping))
 
 
+def report_text(result: dict[str, Any]) -> str:
+    """The docs/benchmarks.md section of a result (``tradeoff-<data>.json``), from whatever parts it holds."""
+    meta, default = result["meta"], result.get("default")
+    val = pd.DataFrame(result.get("validation", []))
+    test = pd.DataFrame(result.get("test", []))
+    runs = pd.DataFrame(result.get("runs", []))
+    tp = result.get("throughput") or {}
+    name = meta["data"].replace("/", "-")
+    reuse = (f" Each model row fit once with the parameters and epochs its validation selection chose in "
+             f"`{Path(meta['reused_selection']).name}`." if meta.get("reused_selection") else "")
+    parts = [f"Data: {meta['data']}; seed {meta['seed']}; machine {meta['machine']}; date {meta['date']}; code "
+             f"{meta['code']}; whole run {meta.get('total_seconds', float('nan')) / 60:.1f} min.{reuse}"]
+    if len(val) and default is not None:
+        parts.append(f"Validation (the fused model fit on train; each validation user's list re-ranked from their top "
+                     f"{pool_size(K, 10**9, 0.5, 0.5)}; NDCG@20 on validation):\n\n" + markdown(fmt_sweep(val)))
+        if default["off"]:
+            parts.append(f"**Default: off.** Every setting costs validation NDCG@20: plain {default['plain_ndcg']:.4f}, "
+                         f"best re-ranked {default['best_other']:.4f}. `diversity` and `long_tail` default to 0.")
+        else:
+            parts.append(f"**Default: diversity={default['diversity']:g}, long_tail={default['long_tail']:g}**: validation "
+                         f"NDCG@20 {default['best_ndcg']:.4f} against {default['plain_ndcg']:.4f} plain.")
+    if len(runs):
+        summary = BenchmarkResult(runs, pd.DataFrame(), meta.get("split", {})).summary()
+        parts.append("Every model row on test (one seed; ILD by vectors uses the fused row's item vectors for every "
+                     "model):\n\n" + markdown(beyond_table(summary)))
+    if len(test):
+        parts.append("The fused model (fit on train + validation) re-ranked on test:\n\n" + markdown(fmt_sweep(test)))
+        parts.append(f"![trade-off](img/tradeoff-{name}.png)")
+    if tp:
+        parts.append(f"Export throughput (all {meta.get('split', {}).get('users', '?')} users, top 100, Parquet, best of 3, "
+                     f"same model, same run): plain {tp['plain_users_per_s']:.0f} users/s, re-ranked "
+                     f"(λ={tp['diversity']:g}, β={tp['long_tail']:g}) {tp['reranked_users_per_s']:.0f} users/s: ratio "
+                     f"{tp['ratio']:.2f}.")
+    return "\n\n".join(parts) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--movielens", default=os.environ.get("KGREC_DATA"), help="folder holding ml-latest-small/")
@@ -219,10 +255,14 @@ def main() -> None:
                     help="a quality-<data>.json: fit each row once with the parameters its validation selection chose")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--from-results", type=Path, default=None, metavar="JSON", help="print the section of a finished result")
     ap.add_argument("--throughput-only", type=Path, default=None, metavar="MODEL_DIR",
                     help="only measure the export throughput (plain, λ=0.3, β=0.3, both) on a saved model's vectors")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if a.from_results is not None:
+        print(report_text(json.loads(a.from_results.read_text())), flush=True)
+        return
     if a.throughput_only is not None:
         for lam, beta in ((0.3, 0.0), (0.0, 0.3), (0.3, 0.3)):
             print(json.dumps(throughput_of_model_dir(a.throughput_only, lam, beta)), flush=True)
@@ -289,29 +329,7 @@ def main() -> None:
         runs = pd.concat([runs, extra], ignore_index=True)
         result["runs"] = runs.to_dict("records")
         save()
-    summary = BenchmarkResult(runs, res.selection, res.split).summary()
-    total = time.perf_counter() - t_all
-
-    if default["off"]:
-        verdict = (f"**Default: off.** Every setting costs validation NDCG@20: plain {default['plain_ndcg']:.4f}, "
-                   f"best re-ranked {default['best_other']:.4f}. `diversity` and `long_tail` default to 0.")
-    else:
-        verdict = (f"**Default: diversity={default['diversity']:g}, long_tail={default['long_tail']:g}**: validation "
-                   f"NDCG@20 {default['best_ndcg']:.4f} against {default['plain_ndcg']:.4f} plain.")
-    tp_text = (f"Export throughput (all {res.split['users']} users, top 100, Parquet, best of 3): plain "
-               f"{tp['plain_users_per_s']:.0f} users/s, re-ranked (λ={tp['diversity']:g}, β={tp['long_tail']:g}) "
-               f"{tp['reranked_users_per_s']:.0f} users/s: ratio {tp['ratio']:.2f}.") if tp else ""
-    reuse = (f" Each row fit once with the parameters and epochs its validation selection chose in `{a.reuse_selection.name}`."
-             if a.reuse_selection else "")
-    text = (f"Data: {ds.name}; seed {a.seed}; machine {meta['machine']}; date {meta['date']}; code {meta['code']}; "
-            f"whole run {total / 60:.1f} min.{reuse}\n\n"
-            f"Validation (fused model fit on train, lists re-ranked from each user's top "
-            f"{pool_size(K, res.split['items'], 0.5, 0.5)}, scored on validation):\n\n"
-            + markdown(fmt_sweep(val)) + "\n\n" + verdict + "\n\n"
-            "Every model row on test (ILD by vectors uses the fused row's item vectors for every model):\n\n"
-            + markdown(beyond_table(summary)) + "\n\n"
-            "The fused model (fit on train + validation) re-ranked on test:\n\n" + markdown(fmt_sweep(test)) + "\n\n"
-            + tp_text + f"\n\n![trade-off](img/tradeoff-{name}.png)\n")
+    text = report_text(result)
     print(text, flush=True)
     write_text_atomic(Path(a.out) / f"tradeoff-{name}.md", text)
     if a.write_docs:
