@@ -13,8 +13,6 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from kgrec import __version__
-
 if TYPE_CHECKING:
     from kgrec.graph.store import GraphStore
 
@@ -93,7 +91,9 @@ def _rerank_options(diversity: float, long_tail: float) -> None:
 
 def _show_version(value: bool) -> None:
     if value:
-        typer.echo(f"kgrec {__version__}")
+        from importlib.metadata import version as installed  # not `import kgrec`: the CLI sits above the facade
+
+        typer.echo(f"kgrec {installed('kgrec')}")
         raise typer.Exit()
 
 
