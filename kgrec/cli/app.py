@@ -346,7 +346,7 @@ def export(
 @app.command()
 def query(
     cypher: str = typer.Argument(..., help="a read-only Cypher query"),
-    param: list[str] = typer.Option([], "--param", "-p", help="name=value (value parsed as JSON when it can be)"),
+    param: list[str] = typer.Option([], "--param", "-p", metavar="NAME=VALUE", help="a query parameter (repeatable; the value parsed as JSON when it can be)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the result to .parquet, .csv or .jsonl"),
     fmt: str = typer.Option("text", "--format", help="printed as text (a table), csv, json or jsonl (without --out)"),
     store: str = typer.Option("bolt://127.0.0.1:7687", "--store", "-s", "--neo4j-uri", help="a bolt:// or neo4j:// URI"),

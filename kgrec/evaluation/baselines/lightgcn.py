@@ -31,7 +31,9 @@ class LightGCN:
         self.seconds_per_epoch = float("nan")
 
     def fit(self, ctx: FitContext) -> LightGCN:
-        from torch_geometric.nn.models import LightGCN as PygLightGCN
+        with warnings.catch_warnings():  # importing torch_geometric warns of torch.jit.script (issue 18 point 6)
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+            from torch_geometric.nn.models import LightGCN as PygLightGCN
         from tqdm.auto import tqdm
 
         from kgrec.encoders.graph import symmetric_lgconv
