@@ -78,6 +78,7 @@ StoreOpt = typer.Option(
 Neo4jUser = typer.Option(None, "--neo4j-user", help="Neo4j user (default neo4j); the password comes from NEO4J_PASSWORD")
 Neo4jDb = typer.Option(None, "--neo4j-database", help="Neo4j database (default neo4j)")
 ModelOpt = typer.Option(None, "--model", "-m", help="model directory (default: inside the store)")
+LangOpt = typer.Option("en", "--lang", help="language of the explanation sentences and messages: en or zh (kgrec.messages)")
 DiversityOpt = typer.Option(0.0, "--diversity", help="re-rank for variety: MMR weight in [0, 1] over the item vectors (0: off)")
 LongTailOpt = typer.Option(0.0, "--long-tail", help="re-rank towards less popular items: penalty >= 0 (0: off)")
 
@@ -228,9 +229,13 @@ def recommend(
     diversity: float = DiversityOpt,
     long_tail: float = LongTailOpt,
     unknown_users: str = typer.Option("error", "--unknown-users", help="users the model does not know: error or skip"),
+    lang: str = LangOpt,
 ) -> None:
     """Top-K recommendations for users."""
+    from kgrec.messages import check_lang
+
     fmt = _format(fmt)
+    lang = check_lang(lang)
     _rerank_options(diversity, long_tail)
     if unknown_users not in {"error", "skip"}:
         raise typer.BadParameter(f"--unknown-users {unknown_users!r}: expected error or skip")
@@ -245,7 +250,7 @@ def recommend(
 
             promoted = df["promoted"].tolist() if "promoted" in df else [False] * len(df)
             notes = [note(bool(p), diversity, long_tail) for p in promoted]
-            df["explanation"] = [rec.explain(u, i, st, top=1).headline() + (f" ({n})" if n else "")
+            df["explanation"] = [rec.explain(u, i, st, top=1, lang=lang).headline() + (f" ({n})" if n else "")
                                  for u, i, n in zip(df["user"], df["item"], notes)]
     _print_frame(df, fmt)
 
@@ -261,12 +266,16 @@ def explain(
     model: Optional[Path] = ModelOpt,
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
+    lang: str = LangOpt,
 ) -> None:
     """Why was ITEM recommended to USER (or why not)? Paths through the graph, scored by the model."""
+    from kgrec.messages import check_lang
+
     fmt = _format(fmt, ("text", "json", "jsonl"))
+    lang = check_lang(lang)
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         rec = _load_model(st, model)
-        e = rec.explain(user, item, st, top=top, k=k)
+        e = rec.explain(user, item, st, top=top, k=k, lang=lang)
     if fmt in {"json", "jsonl"}:
         typer.echo(json.dumps(e.to_dict(), ensure_ascii=False, indent=2 if fmt == "json" else None))
     else:
@@ -304,10 +313,12 @@ def export(
     neo4j_database: Optional[str] = Neo4jDb,
     diversity: float = DiversityOpt,
     long_tail: float = LongTailOpt,
+    lang: str = LangOpt,
 ) -> None:
     """Export top-K recommendations for all users: chunked, resumable, written atomically."""
     from kgrec.fusion.export import check_writable, output_format
     from kgrec.fusion.export import export as run_export
+    from kgrec.messages import check_lang
 
     _rerank_options(diversity, long_tail)
     output_format(out)
@@ -336,7 +347,8 @@ def export(
             written[0] += st.write_recommendations(df)
 
         rep = run_export(rec, out, k, users=ids, explain=explain_, items=cand, exclude=excl, chunk_size=chunk_size,
-                         resume=resume, on_chunk=to_graph if to_neo4j else None, diversity=diversity, long_tail=long_tail)
+                         resume=resume, on_chunk=to_graph if to_neo4j else None, diversity=diversity, long_tail=long_tail,
+                         lang=check_lang(lang))
         extra = f" (resumed {rep['resumed_chunks']} of {rep['chunks']} chunks)" if rep["resumed_chunks"] else ""
         console.print(f"wrote {rep['rows']} rows for {rep['users']} users -> {out}{extra}")
         if to_neo4j:

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from kgrec.fusion.state import ModelState
+from kgrec.messages import Messages, messages
 from kgrec.graph.paths import KIND_NODES, KIND_RELATIONS, PathRow
 
 
@@ -131,25 +132,19 @@ def _humanise(relation: str) -> str:
     return relation.replace("_", " ").strip().lower()
 
 
-def sentence(kind: str, verb: str, anchor: str, via: str, item: str, rel_a: str = "", rel_b: str = "", via_name: str = "") -> str:
-    """One readable sentence for a path (titles already resolved)."""
-    if kind == "category":
-        return f"Recommended because you {verb} {anchor}, which is {via} like {item}."
-    if kind == "keyword":
-        return f"Recommended because you {verb} {anchor}, which, like {item}, is about “{via}”."
-    if kind == "tag":
-        return f"Recommended because you tagged items “{via}”, and {item} is about “{via}” too."
+def sentence(kind: str, verb: str, anchor: str, via: str, item: str, rel_a: str = "", rel_b: str = "", via_name: str = "",
+             *, lang: str | None = None) -> str:
+    """One readable sentence for a path (titles already resolved; ``verb`` already in ``lang``), from the
+    message catalogue of ``lang`` (:mod:`kgrec.messages`; default English)."""
+    m = messages(lang)
+    if kind in ("category", "keyword", "tag", "user", COOC):
+        return m(f"path.{kind}", verb=verb, anchor=anchor, via=via, item=item, via_name=via_name)
     if kind == "entity":
-        if rel_a == rel_b:
-            return f"Recommended because you {verb} {anchor}, which shares {_humanise(rel_a)} {via} with {item}."
-        return f"Recommended because you {verb} {anchor} ({_humanise(rel_a)} {via}), and {item} has {_humanise(rel_b)} {via}."
-    if kind == "user":
-        return f"Recommended because {via_name}, who also {verb} {anchor} like you, {verb} {item}."
-    if kind == COOC:
-        return f"Recommended because people who {verb} {anchor} also {verb} {item}."
+        key = "path.entity.same" if rel_a == rel_b else "path.entity.other"
+        return m(key, verb=verb, anchor=anchor, via=via, item=item, rel_a=_humanise(rel_a), rel_b=_humanise(rel_b))
     if kind == "attribute":
         name, _, value = via.partition("=")
-        return f"Recommended because people who share your {_humanise(name)}, {value}, {verb} {item}."
+        return m("path.attribute", name=_humanise(name), value=value, verb=verb, item=item)
     raise ValueError(f"unknown path kind {kind!r}")
 
 
@@ -257,18 +252,20 @@ def candidate_paths(
 
 def explain(
     state: ModelState, find: PathFinder, user: str, item: str, u: int, i: int, hist_items: np.ndarray,
-    hist_w: np.ndarray, *, top: int = 3, k: int = 10,
+    hist_w: np.ndarray, *, top: int = 3, k: int = 10, lang: str | None = None,
 ) -> Explanation:
     """Build the :class:`Explanation` of ``item`` (number ``i``) for ``user`` (number ``u``, history
-    ``hist_items, hist_w``): the ids were turned into numbers, and the history fetched, by the caller."""
-    verb = state.config.explain.interaction_verb
+    ``hist_items, hist_w``): the ids were turned into numbers, and the history fetched, by the caller.
+    Sentences and messages are in ``lang`` (:mod:`kgrec.messages`; default English)."""
+    m = messages(lang)
+    verb = m.verb(state.config.explain.interaction_verb)
     title = state.title(item)
     score = state.score(u, i)
     attr = state.attribution(u, i)
     if i in set(hist_items.tolist()):
         return Explanation(
             user=user, item=item, title=title, rank=0, score=score, k=k, paths=[], attribution=attr,
-            interacted=True, message=f"User {user} already {verb} {title}; it is not recommended again.",
+            interacted=True, message=m("explain.interacted", user=user, verb=verb, title=title),
         )
     rank = state.rank(u, i, hist_items)
     weights = anchor_weights(state, u, hist_w)
@@ -277,23 +274,23 @@ def explain(
     order = np.lexsort((np.arange(len(paths)), -scores)) if paths else np.empty(0, dtype=int)
     out: list[ExplanationPath] = []
     for r in order[:top]:
-        out.append(_render(state, user, item, paths[int(r)], float(scores[r]), verb))
+        out.append(_render(state, user, item, paths[int(r)], float(scores[r]), verb, m))
     gap = None
     msg = ""
     if rank > k:
         s_top = state.topk(np.array([u]), k, seen=[hist_items]).scores
         gap = float(s_top[0, -1] - score)
-        msg = f"{title} is ranked {rank} for user {user}, outside the top {k} (score {gap:.3f} below the {k}th item)."
+        msg = m("explain.outside", title=title, rank=rank, user=user, k=k, gap=gap)
     if not out:
-        msg = (msg + " " if msg else "") + f"No path of at most 3 hops links user {user} to {title}." + _text_only_note(
-            state, user, i, hist_items, title, verb)
+        msg = (msg + " " if msg else "") + m("explain.no_path", user=user, title=title) + _text_only_note(
+            state, user, i, hist_items, title, verb, m)
     return Explanation(
         user=user, item=item, title=title, rank=rank, score=score, k=k, paths=out, attribution=attr,
         gap_to_k=gap, message=msg, total_paths=len(paths),
     )
 
 
-def _text_only_note(state: ModelState, user: str, i: int, hist_items: np.ndarray, title: str, verb: str) -> str:
+def _text_only_note(state: ModelState, user: str, i: int, hist_items: np.ndarray, title: str, verb: str, m: Messages) -> str:
     """For a new item (nobody has interacted with it: the model knows it by its text alone) without a path,
     say so and name the history item whose text vector is closest to its own."""
     text = state.arrays.get("item_text")
@@ -301,31 +298,30 @@ def _text_only_note(state: ModelState, user: str, i: int, hist_items: np.ndarray
         return ""
     sims = _cos(text[hist_items], text[i])
     nearest = state.vocabs.item.id(int(hist_items[int(np.argmax(sims))]))
-    return (f" Nobody has {verb} {title} yet, and none of its categories, keywords or facts links it to user {user}'s"
-            f" history: the model knows it only by its text (title, description), which is closest to that of"
-            f" {state.title(nearest)}, which user {user} {verb}.")
+    return m("explain.text_only", verb=verb, title=title, user=user, nearest=state.title(nearest))
 
 
-def _render(state: ModelState, user: str, item: str, row: PathRow, score: float, verb: str) -> ExplanationPath:
+def _render(state: ModelState, user: str, item: str, row: PathRow, score: float, verb: str, m: Messages) -> ExplanationPath:
     kind, anchor, via, rel_a, rel_b = row
     if kind == COOC:
-        nodes = [PathNode("user", user, f"user {user}"), PathNode("item", anchor, state.title(anchor)),
+        nodes = [PathNode("user", user, m("node.user", id=user)), PathNode("item", anchor, state.title(anchor)),
                  PathNode("item", item, state.title(item))]
-        return ExplanationPath(score=score, sentence=sentence(kind, verb, state.title(anchor), "", state.title(item)),
+        return ExplanationPath(score=score, sentence=sentence(kind, verb, state.title(anchor), "", state.title(item),
+                                                              lang=m.lang),
                                kind=kind, nodes=nodes, relations=["INTERACTED", "CO_OCCURS"])
     types = KIND_NODES[kind]
     ids = {"category": [user, anchor, via, item], "keyword": [user, anchor, via, item], "entity": [user, anchor, via, item],
            "user": [user, anchor, via, item], "tag": [user, via, item], "attribute": [user, via, item]}[kind]
     nodes = []
     for t, x in zip(types, ids, strict=False):
-        name = state.title(x) if t == "item" else (f"user {x}" if t == "user" else x)
+        name = state.title(x) if t == "item" else (m("node.user", id=x) if t == "user" else x)
         if t == "attribute":
             a_name, _, a_value = x.partition("=")
-            name = f"{_humanise(a_name)}: {a_value}"
+            name = m("node.attribute", name=_humanise(a_name), value=a_value)
         nodes.append(PathNode(t, x, name))
     rels = list(KIND_RELATIONS[kind])
     if kind == "entity":
         rels = ["INTERACTED", rel_a.upper(), rel_b.upper()]
     text = sentence(kind, verb, state.title(anchor) if anchor else "", via, state.title(item), rel_a, rel_b,
-                    via_name=f"user {via}" if kind == "user" else via)
+                    via_name=m("node.user", id=via) if kind == "user" else via, lang=m.lang)
     return ExplanationPath(score=score, sentence=text, kind=kind, nodes=nodes, relations=rels)

@@ -73,7 +73,7 @@ def schema(explain: bool) -> pa.Schema:
 def recommend_table(
     rec: Recommender, users: Sequence[str], k: int, *, explain: bool = False,
     item_numbers: np.ndarray | None = None, exclude_numbers: np.ndarray | None = None,
-    diversity: float = 0.0, long_tail: float = 0.0,
+    diversity: float = 0.0, long_tail: float = 0.0, lang: str | None = None,
 ) -> pa.Table:
     """Recommendations of one chunk of users as an Arrow table with the export's columns.
 
@@ -107,7 +107,7 @@ def recommend_table(
     if explain:
         sentences, paths = [], []
         for n, (u, i) in enumerate(zip(cols["user"].to_pylist(), cols["item"].to_pylist(), strict=True)):
-            e = rec.explain(u, i, top=1)
+            e = rec.explain(u, i, top=1, lang=lang)
             why = note(bool(promoted[n]), diversity, long_tail) if promoted is not None else None
             sentences.append(e.headline() + (f" ({why})" if why else ""))
             paths.append(json.dumps([[n.type, n.id] for n in e.paths[0].nodes], ensure_ascii=False) if e.paths else None)
@@ -169,7 +169,7 @@ def export(
     rec: Recommender, out: str | Path, k: int, *, users: Sequence[str] | None = None, explain: bool = False,
     items: Iterable[str] | None = None, exclude: Iterable[str] | None = None, chunk_size: int = 1024,
     resume: bool = False, progress: bool = True, on_chunk: Callable[[pd.DataFrame], object] | None = None,
-    diversity: float = 0.0, long_tail: float = 0.0,
+    diversity: float = 0.0, long_tail: float = 0.0, lang: str | None = None,
 ) -> dict[str, int]:
     """Write top-``k`` recommendations of ``users`` (default: all) to ``out``.
 
@@ -182,6 +182,7 @@ def export(
             assembled (``kgrec export --to-neo4j`` writes them to Neo4j this way).
         diversity: MMR weight λ in [0, 1] of the re-ranker (0: off; :mod:`kgrec.fusion.rerank`).
         long_tail: popularity penalty β >= 0 of the re-ranker (0: off).
+        lang: language of the ``explanation`` sentences (``kgrec.messages``; default English).
 
     Returns:
         ``{"users", "rows", "chunks", "resumed_chunks"}``.
@@ -201,6 +202,8 @@ def export(
     }
     if diversity or long_tail:  # jobs without the re-ranker keep their old job.json (resumable)
         job.update(diversity=diversity, long_tail=long_tail)
+    if explain and lang not in (None, "en"):  # sentences in another language (kgrec.messages); English jobs unchanged
+        job.update(lang=lang)
     work = parts_dir(out)
     lock = work.parent / f".{Path(out).name}.lock"
     try:
@@ -250,7 +253,7 @@ def _export_locked(
                 continue
             chunk = users[c * chunk_size : (c + 1) * chunk_size]
             table = recommend_table(rec, chunk, k, explain=explain, item_numbers=cand_n, exclude_numbers=excl_n,
-                                    diversity=diversity, long_tail=long_tail)
+                                    diversity=diversity, long_tail=long_tail, lang=str(job.get("lang", "en")))
             part = work / f"part-{c:06d}.parquet"
             with atomic_file(part) as tmp:  # .done first, then the part: a part on disk always has its record
                 pq.write_table(table, tmp, compression="zstd")

@@ -345,7 +345,8 @@ class Recommender:
 
         return find
 
-    def explain(self, user: str, item: str, store: GraphStore | None = None, *, top: int = 3, k: int = 10) -> Explanation:
+    def explain(self, user: str, item: str, store: GraphStore | None = None, *, top: int = 3, k: int = 10,
+                lang: str | None = None) -> Explanation:
         """Why ``item`` is (or is not) recommended to ``user``: scored paths and sentences.
 
         The ids become numbers here, once each, and the history is fetched once.
@@ -354,12 +355,13 @@ class Recommender:
             store: the store holding the graph (default: the data the model was fitted on).
             top: number of paths to return.
             k: list length for the "why not" part (rank, gap to the k-th item).
+            lang: language of the sentences and messages (``kgrec.messages.LANGUAGES``; default English).
         """
         st = self.state
         user, item = str(user), str(item)
         u, i = st.user_number(user), st.item_number(item)
         hist_items, hist_w = st.history(u)
-        return explain(st, self.path_finder(store), user, item, u, i, hist_items, hist_w, top=top, k=k)
+        return explain(st, self.path_finder(store), user, item, u, i, hist_items, hist_w, top=top, k=k, lang=lang)
 
     def embeddings(self, kind: str = "item", part: str = "fused") -> pd.DataFrame:
         """Vectors as a DataFrame (``id`` column + ``d0..dN``).

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPBearer
 
+from kgrec.messages import DEFAULT_LANG, LANGUAGES
 from kgrec.web.auth import COOKIE_NAME, Authenticator
 from kgrec.web.models import (
     MAX_SEARCH_HITS,
@@ -34,6 +35,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "the store does not answer"},
 }
 
+
+#: the ``lang`` query parameter: a language with a message catalogue (kgrec.messages)
+LANG_PATTERN = "^(" + "|".join(LANGUAGES) + ")$"
+LANG_HELP = f"language of the explanation sentences: {', '.join(LANGUAGES)}"
 
 def json_response(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
@@ -67,10 +72,11 @@ def api_router(service: RecService, auth: Authenticator, limiter: anyio.Capacity
         diversity: Annotated[float, Query(ge=0.0, le=1.0, description="re-rank for variety: MMR weight λ (0: off)")] = 0.0,
         long_tail: Annotated[float, Query(ge=0.0, le=MAX_LONG_TAIL,
                                           description="re-rank towards less popular items: penalty β (0: off)")] = 0.0,
+        lang: Annotated[str, Query(pattern=LANG_PATTERN, description=LANG_HELP)] = DEFAULT_LANG,
     ) -> Response:
-        hit = service.cached_recommendations_json(user, k, diversity, long_tail)
+        hit = service.cached_recommendations_json(user, k, diversity, long_tail, lang)
         return json_response(hit if hit is not None
-                             else await compute(service.recommendations_json, user, k, diversity, long_tail))
+                             else await compute(service.recommendations_json, user, k, diversity, long_tail, lang))
 
     @router.get(
         "/api/users/{user:path}/explanations/{item:path}", response_model=ExplanationOut, responses=_ERRORS,
@@ -81,9 +87,10 @@ def api_router(service: RecService, auth: Authenticator, limiter: anyio.Capacity
         user: str, item: str,
         k: Annotated[int, Query(ge=1, le=cfg.max_k, description="list length for the 'why not' part")] = cfg.default_k,
         top: Annotated[int, Query(ge=1, le=cfg.max_top_paths, description="paths to return")] = cfg.top_paths,
+        lang: Annotated[str, Query(pattern=LANG_PATTERN, description=LANG_HELP)] = DEFAULT_LANG,
     ) -> Response:
-        hit = service.cached_explanation_json(user, item, k, top)
-        return json_response(hit if hit is not None else await compute(service.explanation_json, user, item, k, top))
+        hit = service.cached_explanation_json(user, item, k, top, lang)
+        return json_response(hit if hit is not None else await compute(service.explanation_json, user, item, k, top, lang))
 
     @router.get(
         "/api/items/search", response_model=ItemSearchOut, responses=_ERRORS, dependencies=secured, tags=["items"],

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from kgrec.errors import KgrecError, UnknownIdError
+from kgrec.messages import LANGUAGES, messages
 from kgrec.web.auth import COOKIE_NAME, Authenticator, foreign_origin, safe_next
 from kgrec.web.models import store_unavailable_detail, store_unavailable_errors
 from kgrec.web.service import MAX_LONG_TAIL, RecService
@@ -70,7 +71,8 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
             if item or whynot:
                 raise PageError(422, "Type a user id first.")
             return
-        ctx["recs"] = service.recommendations(user, k, ctx["diversity"], ctx["long_tail"])
+        lang = ctx["m"].lang
+        ctx["recs"] = service.recommendations(user, k, ctx["diversity"], ctx["long_tail"], lang)
         target = item
         if whynot and not item:
             found = service.resolve_item(whynot)
@@ -81,15 +83,17 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
                 return
             target = found[0].item
         if target:
-            detail = service.explanation(user, target, k, cfg.top_paths)
+            detail = service.explanation(user, target, k, cfg.top_paths, lang)
             ctx["detail"] = detail
-            ctx["svg"] = Markup(path_svg(detail.paths[: cfg.drawn_paths], f"paths from user {user} to {detail.title}"))
+            title = ctx["m"]("page.svg_title", user=user, title=detail.title)
+            ctx["svg"] = Markup(path_svg(detail.paths[: cfg.drawn_paths], title))
 
     router = APIRouter(include_in_schema=False)
 
     @router.get("/")
     def page(request: Request, user: str | None = None, k: str | None = None, item: str | None = None,
-             whynot: str | None = None, diversity: str | None = None, long_tail: str | None = None) -> Response:
+             whynot: str | None = None, diversity: str | None = None, long_tail: str | None = None,
+             lang: str | None = None) -> Response:
         if not auth.request_ok(request.headers.get("authorization"), request.cookies.get(COOKIE_NAME)):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return login_page(401, target)
@@ -98,6 +102,7 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
             "user": user, "k": cfg.default_k, "max_k": cfg.max_k, "health": service.health(), "error": "", "recs": None,
             "detail": None, "svg": "", "whynot": whynot, "candidates": [], "show_logout": auth.enabled,
             "diversity": 0.0, "long_tail": 0.0, "max_long_tail": MAX_LONG_TAIL, "rerank_q": "",
+            "m": messages(lang if lang in LANGUAGES else None), "lang": lang if lang in LANGUAGES else "en",
         }
         status = 200
         try:
@@ -105,6 +110,10 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
             ctx["diversity"] = parse_rerank(diversity, "Variety", 1.0)
             ctx["long_tail"] = parse_rerank(long_tail, "Long tail", MAX_LONG_TAIL)
             on = {name: ctx[name] for name in ("diversity", "long_tail") if ctx[name]}
+            if lang not in (None, "", *LANGUAGES):
+                raise PageError(422, f"“lang” must be one of {', '.join(LANGUAGES)} (got “{lang}”).")
+            if ctx["lang"] != "en":
+                on["lang"] = ctx["lang"]
             ctx["rerank_q"] = "&" + urlencode(on) if on else ""  # kept in the page's links when set
             fill(ctx, user, ctx["k"], item, whynot)
         except PageError as e:

@@ -81,44 +81,48 @@ class RecService:
 
     # Cached answers are kept as JSON bytes: one untracked object per entry, so a full cache adds
     # nothing to the garbage collector's work (a cache of model objects made 1 s collection pauses).
-    def cached_recommendations_json(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0) -> bytes | None:
-        return self._recs.get((self.version, user, k, diversity, long_tail))
+    def cached_recommendations_json(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0,
+                                    lang: str = "en") -> bytes | None:
+        return self._recs.get((self.version, user, k, diversity, long_tail, lang))
 
-    def cached_explanation_json(self, user: str, item: str, k: int, top: int) -> bytes | None:
-        return self._expl.get((self.version, user, item, k, top))
+    def cached_explanation_json(self, user: str, item: str, k: int, top: int, lang: str = "en") -> bytes | None:
+        return self._expl.get((self.version, user, item, k, top, lang))
 
-    def recommendations_json(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0) -> bytes:
+    def recommendations_json(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0,
+                             lang: str = "en") -> bytes:
         """:meth:`recommendations` as (escaped) JSON bytes."""
-        hit = self.cached_recommendations_json(user, k, diversity, long_tail)
-        return hit if hit is not None else to_json(self._recommendations(user, k, diversity, long_tail))
+        hit = self.cached_recommendations_json(user, k, diversity, long_tail, lang)
+        return hit if hit is not None else to_json(self._recommendations(user, k, diversity, long_tail, lang))
 
-    def explanation_json(self, user: str, item: str, k: int, top: int) -> bytes:
+    def explanation_json(self, user: str, item: str, k: int, top: int, lang: str = "en") -> bytes:
         """:meth:`explanation` as (escaped) JSON bytes."""
-        hit = self.cached_explanation_json(user, item, k, top)
-        return hit if hit is not None else to_json(self._explanation(user, item, k, top))
+        hit = self.cached_explanation_json(user, item, k, top, lang)
+        return hit if hit is not None else to_json(self._explanation(user, item, k, top, lang))
 
-    def recommendations(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0) -> RecommendationsOut:
-        """Top-``k`` items for ``user``, each with its top explanation sentence; ``diversity`` / ``long_tail``
-        re-rank the list (:mod:`kgrec.fusion.rerank`) and a moved-up item carries a ``note``.
+    def recommendations(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0,
+                        lang: str = "en") -> RecommendationsOut:
+        """Top-``k`` items for ``user``, each with its top explanation sentence (in ``lang``, :mod:`kgrec.messages`);
+        ``diversity`` / ``long_tail`` re-rank the list (:mod:`kgrec.fusion.rerank`) and a moved-up item carries a ``note``.
 
         Raises:
             UnknownIdError: the model does not know ``user``.
             ConfigError: ``diversity`` or ``long_tail`` out of range.
         """
-        hit = self.cached_recommendations_json(user, k, diversity, long_tail)
+        hit = self.cached_recommendations_json(user, k, diversity, long_tail, lang)
         return (RecommendationsOut.model_validate_json(hit) if hit is not None
-                else self._recommendations(user, k, diversity, long_tail))
+                else self._recommendations(user, k, diversity, long_tail, lang))
 
-    def explanation(self, user: str, item: str, k: int, top: int) -> ExplanationOut:
-        """Why ``item`` is (or is not) in ``user``'s top ``k``: the ``top`` strongest paths.
+    def explanation(self, user: str, item: str, k: int, top: int, lang: str = "en") -> ExplanationOut:
+        """Why ``item`` is (or is not) in ``user``'s top ``k``: the ``top`` strongest paths (sentences in ``lang``).
 
         Raises:
             UnknownIdError: the model does not know ``user`` or ``item``.
         """
-        hit = self.cached_explanation_json(user, item, k, top)
-        return ExplanationOut.model_validate_json(hit) if hit is not None else self._explanation(user, item, k, top)
+        hit = self.cached_explanation_json(user, item, k, top, lang)
+        return ExplanationOut.model_validate_json(hit) if hit is not None else self._explanation(user, item, k, top, lang)
 
-    def _recommendations(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0) -> RecommendationsOut:
+    def _recommendations(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0,
+                         lang: str = "en") -> RecommendationsOut:
         from kgrec.fusion.explain import headline
         from kgrec.fusion.rerank import check_options, note
 
@@ -128,7 +132,7 @@ class RecService:
         items = []
         for item, rank, score, up in zip(df["item"].tolist(), df["rank"].tolist(), df["score"].tolist(), promoted,
                                          strict=False):
-            e = self.explanation(user, item, k, self.config.top_paths)
+            e = self.explanation(user, item, k, self.config.top_paths, lang)
             first = e.paths[0] if e.paths else None
             items.append(RecommendationOut(
                 rank=int(rank), item=item, title=self.rec.title(item), score=float(score),
@@ -136,13 +140,13 @@ class RecService:
             ))
         out = RecommendationsOut(user=user, k=k, model_version=self.version, items=items, diversity=diversity,
                                  long_tail=long_tail)
-        self._recs.put((self.version, user, k, diversity, long_tail), to_json(out))
+        self._recs.put((self.version, user, k, diversity, long_tail, lang), to_json(out))
         return out
 
-    def _explanation(self, user: str, item: str, k: int, top: int) -> ExplanationOut:
-        e = self.rec.explain(user, item, self.store, top=top, k=k)
+    def _explanation(self, user: str, item: str, k: int, top: int, lang: str = "en") -> ExplanationOut:
+        e = self.rec.explain(user, item, self.store, top=top, k=k, lang=lang)
         out = ExplanationOut.model_validate(e.to_dict())
-        self._expl.put((self.version, user, item, k, top), to_json(out))
+        self._expl.put((self.version, user, item, k, top, lang), to_json(out))
         return out
 
     def search(self, q: str, limit: int = 20) -> ItemSearchOut:

@@ -1,9 +1,12 @@
-"""Jinja2 templates of the page (autoescaped; inline CSS, no script, nothing from a CDN)."""
+"""Jinja2 templates of the page (autoescaped; inline CSS, no script, nothing from a CDN); the fixed words come
+from the message catalogues (:mod:`kgrec.messages`, ``m``)."""
 
 from __future__ import annotations
 
 import jinja2
 from markupsafe import Markup
+
+from kgrec.messages import messages
 
 _CSS = """
 *{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d232a;background:#f4f6f8}
@@ -28,45 +31,45 @@ svg.paths text.rel{fill:#6b7680;font-size:10px}svg.paths line.edge{stroke:#9aa6b
 """
 
 _BASE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<html lang="{{ m['page.lang'] }}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{% block title %}kgrec{% endblock %}</title><style>{{ css }}</style></head>
-<body><header><h1>kgrec · recommendations explained</h1>
-{% if show_logout %}<form method="post" action="/logout"><button type="submit" id="logout">Log out</button></form>{% endif %}
+<body><header><h1>{{ m['page.heading'] }}</h1>
+{% if show_logout %}<form method="post" action="/logout"><button type="submit" id="logout">{{ m['page.logout'] }}</button></form>{% endif %}
 </header><main>{% block main %}{% endblock %}</main></body></html>
 """
 
-_LOGIN = """{% extends "base.html" %}{% block title %}kgrec · log in{% endblock %}
+_LOGIN = """{% extends "base.html" %}{% block title %}{{ m['page.login_title'] }}{% endblock %}
 {% block main %}
 <div class="card" style="max-width:460px">
-<h2>Log in</h2>
-<p class="meta">Enter the access token you were given.</p>
+<h2>{{ m['page.login'] }}</h2>
+<p class="meta">{{ m['page.login_hint'] }}</p>
 {% if error %}<p class="card error" id="error">{{ error }}</p>{% endif %}
 <form method="post" action="/login" class="inline">
 <input type="hidden" name="next" value="{{ next }}">
-<label>Access token<input type="password" name="token" id="token" autocomplete="current-password" required autofocus></label>
-<button type="submit" id="login">Log in</button>
+<label>{{ m['page.token'] }}<input type="password" name="token" id="token" autocomplete="current-password" required autofocus></label>
+<button type="submit" id="login">{{ m['page.login'] }}</button>
 </form></div>
 {% endblock %}
 """
 
-_PAGE = """{% extends "base.html" %}{% block title %}kgrec{% if user %} · user {{ user }}{% endif %}{% endblock %}
+_PAGE = """{% extends "base.html" %}{% block title %}kgrec{% if user %} · {{ m['page.user_title'] }} {{ user }}{% endif %}{% endblock %}
 {% block main %}
 <div class="card">
 <form method="get" action="/" class="inline" id="user-form">
-<label>User id<input name="user" id="user" value="{{ user or '' }}" required></label>
-<label>How many<input type="number" name="k" id="k" min="1" max="{{ max_k }}" value="{{ k }}"></label>
-<label>Variety (0–1)<input type="number" name="diversity" id="diversity" min="0" max="1" step="0.05" value="{{ diversity }}"></label>
-<label>Long tail (0–{{ max_long_tail|round|int }})<input type="number" name="long_tail" id="long_tail" min="0" max="{{ max_long_tail }}" step="0.05" value="{{ long_tail }}"></label>
-<button type="submit" id="show">Show recommendations</button>
+{% if lang != 'en' %}<input type="hidden" name="lang" value="{{ lang }}">{% endif %}<label>{{ m['page.user_id'] }}<input name="user" id="user" value="{{ user or '' }}" required></label>
+<label>{{ m['page.how_many'] }}<input type="number" name="k" id="k" min="1" max="{{ max_k }}" value="{{ k }}"></label>
+<label>{{ m['page.variety'] }}<input type="number" name="diversity" id="diversity" min="0" max="1" step="0.05" value="{{ diversity }}"></label>
+<label>{{ m['page.long_tail'] }} (0–{{ max_long_tail|round|int }})<input type="number" name="long_tail" id="long_tail" min="0" max="{{ max_long_tail }}" step="0.05" value="{{ long_tail }}"></label>
+<button type="submit" id="show">{{ m['page.show'] }}</button>
 </form>
-<p class="meta">Model {{ health.model_version }} · {{ health.store }} store · {{ health.users }} users, {{ health.items }} items</p>
+<p class="meta">{{ m['page.model'] }} {{ health.model_version }} · {{ health.store }} {{ m['page.store'] }} · {{ health.users }} {{ m['page.users'] }}, {{ health.items }} {{ m['page.items'] }}</p>
 </div>
 {% if error %}<div class="card error" id="error" role="alert">{{ error }}</div>{% endif %}
 {% if recs %}
 <div class="grid">
 <section class="card" id="recs">
-<h2>Top {{ recs.items|length }} for user {{ recs.user }}</h2>
-<table><thead><tr><th>#</th><th>Item</th><th>Score</th></tr></thead><tbody>
+<h2>{{ m('page.top_for_user', n=recs.items|length, user=recs.user) }}</h2>
+<table><thead><tr><th>#</th><th>{{ m['page.item'] }}</th><th>{{ m['page.score'] }}</th></tr></thead><tbody>
 {% for r in recs.items %}
 <tr class="rec{% if detail and detail.item == r.item %} sel{% endif %}">
 <td class="num">{{ r.rank }}</td>
@@ -77,12 +80,12 @@ _PAGE = """{% extends "base.html" %}{% block title %}kgrec{% if user %} · user 
 </tbody></table>
 <form method="get" action="/" class="inline" id="whynot-form" style="margin-top:14px">
 <input type="hidden" name="user" value="{{ recs.user }}"><input type="hidden" name="k" value="{{ k }}">
-{% if diversity %}<input type="hidden" name="diversity" value="{{ diversity }}">{% endif %}{% if long_tail %}<input type="hidden" name="long_tail" value="{{ long_tail }}">{% endif %}
-<label>Why not…? (item id or title)<input name="whynot" id="whynot" value="{{ whynot or '' }}" required></label>
-<button type="submit" id="ask">Why not?</button>
+{% if diversity %}<input type="hidden" name="diversity" value="{{ diversity }}">{% endif %}{% if long_tail %}<input type="hidden" name="long_tail" value="{{ long_tail }}">{% endif %}{% if lang != 'en' %}<input type="hidden" name="lang" value="{{ lang }}">{% endif %}
+<label>{{ m['page.why_not_label'] }}<input name="whynot" id="whynot" value="{{ whynot or '' }}" required></label>
+<button type="submit" id="ask">{{ m['page.why_not'] }}</button>
 </form>
 {% if candidates %}
-<div id="candidates"><p class="meta">Several items match “{{ whynot }}”; pick one:</p><ul>
+<div id="candidates"><p class="meta">{{ m('page.several_match', q=whynot) }}</p><ul>
 {% for c in candidates %}<li><a href="/?{{ {'user': recs.user, 'k': k, 'item': c.item}|urlencode }}{{ rerank_q }}">{{ c.title }}</a> <span class="meta">({{ c.item }})</span></li>{% endfor %}
 </ul></div>
 {% endif %}
@@ -90,12 +93,12 @@ _PAGE = """{% extends "base.html" %}{% block title %}kgrec{% if user %} · user 
 {% if detail %}
 <section class="card" id="detail">
 <h2 id="detail-title">{{ detail.title }}</h2>
-<p class="meta" id="detail-meta">item {{ detail.item }} · user {{ detail.user }} ·
-{% if detail.interacted %}already in the user's history{% else %}rank {{ detail.rank }} · score {{ '%.3f'|format(detail.score) }}
-(structure {{ '%+.3f'|format(detail.attribution.structure) }}, text {{ '%+.3f'|format(detail.attribution.text) }}){% endif %}</p>
+<p class="meta" id="detail-meta">{{ m['page.item_word'] }} {{ detail.item }} · {{ m['page.user_word'] }} {{ detail.user }} ·
+{% if detail.interacted %}{{ m['page.in_history'] }}{% else %}{{ m['page.rank'] }} {{ detail.rank }} · {{ m['page.score_word'] }} {{ '%.3f'|format(detail.score) }}
+({{ m['page.structure'] }} {{ '%+.3f'|format(detail.attribution.structure) }}, {{ m['page.text'] }} {{ '%+.3f'|format(detail.attribution.text) }}){% endif %}</p>
 {% if detail.message %}<p class="card" id="message">{{ detail.message }}</p>{% endif %}
 {% if detail.paths %}
-<h3>Why: {{ detail.paths|length }} strongest of {{ detail.total_paths }} paths</h3>
+<h3>{{ m('page.why_paths', n=detail.paths|length, total=detail.total_paths) }}</h3>
 <ol class="paths" id="paths">
 {% for p in detail.paths %}<li><span class="kind">{{ p.kind }}</span><span class="sentence">{{ p.sentence }}</span> <span class="meta">({{ '%.3f'|format(p.score) }})</span></li>{% endfor %}
 </ol>
@@ -108,10 +111,10 @@ _PAGE = """{% extends "base.html" %}{% block title %}kgrec{% if user %} · user 
 {% endblock %}
 """
 
-_ERROR = """{% extends "base.html" %}{% block title %}kgrec · error {{ code }}{% endblock %}
+_ERROR = """{% extends "base.html" %}{% block title %}{{ m['page.error_title'] }} {{ code }}{% endblock %}
 {% block main %}
 <div class="card error" id="error" role="alert">{{ message }}</div>
-<p class="meta"><a href="/">Back to the page</a></p>
+<p class="meta"><a href="/">{{ m['page.back'] }}</a></p>
 {% endblock %}
 """
 
@@ -122,4 +125,7 @@ def environment() -> jinja2.Environment:
     """The template environment: every ``{{ value }}`` is HTML-escaped."""
     env = jinja2.Environment(loader=jinja2.DictLoader(_TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
     env.globals["css"] = Markup(_CSS)
+    # the fixed words (kgrec.messages): English unless a page passes another catalogue as ``m`` (?lang=)
+    env.globals["m"] = messages()
+    env.globals["lang"] = "en"
     return env

@@ -1,0 +1,168 @@
+"""Message catalogues: explanation sentences and the support page's fixed words, per language.
+
+English (``en``) is the default and the reference: every key of another catalogue is one of its keys, and a key a
+catalogue lacks falls back to English. Simplified Chinese (``zh``) is provided. The CLI takes ``--lang zh``
+(``explain``, ``recommend``, ``export --explain``), the web page and API ``?lang=zh``, Python ``lang="zh"``.
+
+Messages are :meth:`str.format` templates with named fields (``{verb}``, ``{anchor}``, ``{item}``…). Data (titles,
+category names, relation names) is never translated; only the words around it are.
+
+A ground-floor module: it imports nothing of kgrec but :mod:`kgrec.errors`, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kgrec.errors import ConfigError
+
+DEFAULT_LANG = "en"
+
+EN: dict[str, str] = {
+    # ---- explanation sentences (kgrec.fusion.explain)
+    "path.category": "Recommended because you {verb} {anchor}, which is {via} like {item}.",
+    "path.keyword": "Recommended because you {verb} {anchor}, which, like {item}, is about “{via}”.",
+    "path.tag": "Recommended because you tagged items “{via}”, and {item} is about “{via}” too.",
+    "path.entity.same": "Recommended because you {verb} {anchor}, which shares {rel_a} {via} with {item}.",
+    "path.entity.other": "Recommended because you {verb} {anchor} ({rel_a} {via}), and {item} has {rel_b} {via}.",
+    "path.user": "Recommended because {via_name}, who also {verb} {anchor} like you, {verb} {item}.",
+    "path.attribute": "Recommended because people who share your {name}, {value}, {verb} {item}.",
+    "path.cooccurrence": "Recommended because people who {verb} {anchor} also {verb} {item}.",
+    "explain.interacted": "User {user} already {verb} {title}; it is not recommended again.",
+    "explain.outside": "{title} is ranked {rank} for user {user}, outside the top {k} (score {gap:.3f} below the {k}th item).",
+    "explain.no_path": "No path of at most 3 hops links user {user} to {title}.",
+    "explain.text_only": (" Nobody has {verb} {title} yet, and none of its categories, keywords or facts links it to user"
+                          " {user}'s history: the model knows it only by its text (title, description), which is closest"
+                          " to that of {nearest}, which user {user} {verb}."),
+    "node.user": "user {id}",
+    "node.attribute": "{name}: {value}",
+    # ---- the support page's fixed words (kgrec.web.templates)
+    "page.lang": "en",
+    "page.heading": "kgrec · recommendations explained",
+    "page.logout": "Log out",
+    "page.login_title": "kgrec · log in",
+    "page.login": "Log in",
+    "page.login_hint": "Enter the access token you were given.",
+    "page.token": "Access token",
+    "page.user_title": "user",
+    "page.user_id": "User id",
+    "page.how_many": "How many",
+    "page.variety": "Variety (0–1)",
+    "page.long_tail": "Long tail",
+    "page.show": "Show recommendations",
+    "page.model": "Model",
+    "page.store": "store",
+    "page.users": "users",
+    "page.items": "items",
+    "page.top_for_user": "Top {n} for user {user}",
+    "page.item": "Item",
+    "page.score": "Score",
+    "page.why_not_label": "Why not…? (item id or title)",
+    "page.why_not": "Why not?",
+    "page.several_match": "Several items match “{q}”; pick one:",
+    "page.item_word": "item",
+    "page.user_word": "user",
+    "page.in_history": "already in the user's history",
+    "page.rank": "rank",
+    "page.score_word": "score",
+    "page.structure": "structure",
+    "page.text": "text",
+    "page.why_paths": "Why: {n} strongest of {total} paths",
+    "page.error_title": "kgrec · error",
+    "page.back": "Back to the page",
+    "page.svg_title": "paths from user {user} to {title}",
+}
+
+ZH: dict[str, str] = {
+    "path.category": "推荐理由：你{verb}{anchor}，它和{item}一样属于“{via}”。",
+    "path.keyword": "推荐理由：你{verb}{anchor}，它和{item}一样与“{via}”有关。",
+    "path.tag": "推荐理由：你给物品加过标签“{via}”，而{item}也与“{via}”有关。",
+    "path.entity.same": "推荐理由：你{verb}{anchor}，它与{item}有相同的{rel_a}：{via}。",
+    "path.entity.other": "推荐理由：你{verb}{anchor}（{rel_a}：{via}），而{item}的{rel_b}也是{via}。",
+    "path.user": "推荐理由：{via_name}和你一样{verb}{anchor}，也{verb}{item}。",
+    "path.attribute": "推荐理由：和你{name}相同（{value}）的人常常{verb}{item}。",
+    "path.cooccurrence": "推荐理由：{verb}{anchor}的人也常常{verb}{item}。",
+    "explain.interacted": "用户 {user} 已经{verb}{title}，不会再次推荐。",
+    "explain.outside": "{title}在用户 {user} 的推荐中排第 {rank} 名，不在前 {k} 名之内（分数比第 {k} 名低 {gap:.3f}）。",
+    "explain.no_path": "没有不超过 3 跳的路径把用户 {user} 和{title}连起来。",
+    "explain.text_only": ("还没有人{verb}{title}，它的类别、关键词和事实也都与用户 {user} 的历史无关：模型只通过它的文本"
+                          "（标题、描述）认识它，其文本与用户 {user} {verb}的{nearest}最接近。"),
+    "node.user": "用户 {id}",
+    "node.attribute": "{name}：{value}",
+    "page.lang": "zh-Hans",
+    "page.heading": "kgrec · 推荐及其理由",
+    "page.logout": "退出",
+    "page.login_title": "kgrec · 登录",
+    "page.login": "登录",
+    "page.login_hint": "请输入你拿到的访问令牌。",
+    "page.token": "访问令牌",
+    "page.user_title": "用户",
+    "page.user_id": "用户 ID",
+    "page.how_many": "数量",
+    "page.variety": "多样性（0–1）",
+    "page.long_tail": "长尾",
+    "page.show": "显示推荐",
+    "page.model": "模型",
+    "page.store": "存储",
+    "page.users": "个用户",
+    "page.items": "个物品",
+    "page.top_for_user": "用户 {user} 的前 {n} 个推荐",
+    "page.item": "物品",
+    "page.score": "分数",
+    "page.why_not_label": "为什么没有推荐……？（物品 ID 或标题）",
+    "page.why_not": "为什么没有？",
+    "page.several_match": "有多个物品与“{q}”匹配，请选择一个：",
+    "page.item_word": "物品",
+    "page.user_word": "用户",
+    "page.in_history": "已在该用户的历史中",
+    "page.rank": "排名",
+    "page.score_word": "分数",
+    "page.structure": "结构",
+    "page.text": "文本",
+    "page.why_paths": "理由：{total} 条路径中最强的 {n} 条",
+    "page.error_title": "kgrec · 错误",
+    "page.back": "返回页面",
+    "page.svg_title": "从用户 {user} 到{title}的路径",
+}
+
+#: the interaction verb of the config (English) in each other language; a verb not listed is used as it is
+VERBS: dict[str, dict[str, str]] = {
+    "zh": {"interacted with": "选择过", "rated": "评价过", "watched": "看过", "bought": "买过", "read": "读过",
+           "listened to": "听过", "clicked": "点击过", "liked": "喜欢过"},
+}
+
+CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}
+#: the languages provided
+LANGUAGES = tuple(CATALOGUES)
+
+
+def check_lang(lang: str | None) -> str:
+    """``lang`` if a catalogue exists for it (None: the default), else a :class:`ConfigError` listing them."""
+    if lang is None:
+        return DEFAULT_LANG
+    if lang not in CATALOGUES:
+        raise ConfigError(f"lang={lang!r}: no message catalogue for it; expected one of {list(LANGUAGES)}")
+    return lang
+
+
+class Messages:
+    """The catalogue of one language: ``m("path.tag", via="x", item="Y")``; missing keys fall back to English."""
+
+    def __init__(self, lang: str | None = None) -> None:
+        self.lang = check_lang(lang)
+        self.table = {**EN, **CATALOGUES[self.lang]}
+
+    def __call__(self, key: str, **fields: Any) -> str:
+        return self.table[key].format(**fields) if fields else self.table[key]
+
+    def __getitem__(self, key: str) -> str:
+        return self.table[key]
+
+    def verb(self, verb: str) -> str:
+        """The config's interaction verb in this language."""
+        return VERBS.get(self.lang, {}).get(verb, verb)
+
+
+def messages(lang: str | None = None) -> Messages:
+    """The :class:`Messages` of ``lang`` (default English)."""
+    return Messages(lang)
