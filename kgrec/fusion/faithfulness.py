@@ -66,7 +66,8 @@ class Rescorer:
         drop = (it[S.USER] == user) & it[S.ITEM].isin(list(items))
         tg = ds.tags
         drop_t = (tg[S.USER] == user) & tg[S.TAG].isin(list(tags))
-        changed = Dataset(it[~drop], ds.items, ds.item_categories, ds.item_keywords, ds.triples, tg[~drop_t], ds.name)
+        changed = Dataset(it[~drop], ds.items, ds.item_categories, ds.item_keywords, ds.triples, tg[~drop_t], ds.name,
+                          users=ds.users, user_attributes=ds.user_attributes)
         inp = build_inputs(changed, self.rec.vocabs, self.rec.config, self.encoder, self.item_text.shape[1], progress=False)
         with torch.no_grad():
             towers = self.model(inp.adj, inp.id_mask, self.item_text, inp.user_text, inp.recent_idx, inp.recent_mask,
