@@ -161,3 +161,11 @@ def test_a_new_user_given_attributes_only(cold_world) -> None:
     unknown_only = {"occupation": "astronaut-chef"}
     with pytest.raises(Exception, match=r"needs behaviour text, at least one known item or at least one known attribute"):
         rec.recommend_new_user(attributes=unknown_only)
+
+
+def test_a_sample_of_users_keeps_their_attributes() -> None:
+    ds = loaders.synthetic(SyntheticConfig(users=60, items=50, user_attributes=True))
+    s = loaders.sample_users(ds, 10, seed=1)
+    kept = set(s.interactions["user"])
+    assert set(s.users["user"]) == kept and set(s.user_attributes["user"]) == kept
+    assert len(s.user_attributes) == len(ds.user_attributes[ds.user_attributes["user"].isin(kept)])

@@ -74,6 +74,8 @@ def sample_users(ds: Dataset, users: int | None, *, seed: int = 0, min_interacti
         triples=of_items(ds.triples),
         tags=tags.reset_index(drop=True),
         name=f"{ds.name}-{users}u",
+        users=ds.users[ds.users[S.USER].isin(keep)].reset_index(drop=True),
+        user_attributes=ds.user_attributes[ds.user_attributes[S.USER].isin(keep)].reset_index(drop=True),
     )
     log.info("sampled %s from %s (seed %d)", out, ds.name, seed)
     return out
