@@ -150,7 +150,7 @@ def throughput_of_model_dir(model: Path, diversity: float, long_tail: float, rep
     return {**throughput(holder, diversity, long_tail, repeats), "model": str(model)}
 
 
-def plot(test: pd.DataFrame, runs: pd.DataFrame, path: Path) -> None:
+def plot(test: pd.DataFrame, runs: pd.DataFrame, path: Path, where: str = "test") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,7 +173,7 @@ def plot(test: pd.DataFrame, runs: pd.DataFrame, path: Path) -> None:
             if len(row):
                 ax.plot(row[x], row[f"ndcg@{K}"], marker, markersize=9, label=name)
         ax.set_xlabel(label)
-        ax.set_ylabel("NDCG@20 (test)")
+        ax.set_ylabel(f"NDCG@20 ({where})")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle("MovieLens latest-small: accuracy against variety and the long tail (one seed)")
@@ -246,6 +246,49 @@ def report_text(result: dict[str, Any]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def points_on_validation(result_path: Path, movielens: str, selection: Path, vectors_dir: Path | None, seed: int) -> None:
+    """The baselines' points on *validation* (fit on train, as the fused curve of ``result_path``), all measures,
+    saved into ``result_path`` after each model (``points``), and the plot of the validation curves with them.
+
+    ILD by vectors needs item vectors; with ``vectors_dir`` (a saved model's folder) they are that model's fused
+    item vectors (by item id), named in ``ild_vectors_of``."""
+    result = json.loads(result_path.read_text())
+    ds = loaders.movielens(movielens)
+    split = make_split(ds)
+    categories = category_matrix(ds.item_categories, split.vocabs)
+    vectors = None
+    if vectors_dir is not None:
+        with np.load(vectors_dir / "vectors.npz") as z:
+            items = z["items"]
+        ids = json.loads((vectors_dir / "vocabs.json").read_text())["item"]
+        pos = {str(i): n for n, i in enumerate(ids if isinstance(ids, list) else ids["ids"])}
+        vectors = np.zeros((len(split.vocabs.item), items.shape[1]), dtype=np.float32)
+        for n, i in enumerate(np.asarray(split.vocabs.item.ids).astype(str)):
+            if i in pos:
+                vectors[n] = items[pos[i]]
+    users = np.unique(split.val.users)
+    tg = targets_by_user(split.val)
+    targets = [tg[u] for u in users]
+    points = result.setdefault("points", [])
+    for m in reused_models(selection):
+        if m.name not in ("Popularity", "ItemKNN", "EASE", "SASRec"):
+            continue
+        t0 = time.perf_counter()
+        ctx = FitContext(data=split.train, validation=None, seed=seed, progress=False, dataset=None,
+                         user_ids=split.vocabs.user.ids, item_ids=split.vocabs.item.ids)
+        model = m.factory().fit(ctx)
+        top = full_ranking_topk(model.scores, users, split.train.by_user(), K)
+        rec, ndcg = recall_ndcg(top, targets, K)
+        points.append({"model": m.name, f"ndcg@{K}": float(np.nanmean(ndcg)), f"recall@{K}": float(np.nanmean(rec)),
+                       **beyond_accuracy(top, split.train, K, categories=categories, vectors=vectors),
+                       "ild_vectors_of": str(vectors_dir or ""), "fit_seconds": time.perf_counter() - t0})
+        write_text_atomic(result_path, json.dumps(result, indent=2, default=float) + "\n")
+        log.info("validation point %s: %s", m.name, points[-1])
+        name = ds.name.replace("/", "-")
+        plot(pd.DataFrame(result["validation"]), pd.DataFrame(points), REPO / "docs" / "img" / f"tradeoff-{name}.png",
+             where="validation")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--movielens", default=os.environ.get("KGREC_DATA"), help="folder holding ml-latest-small/")
@@ -255,11 +298,18 @@ def main() -> None:
                     help="a quality-<data>.json: fit each row once with the parameters its validation selection chose")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--points-on-validation", type=Path, default=None, metavar="JSON",
+                    help="add the baselines' validation points to a result's validation sweep (and plot them)")
+    ap.add_argument("--vectors-from", type=Path, default=None, metavar="MODEL_DIR",
+                    help="with --points-on-validation: the item vectors of ILD by vectors")
     ap.add_argument("--from-results", type=Path, default=None, metavar="JSON", help="print the section of a finished result")
     ap.add_argument("--throughput-only", type=Path, default=None, metavar="MODEL_DIR",
                     help="only measure the export throughput (plain, λ=0.3, β=0.3, both) on a saved model's vectors")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if a.points_on_validation is not None:
+        points_on_validation(a.points_on_validation, a.movielens, a.reuse_selection, a.vectors_from, a.seed)
+        return
     if a.from_results is not None:
         print(report_text(json.loads(a.from_results.read_text())), flush=True)
         return
