@@ -42,7 +42,7 @@ import pandas as pd
 
 from kgrec.fusion.state import ModelState
 from kgrec.messages import Messages, messages
-from kgrec.graph.paths import KIND_NODES, KIND_RELATIONS, PathRow
+from kgrec.graph.paths import KIND_NODES, KIND_RELATIONS, PATH_KINDS, PathRow
 
 
 @dataclass
@@ -150,6 +150,8 @@ def sentence(kind: str, verb: str, anchor: str, via: str, item: str, rel_a: str 
 
 #: the path kind of the co-occurrence part: user -> history item j -> (people who chose j also chose) -> item
 COOC = "cooccurrence"
+#: every kind an explanation path can have: the graph's path kinds and the co-occurrence part's
+EXPLANATION_KINDS = (*PATH_KINDS, COOC)
 
 #: finds candidate paths: ``(user id, item id, anchor item ids or None for all) -> rows``
 PathFinder = Callable[[str, str, "list[str] | None"], list[PathRow]]
