@@ -30,7 +30,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent / "kgrec"
 
 #: importable by every module; they import nothing of kgrec above the ground floor
-GROUND_FLOOR = {"kgrec.errors", "kgrec._atomic", "kgrec.config", "kgrec.messages"}
+GROUND_FLOOR = {"kgrec.errors", "kgrec._atomic", "kgrec._fs", "kgrec.config", "kgrec.messages"}
 
 #: (layer, group) by module prefix; the longest matching prefix wins
 LAYERS: dict[str, tuple[int, str]] = {
