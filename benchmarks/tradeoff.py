@@ -237,10 +237,16 @@ def report_text(result: dict[str, Any]) -> str:
         d = choose(val)
         gain = f"{d['best_ndcg'] - d['plain_ndcg']:+.4f} ({(d['best_ndcg'] / d['plain_ndcg'] - 1) * 100:+.1f}%)"
         best = f"λ={d['best_diversity']:g}, β={d['best_long_tail']:g}"
+        above = val[((val["diversity"] > 0) | (val["long_tail"] > 0)) & (val[f"ndcg@{K}"] >= d["plain_ndcg"])]
+        up = [f"λ={lam:g}, β={b:g} ({n - d['plain_ndcg']:+.4f})"
+              for lam, b, n in zip(above["diversity"], above["long_tail"], above[f"ndcg@{K}"], strict=True)
+              if not (lam == d["best_diversity"] and b == d["best_long_tail"])]
         if d["off"]:
             parts.append(f"**Default: off** (`diversity=0`, `long_tail=0`). The best setting on validation, {best}, changes "
                          f"NDCG@20 by {gain} against the plain list's {d['plain_ndcg']:.4f}: less than the {d['margin']:.0%} "
-                         f"a setting must gain to become the default (one seed), and every other setting costs NDCG.")
+                         f"a setting must gain to become the default (one seed); "
+                         + (f"the others at or above plain: {', '.join(up)}; " if up else "")
+                         + "every other setting costs NDCG.")
         else:
             parts.append(f"**Default: {best}**: validation NDCG@20 {d['best_ndcg']:.4f} against {d['plain_ndcg']:.4f} "
                          f"plain ({gain}).")
@@ -253,7 +259,7 @@ def report_text(result: dict[str, Any]) -> str:
             tab[c] = tab[c].map(lambda v, d=4 if c.startswith(("ndcg", "recall")) else 3: f"{v:.{d}f}")
         of = points["ild_vectors_of"].iloc[0]
         parts.append("The baselines on the same validation lists (fit on train; ILD by vectors with "
-                     + (f"the fused item vectors of `{of}`" if of else "no vectors: empty") + "):\n\n" + markdown(tab))
+                     + (of if of else "no vectors: empty") + "):\n\n" + markdown(tab))
         parts.append(f"![trade-off](img/tradeoff-{name}.png)")
     if len(runs):
         summary = BenchmarkResult(runs, pd.DataFrame(), meta.get("split", {})).summary()
