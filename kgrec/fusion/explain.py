@@ -41,8 +41,8 @@ import numpy as np
 import pandas as pd
 
 from kgrec.fusion.state import ModelState
-from kgrec.messages import Messages, messages
 from kgrec.graph.paths import KIND_NODES, KIND_RELATIONS, PATH_KINDS, PathRow
+from kgrec.messages import Messages, messages
 
 
 @dataclass
