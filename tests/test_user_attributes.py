@@ -169,3 +169,18 @@ def test_a_sample_of_users_keeps_their_attributes() -> None:
     kept = set(s.interactions["user"])
     assert set(s.users["user"]) == kept and set(s.user_attributes["user"]) == kept
     assert len(s.user_attributes) == len(ds.user_attributes[ds.user_attributes["user"].isin(kept)])
+
+
+def test_a_new_user_is_told_why_in_plain_words(cold_world) -> None:
+    rec, ds, _ = cold_world
+    attrs = {"occupation": "cook", "age": 18 + 45 * 2.5 / 4, "gender": "f", "hobby": "never seen"}
+    item = rec.recommend_new_user(attributes=attrs, k=1)["item"].iloc[0]
+    why = rec.explain_new_user(item, attrs)
+    assert list(why.columns) == ["attribute", "value", "users", "sentence"] and set(why["attribute"]) <= {"occupation", "age", "gender"}
+    chose = set(ds.interactions.loc[ds.interactions["item"] == item, "user"])
+    cooks = set(ds.user_attributes.query("attribute == 'occupation' and value == 'cook'")["user"])
+    row = why[why["attribute"] == "occupation"].iloc[0]
+    assert row["users"] == len(chose & cooks) > 0
+    assert row["sentence"] == f"Recommended because people who share your occupation, cook, interacted with {rec.title(item)}."
+    assert why["users"].is_monotonic_decreasing
+    assert rec.explain_new_user(item, attrs, lang="zh")["sentence"].str.startswith("推荐理由：和你").all()

@@ -15,6 +15,7 @@ from kgrec.fusion.model import FusedModel
 from kgrec.fusion.ranking import TopK, topk_scores
 from kgrec.fusion.state import ModelState
 from kgrec.loaders import schema as S
+from kgrec.loaders.schema import Dataset
 from kgrec.loaders.tables import band_of
 
 
@@ -86,3 +87,29 @@ class NewUsers:
         return pd.DataFrame(
             {"item": st.vocabs.item.ids[inums], "rank": ranks, "score": vals.astype(np.float64)}
         ).astype({"item": "string"})
+
+
+def attribute_reasons(state: ModelState, ds: Dataset, item: str, numbers: np.ndarray, lang: str | None = None) -> pd.DataFrame:
+    """Why ``item`` suits a new user with attribute node ``numbers``: per attribute value, how many users who hold it
+    chose the item, as a sentence of the ``attribute`` path kind (most users first; values nobody who chose the item
+    holds are left out).
+
+    Returns:
+        DataFrame ``attribute, value, users, sentence``.
+    """
+    from kgrec.fusion.explain import sentence
+    from kgrec.messages import messages
+
+    chose = set(ds.interactions.loc[ds.interactions[S.ITEM] == str(item), S.USER].tolist())
+    ua = ds.user_attributes
+    m = messages(lang)
+    verb = m.verb(state.config.explain.interaction_verb)
+    rows = []
+    for ident in state.vocabs.attribute.ids[numbers].tolist():
+        name, value = S.split_attribute_id(ident)
+        holders = ua.loc[(ua[S.ATTRIBUTE] == name) & (ua[S.VALUE] == value), S.USER]
+        n = int(holders.isin(chose).sum())
+        if n:
+            rows.append((name, value, n, sentence("attribute", verb, "", ident, state.title(str(item)), lang=m.lang)))
+    df = pd.DataFrame(rows, columns=["attribute", "value", "users", "sentence"])
+    return df.sort_values(["users", "attribute"], ascending=[False, True], kind="stable").reset_index(drop=True)

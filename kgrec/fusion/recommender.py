@@ -283,6 +283,31 @@ class Recommender:
         df.insert(2, "title", pd.array([self.state.title(i) for i in df["item"].tolist()], dtype="string"))
         return df
 
+    def explain_new_user(self, item: str, attributes: Mapping[str, object], store: GraphStore | None = None, *,
+                         lang: str | None = None) -> pd.DataFrame:
+        """Why ``item`` suits a user the model has never seen, given their ``attributes`` (as for
+        :meth:`recommend_new_user`): per known attribute value, the number of users holding it who chose the item,
+        and the sentence of an ``attribute`` path ("Recommended because people who share your occupation,
+        programmer, …"), most users first.
+
+        Args:
+            store: where the users' attributes and interactions are read (default: the fitted-on data).
+            lang: language of the sentences (``kgrec.messages``; default English).
+
+        Returns:
+            DataFrame ``attribute, value, users, sentence`` (no rows when no shared value leads to the item).
+
+        Raises:
+            UnknownIdError: for an item the model does not know.
+        """
+        from kgrec.fusion.coldstart import attribute_reasons
+
+        self.state.item_number(item)
+        if self._new_users is None:
+            self._new_users = NewUsers(self.state, self._encoder)
+        nums = self._new_users.attribute_numbers(attributes)
+        return attribute_reasons(self.state, self.dataset(store), str(item), nums, lang)
+
     def similar_items(self, item: str | int, k: int = 10) -> pd.DataFrame:
         """The ``k`` items most like ``item``: cosine similarity of the fused item vectors, the item itself left out.
 
