@@ -29,6 +29,7 @@ from kgrec._atomic import write_text_atomic
 from kgrec.evaluation.baselines.base import FitContext
 from kgrec.evaluation.fused import FusedScorer, fused_config
 from kgrec.evaluation.metrics import evaluate_topk, full_ranking_topk
+from kgrec.evaluation.report import markdown
 from kgrec.evaluation.split import make_split
 from kgrec.fusion.itemitem import binary_matrix, item_factors, spectrum, user_factors
 from kgrec.fusion.train import score_spread_ratio
@@ -103,7 +104,7 @@ def main() -> None:
         df = pd.DataFrame(res["candidates"])[["cooc_weight", "cooc_l2", "val_ndcg@20", "test_ndcg@20"]]
         print(f"## {res['data']} (seed {a.seed}; chosen {res['chosen']}; Spearman val vs test {res['spearman']:.2f}; "
               f"chosen is the test's best: {res['chosen_is_test_best']})\n")
-        print(df.to_markdown(index=False, floatfmt=".4f"), flush=True)
+        print(markdown(df.round(4)), flush=True)
 
 
 if __name__ == "__main__":
