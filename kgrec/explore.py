@@ -130,15 +130,14 @@ def write_to_neo4j(rec: Recommender, store: GraphStore, k: int = 10, *, explain:
         ModelMismatchError: the store holds other data than the model was trained on.
     """
     from kgrec.fusion.export import recommend_chunk
+    from kgrec.fusion.writeback import write_vectors
 
     if not store.supports_write_back:
         raise KgrecError(f"{store.location}: write-back needs a Neo4j store (bolt:// or neo4j:// URI)")
     rec.check_store(store)
-    indexes, vectors = {}, {}
-    for kind in ("user", "item"):
-        emb = rec.embeddings(kind)
-        indexes[kind] = store.write_embeddings(kind, emb["id"].tolist(), emb.drop(columns="id").to_numpy(), rec.model_version)
-        vectors[kind] = len(emb)
+    written_vectors = write_vectors(rec, store)
+    indexes = {kind: idx for kind, (idx, _) in written_vectors.items()}
+    vectors = {kind: n for kind, (_, n) in written_vectors.items()}
     recs = recommend_chunk(rec, rec.vocabs.user.to_list(), k, explain=explain)
     written = store.write_recommendations(recs)
     log.info("wrote %d user and %d item vectors and %d recommendations to %s", vectors["user"], vectors["item"],

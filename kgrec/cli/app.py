@@ -199,10 +199,10 @@ def train(
         rec = Recommender(cfg).fit(st)
         out = rec.save(model_dir(st, model))
         if write_back and st.supports_write_back:
-            for kind in ("user", "item"):
-                emb = rec.embeddings(kind)
-                idx = st.write_embeddings(kind, emb["id"].tolist(), emb.drop(columns="id").to_numpy(), rec.model_version)
-                console.print(f"wrote {len(emb)} {kind} vectors to Neo4j (vector index {idx})")
+            from kgrec.fusion.writeback import write_vectors
+
+            for kind, (idx, n) in write_vectors(rec, st).items():
+                console.print(f"wrote {n} {kind} vectors to Neo4j (vector index {idx})")
     m = rec.metrics
     console.print(
         f"trained {rec.model_version}: best epoch {m.get('best_epoch')}, validation ndcg@20 "
