@@ -29,7 +29,20 @@ _LAZY = {
     "graph": "kgrec.graph",
     "loaders": "kgrec.loaders",
 }
-__all__ = sorted(_LAZY)
+__all__ = [
+    "ConfigError",
+    "Explanation",
+    "GraphStore",
+    "KgrecError",
+    "Recommender",
+    "RecommenderConfig",
+    "config_fields",
+    "explore",
+    "graph",
+    "loaders",
+    "make_config",
+    "open_store",
+]
 
 if TYPE_CHECKING:
     from kgrec import explore, graph, loaders

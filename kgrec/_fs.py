@@ -125,8 +125,9 @@ def is_disk_error(e: BaseException) -> bool:
 def disk_error(e: OSError, where: str) -> KgrecError:
     """A disk error of writing ``where`` (e.g. "the store /x") as one line; the temporary files are already gone."""
     reason = os.strerror(e.errno) if e.errno else str(e)
-    return KgrecError(f"cannot write {where}: {reason} ({DISK_ERRORS.get(e.errno or 0, 'write somewhere else')}); "
-                      f"nothing was changed")
+    return KgrecError(
+        f"cannot write {where}: {reason} ({DISK_ERRORS.get(e.errno or 0, 'write somewhere else')}); nothing was changed"
+    )
 
 
 def os_error_message(e: OSError) -> str:

@@ -265,8 +265,14 @@ def config_fields(model: type[BaseModel]) -> pd.DataFrame:
                 walk(ann, f"{prefix}{name}.")
                 continue
             default = info.get_default(call_default_factory=True)
-            rows.append({"field": prefix + name, "default": default, "allowed": field_rule(info),
-                         "description": info.description or ""})
+            rows.append(
+                {
+                    "field": prefix + name,
+                    "default": default,
+                    "allowed": field_rule(info),
+                    "description": info.description or "",
+                }
+            )
 
     walk(model, "")
     return pd.DataFrame(rows, columns=["field", "default", "allowed", "description"])

@@ -58,12 +58,33 @@ def score_split(rec: Recommender, recs: pd.DataFrame) -> pd.DataFrame:
         score = float(getattr(r, "score", rec.score(user, item)))
         rank = int(getattr(r, "rank", rec.rank(user, item)))
         denom = abs(att["structure"]) + abs(att["text"])
-        rows.append({"user": user, "item": item, "title": rec.title(item), "rank": rank, "score": score,
-                     "structure": att["structure"], "text": att["text"], "cooccurrence": att.get("cooccurrence", 0.0),
-                     "text_share": att["text"] / denom if denom > 0 else 0.0})
+        rows.append(
+            {
+                "user": user,
+                "item": item,
+                "title": rec.title(item),
+                "rank": rank,
+                "score": score,
+                "structure": att["structure"],
+                "text": att["text"],
+                "cooccurrence": att.get("cooccurrence", 0.0),
+                "text_share": att["text"] / denom if denom > 0 else 0.0,
+            }
+        )
     out = pd.DataFrame(rows, columns=SPLIT_COLUMNS)
-    return out.astype({"user": "string", "item": "string", "title": "string", "rank": "int64", "score": "float64",
-                       "structure": "float64", "text": "float64", "cooccurrence": "float64", "text_share": "float64"})
+    return out.astype(
+        {
+            "user": "string",
+            "item": "string",
+            "title": "string",
+            "rank": "int64",
+            "score": "float64",
+            "structure": "float64",
+            "text": "float64",
+            "cooccurrence": "float64",
+            "text_share": "float64",
+        }
+    )
 
 
 def explanation_paths(
@@ -94,8 +115,19 @@ def explanation_paths(
         for n, p in enumerate(e.paths, 1):
             rows.append({**base, "path": n, "path_score": p.score, "kind": p.kind, "sentence": p.sentence})
     out = pd.DataFrame(rows, columns=PATH_TABLE_COLUMNS)
-    return out.astype({"user": "string", "item": "string", "title": "string", "rank": "int64", "score": "float64",
-                       "path": "int64", "path_score": "float64", "kind": "string", "sentence": "string"})
+    return out.astype(
+        {
+            "user": "string",
+            "item": "string",
+            "title": "string",
+            "rank": "int64",
+            "score": "float64",
+            "path": "int64",
+            "path_score": "float64",
+            "kind": "string",
+            "sentence": "string",
+        }
+    )
 
 
 class WriteBack(NamedTuple):
@@ -140,6 +172,11 @@ def write_to_neo4j(rec: Recommender, store: GraphStore, k: int = 10, *, explain:
     vectors = {kind: n for kind, (_, n) in written_vectors.items()}
     recs = recommend_chunk(rec, rec.vocabs.user.to_list(), k, explain=explain)
     written = store.write_recommendations(recs)
-    log.info("wrote %d user and %d item vectors and %d recommendations to %s", vectors["user"], vectors["item"],
-             written, store.location)
+    log.info(
+        "wrote %d user and %d item vectors and %d recommendations to %s",
+        vectors["user"],
+        vectors["item"],
+        written,
+        store.location,
+    )
     return WriteBack(indexes, vectors, written)

@@ -59,7 +59,9 @@ def demo_data(console: Console, root: Path | None = None) -> tuple[Dataset, str]
     try:
         return loaders.movielens(root if root is not None else loaders.default_data_root()), "watched"
     except DatasetNotFoundError as e:
-        console.print(f"[yellow]offline: MovieLens is not available ({escape(str(e).split(';')[0])}); running on synthetic data instead[/]")
+        console.print(
+            f"[yellow]offline: MovieLens is not available ({escape(str(e).split(';')[0])}); running on synthetic data instead[/]"
+        )
         return loaders.synthetic(loaders.SyntheticConfig(users=300, items=600)), "interacted with"
 
 
@@ -72,8 +74,10 @@ def run_demo(console: Console, *, root: Path | None, store: Path | None, n_users
     store_path = store or Path(os.environ.get("KGREC_CACHE", Path.home() / ".cache" / "kgrec")) / "demo-store"
     st = EmbeddedStore(store_path)
     rep = st.ingest(train_ds)
-    console.print(f"[bold]store[/]: {escape(str(store_path))} ({rep.counts['interactions']} training interactions; "
-                  f"last 20% of each user's history held out: {len(test)} test interactions)")
+    console.print(
+        f"[bold]store[/]: {escape(str(store_path))} ({rep.counts['interactions']} training interactions; "
+        f"last 20% of each user's history held out: {len(test)} test interactions)"
+    )
     cfg = RecommenderConfig()
     cfg.explain.interaction_verb = verb
     if epochs is not None:
@@ -81,12 +85,16 @@ def run_demo(console: Console, *, root: Path | None, store: Path | None, n_users
     rec = Recommender(cfg).fit(st)
     rec.save(st.model_root() / "default")
     m = rec.metrics
-    console.print(f"[bold]trained[/] in {m['fit_seconds']:.0f} s: best epoch {m['best_epoch']}, "
-                  f"{m['seconds_per_epoch']:.2f} s/epoch, text model {m['text_model']}")
+    console.print(
+        f"[bold]trained[/] in {m['fit_seconds']:.0f} s: best epoch {m['best_epoch']}, "
+        f"{m['seconds_per_epoch']:.2f} s/epoch, text model {m['text_model']}"
+    )
     fused = evaluate(rec, train_part, test)
     pop = popularity(train_part, test)
-    console.print(f"[bold]test[/] ({fused['users']} users, chronological): fused recall@20 {fused['recall@20']:.4f}, "
-                  f"ndcg@20 {fused['ndcg@20']:.4f}  |  popularity recall@20 {pop['recall@20']:.4f}, ndcg@20 {pop['ndcg@20']:.4f}")
+    console.print(
+        f"[bold]test[/] ({fused['users']} users, chronological): fused recall@20 {fused['recall@20']:.4f}, "
+        f"ndcg@20 {fused['ndcg@20']:.4f}  |  popularity recall@20 {pop['recall@20']:.4f}, ndcg@20 {pop['ndcg@20']:.4f}"
+    )
     shown = sorted(set(test[S.USER]), key=lambda u: (len(u), u))[:n_users]
     for u in shown:
         console.print(f"\n[bold]user {escape(u)}[/] — top 5")
@@ -94,7 +102,11 @@ def run_demo(console: Console, *, root: Path | None, store: Path | None, n_users
         for row in recs.itertuples(index=False):
             e = rec.explain(u, row.item, st, top=1)
             why = e.paths[0].sentence if e.paths else e.message
-            console.print(f"  {row.rank}. {escape(rec.title(row.item))}  [dim](score {row.score:.3f})[/]", highlight=False)
+            console.print(
+                f"  {row.rank}. {escape(rec.title(row.item))}  [dim](score {row.score:.3f})[/]", highlight=False
+            )
             console.print(f"     {why}", highlight=False, markup=False)
-    console.print(f"\n[bold]done[/] in {time.perf_counter() - t0:.0f} s. Try: kgrec explain --store {escape(str(store_path))} --user {escape(shown[0])} --item <id>")
+    console.print(
+        f"\n[bold]done[/] in {time.perf_counter() - t0:.0f} s. Try: kgrec explain --store {escape(str(store_path))} --user {escape(shown[0])} --item <id>"
+    )
     return {"fused": fused, "popularity": pop, "seconds": time.perf_counter() - t0}

@@ -10,7 +10,6 @@ to the model's limit), so the most recent behaviour always fits.
 
 from __future__ import annotations
 
-
 from kgrec.graph.hetero import Vocabularies
 from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset

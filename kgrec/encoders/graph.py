@@ -15,6 +15,7 @@ user's structural vector leans on what they did last.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -101,16 +102,16 @@ class _SymmetricSpMM(torch.autograd.Function):
     """``A @ x`` for a symmetric sparse ``A``: the backward pass is ``A @ grad`` (no transpose, no re-sort)."""
 
     @staticmethod
-    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx: Any, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         ctx.adj = adj
         return torch.sparse.mm(adj, x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
         return None, torch.sparse.mm(ctx.adj, grad)
 
 
-def symmetric_lgconv():  # noqa: ANN201
+def symmetric_lgconv():  # noqa: ANN201 - a torch_geometric LGConv, imported lazily (7 s)
     """A ``torch_geometric.nn.LGConv`` (``normalize=False``) for an already symmetric-normalised sparse adjacency."""
     with warnings.catch_warnings():  # importing torch_geometric warns of torch.jit.script (issue 18 point 6)
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
@@ -120,7 +121,7 @@ def symmetric_lgconv():  # noqa: ANN201
         """``LGConv`` on a symmetric normalised adjacency; a quarter faster to train on CPU
         because autograd no longer transposes the sparse matrix at every step."""
 
-        def message_and_aggregate(self, adj_t, x):  # noqa: ANN001, ANN201
+        def message_and_aggregate(self, adj_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             return _SymmetricSpMM.apply(adj_t, x)
 
     return SymmetricLGConv(normalize=False)

@@ -169,7 +169,13 @@ class TextEncoder:
             new_keys, new_vecs = [], []
             bs = self.config.batch_size
             with torch.inference_mode():
-                for start in tqdm(range(0, len(todo), bs), desc=desc, unit="batch", disable=not progress or len(todo) < 2 * bs, leave=False):
+                for start in tqdm(
+                    range(0, len(todo), bs),
+                    desc=desc,
+                    unit="batch",
+                    disable=not progress or len(todo) < 2 * bs,
+                    leave=False,
+                ):
                     chunk = todo[start : start + bs]
                     enc = self._tokenizer(
                         [t for _, t in chunk],

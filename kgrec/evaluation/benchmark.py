@@ -56,8 +56,16 @@ def default_models(fused: RecommenderConfig | None = None) -> list[ModelSpec]:
         ModelSpec("EASE", EASE, grid=[{"l2": v} for v in (100.0, 300.0, 1000.0, 3000.0)], seeded=False),
         ModelSpec("LightGCN", LightGCN, grid=[{"lr": v} for v in (5e-3, 1e-2)], early_stopping=True),
         ModelSpec("SASRec", SASRec, grid=[{"dropout": v} for v in (0.2, 0.5)], early_stopping=True),
-        ModelSpec("GRU4Rec", GRU4Rec, grid=[{"hidden": 64, "dropout": 0.2}, {"hidden": 64, "dropout": 0.5},
-                                            {"hidden": 128, "dropout": 0.2, "lr": 1e-3}], early_stopping=True),
+        ModelSpec(
+            "GRU4Rec",
+            GRU4Rec,
+            grid=[
+                {"hidden": 64, "dropout": 0.2},
+                {"hidden": 64, "dropout": 0.5},
+                {"hidden": 128, "dropout": 0.2, "lr": 1e-3},
+            ],
+            early_stopping=True,
+        ),
         ModelSpec("text-only", lambda: FusedScorer("text-only", text_only_config()), uses_content=True),
         ModelSpec("structure-only", lambda: FusedScorer("structure-only", structure_only_config()), uses_content=True),
         ModelSpec("fused (kgrec train)", lambda: FusedScorer("fused (kgrec train)", fused), uses_content=True),
@@ -71,10 +79,23 @@ class BenchmarkResult:
     split: dict[str, int] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)  # the last fitted model of each row (e.g. its Recommender)
 
-    def summary(self, metrics: Sequence[str] = ("recall@20", "ndcg@20", "cold_recall@20", "cold_ndcg@20",
-                                                   "cold_only_recall@20", "cold_only_ndcg@20", "coverage@20",
-                                                   "ild_categories@20", "ild_vectors@20", "novelty@20", "long_tail@20",
-                                                   "gini@20")) -> pd.DataFrame:
+    def summary(
+        self,
+        metrics: Sequence[str] = (
+            "recall@20",
+            "ndcg@20",
+            "cold_recall@20",
+            "cold_ndcg@20",
+            "cold_only_recall@20",
+            "cold_only_ndcg@20",
+            "coverage@20",
+            "ild_categories@20",
+            "ild_vectors@20",
+            "novelty@20",
+            "long_tail@20",
+            "gini@20",
+        ),
+    ) -> pd.DataFrame:
         """Mean and standard deviation over seeds per model (model order kept)."""
         g = self.runs.groupby("model", sort=False)
         out = g[[m for m in metrics if m in self.runs.columns]].agg(["mean", "std"])
@@ -85,23 +106,44 @@ class BenchmarkResult:
         return out.reset_index()
 
 
-def _context(split: EvalSplit, data: Interactions, frame: pd.DataFrame, validation: Interactions | None,
-             seed: int, progress: bool, content: bool) -> FitContext:
+def _context(
+    split: EvalSplit,
+    data: Interactions,
+    frame: pd.DataFrame,
+    validation: Interactions | None,
+    seed: int,
+    progress: bool,
+    content: bool,
+) -> FitContext:
     return FitContext(
-        data=data, validation=validation, seed=seed, progress=progress,
+        data=data,
+        validation=validation,
+        seed=seed,
+        progress=progress,
         dataset=split.dataset_of(frame) if content else None,
-        user_ids=split.vocabs.user.ids, item_ids=split.vocabs.item.ids,
+        user_ids=split.vocabs.user.ids,
+        item_ids=split.vocabs.item.ids,
     )
 
 
-def _evaluate(model: Any, data: Interactions, held_out: Interactions, k: int,
-              categories: np.ndarray | None = None, tops: list[np.ndarray] | None = None) -> dict[str, float]:
+def _evaluate(
+    model: Any,
+    data: Interactions,
+    held_out: Interactions,
+    k: int,
+    categories: np.ndarray | None = None,
+    tops: list[np.ndarray] | None = None,
+) -> dict[str, float]:
     users = np.unique(held_out.users)
     top = full_ranking_topk(model.scores, users, data.by_user(), k)
     if tops is not None:
         tops.append(top)
     beyond = beyond_accuracy(top, data, k, categories=categories)  # ild_vectors: filled in by run_benchmark
-    return {**evaluate_topk(top, users, data, held_out, k), **evaluate_cold_only(model.scores, data, held_out, k), **beyond}
+    return {
+        **evaluate_topk(top, users, data, held_out, k),
+        **evaluate_cold_only(model.scores, data, held_out, k),
+        **beyond,
+    }
 
 
 def fused_item_vectors(models: dict[str, Any], split: EvalSplit) -> tuple[str, np.ndarray] | None:
@@ -120,8 +162,12 @@ def fused_item_vectors(models: dict[str, Any], split: EvalSplit) -> tuple[str, n
 
 
 def run_benchmark(
-    ds: Dataset | EvalSplit, models: Sequence[ModelSpec] | None = None, seeds: Sequence[int] = (0, 1, 2),
-    k: int = 20, progress: bool = False, on_run: Callable[[dict[str, Any]], None] | None = None,
+    ds: Dataset | EvalSplit,
+    models: Sequence[ModelSpec] | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    k: int = 20,
+    progress: bool = False,
+    on_run: Callable[[dict[str, Any]], None] | None = None,
 ) -> BenchmarkResult:
     """Run the benchmark on ``ds`` (or on a ready split). Nothing here lets a model see the test set
     before its final, single evaluation."""
@@ -159,13 +205,27 @@ def run_benchmark(
             m = spec.factory(**params).fit(ctx)
             fit_seconds = time.perf_counter() - t0
             metrics = _evaluate(m, fit, test, k, categories, tops)  # the only place the test set is read
-            row = {"model": spec.name, "seed": seed, **metrics, "params": repr(params) if params else "",
-                   "fit_seconds": fit_seconds, "seconds_per_epoch": getattr(m, "seconds_per_epoch", float("nan")),
-                   "epochs": params.get("epochs", getattr(m, "best_epoch", None))}
+            row = {
+                "model": spec.name,
+                "seed": seed,
+                **metrics,
+                "params": repr(params) if params else "",
+                "fit_seconds": fit_seconds,
+                "seconds_per_epoch": getattr(m, "seconds_per_epoch", float("nan")),
+                "epochs": params.get("epochs", getattr(m, "best_epoch", None)),
+            }
             runs.append(row)
             fitted[spec.name] = m
-            log.info("%s seed %d: recall@%d %.4f ndcg@%d %.4f (%.0f s)", spec.name, seed, k, metrics[f"recall@{k}"], k,
-                     metrics[f"ndcg@{k}"], fit_seconds)
+            log.info(
+                "%s seed %d: recall@%d %.4f ndcg@%d %.4f (%.0f s)",
+                spec.name,
+                seed,
+                k,
+                metrics[f"recall@{k}"],
+                k,
+                metrics[f"ndcg@{k}"],
+                fit_seconds,
+            )
             if on_run is not None:
                 on_run(row)
     vectors = fused_item_vectors(fitted, split)
@@ -174,6 +234,12 @@ def run_benchmark(
         row["ild_vectors_of"] = vectors[0] if vectors is not None else ""
     if vectors is None:
         log.info("no fused row in this run: ild_vectors@%d is NaN (it is measured with the fused item vectors)", k)
-    sizes = {"users": int(split.vocabs.user.__len__()), "items": len(split.vocabs.item), "train": len(train),
-             "validation": len(val), "test": len(test), "test_users": int(len(np.unique(test.users)))}
+    sizes = {
+        "users": int(split.vocabs.user.__len__()),
+        "items": len(split.vocabs.item),
+        "train": len(train),
+        "validation": len(val),
+        "test": len(test),
+        "test_users": int(len(np.unique(test.users))),
+    }
     return BenchmarkResult(pd.DataFrame(runs), pd.DataFrame(selection), sizes, fitted)

@@ -142,7 +142,11 @@ def coverage(top: np.ndarray, n_items: int, k: int = 20) -> float:
 
 
 def beyond_accuracy(
-    top: np.ndarray, fit: Interactions, k: int = 20, *, categories: np.ndarray | None = None,
+    top: np.ndarray,
+    fit: Interactions,
+    k: int = 20,
+    *,
+    categories: np.ndarray | None = None,
     vectors: np.ndarray | None = None,
 ) -> dict[str, float]:
     """All measures of the lists ``top`` as ``{"<measure>@k": value}``; NaN for a measure whose input is missing."""

@@ -28,7 +28,9 @@ class FusedScorer:
         cfg = self.config.model_copy(deep=True)
         cfg.train.seed = ctx.seed
         rec = Recommender(cfg).fit(ctx.dataset, progress=ctx.progress)
-        unum = np.array([rec.vocabs.user.number(str(u), missing="none") if str(u) in rec.vocabs.user else -1 for u in ctx.user_ids])
+        unum = np.array(
+            [rec.vocabs.user.number(str(u), missing="none") if str(u) in rec.vocabs.user else -1 for u in ctx.user_ids]
+        )
         inum = rec.vocabs.item.numbers(np.asarray(ctx.item_ids).astype(str))
         users = torch.from_numpy(rec.arrays["users"])
         zero = torch.zeros(1, users.shape[1])
@@ -56,4 +58,6 @@ def text_only_config() -> RecommenderConfig:
 
 def structure_only_config() -> RecommenderConfig:
     """The fused model's graph tower alone (the GNN over the knowledge graph, no text anywhere)."""
-    return RecommenderConfig.model_validate({"model": {"use_text": False, "item_text_in_gnn": False, "recent_window": 0}})
+    return RecommenderConfig.model_validate(
+        {"model": {"use_text": False, "item_text_in_gnn": False, "recent_window": 0}}
+    )

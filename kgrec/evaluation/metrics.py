@@ -31,8 +31,12 @@ def targets_by_user(held_out: Interactions) -> list[np.ndarray]:
 
 
 def full_ranking_topk(
-    score_fn: Callable[[np.ndarray], torch.Tensor], users: np.ndarray, seen: Sequence[np.ndarray], k: int = 20,
-    chunk: int = 1024, candidates: np.ndarray | None = None,
+    score_fn: Callable[[np.ndarray], torch.Tensor],
+    users: np.ndarray,
+    seen: Sequence[np.ndarray],
+    k: int = 20,
+    chunk: int = 1024,
+    candidates: np.ndarray | None = None,
 ) -> np.ndarray:
     """Top-``k`` item numbers per user over all items, each user's ``seen`` items excluded.
 
@@ -71,8 +75,11 @@ def evaluate_topk(
     tg = targets_by_user(held_out)
     targets = [tg[u] for u in users]
     rec, ndcg = recall_ndcg(top, targets, k)
-    out: dict[str, float] = {f"recall@{k}": float(np.nanmean(rec)), f"ndcg@{k}": float(np.nanmean(ndcg)),
-                             "users": int(np.sum(~np.isnan(rec)))}
+    out: dict[str, float] = {
+        f"recall@{k}": float(np.nanmean(rec)),
+        f"ndcg@{k}": float(np.nanmean(ndcg)),
+        "users": int(np.sum(~np.isnan(rec))),
+    }
     cold = cold_items(fit)
     cold_targets = [t[cold[t]] for t in targets]
     crec, cndcg = recall_ndcg(top, cold_targets, k)
@@ -112,12 +119,21 @@ def evaluate_cold_only(
     users = np.array([u for u in range(held_out.n_users) if len(tg[u]) and cold[tg[u]].any()], dtype=np.int64)
     n_cold = int(cold.sum())
     if len(users) == 0 or n_cold == 0:
-        return {f"cold_only_recall@{k}": float("nan"), f"cold_only_ndcg@{k}": float("nan"),
-                f"cold_only_random_recall@{k}": float("nan"), "cold_only_users": 0, "cold_items": n_cold}
+        return {
+            f"cold_only_recall@{k}": float("nan"),
+            f"cold_only_ndcg@{k}": float("nan"),
+            f"cold_only_random_recall@{k}": float("nan"),
+            "cold_only_users": 0,
+            "cold_items": n_cold,
+        }
     seen = [np.empty(0, dtype=np.int64)] * held_out.n_users  # cold items are unseen by definition
     top = full_ranking_topk(score_fn, users, seen, k, candidates=cold)
     targets = [tg[u][cold[tg[u]]] for u in users]
     rec, ndcg = recall_ndcg(top, targets, k)
-    return {f"cold_only_recall@{k}": float(np.mean(rec)), f"cold_only_ndcg@{k}": float(np.mean(ndcg)),
-            f"cold_only_random_recall@{k}": min(k, n_cold) / n_cold, "cold_only_users": len(users),
-            "cold_items": n_cold}
+    return {
+        f"cold_only_recall@{k}": float(np.mean(rec)),
+        f"cold_only_ndcg@{k}": float(np.mean(ndcg)),
+        f"cold_only_random_recall@{k}": min(k, n_cold) / n_cold,
+        "cold_only_users": len(users),
+        "cold_items": n_cold,
+    }

@@ -27,9 +27,19 @@ def load_result(path: str | Path) -> BenchmarkResult:
 
 
 def result_json(res: BenchmarkResult, meta: dict[str, Any]) -> str:
-    return json.dumps({"meta": {**meta, "split": res.split}, "runs": res.runs.to_dict("records"),
-                       "selection": res.selection.to_dict("records"), "summary": res.summary().to_dict("records")},
-                      indent=2, default=float) + "\n"
+    return (
+        json.dumps(
+            {
+                "meta": {**meta, "split": res.split},
+                "runs": res.runs.to_dict("records"),
+                "selection": res.selection.to_dict("records"),
+                "summary": res.summary().to_dict("records"),
+            },
+            indent=2,
+            default=float,
+        )
+        + "\n"
+    )
 
 
 def summary_table(res: BenchmarkResult) -> pd.DataFrame:
@@ -39,8 +49,10 @@ def summary_table(res: BenchmarkResult) -> pd.DataFrame:
     for m in ("recall@20", "ndcg@20", "cold_recall@20", "cold_ndcg@20", "cold_only_recall@20"):
         if f"{m}_mean" not in s.columns:  # results written before the metric existed
             continue
-        out[m] = [f"{mu:.4f}" + (f" ± {sd:.4f}" if n > 1 and np.isfinite(sd) else "")
-                  for mu, sd, n in zip(s[f"{m}_mean"], s[f"{m}_std"], s["seeds"])]
+        out[m] = [
+            f"{mu:.4f}" + (f" ± {sd:.4f}" if n > 1 and np.isfinite(sd) else "")
+            for mu, sd, n in zip(s[f"{m}_mean"], s[f"{m}_std"], s["seeds"])
+        ]
     out["coverage@20"] = s["coverage@20_mean"].map(lambda v: f"{v:.3f}")
     out["seeds"] = s["seeds"]
     out["fit s"] = s["fit_seconds"].map(lambda v: f"{v:.0f}")
@@ -71,9 +83,11 @@ def cold_note(res: BenchmarkResult) -> str:
     if "cold_only_random_recall@20" not in r.columns or not len(r):
         return ""
     first = r.iloc[0]
-    return (f"Cold items: {int(first['cold_items'])} items have no interaction in fit; {int(first['cold_only_users'])} "
-            f"test users hold out at least one. cold_only = ranking those cold items only, where a random order "
-            f"scores Recall@20 {first['cold_only_random_recall@20']:.4f}.")
+    return (
+        f"Cold items: {int(first['cold_items'])} items have no interaction in fit; {int(first['cold_only_users'])} "
+        f"test users hold out at least one. cold_only = ranking those cold items only, where a random order "
+        f"scores Recall@20 {first['cold_only_random_recall@20']:.4f}."
+    )
 
 
 def bucket_frame(res: BenchmarkResult) -> pd.DataFrame:
@@ -120,12 +134,22 @@ def plot_quality(res: BenchmarkResult, fig: Figure | None = None) -> Figure:
         ax.set_xticks(x, s["model"], rotation=35, ha="right", fontsize=8)
         ax.set_title(m.replace("_", " ") + (" (ranking cold items only)" if m == cold == "cold_only_recall@20" else ""))
     if cold == "cold_only_recall@20" and "cold_only_random_recall@20" in res.runs.columns:
-        axes[1].axhline(float(res.runs["cold_only_random_recall@20"].iloc[0]), color="k", linestyle="--",
-                        linewidth=1, label="random order")
+        axes[1].axhline(
+            float(res.runs["cold_only_random_recall@20"].iloc[0]),
+            color="k",
+            linestyle="--",
+            linewidth=1,
+            label="random order",
+        )
         axes[1].legend(fontsize=7)
     for model, grp in res.runs.groupby("model", sort=False):
-        axes[2].plot(BUCKETS, [grp[f"ndcg@20[{b}]"].mean() for b in BUCKETS], marker="o", label=model,
-                     linewidth=2.5 if str(model).startswith("fused") else 1)
+        axes[2].plot(
+            BUCKETS,
+            [grp[f"ndcg@20[{b}]"].mean() for b in BUCKETS],
+            marker="o",
+            label=model,
+            linewidth=2.5 if str(model).startswith("fused") else 1,
+        )
     axes[2].set_title("NDCG@20 by user activity (interactions in fit)")
     axes[2].legend(fontsize=7)
     fig.tight_layout()
@@ -144,7 +168,9 @@ def item_projection(rec: Recommender, part: str = "fused") -> pd.DataFrame:
     xy = (x @ v[:, :2]).numpy()
     cats = rec.dataset().item_categories.drop_duplicates("item").set_index("item")["category"]
     ids = emb["id"].astype(str)
-    return pd.DataFrame({"item": ids, "x": xy[:, 0], "y": xy[:, 1], "category": ids.map(cats).fillna("(none)").to_numpy()})
+    return pd.DataFrame(
+        {"item": ids, "x": xy[:, 0], "y": xy[:, 1], "category": ids.map(cats).fillna("(none)").to_numpy()}
+    )
 
 
 def plot_projection(proj: pd.DataFrame, top: int = 8, fig: Figure | None = None) -> Figure:

@@ -112,11 +112,22 @@ class EvalSplit:
                     pd.MultiIndex.from_arrays([tags[S.ITEM], tags[S.TAG]])
                 )
                 keywords = keywords[~only_dropped].reset_index(drop=True)
-        return Dataset(frame, ds.items, ds.item_categories, keywords, ds.triples, tags, ds.name,
-                       users=ds.users, user_attributes=ds.user_attributes)
+        return Dataset(
+            frame,
+            ds.items,
+            ds.item_categories,
+            keywords,
+            ds.triples,
+            tags,
+            ds.name,
+            users=ds.users,
+            user_attributes=ds.user_attributes,
+        )
 
 
-def make_split(ds: Dataset, test_fraction: float = 0.2, val_fraction: float = 0.1, min_interactions: int = 5) -> EvalSplit:
+def make_split(
+    ds: Dataset, test_fraction: float = 0.2, val_fraction: float = 0.1, min_interactions: int = 5
+) -> EvalSplit:
     """Split ``ds`` per the protocol. Deterministic (ties in time broken by item id)."""
     inter = ds.interactions.drop_duplicates([S.USER, S.ITEM], keep="last")
     train, val, test = chronological_split(inter, test_fraction, val_fraction, min_interactions)
@@ -127,7 +138,9 @@ def assert_no_leak(split: EvalSplit) -> None:
     """Raise AssertionError when a test interaction reaches train/validation (or validation reaches train),
     or when any held-out interaction is older than the same user's newest training interaction."""
     key = [S.USER, S.ITEM, S.TIMESTAMP]
-    tr, va, te = (set(map(tuple, f[key].itertuples(index=False))) for f in (split.train_frame, split.val_frame, split.test_frame))
+    tr, va, te = (
+        set(map(tuple, f[key].itertuples(index=False))) for f in (split.train_frame, split.val_frame, split.test_frame)
+    )
     assert not (te & tr), "test interactions found in train"
     assert not (te & va), "test interactions found in validation"
     assert not (va & tr), "validation interactions found in train"
@@ -138,4 +151,6 @@ def assert_no_leak(split: EvalSplit) -> None:
     newest_train = split.train_frame.groupby(S.USER)[S.TIMESTAMP].max()
     oldest_val = split.val_frame.groupby(S.USER)[S.TIMESTAMP].min()
     both = oldest_val.index.intersection(newest_train.index)
-    assert (oldest_val[both] >= newest_train[both]).all(), "a validation interaction is older than the user's training data"
+    assert (oldest_val[both] >= newest_train[both]).all(), (
+        "a validation interaction is older than the user's training data"
+    )

@@ -111,15 +111,24 @@ def draw_graph(
     if pos is None:
         pos = nx.spring_layout(g, seed=seed)
     types = [g.nodes[n].get("type", "") for n in g.nodes]
-    nx.draw_networkx_nodes(g, pos, ax=ax, node_color=[NODE_COLOURS.get(t, _OTHER) for t in types],
-                           node_size=420 if g.number_of_nodes() <= 40 else 60)
+    nx.draw_networkx_nodes(
+        g,
+        pos,
+        ax=ax,
+        node_color=[NODE_COLOURS.get(t, _OTHER) for t in types],
+        node_size=420 if g.number_of_nodes() <= 40 else 60,
+    )
     nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.5, arrows=g.is_directed())
     if labels:
-        nx.draw_networkx_labels(g, pos, ax=ax, font_size=8,
-                                labels={n: _short(str(g.nodes[n].get("name", n)), label_width) for n in g.nodes})
+        nx.draw_networkx_labels(
+            g, pos, ax=ax, font_size=8, labels={n: _short(str(g.nodes[n].get("name", n)), label_width) for n in g.nodes}
+        )
     present = [t for t in NODE_COLOURS if t in set(types)]
-    ax.legend(handles=[Line2D([], [], marker="o", ls="", color=NODE_COLOURS[t], label=t) for t in present],
-              loc="best", fontsize=8)
+    ax.legend(
+        handles=[Line2D([], [], marker="o", ls="", color=NODE_COLOURS[t], label=t) for t in present],
+        loc="best",
+        fontsize=8,
+    )
     ax.set_axis_off()
     return ax
 
@@ -156,13 +165,24 @@ def draw_explanation(explanation: Any, ax: Axes | None = None, *, label_width: i
     ax.margins(x=0.18, y=0.08)  # room for the labels of the first and last column
     scores = [abs(d["score"]) for _, _, d in g.edges(data=True)]
     top = max(scores) or 1.0
-    nx.draw_networkx_edges(g, pos, ax=ax, width=[0.5 + 5.0 * abs(d["score"]) / top for _, _, d in g.edges(data=True)],
-                           edge_color="#444444", arrows=True, arrowsize=12, node_size=420)
-    nx.draw_networkx_edge_labels(g, pos, ax=ax, font_size=6,
-                                 edge_labels={(a, b): d["relation"] for a, b, d in g.edges(data=True)})
+    nx.draw_networkx_edges(
+        g,
+        pos,
+        ax=ax,
+        width=[0.5 + 5.0 * abs(d["score"]) / top for _, _, d in g.edges(data=True)],
+        edge_color="#444444",
+        arrows=True,
+        arrowsize=12,
+        node_size=420,
+    )
+    nx.draw_networkx_edge_labels(
+        g, pos, ax=ax, font_size=6, edge_labels={(a, b): d["relation"] for a, b, d in g.edges(data=True)}
+    )
     att = e.get("attribution") or {}
     split = f" = structure {att['structure']:+.2f} + text {att['text']:+.2f}" if att else ""
     rank = f"rank {e['rank']}, " if e.get("rank") else ""
-    ax.set_title(f"Why {e.get('title') or e.get('item')} for user {e.get('user')}? ({rank}score {e.get('score', 0):.2f}{split})",
-                 fontsize=10)
+    ax.set_title(
+        f"Why {e.get('title') or e.get('item')} for user {e.get('user')}? ({rank}score {e.get('score', 0):.2f}{split})",
+        fontsize=10,
+    )
     return ax

@@ -68,7 +68,9 @@ class EmbeddedStore(GraphStore):
             return None
         snap = self.path / cur.read_text().strip()
         if not (snap / "manifest.json").is_file():
-            raise StoreError(f"{self.path}: CURRENT names {snap.name}, which has no manifest.json; the store is damaged")
+            raise StoreError(
+                f"{self.path}: CURRENT names {snap.name}, which has no manifest.json; the store is damaged"
+            )
         return snap
 
     def exists(self) -> bool:
@@ -78,9 +80,7 @@ class EmbeddedStore(GraphStore):
     def _require(self) -> Path:
         snap = self._current()
         if snap is None:
-            raise StoreError(
-                f"{self.path}: no data yet; run `kgrec ingest --store {self.path} ...` first"
-            )
+            raise StoreError(f"{self.path}: no data yet; run `kgrec ingest --store {self.path} ...` first")
         return snap
 
     def manifest(self) -> dict[str, Any]:
@@ -129,7 +129,8 @@ class EmbeddedStore(GraphStore):
     def _lock(self) -> Any:
         self.path.mkdir(parents=True, exist_ok=True)
         return writer_lock(
-            self.path / ".lock", f"another ingest is running on {self.path}",
+            self.path / ".lock",
+            f"another ingest is running on {self.path}",
             "wait for it to finish, or raise KGREC_LOCK_TIMEOUT (seconds) to wait longer",
         )
 
@@ -178,7 +179,7 @@ class EmbeddedStore(GraphStore):
         ds = dataset if old is None else merge(old, dataset)
         fp = ds.fingerprint()
         name = f"data-{fp[:16]}"
-        if old is not None and self._current().name == name:  # type: ignore[union-attr]
+        if old is not None and self._current().name == name:  # type: ignore[union-attr]  # old is not None: a snapshot is current
             log.info("%s: ingest changed nothing (fingerprint %s)", self.path, fp[:12])
             return IngestReport(ds.counts(), fp, changed=False)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -189,8 +190,9 @@ class EmbeddedStore(GraphStore):
             with atomic_dir(target) as tmp:
                 files = {}
                 tables = ds.tables()
-                for table, df in tqdm(tables.items(), total=len(tables), desc="writing the store", unit="table",
-                                      disable=not progress):
+                for table, df in tqdm(
+                    tables.items(), total=len(tables), desc="writing the store", unit="table", disable=not progress
+                ):
                     f = tmp / f"{table}.parquet"
                     pq.write_table(
                         pa.Table.from_pandas(df, preserve_index=False),

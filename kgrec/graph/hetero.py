@@ -59,13 +59,17 @@ class Vocabularies:
     def from_dataset(cls, ds: S.Dataset) -> Vocabularies:
         ua = ds.user_attributes
         return cls(
-            user=Vocab("user", pd.concat([ds.interactions[S.USER], ds.tags[S.USER], ds.users[S.USER], ua[S.USER]]).unique()),
+            user=Vocab(
+                "user", pd.concat([ds.interactions[S.USER], ds.tags[S.USER], ds.users[S.USER], ua[S.USER]]).unique()
+            ),
             item=Vocab("item", ds.items[S.ITEM].unique()),
             category=Vocab("category", ds.item_categories[S.CATEGORY].unique()),
             keyword=Vocab("keyword", pd.concat([ds.item_keywords[S.KEYWORD], ds.tags[S.TAG]]).unique()),
             entity=Vocab("entity", ds.triples[S.ENTITY].unique()),
             relation=Vocab("relation", ds.triples[S.RELATION].unique()),
-            attribute=Vocab("attribute", [S.attribute_id(a, v) for a, v in zip(ua[S.ATTRIBUTE], ua[S.VALUE], strict=True)]),
+            attribute=Vocab(
+                "attribute", [S.attribute_id(a, v) for a, v in zip(ua[S.ATTRIBUTE], ua[S.VALUE], strict=True)]
+            ),
         )
 
     def of(self, node_type: str) -> Vocab:
@@ -124,7 +128,7 @@ def edge_arrays(ds: S.Dataset, v: Vocabularies) -> dict[tuple[str, str, str], di
     return out
 
 
-def to_hetero_data(ds: S.Dataset, vocabs: Vocabularies | None = None, *, undirected: bool = True):  # noqa: ANN201
+def to_hetero_data(ds: S.Dataset, vocabs: Vocabularies | None = None, *, undirected: bool = True):  # noqa: ANN201 - torch_geometric.data.HeteroData, imported lazily (7 s)
     """Export a dataset as a validated torch-geometric ``HeteroData``.
 
     Returns:

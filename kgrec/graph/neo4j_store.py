@@ -24,7 +24,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -37,13 +37,18 @@ from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
 from kgrec.loaders.tables import canonical, merge
 
+if TYPE_CHECKING:
+    import neo4j
+
 log = logging.getLogger(__name__)
 
 BATCH = 5000
 LABELS = ("User", "Item", "Category", "Keyword", "Entity", "Attribute")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
-CONSTRAINTS = [f"CREATE CONSTRAINT kgrec_{lab.lower()}_id IF NOT EXISTS FOR (n:{lab}) REQUIRE n.id IS UNIQUE" for lab in LABELS]
+CONSTRAINTS = [
+    f"CREATE CONSTRAINT kgrec_{lab.lower()}_id IF NOT EXISTS FOR (n:{lab}) REQUIRE n.id IS UNIQUE" for lab in LABELS
+]
 
 Q_NODES = {
     "User": "UNWIND $rows AS id MERGE (:User {id: id})",
@@ -102,7 +107,9 @@ R_KEYWORDS = "MATCH (i:Item)-[:HAS_KEYWORD]->(k:Keyword) RETURN i.id AS item, k.
 R_TRIPLES = "MATCH (i:Item)-[r:RELATED_TO]->(e:Entity) RETURN i.id AS item, r.relation AS relation, e.id AS entity"
 R_TAGS = "MATCH (u:User)-[r:TAGGED]->(k:Keyword) RETURN u.id AS user, r.item AS item, k.id AS tag"
 R_USERS = "MATCH (u:User) WHERE u.profile IS NOT NULL RETURN u.id AS user, u.profile AS profile"
-R_USER_ATTRIBUTES = "MATCH (u:User)-[:HAS_ATTRIBUTE]->(a:Attribute) RETURN u.id AS user, a.name AS attribute, a.value AS value"
+R_USER_ATTRIBUTES = (
+    "MATCH (u:User)-[:HAS_ATTRIBUTE]->(a:Attribute) RETURN u.id AS user, a.name AS attribute, a.value AS value"
+)
 
 # One query for all path kinds; $anchors = null searches every history item. The anchors are
 # collected once, then each kind expands from them (the unique-id indexes find u and i). Each
@@ -143,7 +150,9 @@ MATCH (u:User {id: $user})-[:HAS_ATTRIBUTE]->(a:Attribute), (i:Item {id: $item})
 WHERE EXISTS { MATCH (a)<-[:HAS_ATTRIBUTE]-(v:User)-[:INTERACTED]->(i) WHERE v <> u }
 RETURN 'attribute' AS kind, '' AS anchor, collect(DISTINCT [a.id, '', '']) AS vias
 """
-Q_HAS_PROFILES = "CALL db.propertyKeys() YIELD propertyKey WITH collect(propertyKey) AS keys RETURN 'profile' IN keys AS has"
+Q_HAS_PROFILES = (
+    "CALL db.propertyKeys() YIELD propertyKey WITH collect(propertyKey) AS keys RETURN 'profile' IN keys AS has"
+)
 Q_HAS_ATTRIBUTES = (
     "CALL db.relationshipTypes() YIELD relationshipType WITH collect(relationshipType) AS rels "
     "RETURN 'HAS_ATTRIBUTE' IN rels AS has"
@@ -196,8 +205,14 @@ class Neo4jStore(GraphStore):
 
     supports_write_back = True
 
-    def __init__(self, uri: str, user: str | None = None, database: str | None = None, password: str | None = None,
-                 retries: int = 3) -> None:
+    def __init__(
+        self,
+        uri: str,
+        user: str | None = None,
+        database: str | None = None,
+        password: str | None = None,
+        retries: int = 3,
+    ) -> None:
         import neo4j
         from neo4j.exceptions import AuthError, ServiceUnavailable
 
@@ -217,7 +232,11 @@ class Neo4jStore(GraphStore):
         except ServiceUnavailable:
             self._driver.close()
             local = (urlparse(uri).hostname or "") in LOCAL_HOSTS
-            hint = "start it with `bash scripts/neo4j.sh start`" if local else "check that the server runs and the URI is right"
+            hint = (
+                "start it with `bash scripts/neo4j.sh start`"
+                if local
+                else "check that the server runs and the URI is right"
+            )
             raise StoreUnavailableError(f"Neo4j at {uri} does not answer; {hint}") from None
         except AuthError:
             self._driver.close()
@@ -234,12 +253,21 @@ class Neo4jStore(GraphStore):
         import neo4j
 
         return self._driver.execute_query(
-            query, params, database_=self.database, routing_=neo4j.RoutingControl.READ,
+            query,
+            params,
+            database_=self.database,
+            routing_=neo4j.RoutingControl.READ,
             result_transformer_=neo4j.Result.to_df,
         )
 
-    def _write_batches(self, query: str, rows: list[Any], desc: str, progress: Callable[[int], None] | None = None,
-                       done_steps: Sequence[str] = ()) -> None:
+    def _write_batches(
+        self,
+        query: str,
+        rows: list[Any],
+        desc: str,
+        progress: Callable[[int], None] | None = None,
+        done_steps: Sequence[str] = (),
+    ) -> None:
         """Write ``rows`` in batches; each batch is one managed transaction, retried with backoff."""
         from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
@@ -248,7 +276,7 @@ class Neo4jStore(GraphStore):
             for attempt in range(self.retries):
                 try:
                     with self._driver.session(database=self.database) as s:
-                        s.execute_write(lambda tx, b=batch: tx.run(query, rows=b).consume())
+                        s.execute_write(lambda tx, b=batch: tx.run(query, rows=b).consume())  # type: ignore[misc]  # a lambda with a default
                     break
                 except (ServiceUnavailable, SessionExpired, TransientError) as e:
                     if attempt == self.retries - 1:
@@ -286,8 +314,10 @@ class Neo4jStore(GraphStore):
         def run(tx: Any) -> pd.DataFrame:
             kind = tx.run("EXPLAIN " + plain, params).consume().query_type
             if kind != "r":
-                raise StoreError(f"refused: the server plans this query as {kind!r}, not read-only ('r'); kgrec query / "
-                                 "store.cypher run read queries only (see docs/queries.md)")
+                raise StoreError(
+                    f"refused: the server plans this query as {kind!r}, not read-only ('r'); kgrec query / "
+                    "store.cypher run read queries only (see docs/queries.md)"
+                )
             return tx.run(query, params).to_df()
 
         try:
@@ -295,7 +325,12 @@ class Neo4jStore(GraphStore):
                 return s.execute_read(run)
         except ClientError as e:
             code = e.code or ""
-            if "Forbidden" in code or "AccessMode" in code or "write" in (e.message or "").lower() and "read" in (e.message or "").lower():
+            if (
+                "Forbidden" in code
+                or "AccessMode" in code
+                or "write" in (e.message or "").lower()
+                and "read" in (e.message or "").lower()
+            ):
                 raise StoreError(
                     f"refused: this query writes to the database, and kgrec query / store.cypher run read-only transactions ({e.message})"
                 ) from None
@@ -310,11 +345,17 @@ class Neo4jStore(GraphStore):
         for q in CONSTRAINTS:
             self._driver.execute_query(q, database_=self.database)
         ds = dataset
-        users = sorted(set(ds.interactions[S.USER]) | set(ds.tags[S.USER]) | set(ds.users[S.USER])
-                       | set(ds.user_attributes[S.USER]))
+        users = sorted(
+            set(ds.interactions[S.USER])
+            | set(ds.tags[S.USER])
+            | set(ds.users[S.USER])
+            | set(ds.user_attributes[S.USER])
+        )
         ua = ds.user_attributes
-        attr_rows = [{"user": u, "id": S.attribute_id(a, v), "name": a, "value": v}
-                     for u, a, v in zip(ua[S.USER].tolist(), ua[S.ATTRIBUTE].tolist(), ua[S.VALUE].tolist(), strict=True)]
+        attr_rows = [
+            {"user": u, "id": S.attribute_id(a, v), "name": a, "value": v}
+            for u, a, v in zip(ua[S.USER].tolist(), ua[S.ATTRIBUTE].tolist(), ua[S.VALUE].tolist(), strict=True)
+        ]
         attr_nodes = sorted({r["id"]: r for r in attr_rows}.values(), key=lambda r: r["id"])
         steps: list[tuple[str, str, list[Any]]] = [
             ("users", Q_NODES["User"], users),
@@ -342,26 +383,32 @@ class Neo4jStore(GraphStore):
         full = self.dataset()
         fp = full.fingerprint()
         counts = full.counts()
-        self._driver.execute_query(Q_META, name=ds.name, fingerprint=fp, counts=json.dumps(counts), database_=self.database)
+        self._driver.execute_query(
+            Q_META, name=ds.name, fingerprint=fp, counts=json.dumps(counts), database_=self.database
+        )
         self._cache.clear()
         return IngestReport(counts, fp, changed=fp != old_fp)
 
     # ------------------------------------------------------------------ reading
     def _meta(self) -> dict[str, Any]:
-        df = self._read("MATCH (m:KgrecMeta {id: 'dataset'}) RETURN m.name AS name, m.fingerprint AS fingerprint, m.counts AS counts")
+        df = self._read(
+            "MATCH (m:KgrecMeta {id: 'dataset'}) RETURN m.name AS name, m.fingerprint AS fingerprint, m.counts AS counts"
+        )
         return {} if df.empty else df.iloc[0].to_dict()
 
     def exists(self) -> bool:
         """Whether the database holds any kgrec node (a partly finished ingest counts)."""
-        return not self._read(
-            "MATCH (n) WHERE n:User OR n:Item OR n:KgrecMeta RETURN 1 AS one LIMIT 1"
-        ).empty
+        return not self._read("MATCH (n) WHERE n:User OR n:Item OR n:KgrecMeta RETURN 1 AS one LIMIT 1").empty
 
     def manifest(self) -> dict[str, Any]:
         """``name``, ``fingerprint`` and ``counts`` as the last ingest recorded them (read back when it did not finish)."""
         m = self._meta()
         if m.get("fingerprint") and m.get("counts"):
-            return {"name": m.get("name") or "neo4j", "fingerprint": str(m["fingerprint"]), "counts": json.loads(m["counts"])}
+            return {
+                "name": m.get("name") or "neo4j",
+                "fingerprint": str(m["fingerprint"]),
+                "counts": json.loads(m["counts"]),
+            }
         ds = self.dataset()  # StoreError on an empty database
         return {"name": ds.name, "fingerprint": ds.fingerprint(), "counts": ds.counts()}
 
@@ -380,7 +427,9 @@ class Neo4jStore(GraphStore):
         t["users"] = self._read(R_USERS) if has["profiles"] else S.empty_table("users")
         t["user_attributes"] = self._read(R_USER_ATTRIBUTES) if has["attributes"] else S.empty_table("user_attributes")
         if t["items"].empty and t["interactions"].empty:
-            raise StoreError(f"Neo4j at {self.uri} (database {self.database}) holds no kgrec data; run `kgrec ingest --store {self.uri} ...`")
+            raise StoreError(
+                f"Neo4j at {self.uri} (database {self.database}) holds no kgrec data; run `kgrec ingest --store {self.uri} ...`"
+            )
         for name, df in t.items():
             schema = S.TABLES[name]
             if df.empty:
@@ -394,7 +443,7 @@ class Neo4jStore(GraphStore):
             t[name] = df[list(schema)]
         ds = Dataset(**{n: canonical(df, n) for n, df in t.items()}, name=self._meta().get("name") or "neo4j")
         # the same canonical order as loaders produce (merge with nothing sorts and dedupes)
-        empty = Dataset(**{n: S.empty_table(n) for n in S.TABLES}, name="dataset")  # type: ignore[arg-type]
+        empty = Dataset(**{n: S.empty_table(n) for n in S.TABLES}, name="dataset")
         ds = merge(empty, ds)
         self._cache["dataset"] = ds
         return ds
@@ -414,8 +463,10 @@ class Neo4jStore(GraphStore):
         """Whether the database has ever held user profiles / attributes (asked once per ingest; the
         server warns of unknown property keys and relationship types in queries, so they are not asked blind)."""
         if "users_file" not in self._cache:
-            self._cache["users_file"] = {"profiles": bool(self._read(Q_HAS_PROFILES)["has"].iloc[0]),
-                                         "attributes": bool(self._read(Q_HAS_ATTRIBUTES)["has"].iloc[0])}
+            self._cache["users_file"] = {
+                "profiles": bool(self._read(Q_HAS_PROFILES)["has"].iloc[0]),
+                "attributes": bool(self._read(Q_HAS_ATTRIBUTES)["has"].iloc[0]),
+            }
         return self._cache["users_file"]
 
     def has_user(self, user: str) -> bool:
@@ -428,12 +479,17 @@ class Neo4jStore(GraphStore):
         import neo4j
 
         records, _, _ = self._driver.execute_query(
-            Q_PATHS, {"user": user, "item": item, "anchors": anchors}, database_=self.database,
+            Q_PATHS,
+            {"user": user, "item": item, "anchors": anchors},
+            database_=self.database,
             routing_=neo4j.RoutingControl.READ,
         )
         if "attribute" in kinds and self._users_file()["attributes"]:
             more, _, _ = self._driver.execute_query(
-                Q_ATTRIBUTE_PATHS, {"user": user, "item": item}, database_=self.database, routing_=neo4j.RoutingControl.READ,
+                Q_ATTRIBUTE_PATHS,
+                {"user": user, "item": item},
+                database_=self.database,
+                routing_=neo4j.RoutingControl.READ,
             )
             records = [*records, *more]
         wanted = set(kinds)
@@ -445,8 +501,9 @@ class Neo4jStore(GraphStore):
         )
 
     # ------------------------------------------------------------------ write-back
-    def write_embeddings(self, kind: str, ids: Sequence[str], vectors: np.ndarray, model_version: str,
-                         progress: bool = False) -> str:
+    def write_embeddings(
+        self, kind: str, ids: Sequence[str], vectors: np.ndarray, model_version: str, progress: bool = False
+    ) -> str:
         """Store fused vectors as ``embedding`` properties and (re)build a cosine vector index.
 
         Returns the index name (``kgrec_user_embedding`` or ``kgrec_item_embedding``), which
@@ -466,11 +523,12 @@ class Neo4jStore(GraphStore):
         q = f"UNWIND $rows AS row MATCH (n:{label} {{id: row.id}}) SET n.embedding = row.v, n.model_version = $version"
         for batch in _batches(rows, 2000):
             with self._driver.session(database=self.database) as sess:
-                sess.execute_write(lambda tx, b=batch: tx.run(q, rows=b, version=model_version).consume())
+                sess.execute_write(lambda tx, b=batch: tx.run(q, rows=b, version=model_version).consume())  # type: ignore[misc]  # a lambda with a default
         self._driver.execute_query(
             f"CREATE VECTOR INDEX {index} IF NOT EXISTS FOR (n:{label}) ON n.embedding "
             "OPTIONS {indexConfig: {`vector.dimensions`: $dim, `vector.similarity_function`: 'cosine'}}",
-            dim=dim, database_=self.database,
+            dim=dim,
+            database_=self.database,
         )
         self._driver.execute_query("CALL db.awaitIndexes(300)", database_=self.database)
         return index
@@ -501,7 +559,7 @@ class Neo4jStore(GraphStore):
             chunk = users[start : start + batch_users]
             rows = _records(pd.concat([by_user.get_group(u) for u in chunk]))
 
-            def work(tx, chunk=chunk, rows=rows):  # noqa: ANN001, ANN202
+            def work(tx: neo4j.ManagedTransaction, chunk: list[str] = chunk, rows: list[dict[str, Any]] = rows) -> None:
                 tx.run(q_del, users=chunk).consume()
                 tx.run(q_new, rows=rows).consume()
 

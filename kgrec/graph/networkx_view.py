@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import networkx as nx
+import pandas as pd
 
 from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
@@ -33,7 +34,9 @@ def full_graph(ds: Dataset) -> nx.Graph:
     for i in ds.items[S.ITEM].tolist():
         g.add_node(node_key("item", i), type="item", id=i, name=titles.get(i) or i)
 
-    def add(df, a_type, a_col, b_type, b_col, rel, attrs: Iterable[str] = ()):  # noqa: ANN001
+    def add(
+        df: pd.DataFrame, a_type: str, a_col: str, b_type: str, b_col: str, rel: str, attrs: Iterable[str] = ()
+    ) -> None:
         for row in df.itertuples(index=False):
             a, b = getattr(row, a_col), getattr(row, b_col)
             for t, x in ((a_type, a), (b_type, b)):

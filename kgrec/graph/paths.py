@@ -58,7 +58,7 @@ PathRow = tuple[str, str, str, str, str]
 
 def canonical_rows(rows: Iterable[Sequence[object]]) -> list[PathRow]:
     """Distinct rows in a canonical order (None becomes ""), so both stores agree exactly."""
-    return sorted({tuple("" if x is None else str(x) for x in r) for r in rows})  # type: ignore[misc]
+    return sorted({tuple("" if x is None else str(x) for x in r) for r in rows})  # type: ignore[misc]  # the tuples are PathRow-shaped (5 strings); mypy cannot see a generator's length
 
 
 def paths_frame(rows: list[PathRow]) -> pd.DataFrame:
@@ -93,7 +93,9 @@ class PathIndex:
         for i, r, e in zip(ds.triples[S.ITEM].tolist(), ds.triples[S.RELATION].tolist(), ds.triples[S.ENTITY].tolist()):
             self.facts[i].add((e, r))
 
-    def paths(self, user: str, item: str, anchors: Iterable[str] | None = None, kinds: Sequence[str] = PATH_KINDS) -> list[PathRow]:
+    def paths(
+        self, user: str, item: str, anchors: Iterable[str] | None = None, kinds: Sequence[str] = PATH_KINDS
+    ) -> list[PathRow]:
         """All candidate paths from ``user`` to ``item`` (at most 3 hops).
 
         Args:
@@ -106,11 +108,19 @@ class PathIndex:
         if "category" in kinds:
             cats = self.categories.get(item, set())
             if cats:
-                rows += [("category", j, c, "", "") for j in anc if j != item for c in self.categories.get(j, ()) if c in cats]
+                rows += [
+                    ("category", j, c, "", "")
+                    for j in anc
+                    if j != item
+                    for c in self.categories.get(j, ())
+                    if c in cats
+                ]
         if "keyword" in kinds:
             kws = self.keywords.get(item, set())
             if kws:
-                rows += [("keyword", j, k, "", "") for j in anc if j != item for k in self.keywords.get(j, ()) if k in kws]
+                rows += [
+                    ("keyword", j, k, "", "") for j in anc if j != item for k in self.keywords.get(j, ()) if k in kws
+                ]
         if "tag" in kinds:
             kws = self.keywords.get(item, set())
             rows += [("tag", "", k, "", "") for k in self.user_tags.get(user, ()) if k in kws]

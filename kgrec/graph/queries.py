@@ -79,14 +79,18 @@ def documented_queries(path: str | Path | None = None) -> list[DocumentedQuery]:
     for number, title, body in _HEADING.findall(p.read_text(encoding="utf-8")):
         first, _, cypher = body.partition("\n")
         if not first.startswith(_PARAMS):
-            raise KgrecError(f"{p}: query {number} ({title}) starts with {first!r}; expected a '{_PARAMS} {{...}}' line")
+            raise KgrecError(
+                f"{p}: query {number} ({title}) starts with {first!r}; expected a '{_PARAMS} {{...}}' line"
+            )
         try:
             params = json.loads(first.removeprefix(_PARAMS))
         except json.JSONDecodeError as e:
             raise KgrecError(f"{p}: query {number} ({title}): the params line is not valid JSON ({e.msg})") from None
         out.append(DocumentedQuery(int(number), title.strip(), params, cypher))
     if not out:
-        raise KgrecError(f"{p}: no '### N. Title' heading followed by a ```cypher block; expected the format of docs/queries.md")
+        raise KgrecError(
+            f"{p}: no '### N. Title' heading followed by a ```cypher block; expected the format of docs/queries.md"
+        )
     return out
 
 

@@ -21,25 +21,49 @@ import re
 from kgrec.errors import StoreError
 
 #: Procedures a reader may CALL: schema introspection and the vector/full-text index searches.
-ALLOWED_PROCEDURES = frozenset({
-    "db.labels",
-    "db.relationshiptypes",
-    "db.propertykeys",
-    "db.schema.visualization",
-    "db.schema.nodetypeproperties",
-    "db.schema.reltypeproperties",
-    "db.index.vector.querynodes",
-    "db.index.vector.queryrelationships",
-    "db.index.fulltext.querynodes",
-    "db.index.fulltext.queryrelationships",
-})
+ALLOWED_PROCEDURES = frozenset(
+    {
+        "db.labels",
+        "db.relationshiptypes",
+        "db.propertykeys",
+        "db.schema.visualization",
+        "db.schema.nodetypeproperties",
+        "db.schema.reltypeproperties",
+        "db.index.vector.querynodes",
+        "db.index.vector.queryrelationships",
+        "db.index.fulltext.querynodes",
+        "db.index.fulltext.queryrelationships",
+    }
+)
 
 #: Keywords that start a write, a schema or administration command, or another database/transaction: refused
 #: wherever they occur as a keyword (not as a property key, label, map key, parameter or quoted name).
-REFUSED_KEYWORDS = frozenset({
-    "create", "merge", "set", "delete", "detach", "remove", "foreach", "load", "drop", "alter", "rename",
-    "grant", "deny", "revoke", "show", "terminate", "use", "start", "stop", "enable", "deallocate", "reallocate",
-})
+REFUSED_KEYWORDS = frozenset(
+    {
+        "create",
+        "merge",
+        "set",
+        "delete",
+        "detach",
+        "remove",
+        "foreach",
+        "load",
+        "drop",
+        "alter",
+        "rename",
+        "grant",
+        "deny",
+        "revoke",
+        "show",
+        "terminate",
+        "use",
+        "start",
+        "stop",
+        "enable",
+        "deallocate",
+        "reallocate",
+    }
+)
 
 #: The write clauses among them (their refusal says the query writes).
 WRITE_KEYWORDS = frozenset({"create", "merge", "set", "delete", "detach", "remove", "foreach", "load"})
@@ -64,9 +88,18 @@ def _tokens(query: str) -> list[tuple[str, str]]:
     for m in _TOKEN.finditer(query):
         kind = m.lastgroup or "other"
         text = m.group()
-        if kind == "block_comment" and not text.endswith("*/") or kind == "string" and (len(text) < 2 or text[-1] != text[0]) \
-                or kind == "quoted" and (len(text) < 2 or not text.endswith("`")):
-            raise _refuse(f"an unterminated {kind.replace('_', ' ').replace('quoted', 'quoted name')} at character {m.start()}", query)
+        if (
+            kind == "block_comment"
+            and not text.endswith("*/")
+            or kind == "string"
+            and (len(text) < 2 or text[-1] != text[0])
+            or kind == "quoted"
+            and (len(text) < 2 or not text.endswith("`"))
+        ):
+            raise _refuse(
+                f"an unterminated {kind.replace('_', ' ').replace('quoted', 'quoted name')} at character {m.start()}",
+                query,
+            )
         if kind in {"ws", "line_comment", "block_comment"}:
             continue
         if kind == "quoted":
@@ -92,7 +125,7 @@ def check_read_only(query: str) -> None:
     for n, (kind, text) in enumerate(toks):
         prev = toks[n - 1][1] if n else ""
         nxt = toks[n + 1][1] if n + 1 < len(toks) else ""
-        if kind == "other" and text == ";" and any(k != "other" or t != ";" for k, t in toks[n + 1:]):
+        if kind == "other" and text == ";" and any(k != "other" or t != ";" for k, t in toks[n + 1 :]):
             raise _refuse("more than one statement", query)
         if kind != "word":
             continue

@@ -81,8 +81,9 @@ class GraphStore(abc.ABC):
             KgrecError: naming the folder and what to do.
         """
 
-    def write_embeddings(self, kind: str, ids: Sequence[str], vectors: np.ndarray, model_version: str,
-                         progress: bool = False) -> str:
+    def write_embeddings(
+        self, kind: str, ids: Sequence[str], vectors: np.ndarray, model_version: str, progress: bool = False
+    ) -> str:
         """Store fused vectors on the ``kind`` (``user``/``item``) nodes with a vector index; returns its name.
 
         Raises:
@@ -141,8 +142,13 @@ class GraphStore(abc.ABC):
     def _paths(self, user: str, item: str, anchors: list[str] | None, kinds: Sequence[str]) -> list[PathRow]: ...
 
     def path_rows(
-        self, user: str, item: str, anchors: Iterable[str] | None = None, kinds: Sequence[str] = PATH_KINDS,
-        *, check_ids: bool = True,
+        self,
+        user: str,
+        item: str,
+        anchors: Iterable[str] | None = None,
+        kinds: Sequence[str] = PATH_KINDS,
+        *,
+        check_ids: bool = True,
     ) -> list[PathRow]:
         """Candidate paths as ``(kind, anchor, via, rel_a, rel_b)`` tuples in canonical order.
 
@@ -205,7 +211,14 @@ class GraphStore(abc.ABC):
 
 
 def is_neo4j_uri(location: str) -> bool:
-    return str(location).split("://", 1)[0] in {"bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"} and "://" in str(location)
+    return str(location).split("://", 1)[0] in {
+        "bolt",
+        "bolt+s",
+        "bolt+ssc",
+        "neo4j",
+        "neo4j+s",
+        "neo4j+ssc",
+    } and "://" in str(location)
 
 
 def open_store(location: str | Path, **neo4j_options: Any) -> GraphStore:

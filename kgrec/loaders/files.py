@@ -55,7 +55,9 @@ def _parser_error(p: Path, e: Exception) -> DataValidationError:
     m = _PANDAS_FIELDS.search(str(e))
     if m is None:
         detail = " ".join(str(e).split())
-        return DataValidationError(f"{p}: malformed CSV ({detail}); expected one row per line with a fixed number of fields")
+        return DataValidationError(
+            f"{p}: malformed CSV ({detail}); expected one row per line with a fixed number of fields"
+        )
     want, rec, got = (int(g) for g in m.groups())
     line = _record_start(p, rec, count_blank=True) or rec
     return DataValidationError(
@@ -123,7 +125,9 @@ def read_table(path: str | Path, table: str) -> tuple[pd.DataFrame, Source]:
     try:
         df = pd.read_parquet(p)
     except Exception as e:  # pyarrow raises several types for corrupt files
-        raise DataValidationError(f"{p}: not a readable Parquet file ({e}); expected a Parquet file with the {table} columns") from None
+        raise DataValidationError(
+            f"{p}: not a readable Parquet file ({e}); expected a Parquet file with the {table} columns"
+        ) from None
     return df, Source(str(p))
 
 
@@ -164,8 +168,13 @@ def load_files(
     users file (``user`` then attribute columns)."""
     frames: dict[str, pd.DataFrame] = {}
     sources: dict[str, Source] = {}
-    for table, path in (("interactions", interactions), ("items", items), ("triples", triples), ("tags", tags),
-                        ("users", users)):
+    for table, path in (
+        ("interactions", interactions),
+        ("items", items),
+        ("triples", triples),
+        ("tags", tags),
+        ("users", users),
+    ):
         if path is None:
             continue
         df, src = read_table(path, table)

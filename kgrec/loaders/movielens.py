@@ -98,8 +98,7 @@ def ensure_files(root: str | Path, *, download_missing: bool = True) -> Path:
     if missing:
         if not download_missing:
             raise DatasetNotFoundError(
-                f"{d}: missing {', '.join(missing)}; put the files of ml-latest-small.zip there "
-                f"(from {URL})"
+                f"{d}: missing {', '.join(missing)}; put the files of ml-latest-small.zip there (from {URL})"
             )
         download(root)
     for f in REQUIRED:

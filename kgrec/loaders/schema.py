@@ -166,12 +166,12 @@ class Dataset:
     def counts(self) -> dict[str, int]:
         """Row counts per table plus distinct users and items."""
         out = {name: int(len(df)) for name, df in self.tables().items()}
-        users = pd.concat([self.interactions[USER], self.tags[USER], self.users[USER], self.user_attributes[USER]]).nunique()
+        users = pd.concat(
+            [self.interactions[USER], self.tags[USER], self.users[USER], self.user_attributes[USER]]
+        ).nunique()
         out["users"] = int(users)
         out["categories"] = int(self.item_categories[CATEGORY].nunique())
-        out["keywords"] = int(
-            pd.concat([self.item_keywords[KEYWORD], self.tags[TAG]]).nunique()
-        )
+        out["keywords"] = int(pd.concat([self.item_keywords[KEYWORD], self.tags[TAG]]).nunique())
         out["entities"] = int(self.triples[ENTITY].nunique())
         out["attributes"] = int(len(self.user_attributes[[ATTRIBUTE, VALUE]].drop_duplicates()))
         return out

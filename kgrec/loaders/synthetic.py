@@ -28,22 +28,38 @@ from kgrec.loaders.tables import from_frames
 
 THEMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # theme: (title nouns, keywords)
-    "space": (("galaxy", "rocket", "astronaut", "planet", "nebula", "orbit", "comet", "starship"),
-              ("astronomy", "spaceflight", "aliens", "zero gravity")),
-    "ocean": (("reef", "whale", "submarine", "lighthouse", "tide", "harbor", "coral", "sailor"),
-              ("sea", "diving", "pirates", "islands")),
-    "kitchen": (("recipe", "bakery", "chef", "feast", "spice", "noodle", "pastry", "soup"),
-                ("cooking", "food", "restaurant", "baking")),
-    "castle": (("dragon", "knight", "kingdom", "sword", "wizard", "throne", "quest", "crown"),
-               ("fantasy", "medieval", "magic", "legends")),
-    "city": (("detective", "subway", "alley", "precinct", "heist", "skyline", "witness", "casino"),
-             ("crime", "noir", "police", "mystery")),
-    "garden": (("orchid", "meadow", "beekeeper", "harvest", "seedling", "greenhouse", "blossom", "willow"),
-               ("nature", "plants", "farming", "seasons")),
-    "circuit": (("robot", "algorithm", "hacker", "android", "network", "startup", "cyborg", "server"),
-                ("technology", "artificial intelligence", "computers", "future")),
-    "mountain": (("summit", "glacier", "avalanche", "climber", "canyon", "trail", "eagle", "blizzard"),
-                 ("adventure", "survival", "hiking", "wilderness")),
+    "space": (
+        ("galaxy", "rocket", "astronaut", "planet", "nebula", "orbit", "comet", "starship"),
+        ("astronomy", "spaceflight", "aliens", "zero gravity"),
+    ),
+    "ocean": (
+        ("reef", "whale", "submarine", "lighthouse", "tide", "harbor", "coral", "sailor"),
+        ("sea", "diving", "pirates", "islands"),
+    ),
+    "kitchen": (
+        ("recipe", "bakery", "chef", "feast", "spice", "noodle", "pastry", "soup"),
+        ("cooking", "food", "restaurant", "baking"),
+    ),
+    "castle": (
+        ("dragon", "knight", "kingdom", "sword", "wizard", "throne", "quest", "crown"),
+        ("fantasy", "medieval", "magic", "legends"),
+    ),
+    "city": (
+        ("detective", "subway", "alley", "precinct", "heist", "skyline", "witness", "casino"),
+        ("crime", "noir", "police", "mystery"),
+    ),
+    "garden": (
+        ("orchid", "meadow", "beekeeper", "harvest", "seedling", "greenhouse", "blossom", "willow"),
+        ("nature", "plants", "farming", "seasons"),
+    ),
+    "circuit": (
+        ("robot", "algorithm", "hacker", "android", "network", "startup", "cyborg", "server"),
+        ("technology", "artificial intelligence", "computers", "future"),
+    ),
+    "mountain": (
+        ("summit", "glacier", "avalanche", "climber", "canyon", "trail", "eagle", "blizzard"),
+        ("adventure", "survival", "hiking", "wilderness"),
+    ),
 }
 #: the planted occupation of each community (same order as THEMES)
 OCCUPATIONS = ("astronomer", "sailor", "cook", "historian", "lawyer", "gardener", "programmer", "guide")
@@ -112,9 +128,7 @@ def item_text_frame(item_ids: np.ndarray, community: np.ndarray, rng: np.random.
         descs.append(f"A story about a {a} and a {b}, full of {kws[c][k1[i]]}.")
         cats.append(f"{themes[c].title()}|Genre {i % 3}")
         keys.append(f"{kws[c][k1[i]]}|{kws[c][k2[i]]}")
-    return pd.DataFrame(
-        {S.ITEM: item_ids, S.TITLE: titles, S.DESCRIPTION: descs, S.CATEGORIES: cats, S.KEYWORDS: keys}
-    )
+    return pd.DataFrame({S.ITEM: item_ids, S.TITLE: titles, S.DESCRIPTION: descs, S.CATEGORIES: cats, S.KEYWORDS: keys})
 
 
 class _World:
@@ -138,9 +152,10 @@ class _World:
         cfg = self.cfg
         rng = np.random.default_rng([self.user_seed, start])
         users = np.arange(start, stop)
-        act = rng.pareto(2.0, len(users)) + 1.0
-        act = np.maximum(3, np.round(act / 2.0 * cfg.interactions_per_user)).astype(np.int64)  # mean of pareto(2)+1 is 2
-        act = np.minimum(act, max(3, cfg.items // 2))
+        activity = rng.pareto(2.0, len(users)) + 1.0  # mean of pareto(2)+1 is 2
+        act: np.ndarray[tuple[int], np.dtype[np.int64]] = np.minimum(
+            np.maximum(3, np.round(activity / 2.0 * cfg.interactions_per_user)).astype(np.int64), max(3, cfg.items // 2)
+        )
         u = np.repeat(users, act)
         n = len(u)
         r = rng.random(n)
@@ -162,7 +177,9 @@ class _World:
         keep.sort()
         return u[keep], items[keep], t[keep]
 
-    def tags(self, u: np.ndarray, items: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def tags(
+        self, u: np.ndarray, items: np.ndarray, start: int, stop: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(user, item, keyword) tag rows: each user tags some of their items with their theme's keywords."""
         rng = np.random.default_rng([self.user_seed, start, 1])
         users = np.arange(start, stop)
@@ -170,7 +187,9 @@ class _World:
         first = np.r_[0, np.cumsum(counts)[:-1]]
         n_tags = np.where(counts > 0, rng.poisson(self.cfg.tags_per_user, len(users)), 0)
         tu = np.repeat(users, n_tags)
-        row = np.repeat(first, n_tags) + (rng.random(len(tu)) * np.repeat(np.maximum(counts, 1), n_tags)).astype(np.int64)
+        row = np.repeat(first, n_tags) + (rng.random(len(tu)) * np.repeat(np.maximum(counts, 1), n_tags)).astype(
+            np.int64
+        )
         themes = list(THEMES)
         kw = np.array([THEMES[themes[c]][1][k] for c in range(self.cfg.communities) for k in range(4)], dtype=object)
         tk = kw[(tu % self.cfg.communities) * 4 + rng.integers(0, 4, len(tu))]
@@ -193,8 +212,9 @@ def user_frame(cfg: SyntheticConfig, user_seed: int, start: int, stop: int) -> p
     kw_com = np.where(rng.random(n) < cfg.attribute_signal, com, rng.integers(0, cfg.communities, n))
     kw = [THEMES[themes[c]][1][k] for c, k in zip(kw_com.tolist(), rng.integers(0, 4, n).tolist(), strict=True)]
     profile = [f"I enjoy {k}" for k in kw]
-    return pd.DataFrame({S.USER: _ids("u", users), "occupation": occupations, "age": age, "gender": gender,
-                         S.PROFILE: profile})
+    return pd.DataFrame(
+        {S.USER: _ids("u", users), "occupation": occupations, "age": age, "gender": gender, S.PROFILE: profile}
+    )
 
 
 def _ids(prefix: str, numbers: np.ndarray) -> np.ndarray:
@@ -233,7 +253,9 @@ def generate_frames(cfg: SyntheticConfig) -> dict[str, pd.DataFrame]:
     return out
 
 
-def write_synthetic(cfg: SyntheticConfig, out: str | Path, *, chunk_users: int = 100_000, progress: bool = True) -> dict[str, int]:
+def write_synthetic(
+    cfg: SyntheticConfig, out: str | Path, *, chunk_users: int = 100_000, progress: bool = True
+) -> dict[str, int]:
     """Write the bring-your-own files (Parquet) for ``cfg`` into ``out``, streaming users in chunks.
 
     Memory stays bounded by one chunk of users; the files are moved into place
@@ -250,38 +272,59 @@ def write_synthetic(cfg: SyntheticConfig, out: str | Path, *, chunk_users: int =
     out = Path(out)
     counts = {"interactions": 0, "tags": 0}
     with atomic_dir(out) as tmp:
-        schema_i = pa.schema([(S.USER, pa.string()), (S.ITEM, pa.string()), (S.TIMESTAMP, pa.int64()), (S.RATING, pa.float64())])
+        schema_i = pa.schema(
+            [(S.USER, pa.string()), (S.ITEM, pa.string()), (S.TIMESTAMP, pa.int64()), (S.RATING, pa.float64())]
+        )
         schema_t = pa.schema([(S.USER, pa.string()), (S.ITEM, pa.string()), (S.TAG, pa.string())])
-        with pq.ParquetWriter(tmp / "interactions.parquet", schema_i, compression="zstd") as wi, \
-                pq.ParquetWriter(tmp / "tags.parquet", schema_t, compression="zstd") as wt:
-            for start in tqdm(range(0, cfg.users, chunk_users), desc="generating users", unit="chunk", disable=not progress):
+        with (
+            pq.ParquetWriter(tmp / "interactions.parquet", schema_i, compression="zstd") as wi,
+            pq.ParquetWriter(tmp / "tags.parquet", schema_t, compression="zstd") as wt,
+        ):
+            for start in tqdm(
+                range(0, cfg.users, chunk_users), desc="generating users", unit="chunk", disable=not progress
+            ):
                 stop = min(cfg.users, start + chunk_users)
                 u, i, t = w.interactions(start, stop)
                 ratings = np.random.default_rng([w.user_seed, start, 2]).integers(3, 11, len(u)) / 2.0
-                wi.write_table(pa.table({S.USER: _arrow_ids("u", u), S.ITEM: _arrow_ids("i", i), S.TIMESTAMP: t, S.RATING: ratings}, schema=schema_i))
+                wi.write_table(
+                    pa.table(
+                        {S.USER: _arrow_ids("u", u), S.ITEM: _arrow_ids("i", i), S.TIMESTAMP: t, S.RATING: ratings},
+                        schema=schema_i,
+                    )
+                )
                 tu, ti, tk = w.tags(u, i, start, stop)
-                wt.write_table(pa.table({S.USER: _arrow_ids("u", tu), S.ITEM: _arrow_ids("i", ti), S.TAG: pa.array(tk.tolist(), pa.string())}, schema=schema_t))
+                wt.write_table(
+                    pa.table(
+                        {
+                            S.USER: _arrow_ids("u", tu),
+                            S.ITEM: _arrow_ids("i", ti),
+                            S.TAG: pa.array(tk.tolist(), pa.string()),
+                        },
+                        schema=schema_t,
+                    )
+                )
                 counts["interactions"] += len(u)
                 counts["tags"] += len(tu)
                 if cfg.user_attributes:
                     uf = user_frame(cfg, w.user_seed, start, stop)
                     if start == 0:
-                        wu = pq.ParquetWriter(tmp / "users.parquet", pa.Schema.from_pandas(uf, preserve_index=False),
-                                              compression="zstd")
+                        wu = pq.ParquetWriter(
+                            tmp / "users.parquet", pa.Schema.from_pandas(uf, preserve_index=False), compression="zstd"
+                        )
                     wu.write_table(pa.Table.from_pandas(uf, preserve_index=False))
             if cfg.user_attributes:
                 wu.close()
         item_ids = _ids("i", np.arange(cfg.items))
         item_text_frame(item_ids, w.icom, rng).to_parquet(tmp / "items.parquet", index=False)
         themes = theme_names(cfg.communities)
-        pd.DataFrame({S.ITEM: item_ids, S.RELATION: "set_in", S.ENTITY: [f"{themes[c]} world" for c in w.icom]}).to_parquet(
-            tmp / "triples.parquet", index=False
-        )
+        pd.DataFrame(
+            {S.ITEM: item_ids, S.RELATION: "set_in", S.ENTITY: [f"{themes[c]} world" for c in w.icom]}
+        ).to_parquet(tmp / "triples.parquet", index=False)
     counts.update(users=cfg.users, items=cfg.items)
     return counts
 
 
-def _arrow_ids(prefix: str, numbers: np.ndarray):  # noqa: ANN202
+def _arrow_ids(prefix: str, numbers: np.ndarray):  # noqa: ANN202 - a pyarrow array; pyarrow is imported lazily
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -292,5 +335,6 @@ def synthetic(cfg: SyntheticConfig | None = None) -> S.Dataset:
     """A canonical :class:`Dataset` from :func:`generate_frames`."""
     cfg = cfg or SyntheticConfig()
     f = generate_frames(cfg)
-    return from_frames(f["interactions"], f["items"], f["triples"], f["tags"], users=f.get("users"),
-                       name=f"synthetic-{cfg.seed}")
+    return from_frames(
+        f["interactions"], f["items"], f["triples"], f["tags"], users=f.get("users"), name=f"synthetic-{cfg.seed}"
+    )

@@ -80,9 +80,7 @@ def _first(mask: np.ndarray | pd.Series) -> int:
 
 def _is_container(v: object) -> bool:
     """A list, array, tuple, set, dict or other collection (what a Parquet list/struct/map cell becomes)."""
-    return not isinstance(v, (str, bytes, bytearray)) and (
-        pd.api.types.is_list_like(v) or pd.api.types.is_dict_like(v)
-    )
+    return not isinstance(v, (str, bytes, bytearray)) and (pd.api.types.is_list_like(v) or pd.api.types.is_dict_like(v))
 
 
 def _show(v: object, width: int = 60) -> str:
@@ -220,9 +218,7 @@ def _ids(df: pd.DataFrame, column: str, table: str, src: Source) -> pd.Series:
     return s
 
 
-def _text(
-    df: pd.DataFrame, column: str, table: str, src: Source, limit: int, *, truncate: bool
-) -> pd.Series:
+def _text(df: pd.DataFrame, column: str, table: str, src: Source, limit: int, *, truncate: bool) -> pd.Series:
     """A text column as stripped strings ("" when absent or missing), at most ``limit`` characters.
 
     Longer values are an error naming the first one, or with ``truncate`` are cut
@@ -243,7 +239,13 @@ def _text(
             )
         log.warning(
             "%s: %d %s value(s) longer than %d characters cut to %d, the first at %s (%d characters)",
-            src.label, int(over.sum()), column, limit, limit, src.where(row, column), int(n[row]),
+            src.label,
+            int(over.sum()),
+            column,
+            limit,
+            limit,
+            src.where(row, column),
+            int(n[row]),
         )
         s = s.mask(pd.Series(over, index=s.index), s.str.slice(0, limit).str.rstrip())
     return s
@@ -258,8 +260,7 @@ def _epoch_seconds(dt: pd.Series) -> np.ndarray:
 
 
 _TS_RANGE = (
-    f"from {S.TIMESTAMP_MIN} to {S.TIMESTAMP_MAX} seconds since 1970 "
-    "(1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z)"
+    f"from {S.TIMESTAMP_MIN} to {S.TIMESTAMP_MAX} seconds since 1970 (1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z)"
 )
 
 
@@ -282,9 +283,7 @@ def _iso_seconds(texts: pd.Series, src: Source, rows: np.ndarray) -> np.ndarray:
     if nat.any():
         # one column mixing nanosecond precision with dates after 2262 parses the latter as NaT: retry them
         again = np.flatnonzero(nat)
-        secs[again] = _epoch_seconds(
-            pd.to_datetime(texts.iloc[again], errors="coerce", utc=True, format="ISO8601")
-        )
+        secs[again] = _epoch_seconds(pd.to_datetime(texts.iloc[again], errors="coerce", utc=True, format="ISO8601"))
         for pos in np.flatnonzero(np.isnan(secs)):  # errors (or that rare mix): one by one
             try:
                 secs[pos] = _epoch_seconds(pd.to_datetime(texts.iloc[[pos]], utc=True, format="ISO8601"))[0]
@@ -438,9 +437,7 @@ def canonical(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return _canonical(df, name)
 
 
-def _unknown_items(
-    ids: pd.Series, known: set[str], table: str, src: Source, allow: bool
-) -> np.ndarray:
+def _unknown_items(ids: pd.Series, known: set[str], table: str, src: Source, allow: bool) -> np.ndarray:
     mask = ~ids.isin(known).to_numpy()
     n = int(mask.sum())
     if n and not allow:
@@ -452,7 +449,6 @@ def _unknown_items(
             "allow_unknown_items=True to add them as items without text)"
         )
     return mask
-
 
 
 #: the kinds of attribute column a users file may declare with a ``name:kind`` header suffix
@@ -546,7 +542,11 @@ def _attribute_columns(df: pd.DataFrame, src: Source) -> list[tuple[str, str, st
                 txt = _as_string(raw, str(col), "users", src, "an attribute value").fillna("").str.strip()
                 filled = txt[txt != ""]
                 num = pd.to_numeric(filled, errors="coerce")
-                k = "number" if len(filled) and num.notna().all() and np.isfinite(num.to_numpy(dtype="float64")).all() else "category"
+                k = (
+                    "number"
+                    if len(filled) and num.notna().all() and np.isfinite(num.to_numpy(dtype="float64")).all()
+                    else "category"
+                )
         out.append((str(col), name, k))
     if len(out) > S.MAX_ATTRIBUTE_COLUMNS:
         raise DataValidationError(
@@ -664,9 +664,7 @@ def from_frames(
         {
             S.ITEM: item_ids,
             S.TITLE: _text(items, S.TITLE, "items", src["items"], S.MAX_TITLE_CHARS, truncate=False),
-            S.DESCRIPTION: _text(
-                items, S.DESCRIPTION, "items", src["items"], S.MAX_DESCRIPTION_CHARS, truncate=True
-            ),
+            S.DESCRIPTION: _text(items, S.DESCRIPTION, "items", src["items"], S.MAX_DESCRIPTION_CHARS, truncate=True),
         }
     )
     cats = _split_multi(items, item_ids, S.CATEGORIES, S.CATEGORY, src["items"])
@@ -824,9 +822,7 @@ def check_dataset(ds: S.Dataset) -> None:
             _check_id_size(s, col, src)
     ts = ds.interactions[S.TIMESTAMP]
     if len(ts):
-        _check_ts_range(
-            ts.to_numpy(dtype="float64", na_value=np.nan), ts, Source("<dataset table 'interactions'>")
-        )
+        _check_ts_range(ts.to_numpy(dtype="float64", na_value=np.nan), ts, Source("<dataset table 'interactions'>"))
 
 
 def merge(old: S.Dataset, new: S.Dataset) -> S.Dataset:

@@ -31,9 +31,11 @@ EN: dict[str, str] = {
     "explain.interacted": "User {user} already {verb} {title}; it is not recommended again.",
     "explain.outside": "{title} is ranked {rank} for user {user}, outside the top {k} (score {gap:.3f} below the {k}th item).",
     "explain.no_path": "No path of at most 3 hops links user {user} to {title}.",
-    "explain.text_only": (" Nobody has {verb} {title} yet, and none of its categories, keywords or facts links it to user"
-                          " {user}'s history: the model knows it only by its text (title, description), which is closest"
-                          " to that of {nearest}, which user {user} {verb}."),
+    "explain.text_only": (
+        " Nobody has {verb} {title} yet, and none of its categories, keywords or facts links it to user"
+        " {user}'s history: the model knows it only by its text (title, description), which is closest"
+        " to that of {nearest}, which user {user} {verb}."
+    ),
     "node.user": "user {id}",
     "node.attribute": "{name}: {value}",
     # ---- the support page's fixed words (kgrec.web.templates)
@@ -85,8 +87,10 @@ ZH: dict[str, str] = {
     "explain.interacted": "用户 {user} 已经{verb}{title}，不会再次推荐。",
     "explain.outside": "{title}在用户 {user} 的推荐中排第 {rank} 名，不在前 {k} 名之内（分数比第 {k} 名低 {gap:.3f}）。",
     "explain.no_path": "没有不超过 3 跳的路径把用户 {user} 和{title}连起来。",
-    "explain.text_only": ("还没有人{verb}{title}，它的类别、关键词和事实也都与用户 {user} 的历史无关：模型只通过它的文本"
-                          "（标题、描述）认识它，其文本与用户 {user} {verb}的{nearest}最接近。"),
+    "explain.text_only": (
+        "还没有人{verb}{title}，它的类别、关键词和事实也都与用户 {user} 的历史无关：模型只通过它的文本"
+        "（标题、描述）认识它，其文本与用户 {user} {verb}的{nearest}最接近。"
+    ),
     "node.user": "用户 {id}",
     "node.attribute": "{name}：{value}",
     "page.lang": "zh-Hans",
@@ -127,8 +131,16 @@ ZH: dict[str, str] = {
 
 #: the interaction verb of the config (English) in each other language; a verb not listed is used as it is
 VERBS: dict[str, dict[str, str]] = {
-    "zh": {"interacted with": "选择过", "rated": "评价过", "watched": "看过", "bought": "买过", "read": "读过",
-           "listened to": "听过", "clicked": "点击过", "liked": "喜欢过"},
+    "zh": {
+        "interacted with": "选择过",
+        "rated": "评价过",
+        "watched": "看过",
+        "bought": "买过",
+        "read": "读过",
+        "listened to": "听过",
+        "clicked": "点击过",
+        "liked": "喜欢过",
+    },
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

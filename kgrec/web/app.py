@@ -31,9 +31,11 @@ log = logging.getLogger(__name__)
 #: sent with every response: no script at all, no framing, no sniffing, no referrer to other sites
 #: (``same-origin``: the page's own form posts carry their Origin, which the login/logout check reads)
 SECURITY_HEADERS = [
-    (b"content-security-policy",
-     b"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
-     b"frame-ancestors 'none'; base-uri 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+        b"frame-ancestors 'none'; base-uri 'none'",
+    ),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
@@ -106,8 +108,12 @@ class SecurityHeaders:
             size += len(body)
             if size > self.max_body:
                 log.error("answer to %s is over %d bytes (the limit): refused", path, self.max_body)
-                headers, err = error_answer(path, 500, f"the answer is larger than this server's limit of {self.max_body} "
-                                                       "bytes per response; ask for less (a smaller k, top or limit)")
+                headers, err = error_answer(
+                    path,
+                    500,
+                    f"the answer is larger than this server's limit of {self.max_body} "
+                    "bytes per response; ask for less (a smaller k, top or limit)",
+                )
                 await answer(500, headers, err)
                 return
             chunks.append(body)
@@ -120,8 +126,9 @@ class SecurityHeaders:
             log.exception("unhandled error answering %s %s", scope["method"], path)
             if started:
                 raise
-            headers, body = error_answer(path, 500, "internal error: the server could not answer this request; "
-                                                    "the server log has the details")
+            headers, body = error_answer(
+                path, 500, "internal error: the server could not answer this request; the server log has the details"
+            )
             await answer(500, headers, body)
 
 
@@ -169,7 +176,11 @@ def create_app(config: WebConfig, service: RecService | None = None) -> FastAPI:
             svc.close()
 
     app = FastAPI(
-        title="kgrec", version=svc.version, lifespan=lifespan, docs_url=None, redoc_url=None,
+        title="kgrec",
+        version=svc.version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         description="Read-only recommendations and their explanations. Every /api route needs "
         "`Authorization: Bearer <KGREC_API_TOKEN>` (or the page's session cookie).",
     )
@@ -203,7 +214,10 @@ def create_app(config: WebConfig, service: RecService | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, e: RequestValidationError) -> Response:
         # the offending input is not echoed back
-        errors = [{"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")} for err in e.errors()]
+        errors = [
+            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+            for err in e.errors()
+        ]
         return _error(422, errors)
 
     app.add_middleware(SecurityHeaders, max_body=MAX_RESPONSE_BYTES)

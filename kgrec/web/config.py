@@ -31,20 +31,26 @@ class WebConfig(ConfigModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     store: str = Field("kgrec-store", description="embedded store directory, or a bolt:// / neo4j:// URI")
-    model: Path | None = Field(None, description="model directory (default: the store's default model, as in `kgrec explain`)")
+    model: Path | None = Field(
+        None, description="model directory (default: the store's default model, as in `kgrec explain`)"
+    )
     neo4j_user: str | None = Field(None, description="Neo4j user (default neo4j)")
     neo4j_database: str | None = Field(None, description="Neo4j database (default neo4j)")
     token: SecretStr | None = Field(None, description=f"access token (from ${TOKEN_ENV}); required unless no_auth")
     no_auth: bool = Field(False, description="serve without any access check (local use only)")
     default_k: int = Field(10, ge=1, le=1000, description="recommendations shown when no k is given")
     max_k: int = Field(100, ge=1, le=1000, description="largest k accepted (larger: 422)")
-    top_paths: int = Field(10, ge=1, le=100, description="explanation paths returned by default (the page shows them all)")
+    top_paths: int = Field(
+        10, ge=1, le=100, description="explanation paths returned by default (the page shows them all)"
+    )
     max_top_paths: int = Field(50, ge=1, le=1000, description="largest `top` accepted by the explanations endpoint")
     drawn_paths: int = Field(5, ge=1, le=20, description="paths drawn in the page's SVG")
     cache_size: int = Field(16384, ge=0, le=10_000_000, description="cached answers per kind (0: no cache)")
     compute_threads: int = Field(2, ge=1, le=64, description="threads computing answers that are not cached")
     math_threads: int | None = Field(
-        1, ge=1, le=1024,
+        1,
+        ge=1,
+        le=1024,
         description="threads torch and the BLAS use inside one computation, process-wide (None: their defaults); "
         "1 is fastest for one user at a time, as the server parallelises across requests",
     )
@@ -72,7 +78,9 @@ class WebConfig(ConfigModel):
                 "or pass --no-auth for local use only"
             )
         if len(secret) < MIN_TOKEN_LENGTH:
-            raise ConfigError(f"{TOKEN_ENV} is {len(secret)} characters long; use at least {MIN_TOKEN_LENGTH} random characters")
+            raise ConfigError(
+                f"{TOKEN_ENV} is {len(secret)} characters long; use at least {MIN_TOKEN_LENGTH} random characters"
+            )
 
     @classmethod
     def from_env(cls, **values: object) -> WebConfig:

@@ -85,7 +85,9 @@ class Health(_Out):
 class PathNodeOut(_Out):
     type: str = Field(description="user, item, category, keyword or entity")
     id: str
-    name: Title = Field(description=f"title for items (at most {MAX_TITLE_CHARS} characters), 'user <id>' for users, the id otherwise")
+    name: Title = Field(
+        description=f"title for items (at most {MAX_TITLE_CHARS} characters), 'user <id>' for users, the id otherwise"
+    )
 
 
 class PathOut(_Out):
@@ -107,7 +109,9 @@ class ExplanationOut(_Out):
 
     user: str
     item: str
-    title: Title = Field(description=f"the item's title (at most {MAX_TITLE_CHARS} characters; a longer one ends in '…')")
+    title: Title = Field(
+        description=f"the item's title (at most {MAX_TITLE_CHARS} characters; a longer one ends in '…')"
+    )
     rank: int = Field(description="rank among items the user has not interacted with (0: already interacted)")
     score: float
     k: int = Field(description="list length the 'why not' part refers to")
@@ -129,8 +133,9 @@ class ExplanationOut(_Out):
         if not isinstance(data, dict):
             return data
         paths = data.get("paths") or []
-        names = {data.get("title")} | {n.get("name") for p in paths if isinstance(p, dict) for n in p.get("nodes") or []
-                                       if isinstance(n, dict)}
+        names = {data.get("title")} | {
+            n.get("name") for p in paths if isinstance(p, dict) for n in p.get("nodes") or [] if isinstance(n, dict)
+        }
         long = sorted((x for x in names if isinstance(x, str) and len(x) > MAX_TITLE_CHARS), key=len, reverse=True)
         if not long:
             return data
@@ -142,18 +147,25 @@ class ExplanationOut(_Out):
                 text = text.replace(name, _clip_title(name))
             return text
 
-        return {**data, "message": short(data.get("message")),
-                "paths": [{**p, "sentence": short(p.get("sentence"))} if isinstance(p, dict) else p for p in paths]}
+        return {
+            **data,
+            "message": short(data.get("message")),
+            "paths": [{**p, "sentence": short(p.get("sentence"))} if isinstance(p, dict) else p for p in paths],
+        }
 
 
 class RecommendationOut(_Out):
     rank: int
     item: str
-    title: Title = Field(description=f"the item's title (at most {MAX_TITLE_CHARS} characters; a longer one ends in '…')")
+    title: Title = Field(
+        description=f"the item's title (at most {MAX_TITLE_CHARS} characters; a longer one ends in '…')"
+    )
     score: float
     explanation: Text = Field(description="the top path's sentence (or why there is none)")
     kind: str | None = Field(description="the top path's kind")
-    note: str | None = Field(None, description="why the re-ranker moved this item up (diversity / long_tail), else null")
+    note: str | None = Field(
+        None, description="why the re-ranker moved this item up (diversity / long_tail), else null"
+    )
 
 
 class RecommendationsOut(_Out):
@@ -167,12 +179,16 @@ class RecommendationsOut(_Out):
 
 class ItemHit(_Out):
     item: str
-    title: Title = Field(description=f"the item's title (at most {MAX_TITLE_CHARS} characters; a longer one ends in '…')")
+    title: Title = Field(
+        description=f"the item's title (at most {MAX_TITLE_CHARS} characters; a longer one ends in '…')"
+    )
 
 
 class ItemSearchOut(_Out):
     q: str
-    items: list[ItemHit] = Field(description="exact id match first, then titles starting with q, then titles containing it")
+    items: list[ItemHit] = Field(
+        description="exact id match first, then titles starting with q, then titles containing it"
+    )
 
 
 class ErrorOut(_Out):

@@ -34,7 +34,11 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
     """``/`` (the page), ``/login`` and ``/logout``. Not part of the OpenAPI schema."""
     cfg = service.config
     env = environment()
-    page_t, login_t, error_t = env.get_template("page.html"), env.get_template("login.html"), env.get_template("error.html")
+    page_t, login_t, error_t = (
+        env.get_template("page.html"),
+        env.get_template("login.html"),
+        env.get_template("error.html"),
+    )
     store_down = store_unavailable_errors()
 
     def html(template: Any, status: int = 200, **ctx: Any) -> HTMLResponse:
@@ -91,18 +95,38 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/")
-    def page(request: Request, user: str | None = None, k: str | None = None, item: str | None = None,
-             whynot: str | None = None, diversity: str | None = None, long_tail: str | None = None,
-             lang: str | None = None) -> Response:
+    def page(
+        request: Request,
+        user: str | None = None,
+        k: str | None = None,
+        item: str | None = None,
+        whynot: str | None = None,
+        diversity: str | None = None,
+        long_tail: str | None = None,
+        lang: str | None = None,
+    ) -> Response:
         if not auth.request_ok(request.headers.get("authorization"), request.cookies.get(COOKIE_NAME)):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return login_page(401, target)
         user = user.strip() if user else None
         ctx: dict[str, Any] = {
-            "user": user, "k": cfg.default_k, "max_k": cfg.max_k, "health": service.health(), "error": "", "recs": None,
-            "detail": None, "svg": "", "whynot": whynot, "candidates": [], "show_logout": auth.enabled,
-            "diversity": 0.0, "long_tail": 0.0, "max_long_tail": MAX_LONG_TAIL, "rerank_q": "",
-            "m": messages(lang if lang in LANGUAGES else None), "lang": lang if lang in LANGUAGES else "en",
+            "user": user,
+            "k": cfg.default_k,
+            "max_k": cfg.max_k,
+            "health": service.health(),
+            "error": "",
+            "recs": None,
+            "detail": None,
+            "svg": "",
+            "whynot": whynot,
+            "candidates": [],
+            "show_logout": auth.enabled,
+            "diversity": 0.0,
+            "long_tail": 0.0,
+            "max_long_tail": MAX_LONG_TAIL,
+            "rerank_q": "",
+            "m": messages(lang if lang in LANGUAGES else None),
+            "lang": lang if lang in LANGUAGES else "en",
         }
         status = 200
         try:
@@ -136,8 +160,11 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
 
     def cross_site(request: Request) -> str | None:
         """The foreign origin a form POST came from (None: this server's own page, or no browser at all)."""
-        source = foreign_origin(request.headers.get("origin"), request.headers.get("referer"),
-                                [request.headers.get("x-forwarded-host"), request.headers.get("host")])
+        source = foreign_origin(
+            request.headers.get("origin"),
+            request.headers.get("referer"),
+            [request.headers.get("x-forwarded-host"), request.headers.get("host")],
+        )
         if source is not None:
             log.warning("refused a POST %s sent from another site (%r)", request.url.path, source)
         return source
@@ -145,24 +172,39 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
     @router.post("/login")
     def login(request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") -> Response:  # noqa: A002
         if cross_site(request) is not None:
-            return login_page(403, next, "This form was sent from another site, so it was refused. "
-                                         "Log in on this server's own page.")
+            return login_page(
+                403, next, "This form was sent from another site, so it was refused. Log in on this server's own page."
+            )
         if not auth.enabled:
             return RedirectResponse(safe_next(next), status_code=303)
         if not auth.token_ok(token):
             log.info("login refused: wrong token")
-            return login_page(401, next, "That token is not right. Ask the person who runs the service for the current one.")
+            return login_page(
+                401, next, "That token is not right. Ask the person who runs the service for the current one."
+            )
         resp = RedirectResponse(safe_next(next), status_code=303)
-        resp.set_cookie(COOKIE_NAME, auth.new_session(), max_age=auth.lifetime_s, path="/", httponly=True,
-                        samesite="strict", secure=cfg.secure_cookie)
+        resp.set_cookie(
+            COOKIE_NAME,
+            auth.new_session(),
+            max_age=auth.lifetime_s,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=cfg.secure_cookie,
+        )
         return resp
 
     @router.post("/logout")
     def logout(request: Request) -> Response:
         if cross_site(request) is not None:
-            return html(error_t, 403, code=403, show_logout=False,
-                        message="This log-out form was sent from another site, so it was refused; nothing changed. "
-                                "Log out with the button on this server's own page.")
+            return html(
+                error_t,
+                403,
+                code=403,
+                show_logout=False,
+                message="This log-out form was sent from another site, so it was refused; nothing changed. "
+                "Log out with the button on this server's own page.",
+            )
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict", secure=cfg.secure_cookie)
         return resp

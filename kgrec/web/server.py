@@ -37,10 +37,17 @@ def run_workers(config: WebConfig, workers: int, host: str, port: int, log_level
     from uvicorn.supervisors import Multiprocess
 
     os.environ[CONFIG_ENV] = config.to_env()
-    cfg = _NoDelayConfig("kgrec.web.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                         log_level=log_level, access_log=log_level == "info")
+    cfg = _NoDelayConfig(
+        "kgrec.web.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=log_level == "info",
+    )
     sock = cfg.bind_socket()
     if "target" in inspect.signature(Multiprocess.__init__).parameters:  # uvicorn < 0.30
-        Multiprocess(cfg, target=uvicorn.Server(cfg).run, sockets=[sock]).run()  # type: ignore[call-arg]
+        Multiprocess(cfg, target=uvicorn.Server(cfg).run, sockets=[sock]).run()  # type: ignore[call-arg]  # the older uvicorn signature, checked above
     else:
         Multiprocess(cfg, sockets=[sock]).run()

@@ -10,7 +10,13 @@ from kgrec.graph.store import GraphStore, is_neo4j_uri, model_dir, open_store
 from kgrec.web.cache import LRUCache
 from kgrec.web.config import WebConfig
 from kgrec.web.models import (
-    ExplanationOut, Health, ItemHit, ItemSearchOut, RecommendationOut, RecommendationsOut, to_json,
+    ExplanationOut,
+    Health,
+    ItemHit,
+    ItemSearchOut,
+    RecommendationOut,
+    RecommendationsOut,
+    to_json,
 )
 
 if TYPE_CHECKING:
@@ -59,7 +65,13 @@ class RecService:
             store.close()
             raise
         svc = cls(config, store, rec)
-        log.info("model %s loaded from %s store %s in %.1f s", svc.version, svc.store_kind, store.location, time.perf_counter() - t0)
+        log.info(
+            "model %s loaded from %s store %s in %.1f s",
+            svc.version,
+            svc.store_kind,
+            store.location,
+            time.perf_counter() - t0,
+        )
         return svc
 
     def warm_up(self) -> None:
@@ -76,20 +88,27 @@ class RecService:
 
     # ------------------------------------------------------------------ answers
     def health(self) -> Health:
-        return Health(status="ok", model_version=self.version, store=self.store_kind,
-                      users=len(self.rec.vocabs.user), items=len(self.rec.vocabs.item))
+        return Health(
+            status="ok",
+            model_version=self.version,
+            store=self.store_kind,
+            users=len(self.rec.vocabs.user),
+            items=len(self.rec.vocabs.item),
+        )
 
     # Cached answers are kept as JSON bytes: one untracked object per entry, so a full cache adds
     # nothing to the garbage collector's work (a cache of model objects made 1 s collection pauses).
-    def cached_recommendations_json(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0,
-                                    lang: str = "en") -> bytes | None:
+    def cached_recommendations_json(
+        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
+    ) -> bytes | None:
         return self._recs.get((self.version, user, k, diversity, long_tail, lang))
 
     def cached_explanation_json(self, user: str, item: str, k: int, top: int, lang: str = "en") -> bytes | None:
         return self._expl.get((self.version, user, item, k, top, lang))
 
-    def recommendations_json(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0,
-                             lang: str = "en") -> bytes:
+    def recommendations_json(
+        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
+    ) -> bytes:
         """:meth:`recommendations` as (escaped) JSON bytes."""
         hit = self.cached_recommendations_json(user, k, diversity, long_tail, lang)
         return hit if hit is not None else to_json(self._recommendations(user, k, diversity, long_tail, lang))
@@ -99,8 +118,9 @@ class RecService:
         hit = self.cached_explanation_json(user, item, k, top, lang)
         return hit if hit is not None else to_json(self._explanation(user, item, k, top, lang))
 
-    def recommendations(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0,
-                        lang: str = "en") -> RecommendationsOut:
+    def recommendations(
+        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
+    ) -> RecommendationsOut:
         """Top-``k`` items for ``user``, each with its top explanation sentence (in ``lang``, :mod:`kgrec.messages`);
         ``diversity`` / ``long_tail`` re-rank the list (:mod:`kgrec.fusion.rerank`) and a moved-up item carries a ``note``.
 
@@ -109,8 +129,11 @@ class RecService:
             ConfigError: ``diversity`` or ``long_tail`` out of range.
         """
         hit = self.cached_recommendations_json(user, k, diversity, long_tail, lang)
-        return (RecommendationsOut.model_validate_json(hit) if hit is not None
-                else self._recommendations(user, k, diversity, long_tail, lang))
+        return (
+            RecommendationsOut.model_validate_json(hit)
+            if hit is not None
+            else self._recommendations(user, k, diversity, long_tail, lang)
+        )
 
     def explanation(self, user: str, item: str, k: int, top: int, lang: str = "en") -> ExplanationOut:
         """Why ``item`` is (or is not) in ``user``'s top ``k``: the ``top`` strongest paths (sentences in ``lang``).
@@ -119,10 +142,13 @@ class RecService:
             UnknownIdError: the model does not know ``user`` or ``item``.
         """
         hit = self.cached_explanation_json(user, item, k, top, lang)
-        return ExplanationOut.model_validate_json(hit) if hit is not None else self._explanation(user, item, k, top, lang)
+        return (
+            ExplanationOut.model_validate_json(hit) if hit is not None else self._explanation(user, item, k, top, lang)
+        )
 
-    def _recommendations(self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0,
-                         lang: str = "en") -> RecommendationsOut:
+    def _recommendations(
+        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
+    ) -> RecommendationsOut:
         from kgrec.fusion.explain import headline
         from kgrec.fusion.rerank import check_options, note
 
@@ -130,16 +156,25 @@ class RecService:
         df = self.rec.recommend(user, k, diversity=diversity, long_tail=long_tail)
         promoted = df["promoted"].tolist() if "promoted" in df else [False] * len(df)
         items = []
-        for item, rank, score, up in zip(df["item"].tolist(), df["rank"].tolist(), df["score"].tolist(), promoted,
-                                         strict=False):
+        for item, rank, score, up in zip(
+            df["item"].tolist(), df["rank"].tolist(), df["score"].tolist(), promoted, strict=False
+        ):
             e = self.explanation(user, item, k, self.config.top_paths, lang)
             first = e.paths[0] if e.paths else None
-            items.append(RecommendationOut(
-                rank=int(rank), item=item, title=self.rec.title(item), score=float(score),
-                explanation=headline(e), kind=first.kind if first else None, note=note(bool(up), diversity, long_tail),
-            ))
-        out = RecommendationsOut(user=user, k=k, model_version=self.version, items=items, diversity=diversity,
-                                 long_tail=long_tail)
+            items.append(
+                RecommendationOut(
+                    rank=int(rank),
+                    item=item,
+                    title=self.rec.title(item),
+                    score=float(score),
+                    explanation=headline(e),
+                    kind=first.kind if first else None,
+                    note=note(bool(up), diversity, long_tail),
+                )
+            )
+        out = RecommendationsOut(
+            user=user, k=k, model_version=self.version, items=items, diversity=diversity, long_tail=long_tail
+        )
         self._recs.put((self.version, user, k, diversity, long_tail, lang), to_json(out))
         return out
 

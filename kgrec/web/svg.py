@@ -20,8 +20,12 @@ ROW_H = 42
 TOP = 34
 LABEL_CHARS = 24
 COLOURS = {
-    "user": "#2f6f9f", "item": "#3f8f5f", "category": "#a0632b", "keyword": "#8a4f9e",
-    "entity": "#9e3f4f", "tag": "#8a4f9e",
+    "user": "#2f6f9f",
+    "item": "#3f8f5f",
+    "category": "#a0632b",
+    "keyword": "#8a4f9e",
+    "entity": "#9e3f4f",
+    "tag": "#8a4f9e",
 }
 COLUMN_TITLES = ("user", "because of", "shared", "recommended")
 

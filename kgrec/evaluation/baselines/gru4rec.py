@@ -100,8 +100,16 @@ class GRU4Rec:
     name = "GRU4Rec"
 
     def __init__(
-        self, hidden: int = 64, dropout: float = 0.2, max_len: int = 50, lr: float = 2e-3, batch_size: int = 32,
-        epochs: int = 300, patience: int = 4, eval_every: int = 2, negatives: int | None = 1024,
+        self,
+        hidden: int = 64,
+        dropout: float = 0.2,
+        max_len: int = 50,
+        lr: float = 2e-3,
+        batch_size: int = 32,
+        epochs: int = 300,
+        patience: int = 4,
+        eval_every: int = 2,
+        negatives: int | None = 1024,
     ) -> None:
         if hidden < 1 or max_len < 2 or batch_size < 1 or epochs < 1 or patience < 1 or eval_every < 1:
             raise ValueError(
@@ -163,8 +171,9 @@ class GRU4Rec:
         self.seconds_per_epoch = float(np.mean(times)) if times else float("nan")
         return self
 
-    def _loss(self, h: torch.Tensor, target: torch.Tensor, items: torch.Tensor, rng: np.random.Generator,
-              n_items: int) -> torch.Tensor:
+    def _loss(
+        self, h: torch.Tensor, target: torch.Tensor, items: torch.Tensor, rng: np.random.Generator, n_items: int
+    ) -> torch.Tensor:
         if self.negatives is None or self.negatives >= n_items:
             return F.cross_entropy(h @ items.T, target)
         neg = torch.from_numpy(rng.integers(0, n_items, self.negatives))

@@ -21,8 +21,15 @@ class LightGCN:
     name = "LightGCN"
 
     def __init__(
-        self, dim: int = 64, layers: int = 3, lr: float = 5e-3, l2: float = 1e-4, batch_size: int = 8192,
-        epochs: int = 300, patience: int = 5, eval_every: int = 5,
+        self,
+        dim: int = 64,
+        layers: int = 3,
+        lr: float = 5e-3,
+        l2: float = 1e-4,
+        batch_size: int = 8192,
+        epochs: int = 300,
+        patience: int = 5,
+        eval_every: int = 5,
     ) -> None:
         self.dim, self.layers, self.lr, self.l2 = dim, layers, lr, l2
         self.batch_size, self.epochs, self.patience, self.eval_every = batch_size, epochs, patience, eval_every
@@ -77,7 +84,9 @@ class LightGCN:
                 label_index = torch.stack([torch.cat([u, u]), torch.cat([pos, neg])])
                 rank = self._model(self._edge_index, label_index)
                 pos_rank, neg_rank = rank.chunk(2)
-                loss = self._model.recommendation_loss(pos_rank, neg_rank, node_id=label_index.unique(), lambda_reg=self.l2)
+                loss = self._model.recommendation_loss(
+                    pos_rank, neg_rank, node_id=label_index.unique(), lambda_reg=self.l2
+                )
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

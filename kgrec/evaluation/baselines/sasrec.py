@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from kgrec.evaluation.baselines.base import EarlyStopping, FitContext, validation_ndcg
-from kgrec.evaluation.split import Interactions
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +81,19 @@ class SASRec:
     name = "SASRec"
 
     def __init__(
-        self, dim: int = 64, blocks: int = 2, heads: int = 2, dropout: float = 0.2, max_len: int = 50,
-        lr: float = 2e-3, weight_decay: float = 0.0, batch_size: int = 16, epochs: int = 300,
-        patience: int = 4, eval_every: int = 5, negatives: int | None = 1024,
+        self,
+        dim: int = 64,
+        blocks: int = 2,
+        heads: int = 2,
+        dropout: float = 0.2,
+        max_len: int = 50,
+        lr: float = 2e-3,
+        weight_decay: float = 0.0,
+        batch_size: int = 16,
+        epochs: int = 300,
+        patience: int = 4,
+        eval_every: int = 5,
+        negatives: int | None = 1024,
     ) -> None:
         self.dim, self.blocks, self.heads, self.dropout, self.max_len = dim, blocks, heads, dropout, max_len
         self.lr, self.weight_decay, self.batch_size = lr, weight_decay, batch_size
@@ -128,7 +137,9 @@ class SASRec:
                     hv, items = h[valid], net.item_matrix()
                     pos_logit = (hv * items[target]).sum(1, keepdim=True)
                     neg_logit = (hv @ items[neg].T).masked_fill(neg.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
-                    loss = F.cross_entropy(torch.cat([pos_logit, neg_logit], 1), torch.zeros(len(target), dtype=torch.long))
+                    loss = F.cross_entropy(
+                        torch.cat([pos_logit, neg_logit], 1), torch.zeros(len(target), dtype=torch.long)
+                    )
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
