@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from kgrec.fusion.state import ModelState
+from kgrec.fusion.whynot import staff_sentence, why_not
 from kgrec.graph.paths import KIND_NODES, KIND_RELATIONS, PATH_KINDS, PathRow
 from kgrec.messages import Messages, messages
 
@@ -282,10 +283,13 @@ def explain(
     if rank > k:
         s_top = state.topk(np.array([u]), k, seen=[hist_items]).scores
         gap = float(s_top[0, -1] - score)
-        msg = m("explain.outside", title=title, rank=rank, user=user, k=k, gap=gap)
+        # not recommended: say so in plain words, and word its paths as links, not reasons (kgrec.fusion.whynot)
+        msg = why_not(state, find, user, item, title, u, hist_items, weights, rank, k, paths, verb, m)
+        for p in out:
+            p.sentence = staff_sentence(p, verb, m, recommended=False)
     if not out:
-        msg = (msg + " " if msg else "") + m("explain.no_path", user=user, title=title) + _text_only_note(
-            state, user, i, hist_items, title, verb, m)
+        note = _text_only_note(state, user, i, hist_items, title, verb, m)
+        msg = (msg + " " if msg else "") + (note.strip() if rank > k else m("explain.no_path", user=user, title=title) + note)
     return Explanation(
         user=user, item=item, title=title, rank=rank, score=score, k=k, paths=out, attribution=attr,
         gap_to_k=gap, message=msg, total_paths=len(paths),
