@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -15,7 +16,9 @@ from markupsafe import escape
 from kgrec import Recommender
 from kgrec.cli import main
 from kgrec.errors import ConfigError
+from kgrec.fusion.whynot import staff_sentence
 from kgrec.graph import open_store
+from kgrec.messages import messages
 from kgrec.web import WebConfig, create_app
 from kgrec.web.auth import COOKIE_NAME, Authenticator, safe_next
 from kgrec.web.cache import LRUCache
@@ -157,7 +160,7 @@ def test_why_not_for_an_item_outside_the_top_k(client: TestClient, rec: Recommen
     far = rec.recommend("u4", 30)["item"].iloc[-1]
     body = client.get(f"/api/users/u4/explanations/{far}?k=5", headers=AUTH).json()
     assert body["rank"] == 30 and body["k"] == 5 and body["gap_to_k"] > 0
-    assert "is ranked 30 for user u4, outside the top 5" in body["message"]
+    assert "is NOT recommended to user u4: it is ranked 30, outside the top 5" in body["message"]
     seen = rec.vocabs.item.id(int(rec.history("u4")[0][0]))
     body = client.get(f"/api/users/u4/explanations/{q(seen)}", headers=AUTH).json()
     assert body["interacted"] and "already interacted with" in body["message"]
@@ -179,7 +182,7 @@ def test_unknown_ids_are_404_with_a_message(client: TestClient) -> None:
     r = client.get("/api/users/u2/explanations/nothing", headers=AUTH)
     assert r.status_code == 404 and r.json()["detail"] == "unknown item id 'nothing': not in the training data of this model"
     page = client.get("/?user=ghost", headers=AUTH)
-    assert page.status_code == 404 and "No user with id “ghost”: this model does not know that user." in page.text
+    assert page.status_code == 404 and "No customer with id “ghost”: this model does not know that user. Ids that exist: " in page.text
     page = client.get("/?user=u2&item=nothing", headers=AUTH)
     assert page.status_code == 404 and "No item with id “nothing”" in page.text
     page = client.get("/?user=u2&whynot=zzz-nothing", headers=AUTH)
@@ -203,18 +206,27 @@ def test_the_page_shows_recommendations_paths_and_why_not(client: TestClient, re
     page = client.get("/?user=u2&k=4", headers=AUTH)
     assert page.status_code == 200
     top = rec.recommend("u2", 4)
-    for item in top["item"]:
-        assert f'href="/?user=u2&amp;k=4&amp;item={item}"' in page.text
-        assert escape(rec.explain("u2", item, rec.store, top=1).paths[0].sentence) in page.text
+    verb = rec.config.explain.interaction_verb
+    for item in top["item"]:  # a link to the detail's anchor, and one third-person reason per item
+        assert f'href="/?user=u2&amp;k=4&amp;item={item}#detail"' in page.text
+        staff = [escape(staff_sentence(p, verb, messages())) for p in rec.explain("u2", item, rec.store, top=5).paths]
+        assert any(t in page.text for t in staff)
+    reasons = re.findall(r'<div class="why">(.*?) <span class="strength (strong|medium|weak)">', page.text)
+    assert len(reasons) == 4 and all(r.startswith("Recommended because") and " you " not in r for r, _ in reasons)
+    # who the customer is: their recent history; no model hash, store kind or raw score parts
+    assert 'id="customer"' in page.text and page.text.count("<li>") >= 1
+    for raw in (rec.model_version, "embedded", "structure +", "text +"):
+        assert raw not in page.text
     item = top["item"].iloc[0]
     page = client.get(f"/?user=u2&k=4&item={item}", headers=AUTH)
     e = rec.explain("u2", item, rec.store, top=10, k=4)
     assert page.text.count('class="sentence"') == len(e.paths) and "<svg" in page.text
     for p in e.paths:
-        assert escape(p.sentence) in page.text
+        assert escape(staff_sentence(p, verb, messages())) in page.text
+    assert not re.search(r"\(\d\.\d{3}\)", page.text)  # no raw path shares
     far = rec.recommend("u2", 25)["item"].iloc[-1]
     page = client.get(f"/?user=u2&k=4&whynot={quote(rec.title(far))}", headers=AUTH)
-    assert page.status_code == 200 and "is ranked 25 for user u2, outside the top 4" in page.text
+    assert page.status_code == 200 and "is NOT recommended to user u2: it is ranked 25, outside the top 4" in page.text
     page = client.get("/?user=u2&whynot=the", headers=AUTH)  # many titles match: a list to pick from
     assert 'id="candidates"' in page.text
 
@@ -266,7 +278,9 @@ def test_svg_labels_are_escaped() -> None:
     svg = path_svg([PathOut(score=1.0, sentence="s", kind="keyword", nodes=nodes, relations=["INTERACTED", "HAS_KEYWORD", "HAS_KEYWORD"])],
                    title='t"<')
     assert "<a" not in svg and "<k>" not in svg and "&lt;a href=&quot;x&quot;&gt;" in svg and "B &amp; co" in svg
-    assert svg.count("<rect") == 4 and svg.count("<line") == 3
+    wide, narrow = svg.split("</svg>")[:2]
+    for part in (wide, narrow):  # 4 nodes, 3 edges coloured by the path's kind, one legend line
+        assert part.count("<rect") == 4 and part.count('class="edge k-keyword"') == 3 and part.count('class="legend"') == 1
 
 
 # ---------------------------------------------------------------------- shape of the service

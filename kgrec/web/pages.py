@@ -77,6 +77,8 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
             return
         lang = ctx["m"].lang
         ctx["recs"] = service.recommendations(user, k, ctx["diversity"], ctx["long_tail"], lang)
+        ctx["reasons"] = service.staff_recommendations(ctx["recs"], lang)
+        ctx["history"] = service.recent_history(user)
         target = item
         if whynot and not item:
             found = service.resolve_item(whynot)
@@ -89,8 +91,9 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
         if target:
             detail = service.explanation(user, target, k, cfg.top_paths, lang)
             ctx["detail"] = detail
+            ctx["detail_paths"] = service.staff_paths(detail, lang)
             title = ctx["m"]("page.svg_title", user=user, title=detail.title)
-            ctx["svg"] = Markup(path_svg(detail.paths[: cfg.drawn_paths], title))
+            ctx["svg"] = Markup(path_svg(detail.paths[: cfg.drawn_paths], title, m=ctx["m"]))
 
     router = APIRouter(include_in_schema=False)
 
@@ -120,6 +123,11 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
             "svg": "",
             "whynot": whynot,
             "candidates": [],
+            "reasons": [],
+            "history": [],
+            "detail_paths": [],
+            "examples": service.example_users(),
+            "verb": service.verb(lang if lang in LANGUAGES else "en"),
             "show_logout": auth.enabled,
             "diversity": 0.0,
             "long_tail": 0.0,
@@ -143,7 +151,12 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
         except PageError as e:
             status, ctx["error"] = e.status, e.message
         except UnknownIdError as e:
-            status, ctx["error"] = 404, _unknown_message(e)
+            if e.kind == "user":
+                ctx["recs"] = None
+                msg = ctx["m"]("page.unknown_user", user=e.ident, examples=", ".join(ctx["examples"]))
+            else:
+                msg = _unknown_message(e)
+            status, ctx["error"] = 404, msg
         except store_down as e:
             log.warning("store error on the page: %s: %s", type(e).__name__, e)
             detail = store_unavailable_detail(e)

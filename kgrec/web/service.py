@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kgrec.graph.store import GraphStore, is_neo4j_uri, model_dir, open_store
@@ -23,6 +24,24 @@ if TYPE_CHECKING:
     from kgrec.fusion.recommender import Recommender
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class StaffReason:
+    """One recommendation as the support page shows it: its reason in one third-person sentence and how strong it is."""
+
+    rank: int
+    item: str
+    title: str
+    reason: str
+    strength: str  # "strong", "medium" or "weak" (the reason's share of the item's score)
+    kind: str | None
+    note: str | None
+
+
+def strength_of(share: float) -> str:
+    """A path's share of its item's score in words: strong (>= 0.4), medium (>= 0.2), weak."""
+    return "strong" if share >= 0.4 else "medium" if share >= 0.2 else "weak"
 
 #: longest search query accepted
 MAX_QUERY = 200
@@ -182,6 +201,59 @@ class RecService:
         e = self.rec.explain(user, item, self.store, top=top, k=k, lang=lang)
         out = ExplanationOut.model_validate(e.to_dict())
         self._expl.put((self.version, user, item, k, top, lang), to_json(out))
+        return out
+
+    # ------------------------------------------------------------------ the support page's words
+    def example_users(self, n: int = 5) -> list[str]:
+        """The first ``n`` user ids the model knows (shown as a hint and when an id is unknown)."""
+        return [str(x) for x in self.rec.vocabs.user.ids[:n].tolist()]
+
+    def recent_history(self, user: str, n: int = 5) -> list[str]:
+        """Titles of the ``n`` items the customer interacted with that weigh most in their recent interests."""
+        from kgrec.fusion.whynot import recent_titles
+
+        return recent_titles(self.rec.state, self.rec.user_number(user), n)
+
+    def verb(self, lang: str = "en") -> str:
+        from kgrec.messages import messages
+
+        return messages(lang).verb(self.rec.config.explain.interaction_verb)
+
+    def staff_paths(self, e: ExplanationOut, lang: str = "en") -> list[tuple[str, str, str]]:
+        """(sentence, strength, kind) of each path of ``e`` for staff: third person; for an item that is not
+        recommended the sentences are already links (kgrec.fusion.explain), kept as they are."""
+        from kgrec.fusion.whynot import staff_sentence
+        from kgrec.messages import messages
+
+        m, verb = messages(lang), self.verb(lang)
+        total = abs(e.score) or 1.0
+        out = []
+        for p in e.paths:
+            text = p.sentence if e.rank > e.k else staff_sentence(p, verb, m)
+            out.append((text, strength_of(p.score / total), p.kind))
+        return out
+
+    def staff_recommendations(self, recs: RecommendationsOut, lang: str = "en") -> list[StaffReason]:
+        """Each recommendation with one third-person reason; a history item that already explains an earlier
+        item gives way to another of the item's strongest paths when it has one (varied reasons)."""
+        from kgrec.fusion.whynot import staff_sentence
+        from kgrec.messages import messages
+
+        m, verb = messages(lang), self.verb(lang)
+        used: set[str] = set()
+        out = []
+        for r in recs.items:
+            e = self.explanation(recs.user, r.item, recs.k, self.config.top_paths, lang)
+            if not e.paths:
+                out.append(StaffReason(r.rank, r.item, r.title, e.message, "weak", None, r.note))
+                continue
+            anchor = [p.nodes[1].id if len(p.nodes) > 2 else p.nodes[-2].id for p in e.paths]
+            pick = next((n for n, a in enumerate(anchor) if a not in used), 0)
+            used.add(anchor[pick])
+            p = e.paths[pick]
+            share = p.score / (abs(e.score) or 1.0)
+            out.append(StaffReason(r.rank, r.item, r.title, staff_sentence(p, verb, m), strength_of(share), p.kind,
+                                   r.note))
         return out
 
     def search(self, q: str, limit: int = 20) -> ItemSearchOut:

@@ -25,9 +25,14 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:6px 8px;
 th{font-size:12px;text-transform:uppercase;color:#5b6670}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.sel{background:#eaf3fb}.why{color:#4a5560;font-size:13px}a{color:#1f5f8f}
 .meta{color:#4a5560;font-size:14px}ol.paths li{margin:6px 0}.kind{display:inline-block;font-size:11px;padding:1px 6px;border-radius:9px;background:#e6eaee;color:#33404c;margin-right:6px}
-svg.paths{max-width:100%;height:auto;background:#fbfcfd;border:1px solid #e6eaee;border-radius:6px}
-svg.paths text{font:12px system-ui,sans-serif;fill:#fff;text-anchor:middle}svg.paths text.col{fill:#5b6670;font-size:11px;text-transform:uppercase}
-svg.paths text.rel{fill:#6b7680;font-size:10px}svg.paths line.edge{stroke:#9aa6b2;stroke-width:1.5}
+.strength{display:inline-block;font-size:11px;padding:0 6px;border-radius:9px;margin-left:4px;white-space:nowrap}
+.strength.strong{background:#d7efdf;color:#1e5a33}.strength.medium{background:#fff1cc;color:#6b5200}.strength.weak{background:#eceff2;color:#4a5560}
+.whynot{background:#fff7e6;border-color:#f0d49a}.notrec{color:#8a4b00}ul.history{margin:4px 0 0;padding-left:20px}
+#customer h2,#recs h2,#detail h2{margin-top:0}
+.drawing{width:100%;overflow-x:auto}svg.paths{width:100%;height:auto;background:#fbfcfd;border:1px solid #e6eaee;border-radius:6px}
+svg.paths text{font-family:system-ui,sans-serif}svg.narrow{display:none}
+@media (max-width:600px){main{padding:10px}.card{padding:10px 12px}svg.wide{display:none}svg.narrow{display:block}
+form.inline label{flex:1 1 40%}input{min-width:0;width:100%}}
 """
 
 _BASE = """<!doctype html>
@@ -56,29 +61,32 @@ _PAGE = """{% extends "base.html" %}{% block title %}kgrec{% if user %} · {{ m[
 {% block main %}
 <div class="card">
 <form method="get" action="/" class="inline" id="user-form">
-{% if lang != 'en' %}<input type="hidden" name="lang" value="{{ lang }}">{% endif %}<label>{{ m['page.user_id'] }}<input name="user" id="user" value="{{ user or '' }}" required></label>
+{% if lang != 'en' %}<input type="hidden" name="lang" value="{{ lang }}">{% endif %}<label>{{ m['page.user_id'] }}<input name="user" id="user" value="{{ user or '' }}" placeholder="{{ examples[0] if examples else '' }}" aria-describedby="user-hint" required></label>
 <label>{{ m['page.how_many'] }}<input type="number" name="k" id="k" min="1" max="{{ max_k }}" value="{{ k }}"></label>
 <label>{{ m['page.variety'] }}<input type="number" name="diversity" id="diversity" min="0" max="1" step="0.05" value="{{ diversity }}"></label>
 <label>{{ m['page.long_tail'] }} (0–{{ max_long_tail|round|int }})<input type="number" name="long_tail" id="long_tail" min="0" max="{{ max_long_tail }}" step="0.05" value="{{ long_tail }}"></label>
 <button type="submit" id="show">{{ m['page.show'] }}</button>
 </form>
-<p class="meta">{{ m['page.model'] }} {{ health.model_version }} · {{ health.store }} {{ m['page.store'] }} · {{ health.users }} {{ m['page.users'] }}, {{ health.items }} {{ m['page.items'] }}</p>
+<p class="meta" id="user-hint">{{ m('page.user_hint', examples=examples|join(', ')) }} {{ m('page.catalogue', users=health.users, items=health.items) }}</p>
 </div>
 {% if error %}<div class="card error" id="error" role="alert">{{ error }}</div>{% endif %}
+{% if not recs and not error %}<p class="card meta" id="empty">{{ m['page.empty'] }}</p>{% endif %}
 {% if recs %}
+<section class="card" id="customer"><h2>{{ m('page.customer', user=recs.user) }}</h2>
+{% if history %}<p>{{ m('page.recently', verb=verb) }}</p><ul class="history">{% for t in history %}<li>{{ t }}</li>{% endfor %}</ul>
+{% else %}<p class="meta">{{ m['page.no_history'] }}</p>{% endif %}</section>
 <div class="grid">
 <section class="card" id="recs">
 <h2>{{ m('page.top_for_user', n=recs.items|length, user=recs.user) }}</h2>
-<table><thead><tr><th>#</th><th>{{ m['page.item'] }}</th><th>{{ m['page.score'] }}</th></tr></thead><tbody>
-{% for r in recs.items %}
+<table><thead><tr><th>#</th><th>{{ m['page.item'] }} · {{ m['page.reason'] }}</th></tr></thead><tbody>
+{% for r in reasons %}
 <tr class="rec{% if detail and detail.item == r.item %} sel{% endif %}">
 <td class="num">{{ r.rank }}</td>
-<td><a class="title" href="/?{{ {'user': recs.user, 'k': k, 'item': r.item}|urlencode }}{{ rerank_q }}">{{ r.title }}</a>
-<div class="why">{{ r.explanation }}</div>{% if r.note %}<div class="why note">{{ r.note }}</div>{% endif %}</td>
-<td class="num">{{ '%.3f'|format(r.score) }}</td></tr>
+<td><a class="title" href="/?{{ {'user': recs.user, 'k': k, 'item': r.item}|urlencode }}{{ rerank_q }}#detail">{{ r.title }}</a>
+<div class="why">{{ r.reason }} <span class="strength {{ r.strength }}">{{ m['page.' ~ r.strength] }}</span></div>{% if r.note %}<div class="why note">{{ r.note }}</div>{% endif %}</td></tr>
 {% endfor %}
 </tbody></table>
-<form method="get" action="/" class="inline" id="whynot-form" style="margin-top:14px">
+<form method="get" action="/#detail" class="inline" id="whynot-form" style="margin-top:14px">
 <input type="hidden" name="user" value="{{ recs.user }}"><input type="hidden" name="k" value="{{ k }}">
 {% if diversity %}<input type="hidden" name="diversity" value="{{ diversity }}">{% endif %}{% if long_tail %}<input type="hidden" name="long_tail" value="{{ long_tail }}">{% endif %}{% if lang != 'en' %}<input type="hidden" name="lang" value="{{ lang }}">{% endif %}
 <label>{{ m['page.why_not_label'] }}<input name="whynot" id="whynot" value="{{ whynot or '' }}" required></label>
@@ -86,23 +94,22 @@ _PAGE = """{% extends "base.html" %}{% block title %}kgrec{% if user %} · {{ m[
 </form>
 {% if candidates %}
 <div id="candidates"><p class="meta">{{ m('page.several_match', q=whynot) }}</p><ul>
-{% for c in candidates %}<li><a href="/?{{ {'user': recs.user, 'k': k, 'item': c.item}|urlencode }}{{ rerank_q }}">{{ c.title }}</a> <span class="meta">({{ c.item }})</span></li>{% endfor %}
+{% for c in candidates %}<li><a href="/?{{ {'user': recs.user, 'k': k, 'item': c.item}|urlencode }}{{ rerank_q }}#detail">{{ c.title }}</a> <span class="meta">({{ c.item }})</span></li>{% endfor %}
 </ul></div>
 {% endif %}
 </section>
 {% if detail %}
 <section class="card" id="detail">
 <h2 id="detail-title">{{ detail.title }}</h2>
-<p class="meta" id="detail-meta">{{ m['page.item_word'] }} {{ detail.item }} · {{ m['page.user_word'] }} {{ detail.user }} ·
-{% if detail.interacted %}{{ m['page.in_history'] }}{% else %}{{ m['page.rank'] }} {{ detail.rank }} · {{ m['page.score_word'] }} {{ '%.3f'|format(detail.score) }}
-({{ m['page.structure'] }} {{ '%+.3f'|format(detail.attribution.structure) }}, {{ m['page.text'] }} {{ '%+.3f'|format(detail.attribution.text) }}){% endif %}</p>
-{% if detail.message %}<p class="card" id="message">{{ detail.message }}</p>{% endif %}
-{% if detail.paths %}
-<h3>{{ m('page.why_paths', n=detail.paths|length, total=detail.total_paths) }}</h3>
+<p class="meta" id="detail-meta">{{ m['page.item_word'] }} {{ detail.item }} ·
+{% if detail.interacted %}{{ m['page.in_history'] }}{% elif detail.rank > detail.k %}<strong class="notrec">{{ m('page.not_recommended_at', rank=detail.rank, k=detail.k) }}</strong>{% else %}{{ m('page.recommended_at', rank=detail.rank, k=detail.k) }}{% endif %}</p>
+{% if detail.message %}<p class="card{% if detail.rank > detail.k %} whynot{% endif %}" id="message">{{ detail.message }}</p>{% endif %}
+{% if detail_paths %}
+<h3>{% if detail.rank > detail.k %}{{ m['page.how_linked'] }}{% else %}{{ m['page.why_recommended'] }}{% endif %}</h3>
 <ol class="paths" id="paths">
-{% for p in detail.paths %}<li><span class="kind">{{ p.kind }}</span><span class="sentence">{{ p.sentence }}</span> <span class="meta">({{ '%.3f'|format(p.score) }})</span></li>{% endfor %}
+{% for text, strength, kind in detail_paths %}<li><span class="kind k-{{ kind }}">{{ m['kind.' ~ kind] }}</span><span class="sentence">{{ text }}</span> <span class="strength {{ strength }}">{{ m['page.' ~ strength] }}</span></li>{% endfor %}
 </ol>
-{{ svg }}
+<div class="drawing">{{ svg }}</div>
 {% endif %}
 </section>
 {% endif %}
