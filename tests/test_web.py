@@ -279,8 +279,11 @@ def test_svg_labels_are_escaped() -> None:
                    title='t"<')
     assert "<a" not in svg and "<k>" not in svg and "&lt;a href=&quot;x&quot;&gt;" in svg and "B &amp; co" in svg
     wide, narrow = svg.split("</svg>")[:2]
-    for part in (wide, narrow):  # 4 nodes, 3 edges coloured by the path's kind, one legend line
-        assert part.count("<rect") == 4 and part.count('class="edge k-keyword"') == 3 and part.count('class="legend"') == 1
+    # wide: 4 nodes, 3 edges coloured by the path's kind, a legend; narrow (a phone): the user's column left out
+    assert 'class="paths wide"' in wide and 'class="paths narrow"' in narrow
+    for part, nodes_, edges_ in ((wide, 4, 3), (narrow, 3, 2)):
+        assert part.count("<rect") == nodes_ and part.count('class="edge k-keyword"') == edges_
+        assert part.count('class="legend"') == 1
 
 
 # ---------------------------------------------------------------------- shape of the service

@@ -34,14 +34,15 @@ class StaffReason:
     item: str
     title: str
     reason: str
-    strength: str  # "strong", "medium" or "weak" (the reason's share of the item's score)
+    strength: str  # "strong", "medium" or "weak" (the reason's path score next to the list's strongest)
     kind: str | None
     note: str | None
 
 
-def strength_of(share: float) -> str:
-    """A path's share of its item's score in words: strong (>= 0.4), medium (>= 0.2), weak."""
-    return "strong" if share >= 0.4 else "medium" if share >= 0.2 else "weak"
+def strength_of(ratio: float) -> str:
+    """A path's score relative to the strongest one it is shown with, in words: strong (>= 2/3), medium (>= 1/3),
+    weak (the list's reasons are compared with each other, a detail's paths with its first)."""
+    return "strong" if ratio >= 2 / 3 else "medium" if ratio >= 1 / 3 else "weak"
 
 #: longest search query accepted
 MAX_QUERY = 200
@@ -226,11 +227,11 @@ class RecService:
         from kgrec.messages import messages
 
         m, verb = messages(lang), self.verb(lang)
-        total = abs(e.score) or 1.0
+        best = max((p.score for p in e.paths), default=0.0)
         out = []
         for p in e.paths:
             text = p.sentence if e.rank > e.k else staff_sentence(p, verb, m)
-            out.append((text, strength_of(p.score / total), p.kind))
+            out.append((text, strength_of(p.score / best if best > 0 else 0.0), p.kind))
         return out
 
     def staff_recommendations(self, recs: RecommendationsOut, lang: str = "en") -> list[StaffReason]:
@@ -241,7 +242,8 @@ class RecService:
 
         m, verb = messages(lang), self.verb(lang)
         used: set[str] = set()
-        out = []
+        out: list[StaffReason] = []
+        scores: list[float] = []
         for r in recs.items:
             e = self.explanation(recs.user, r.item, recs.k, self.config.top_paths, lang)
             if not e.paths:
@@ -251,9 +253,11 @@ class RecService:
             pick = next((n for n, a in enumerate(anchor) if a not in used), 0)
             used.add(anchor[pick])
             p = e.paths[pick]
-            share = p.score / (abs(e.score) or 1.0)
-            out.append(StaffReason(r.rank, r.item, r.title, staff_sentence(p, verb, m), strength_of(share), p.kind,
-                                   r.note))
+            out.append(StaffReason(r.rank, r.item, r.title, staff_sentence(p, verb, m), "", p.kind, r.note))
+            scores.append(p.score)
+        best = max(scores, default=0.0)
+        for row, sc in zip([o for o in out if o.kind is not None], scores, strict=True):
+            row.strength = strength_of(sc / best if best > 0 else 0.0)
         return out
 
     def search(self, q: str, limit: int = 20) -> ItemSearchOut:

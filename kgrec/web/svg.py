@@ -4,7 +4,7 @@ Columns follow the path: user → history item (or tagged keyword) → connector
 similar user) → recommended item. Nodes shared by several paths are drawn once; an edge's colour is the kind of
 the path it belongs to (a legend names them) and its width the path's score. Labels wrap on words (up to
 :data:`MAX_LINES` lines) instead of being cut. Two drawings are emitted: a wide one (columns left to right) and
-a narrow one (bands top to bottom, for a phone); the page's CSS shows one of them by the screen's width.
+a narrow one (for a phone: the customer's own column left out, three narrow columns at the screen's scale); the page's CSS shows one of them by the screen's width.
 Every label is escaped; nothing from the data reaches the SVG unescaped.
 """
 
@@ -17,15 +17,15 @@ from html import escape
 from kgrec.messages import Messages, messages
 from kgrec.web.models import PathOut
 
-WIDTH = 800
-COLUMN_X = (100, 300, 500, 700)
-NODE_W = 176
+WIDTH = 640
+COLUMN_X = (78, 238, 400, 562)
+NODE_W = 148
 LINE_H = 15
-LABEL_CHARS = 22
+LABEL_CHARS = 19
 MAX_LINES = 3
 NARROW_W = 360
-NARROW_NODE_W = 164
-NARROW_CHARS = 20
+NARROW_NODE_W = 108
+NARROW_CHARS = 13
 NODE_COLOURS = {
     "user": "#2f6f9f",
     "item": "#3f8f5f",
@@ -141,75 +141,61 @@ def _legend(kinds: list[str], y: float, width: float, m: Messages) -> tuple[list
     return out, y + 14
 
 
-def _wide(g: _Graph, title: str, m: Messages) -> str:
-    lines = {k: wrap(n) for k, n in g.names.items()}
+@dataclass(frozen=True)
+class Layout:
+    """Where a drawing puts its columns (None: the column is left out), how wide its boxes and labels are."""
+
+    width: int
+    xs: tuple[float | None, ...]
+    node_w: float
+    chars: int
+    lines: int
+    font: int
+    css: str
+
+
+#: desktop: four columns left to right
+WIDE = Layout(WIDTH, COLUMN_X, NODE_W, LABEL_CHARS, MAX_LINES, 12, "wide")
+#: a phone: the customer's own column left out (the page names them), three narrow columns, labels on more lines,
+#: at about the screen's own scale (a 360-unit viewBox on a 390 px screen)
+NARROW = Layout(NARROW_W, (None, 60, 180, 300), NARROW_NODE_W, NARROW_CHARS, 4, 12, "narrow")
+
+
+def _draw(g: _Graph, title: str, m: Messages, lay: Layout) -> str:
+    shown = {k for c, keys in enumerate(g.columns) if lay.xs[c] is not None for k in keys}
+    lines = {k: wrap(g.names[k], lay.chars, lay.lines) for k in shown}
     node_h = 12 + LINE_H * max((len(v) for v in lines.values()), default=1)
     row_h = node_h + 14
-    rows = max((len(c) for c in g.columns), default=1) or 1
+    rows = max((len(c) for n, c in enumerate(g.columns) if lay.xs[n] is not None), default=1) or 1
     top = 30
     pos: dict[tuple[str, str], tuple[float, float]] = {}
     for c, keys in enumerate(g.columns):
+        x = lay.xs[c]
+        if x is None:
+            continue
         offset = (rows - len(keys)) * row_h / 2
         for r, key in enumerate(keys):
-            pos[key] = (COLUMN_X[c], top + offset + r * row_h + row_h / 2)
+            pos[key] = (x, top + offset + r * row_h + row_h / 2)
+    edges = {e: v for e, v in g.edges.items() if e[0] in pos and e[1] in pos}
     kinds = sorted({k for _, k, _ in g.edges.values()})
-    legend, height = _legend(kinds, top + rows * row_h + 16, WIDTH, m)
+    legend, height = _legend(kinds, top + rows * row_h + 16, lay.width, m)
     best = max((s for _, _, s in g.edges.values()), default=0.0)
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="paths wide" viewBox="0 0 {WIDTH} {height:.0f}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="paths {lay.css}" viewBox="0 0 {lay.width} {height:.0f}" '
         f'role="img" aria-label="{escape(title, quote=True)}"><title>{escape(title)}</title>'
     ]
-    out += [f'<text x="{COLUMN_X[c]}" y="18" class="col" font-size="11" fill="#5b6670" text-anchor="middle">'
-            f"{label.upper()}</text>" for c, label in enumerate(COLUMN_TITLES)]
-    for (a, b), (rel, kind, score) in g.edges.items():
+    out += [f'<text x="{x}" y="18" class="col" font-size="11" fill="#5b6670" text-anchor="middle">'
+            f"{label.upper()}</text>" for x, label in zip(lay.xs, COLUMN_TITLES, strict=True) if x is not None]
+    half = lay.node_w / 2
+    for (a, b), (rel, kind, score) in edges.items():  # from box edge to box edge: lines run in the gutters
         (x1, y1), (x2, y2) = pos[a], pos[b]
-        sx, ex = (x1 + NODE_W / 2, x2 - NODE_W / 2) if x2 > x1 else (x1 - NODE_W / 2, x2 + NODE_W / 2)
+        sx, ex = (x1 + half, x2 - half) if x2 > x1 else (x1 - half, x2 + half)
         out.append(
             f'<line x1="{sx:.1f}" y1="{y1:.1f}" x2="{ex:.1f}" y2="{y2:.1f}" class="edge k-{escape(kind)}" '
             f'stroke="{EDGE_COLOURS.get(kind, "#9aa6b2")}" stroke-width="{_width(score, best)}" stroke-linecap="round">'
             f"<title>{escape(rel.lower().replace('_', ' '))}</title></line>"
         )
-    out += [_node(x, y, NODE_W, node_h, k, g.names[k], lines[k], 12) for k, (x, y) in pos.items()]
-    out += legend
-    out.append("</svg>")
-    return "".join(out)
-
-
-def _narrow(g: _Graph, title: str, m: Messages) -> str:
-    lines = {k: wrap(n, NARROW_CHARS) for k, n in g.names.items()}
-    node_h = 12 + LINE_H * max((len(v) for v in lines.values()), default=1)
-    pos: dict[tuple[str, str], tuple[float, float]] = {}
-    y = 8.0
-    heads = []
-    for c, keys in enumerate(g.columns):
-        if not keys:
-            continue
-        heads.append(f'<text x="8" y="{y + 11:.0f}" font-size="11" fill="#5b6670">{COLUMN_TITLES[c].upper()}</text>')
-        y += 18
-        for r, key in enumerate(keys):
-            col = r % 2 if len(keys) > 1 else None
-            x = NARROW_W / 2 if col is None else (NARROW_W / 4 + col * NARROW_W / 2)
-            if r and r % 2 == 0:
-                y += node_h + 8
-            pos[key] = (x, y + node_h / 2)
-        y += node_h + 30
-    kinds = sorted({k for _, k, _ in g.edges.values()})
-    legend, height = _legend(kinds, y, NARROW_W, m)
-    best = max((s for _, _, s in g.edges.values()), default=0.0)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="paths narrow" viewBox="0 0 {NARROW_W} {height:.0f}" '
-        f'role="img" aria-label="{escape(title, quote=True)}"><title>{escape(title)}</title>'
-    ]
-    out += heads
-    for (a, b), (rel, kind, score) in g.edges.items():
-        (x1, y1), (x2, y2) = pos[a], pos[b]
-        sy, ey = (y1 + node_h / 2, y2 - node_h / 2) if y2 > y1 else (y1 - node_h / 2, y2 + node_h / 2)
-        out.append(
-            f'<line x1="{x1:.1f}" y1="{sy:.1f}" x2="{x2:.1f}" y2="{ey:.1f}" class="edge k-{escape(kind)}" '
-            f'stroke="{EDGE_COLOURS.get(kind, "#9aa6b2")}" stroke-width="{_width(score, best)}" stroke-linecap="round">'
-            f"<title>{escape(rel.lower().replace('_', ' '))}</title></line>"
-        )
-    out += [_node(x, y, NARROW_NODE_W, node_h, k, g.names[k], lines[k], 13) for k, (x, y) in pos.items()]
+    out += [_node(x, y, lay.node_w, node_h, k, g.names[k], lines[k], lay.font) for k, (x, y) in pos.items()]
     out += legend
     out.append("</svg>")
     return "".join(out)
@@ -219,4 +205,4 @@ def path_svg(paths: Sequence[PathOut], title: str = "explanation paths", *, m: M
     """SVG markup (a string safe to embed in HTML) drawing ``paths`` as one subgraph, wide and narrow."""
     m = m or messages()
     g = _graph(paths)
-    return _wide(g, title, m) + _narrow(g, title, m)
+    return _draw(g, title, m, WIDE) + _draw(g, title, m, NARROW)

@@ -29,7 +29,7 @@ tr.sel{background:#eaf3fb}.why{color:#4a5560;font-size:13px}a{color:#1f5f8f}
 .strength.strong{background:#d7efdf;color:#1e5a33}.strength.medium{background:#fff1cc;color:#6b5200}.strength.weak{background:#eceff2;color:#4a5560}
 .whynot{background:#fff7e6;border-color:#f0d49a}.notrec{color:#8a4b00}ul.history{margin:4px 0 0;padding-left:20px}
 #customer h2,#recs h2,#detail h2{margin-top:0}
-.drawing{width:100%;overflow-x:auto}svg.paths{width:100%;height:auto;background:#fbfcfd;border:1px solid #e6eaee;border-radius:6px}
+.drawing{width:100%;overflow-x:auto}svg.paths{width:100%;max-width:900px;height:auto;background:#fbfcfd;border:1px solid #e6eaee;border-radius:6px}
 svg.paths text{font-family:system-ui,sans-serif}svg.narrow{display:none}
 @media (max-width:600px){main{padding:10px}.card{padding:10px 12px}svg.wide{display:none}svg.narrow{display:block}
 form.inline label{flex:1 1 40%}input{min-width:0;width:100%}}
