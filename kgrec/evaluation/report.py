@@ -1,4 +1,5 @@
-"""Tables and plots of a quality-benchmark result (used by benchmarks/quality.py and notebook 4)."""
+"""Tables and plots of a quality-benchmark result (used by benchmarks/quality.py and notebook 4), and of one model:
+its training curve (:func:`training_curve`, notebook 1) and its item vectors (:func:`item_projection`)."""
 
 from __future__ import annotations
 
@@ -133,6 +134,7 @@ def plot_quality(res: BenchmarkResult, fig: Figure | None = None) -> Figure:
         ax.bar(x, s[f"{m}_mean"], yerr=s[f"{m}_std"].fillna(0), color=colours)
         ax.set_xticks(x, s["model"], rotation=35, ha="right", fontsize=8)
         ax.set_title(m.replace("_", " ") + (" (ranking cold items only)" if m == cold == "cold_only_recall@20" else ""))
+        ax.set_ylabel(f"{m.replace('_', ' ')} (mean ± std over seeds)")
     if cold == "cold_only_recall@20" and "cold_only_random_recall@20" in res.runs.columns:
         axes[1].axhline(
             float(res.runs["cold_only_random_recall@20"].iloc[0]),
@@ -151,13 +153,71 @@ def plot_quality(res: BenchmarkResult, fig: Figure | None = None) -> Figure:
             linewidth=2.5 if str(model).startswith("fused") else 1,
         )
     axes[2].set_title("NDCG@20 by user activity (interactions in fit)")
+    axes[2].set_xlabel("interactions of the user in fit")
+    axes[2].set_ylabel("NDCG@20 (mean over seeds)")
     axes[2].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
+def training_curve(rec: Recommender) -> pd.DataFrame:
+    """The validation run's history of ``rec`` (``rec.metrics["validation"]``): ``epoch, loss`` for every epoch and
+    ``val_ndcg@20, val_recall@20`` (NaN on the epochs that were not validated: ``train.eval_every``).
+
+    Raises:
+        KgrecError: the model was trained without validation (``train.val_fraction`` 0), so there is no curve.
+    """
+    from kgrec.errors import KgrecError
+
+    hist = (rec.metrics or {}).get("validation")
+    if not hist:
+        raise KgrecError("this model has no validation history (trained with train.val_fraction=0, or built from "
+                         "vectors); train with validation to get a training curve")
+    df = pd.DataFrame(hist)
+    for col in ("val_ndcg@20", "val_recall@20"):
+        if col not in df:
+            df[col] = np.nan
+    return df[["epoch", "loss", "val_ndcg@20", "val_recall@20"]].sort_values("epoch", ignore_index=True)
+
+
+def plot_training_curve(curve: pd.DataFrame | Recommender, fig: Figure | None = None) -> Figure:
+    """Training loss per epoch (left) and validation NDCG@20 / Recall@20 on the validated epochs only (right; the
+    epochs between validations are left out, not drawn as gaps), the best epoch marked. Takes
+    :func:`training_curve`'s frame or the Recommender."""
+    df = curve if isinstance(curve, pd.DataFrame) else training_curve(curve)
+    fig = _figure(fig, (11, 3.8))
+    ax_loss, ax_val = fig.subplots(1, 2)
+    ax_loss.plot(df["epoch"], df["loss"], marker=".", color="#579")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("training loss")
+    ax_loss.set_title("training loss")
+    val = df.dropna(subset=["val_ndcg@20"])
+    for col, colour in (("val_ndcg@20", "#c44"), ("val_recall@20", "#3a7")):
+        v = val.dropna(subset=[col])
+        ax_val.plot(v["epoch"], v[col], marker="o", color=colour, label=col.removeprefix("val_"))
+    if len(val):
+        best = val.loc[val["val_ndcg@20"].idxmax()]
+        ax_val.axvline(best["epoch"], color="#888", linestyle="--", linewidth=1, label=f"best epoch {int(best['epoch'])}")
+    ax_val.set_xlabel("epoch (validated epochs only)")
+    ax_val.set_ylabel("validation metric")
+    ax_val.set_title("validation on held-out newest interactions")
+    ax_val.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def main_category(cats: pd.DataFrame) -> pd.Series:
+    """Each item's category that is most frequent over all items (ties: the name), so that the colours of a
+    projection follow the catalogue's big genres instead of the alphabetically first of an item's."""
+    freq = cats["category"].value_counts()
+    c = cats.drop_duplicates(["item", "category"]).assign(n=lambda d: d["category"].map(freq))
+    c = c.sort_values(["item", "n", "category"], ascending=[True, False, True])
+    return c.drop_duplicates("item").set_index("item")["category"]
+
+
 def item_projection(rec: Recommender, part: str = "fused") -> pd.DataFrame:
-    """Item vectors projected to 2-D (PCA), with each item's first category: ``item, x, y, category``."""
+    """Item vectors projected to 2-D (PCA), with each item's main category: ``item, x, y, category`` (of the item's
+    categories, the one most frequent over all items)."""
     import torch
 
     emb = rec.embeddings("item", part=part)
@@ -166,7 +226,7 @@ def item_projection(rec: Recommender, part: str = "fused") -> pd.DataFrame:
     x = x - x.mean(0)
     _, _, v = torch.pca_lowrank(x, q=2, center=False)
     xy = (x @ v[:, :2]).numpy()
-    cats = rec.dataset().item_categories.drop_duplicates("item").set_index("item")["category"]
+    cats = main_category(rec.dataset().item_categories)
     ids = emb["id"].astype(str)
     return pd.DataFrame(
         {"item": ids, "x": xy[:, 0], "y": xy[:, 1], "category": ids.map(cats).fillna("(none)").to_numpy()}
@@ -174,7 +234,7 @@ def item_projection(rec: Recommender, part: str = "fused") -> pd.DataFrame:
 
 
 def plot_projection(proj: pd.DataFrame, top: int = 8, fig: Figure | None = None) -> Figure:
-    """A scatter of :func:`item_projection`, coloured by the ``top`` most common categories."""
+    """A scatter of :func:`item_projection`, coloured by the ``top`` most common main categories."""
     fig = _figure(fig, (7, 6))
     ax = fig.subplots()
     common = proj["category"].value_counts().index[:top]
@@ -183,6 +243,8 @@ def plot_projection(proj: pd.DataFrame, top: int = 8, fig: Figure | None = None)
     for cat in common:
         p = proj[proj["category"] == cat]
         ax.scatter(p["x"], p["y"], s=4, label=cat)
-    ax.legend(markerscale=3, fontsize=7)
+    ax.legend(markerscale=3, fontsize=7, title="main category")
+    ax.set_xlabel("principal component 1")
+    ax.set_ylabel("principal component 2")
     ax.set_title("item vectors, first two principal components")
     return fig

@@ -81,6 +81,16 @@ def _short(name: str, width: int) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
+def _wrapped(name: str, width: int, lines: int = 3) -> str:
+    """``name`` on up to ``lines`` lines of about ``width`` characters (only text beyond them is cut)."""
+    import textwrap
+
+    parts = textwrap.wrap(name, width) or [""]
+    if len(parts) > lines:
+        parts = parts[: lines - 1] + [_short(" ".join(parts[lines - 1 :]), width)]
+    return "\n".join(parts)
+
+
 def draw_graph(
     g: nx.Graph,
     ax: Axes | None = None,
@@ -154,15 +164,25 @@ def draw_explanation(explanation: Any, ax: Axes | None = None, *, label_width: i
 
     e = _as_dict(explanation)
     g = explanation_graph(e)
+    per_layer = [sum(1 for _, d in g.nodes(data=True) if d["layer"] == n) for n in range(4)]
     if ax is None:
-        _, ax = plt.subplots(figsize=(11, max(3.0, 0.9 * max(1, g.number_of_nodes() - 2))))
+        _, ax = plt.subplots(figsize=(12, max(3.0, 1.1 * max(per_layer, default=1))))
     if g.number_of_nodes() == 0:
         ax.text(0.5, 0.5, e.get("message") or "no paths", ha="center", va="center", wrap=True)
         ax.set_axis_off()
         return ax
-    pos = nx.multipartite_layout(g, subset_key="layer")
-    draw_graph(g, ax, pos=pos, label_width=label_width)
-    ax.margins(x=0.18, y=0.08)  # room for the labels of the first and last column
+    # columns far apart and rows evenly spaced, so wrapped labels (below their node) and edge labels do not meet
+    pos: dict[Any, tuple[float, float]] = {}
+    for layer in range(4):
+        keys = [n for n, d in g.nodes(data=True) if d["layer"] == layer]
+        for r, n in enumerate(keys):
+            pos[n] = (float(layer), (len(keys) - 1) / 2 - r)
+    draw_graph(g, ax, pos=pos, labels=False)
+    for n, (x, y) in pos.items():
+        ax.annotate(_wrapped(str(g.nodes[n].get("name", n)), max(12, label_width // 2)), (x, y), xytext=(0, -11),
+                    textcoords="offset points", ha="center", va="top", fontsize=7,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
+    ax.margins(x=0.12, y=0.22)  # room for the labels of the first and last column and the bottom row
     scores = [abs(d["score"]) for _, _, d in g.edges(data=True)]
     top = max(scores) or 1.0
     nx.draw_networkx_edges(
@@ -175,8 +195,11 @@ def draw_explanation(explanation: Any, ax: Axes | None = None, *, label_width: i
         arrowsize=12,
         node_size=420,
     )
+    # relation names on the edges near their target end (label_pos is measured from the target), where edges of
+    # one column fan out least; small and boxed so a crossing edge does not hide them
     nx.draw_networkx_edge_labels(
-        g, pos, ax=ax, font_size=6, edge_labels={(a, b): d["relation"] for a, b, d in g.edges(data=True)}
+        g, pos, ax=ax, font_size=6, label_pos=0.3, bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none"},
+        edge_labels={(a, b): str(d["relation"]).lower().replace("_", " ") for a, b, d in g.edges(data=True)},
     )
     att = e.get("attribution") or {}
     split = f" = structure {att['structure']:+.2f} + text {att['text']:+.2f}" if att else ""
