@@ -198,8 +198,11 @@ def test_serve_html_svg_and_json_keep_the_characters(store: Path) -> None:
         svg = page.text[page.text.index("<svg"): page.text.index("</svg>")]
         e = rec.explain(user, item, rec.store, top=10)
         assert any(escape(n.name) in svg for p in e.paths for n in p.nodes if n.type != "user")
+        from kgrec.fusion.whynot import staff_sentence  # the page words paths for staff (issue 18 point 2)
+        from kgrec.messages import messages
+
         for p in e.paths:
-            assert escape(p.sentence) in page.text
+            assert escape(staff_sentence(p, rec.config.explain.interaction_verb, messages())) in page.text
         page = c.get(f"/?user={quote(user)}&whynot={quote('鲸鱼')}", headers=AUTH)
         assert page.status_code == 200
 
@@ -263,7 +266,11 @@ def test_page_and_api_in_chinese(store: Path) -> None:
         assert page.status_code == 200, page.text
         html = page.text
         assert '<html lang="zh-Hans">' in html and "显示推荐" in html and "为什么没有？" in html
-        assert escape(zh.paths[0].sentence) in html
+        from kgrec.fusion.whynot import staff_sentence  # the page words paths for staff (issue 18 point 2)
+        from kgrec.messages import messages
+
+        mz = messages("zh")
+        assert escape(staff_sentence(zh.paths[0], mz.verb(rec.config.explain.interaction_verb), mz)) in html
         assert "lang=zh" in html and 'name="lang" value="zh"' in html  # links and forms keep the language
         en = c.get(f"/?user={quote(user)}&item={quote(item)}", headers=AUTH).text
         assert '<html lang="en">' in en and "Show recommendations" in en and "显示推荐" not in en
