@@ -64,6 +64,7 @@ def test_why_not_in_python_and_cli(rec: Recommender, web_store: Path, capsys: py
     assert e.paths and all(p.sentence.startswith("Linked to") for p in e.paths)
     assert main(["explain", "--store", str(web_store), "-u", USER, "-i", item, "--n-paths", "5"]) == 0
     out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith(f"· rank {rank} · NOT recommended (top 10) · score {e.score:.3f}")
     _check(out, rec, item, rank)
 
 

@@ -280,7 +280,8 @@ def explain(
         typer.echo(json.dumps(e.to_dict(), ensure_ascii=False, indent=2 if fmt == "json" else None))
     else:
         head = f"user {e.user} · {e.title} ({e.item})"
-        head += "" if e.interacted else f" · rank {e.rank} · score {e.score:.3f}"
+        head += "" if e.interacted else f" · rank {e.rank}" + (f" · NOT recommended (top {e.k})" if e.rank > e.k else "")
+        head += "" if e.interacted else f" · score {e.score:.3f}"
         console.print(head, markup=False, highlight=False)
         console.print(e.text(), markup=False, highlight=False)
 
