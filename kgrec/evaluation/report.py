@@ -171,8 +171,10 @@ def training_curve(rec: Recommender) -> pd.DataFrame:
 
     hist = (rec.metrics or {}).get("validation")
     if not hist:
-        raise KgrecError("this model has no validation history (trained with train.val_fraction=0, or built from "
-                         "vectors); train with validation to get a training curve")
+        raise KgrecError(
+            "this model has no validation history (trained with train.val_fraction=0, or built from "
+            "vectors); train with validation to get a training curve"
+        )
     df = pd.DataFrame(hist)
     for col in ("val_ndcg@20", "val_recall@20"):
         if col not in df:
@@ -197,7 +199,9 @@ def plot_training_curve(curve: pd.DataFrame | Recommender, fig: Figure | None = 
         ax_val.plot(v["epoch"], v[col], marker="o", color=colour, label=col.removeprefix("val_"))
     if len(val):
         best = val.loc[val["val_ndcg@20"].idxmax()]
-        ax_val.axvline(best["epoch"], color="#888", linestyle="--", linewidth=1, label=f"best epoch {int(best['epoch'])}")
+        ax_val.axvline(
+            best["epoch"], color="#888", linestyle="--", linewidth=1, label=f"best epoch {int(best['epoch'])}"
+        )
     ax_val.set_xlabel("epoch (validated epochs only)")
     ax_val.set_ylabel("validation metric")
     ax_val.set_title("validation on held-out newest interactions")

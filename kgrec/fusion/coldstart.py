@@ -39,23 +39,26 @@ class NewUsers:
             n = vocab.number(S.attribute_id(str(name), str(value).strip()), missing="none")
             if n is None and isinstance(value, (int, float)) and not isinstance(value, bool):
                 prefix = f"{name}="
-                labels = [x[len(prefix):] for x in vocab.to_list() if x.startswith(prefix)]
+                labels = [x[len(prefix) :] for x in vocab.to_list() if x.startswith(prefix)]
                 band = band_of(float(value), labels)
                 n = None if band is None else vocab.number(S.attribute_id(str(name), band), missing="none")
             if n is not None:
                 out.append(n)
         return np.unique(np.array(out, dtype=np.int64))
 
-    def recommend(self, text: str = "", history: Sequence[str] = (), k: int = 10,
-                  attributes: Mapping[str, object] | None = None) -> pd.DataFrame:
+    def recommend(
+        self, text: str = "", history: Sequence[str] = (), k: int = 10, attributes: Mapping[str, object] | None = None
+    ) -> pd.DataFrame:
         """See :meth:`kgrec.fusion.recommender.Recommender.recommend_new_user`."""
         st = self.state
         known = [st.vocabs.item.number(str(i), missing="none") for i in history]
         nums = np.array([n for n in known if n is not None], dtype=np.int64)
         attrs = self.attribute_numbers(attributes or {})
         if not text.strip() and len(nums) == 0 and len(attrs) == 0:
-            raise KgrecError("a new user needs behaviour text, at least one known item or at least one known attribute "
-                             "value to be recommended anything")
+            raise KgrecError(
+                "a new user needs behaviour text, at least one known item or at least one known attribute "
+                "value to be recommended anything"
+            )
         if not text.strip() and len(nums):
             titles = (st.titles.get(st.vocabs.item.id(int(n))) for n in nums[::-1])
             text = behaviour_text([t for t in titles if t])
@@ -67,7 +70,11 @@ class NewUsers:
         model = self.model
         cfg = st.config.model
         with torch.no_grad():
-            t = model.text_tower(torch.from_numpy(enc.encode([text], progress=False))) if cfg.use_text else torch.zeros(1, cfg.dim)
+            t = (
+                model.text_tower(torch.from_numpy(enc.encode([text], progress=False)))
+                if cfg.use_text
+                else torch.zeros(1, cfg.dim)
+            )
             if text.strip() == "":
                 t = torch.zeros_like(t)
             parts = []
@@ -89,7 +96,9 @@ class NewUsers:
         ).astype({"item": "string"})
 
 
-def attribute_reasons(state: ModelState, ds: Dataset, item: str, numbers: np.ndarray, lang: str | None = None) -> pd.DataFrame:
+def attribute_reasons(
+    state: ModelState, ds: Dataset, item: str, numbers: np.ndarray, lang: str | None = None
+) -> pd.DataFrame:
     """Why ``item`` suits a new user with attribute node ``numbers``: per attribute value, how many users who hold it
     chose the item, as a sentence of the ``attribute`` path kind (most users first; values nobody who chose the item
     holds are left out).

@@ -7,7 +7,6 @@ from typing import ClassVar, Literal
 from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveFloat
 
 from kgrec.config import ConfigModel
-
 from kgrec.encoders.text import TextEncoderConfig
 
 
@@ -22,31 +21,42 @@ class ModelConfig(ConfigModel):
         25.0, ge=0.0, description="user-item edge weight halves every this many newer interactions (0 = off)"
     )
     item_text_in_gnn: bool = Field(
-        False, description="also add item text vectors to the GNN's item inputs (off: text enters through the text tower only)"
+        False,
+        description="also add item text vectors to the GNN's item inputs (off: text enters through the text tower only)",
     )
     recent_window: int = Field(
-        50, ge=0, le=1000,
+        50,
+        ge=0,
+        le=1000,
         description="newest items pooled (learned recency profile) into each user's recent-interest vector (0 = off)",
     )
     content_dropout: float = Field(
-        0.1, ge=0.0, lt=1.0,
+        0.1,
+        ge=0.0,
+        lt=1.0,
         description="share of items scored from their text alone at each training step, so that items without "
         "interactions (scored that way) rank sensibly (DropoutNet-style; 0 = off)",
     )
     fusion: Literal["gate", "mean"] = Field(
-        "gate", description="how the structural and text vectors are joined: a learned per-dimension gate, or their plain mean"
+        "gate",
+        description="how the structural and text vectors are joined: a learned per-dimension gate, or their plain mean",
     )
     cooccurrence: bool = Field(
         True,
         description="add the co-occurrence part (a low-rank item-item ridge model in closed form, kgrec.fusion.itemitem) "
         "when validation inside fit says it helps; its weight and l2 are chosen there from the grids below",
     )
-    cooc_rank: int = Field(512, ge=1, le=4096, description="rank of the co-occurrence part (extra dimensions of the saved vectors)")
+    cooc_rank: int = Field(
+        512, ge=1, le=4096, description="rank of the co-occurrence part (extra dimensions of the saved vectors)"
+    )
     cooc_l2: list[PositiveFloat] = Field(
-        [100.0, 300.0, 1000.0], min_length=1, description="ridge penalties tried for the co-occurrence part (chosen on validation)"
+        [100.0, 300.0, 1000.0],
+        min_length=1,
+        description="ridge penalties tried for the co-occurrence part (chosen on validation)",
     )
     cooc_weights: list[NonNegativeFloat] = Field(
-        [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0], min_length=1,
+        [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
+        min_length=1,
         description="weights tried for the co-occurrence part, relative to the spread of the fused scores (0 = off; "
         "chosen on validation)",
     )
@@ -60,16 +70,27 @@ class TrainConfig(ConfigModel):
     model_config = ConfigDict(extra="forbid")
 
     epochs: int = Field(100, ge=1, le=10_000, description="maximum epochs")
-    batch_size: int = Field(8192, ge=16, le=1_000_000, description="interactions per step (at most 1/8 of the data, so every epoch has at least 8 steps)")
+    batch_size: int = Field(
+        8192,
+        ge=16,
+        le=1_000_000,
+        description="interactions per step (at most 1/8 of the data, so every epoch has at least 8 steps)",
+    )
     full_softmax_items: int = Field(
-        0, ge=0, le=10_000_000,
+        0,
+        ge=0,
+        le=10_000_000,
         description="catalogues with at most this many items use the exact softmax over all items; larger ones use sampled negatives",
     )
-    negatives: int = Field(512, ge=1, le=100_000, description="shared sampled negatives per step (catalogues above full_softmax_items)")
+    negatives: int = Field(
+        512, ge=1, le=100_000, description="shared sampled negatives per step (catalogues above full_softmax_items)"
+    )
     lr: float = Field(0.01, gt=0, le=1.0, description="Adam learning rate")
     weight_decay: float = Field(1e-6, ge=0, le=1.0, description="L2 penalty (AdamW-style decoupled)")
     temperature: float = Field(1.0, gt=0, le=10.0, description="softmax temperature of the sampled-softmax loss")
-    val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="last fraction of each user's history held out for early stopping")
+    val_fraction: float = Field(
+        0.1, ge=0.0, lt=0.5, description="last fraction of each user's history held out for early stopping"
+    )
     patience: int = Field(8, ge=1, le=1000, description="validations without gain before stopping")
     eval_every: int = Field(2, ge=1, le=100, description="validate every this many epochs")
     refit: Literal["continue", "scratch", "none"] = Field(
@@ -77,7 +98,9 @@ class TrainConfig(ConfigModel):
         description="after early stopping: 'continue' trains the best model on all data (validation included) for "
         "refit_fraction of the best epoch count; 'scratch' retrains from scratch for the best epoch count; 'none' keeps it",
     )
-    refit_fraction: float = Field(0.5, gt=0.0, le=1.0, description="share of the best epoch count used by refit='continue'")
+    refit_fraction: float = Field(
+        0.5, gt=0.0, le=1.0, description="share of the best epoch count used by refit='continue'"
+    )
     seed: int = Field(0, description="random seed")
     threads: int | None = Field(None, ge=1, le=1024, description="torch threads (None = torch's default)")
 
@@ -87,8 +110,12 @@ class ExplainConfig(ConfigModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    interaction_verb: str = Field("interacted with", min_length=1, max_length=40, description="verb in sentences, e.g. 'watched'")
-    anchors: int = Field(30, ge=1, le=100_000, description="history items considered as path anchors (the strongest first)")
+    interaction_verb: str = Field(
+        "interacted with", min_length=1, max_length=40, description="verb in sentences, e.g. 'watched'"
+    )
+    anchors: int = Field(
+        30, ge=1, le=100_000, description="history items considered as path anchors (the strongest first)"
+    )
 
     removed_settings: ClassVar[dict[str, str]] = {
         "max_paths": "never read: the number of paths shown is the `top` argument of explain",

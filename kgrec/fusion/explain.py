@@ -87,7 +87,10 @@ class Explanation:
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
-            [{"rank": r + 1, "score": p.score, "kind": p.kind, "sentence": p.sentence} for r, p in enumerate(self.paths)],
+            [
+                {"rank": r + 1, "score": p.score, "kind": p.kind, "sentence": p.sentence}
+                for r, p in enumerate(self.paths)
+            ],
             columns=["rank", "score", "kind", "sentence"],
         )
 
@@ -100,7 +103,9 @@ class Explanation:
         for r, p in enumerate(self.paths, 1):
             lines.append(f"{r}. [{p.score:+.3f}] {p.sentence}")
         co = f" + co-occurrence {self.attribution['cooccurrence']:+.3f}" if "cooccurrence" in self.attribution else ""
-        lines.append(f"score {self.score:.3f} = structure {self.attribution['structure']:+.3f} + text {self.attribution['text']:+.3f}{co}")
+        lines.append(
+            f"score {self.score:.3f} = structure {self.attribution['structure']:+.3f} + text {self.attribution['text']:+.3f}{co}"
+        )
         return "\n".join(lines)
 
 
@@ -133,8 +138,18 @@ def _humanise(relation: str) -> str:
     return relation.replace("_", " ").strip().lower()
 
 
-def sentence(kind: str, verb: str, anchor: str, via: str, item: str, rel_a: str = "", rel_b: str = "", via_name: str = "",
-             *, lang: str | None = None) -> str:
+def sentence(
+    kind: str,
+    verb: str,
+    anchor: str,
+    via: str,
+    item: str,
+    rel_a: str = "",
+    rel_b: str = "",
+    via_name: str = "",
+    *,
+    lang: str | None = None,
+) -> str:
     """One readable sentence for a path (titles already resolved; ``verb`` already in ``lang``), from the
     message catalogue of ``lang`` (:mod:`kgrec.messages`; default English)."""
     m = messages(lang)
@@ -166,7 +181,13 @@ def anchor_weights(state: ModelState, u: int, hist_w: np.ndarray) -> np.ndarray:
 
 
 def score_paths(
-    state: ModelState, u: int, i: int, hist_items: np.ndarray, weights: np.ndarray, paths: list[PathRow], score: float,
+    state: ModelState,
+    u: int,
+    i: int,
+    hist_items: np.ndarray,
+    weights: np.ndarray,
+    paths: list[PathRow],
+    score: float,
 ) -> np.ndarray:
     """Path scores (shares of ``score``, see the module docstring), aligned with ``paths``, for user number
     ``u`` and item number ``i`` with the user's history ``hist_items`` and its :func:`anchor_weights`."""
@@ -232,7 +253,13 @@ def score_paths(
 
 
 def candidate_paths(
-    state: ModelState, find: PathFinder, user: str, item: str, i: int, hist_items: np.ndarray, weights: np.ndarray,
+    state: ModelState,
+    find: PathFinder,
+    user: str,
+    item: str,
+    i: int,
+    hist_items: np.ndarray,
+    weights: np.ndarray,
 ) -> list[PathRow]:
     """Candidate paths from ``find``, searched through the strongest anchors first (``user``/``item``
     are the ids of the user and of item number ``i``; ``hist_items`` the user's history, ``weights`` its
@@ -254,8 +281,18 @@ def candidate_paths(
 
 
 def explain(
-    state: ModelState, find: PathFinder, user: str, item: str, u: int, i: int, hist_items: np.ndarray,
-    hist_w: np.ndarray, *, top: int = 3, k: int = 10, lang: str | None = None,
+    state: ModelState,
+    find: PathFinder,
+    user: str,
+    item: str,
+    u: int,
+    i: int,
+    hist_items: np.ndarray,
+    hist_w: np.ndarray,
+    *,
+    top: int = 3,
+    k: int = 10,
+    lang: str | None = None,
 ) -> Explanation:
     """Build the :class:`Explanation` of ``item`` (number ``i``) for ``user`` (number ``u``, history
     ``hist_items, hist_w``): the ids were turned into numbers, and the history fetched, by the caller.
@@ -267,8 +304,16 @@ def explain(
     attr = state.attribution(u, i)
     if i in set(hist_items.tolist()):
         return Explanation(
-            user=user, item=item, title=title, rank=0, score=score, k=k, paths=[], attribution=attr,
-            interacted=True, message=m("explain.interacted", user=user, verb=verb, title=title),
+            user=user,
+            item=item,
+            title=title,
+            rank=0,
+            score=score,
+            k=k,
+            paths=[],
+            attribution=attr,
+            interacted=True,
+            message=m("explain.interacted", user=user, verb=verb, title=title),
         )
     rank = state.rank(u, i, hist_items)
     weights = anchor_weights(state, u, hist_w)
@@ -289,14 +334,27 @@ def explain(
             p.sentence = staff_sentence(p, verb, m, recommended=False)
     if not out:
         note = _text_only_note(state, user, i, hist_items, title, verb, m)
-        msg = (msg + " " if msg else "") + (note.strip() if rank > k else m("explain.no_path", user=user, title=title) + note)
+        msg = (msg + " " if msg else "") + (
+            note.strip() if rank > k else m("explain.no_path", user=user, title=title) + note
+        )
     return Explanation(
-        user=user, item=item, title=title, rank=rank, score=score, k=k, paths=out, attribution=attr,
-        gap_to_k=gap, message=msg, total_paths=len(paths),
+        user=user,
+        item=item,
+        title=title,
+        rank=rank,
+        score=score,
+        k=k,
+        paths=out,
+        attribution=attr,
+        gap_to_k=gap,
+        message=msg,
+        total_paths=len(paths),
     )
 
 
-def _text_only_note(state: ModelState, user: str, i: int, hist_items: np.ndarray, title: str, verb: str, m: Messages) -> str:
+def _text_only_note(
+    state: ModelState, user: str, i: int, hist_items: np.ndarray, title: str, verb: str, m: Messages
+) -> str:
     """For a new item (nobody has interacted with it: the model knows it by its text alone) without a path,
     say so and name the history item whose text vector is closest to its own."""
     text = state.arrays.get("item_text")
@@ -307,17 +365,32 @@ def _text_only_note(state: ModelState, user: str, i: int, hist_items: np.ndarray
     return m("explain.text_only", verb=verb, title=title, user=user, nearest=state.title(nearest))
 
 
-def _render(state: ModelState, user: str, item: str, row: PathRow, score: float, verb: str, m: Messages) -> ExplanationPath:
+def _render(
+    state: ModelState, user: str, item: str, row: PathRow, score: float, verb: str, m: Messages
+) -> ExplanationPath:
     kind, anchor, via, rel_a, rel_b = row
     if kind == COOC:
-        nodes = [PathNode("user", user, m("node.user", id=user)), PathNode("item", anchor, state.title(anchor)),
-                 PathNode("item", item, state.title(item))]
-        return ExplanationPath(score=score, sentence=sentence(kind, verb, state.title(anchor), "", state.title(item),
-                                                              lang=m.lang),
-                               kind=kind, nodes=nodes, relations=["INTERACTED", "CO_OCCURS"])
+        nodes = [
+            PathNode("user", user, m("node.user", id=user)),
+            PathNode("item", anchor, state.title(anchor)),
+            PathNode("item", item, state.title(item)),
+        ]
+        return ExplanationPath(
+            score=score,
+            sentence=sentence(kind, verb, state.title(anchor), "", state.title(item), lang=m.lang),
+            kind=kind,
+            nodes=nodes,
+            relations=["INTERACTED", "CO_OCCURS"],
+        )
     types = KIND_NODES[kind]
-    ids = {"category": [user, anchor, via, item], "keyword": [user, anchor, via, item], "entity": [user, anchor, via, item],
-           "user": [user, anchor, via, item], "tag": [user, via, item], "attribute": [user, via, item]}[kind]
+    ids = {
+        "category": [user, anchor, via, item],
+        "keyword": [user, anchor, via, item],
+        "entity": [user, anchor, via, item],
+        "user": [user, anchor, via, item],
+        "tag": [user, via, item],
+        "attribute": [user, via, item],
+    }[kind]
     nodes = []
     for t, x in zip(types, ids, strict=False):
         name = state.title(x) if t == "item" else (m("node.user", id=x) if t == "user" else x)
@@ -328,6 +401,15 @@ def _render(state: ModelState, user: str, item: str, row: PathRow, score: float,
     rels = list(KIND_RELATIONS[kind])
     if kind == "entity":
         rels = ["INTERACTED", rel_a.upper(), rel_b.upper()]
-    text = sentence(kind, verb, state.title(anchor) if anchor else "", via, state.title(item), rel_a, rel_b,
-                    via_name=m("node.user", id=via) if kind == "user" else via, lang=m.lang)
+    text = sentence(
+        kind,
+        verb,
+        state.title(anchor) if anchor else "",
+        via,
+        state.title(item),
+        rel_a,
+        rel_b,
+        via_name=m("node.user", id=via) if kind == "user" else via,
+        lang=m.lang,
+    )
     return ExplanationPath(score=score, sentence=text, kind=kind, nodes=nodes, relations=rels)

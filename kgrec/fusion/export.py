@@ -51,7 +51,9 @@ def output_format(path: str | Path) -> str:
 def check_writable(out: str | Path) -> None:
     """Fail before any work when the output's folder is missing or not writable."""
     if Path(out).expanduser().is_dir():
-        raise KgrecError(f"{out}: is a directory; give a file name, e.g. --out {Path(out) / ('recs' + Path(out).suffix)}")
+        raise KgrecError(
+            f"{out}: is a directory; give a file name, e.g. --out {Path(out) / ('recs' + Path(out).suffix)}"
+        )
     parent = Path(out).expanduser().resolve().parent
     if not parent.is_dir():
         raise KgrecError(f"{out}: the output folder {parent} does not exist")
@@ -64,16 +66,29 @@ def check_writable(out: str | Path) -> None:
 
 
 def schema(explain: bool) -> pa.Schema:
-    cols = [("user", pa.string()), ("item", pa.string()), ("rank", pa.int64()), ("score", pa.float64()), ("model_version", pa.string())]
+    cols = [
+        ("user", pa.string()),
+        ("item", pa.string()),
+        ("rank", pa.int64()),
+        ("score", pa.float64()),
+        ("model_version", pa.string()),
+    ]
     if explain:
         cols += [("explanation", pa.string()), ("path", pa.string())]
     return pa.schema(cols)
 
 
 def recommend_table(
-    rec: Recommender, users: Sequence[str], k: int, *, explain: bool = False,
-    item_numbers: np.ndarray | None = None, exclude_numbers: np.ndarray | None = None,
-    diversity: float = 0.0, long_tail: float = 0.0, lang: str | None = None,
+    rec: Recommender,
+    users: Sequence[str],
+    k: int,
+    *,
+    explain: bool = False,
+    item_numbers: np.ndarray | None = None,
+    exclude_numbers: np.ndarray | None = None,
+    diversity: float = 0.0,
+    long_tail: float = 0.0,
+    lang: str | None = None,
 ) -> pa.Table:
     """Recommendations of one chunk of users as an Arrow table with the export's columns.
 
@@ -91,8 +106,9 @@ def recommend_table(
     diversity, long_tail = check_options(diversity, long_tail)
     promoted = None
     if diversity > 0 or long_tail > 0:
-        rr = reranked_topk(st, nums, k, diversity=diversity, long_tail=long_tail, candidates=item_numbers,
-                           exclude=exclude_numbers)
+        rr = reranked_topk(
+            st, nums, k, diversity=diversity, long_tail=long_tail, candidates=item_numbers, exclude=exclude_numbers
+        )
         top, promoted = rr.top, rr.promoted[rr.top.valid]
     else:
         top = st.topk(nums, k, candidates=item_numbers, exclude=exclude_numbers)
@@ -110,19 +126,31 @@ def recommend_table(
             e = rec.explain(u, i, top=1, lang=lang)
             why = note(bool(promoted[n]), diversity, long_tail) if promoted is not None else None
             sentences.append(e.headline() + (f" ({why})" if why else ""))
-            paths.append(json.dumps([[n.type, n.id] for n in e.paths[0].nodes], ensure_ascii=False) if e.paths else None)
+            paths.append(
+                json.dumps([[n.type, n.id] for n in e.paths[0].nodes], ensure_ascii=False) if e.paths else None
+            )
         cols["explanation"] = pa.array(sentences, pa.string())
         cols["path"] = pa.array(paths, pa.string())
     return pa.table(cols, schema=schema(explain))
 
 
 def recommend_chunk(
-    rec: Recommender, users: Sequence[str], k: int, *, explain: bool = False,
-    items: Sequence[str] | None = None, exclude: Sequence[str] | None = None,
+    rec: Recommender,
+    users: Sequence[str],
+    k: int,
+    *,
+    explain: bool = False,
+    items: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Recommendations of one chunk of users with the export's columns, as a DataFrame."""
     return recommend_table(
-        rec, users, k, explain=explain, item_numbers=rec.item_numbers_of(items), exclude_numbers=rec.item_numbers_of(exclude)
+        rec,
+        users,
+        k,
+        explain=explain,
+        item_numbers=rec.item_numbers_of(items),
+        exclude_numbers=rec.item_numbers_of(exclude),
     ).to_pandas()
 
 
@@ -166,10 +194,21 @@ def _finished_parts(work: Path, sch: pa.Schema, out: str | Path) -> set[int]:
 
 
 def export(
-    rec: Recommender, out: str | Path, k: int, *, users: Sequence[str] | None = None, explain: bool = False,
-    items: Iterable[str] | None = None, exclude: Iterable[str] | None = None, chunk_size: int = 1024,
-    resume: bool = False, progress: bool = True, on_chunk: Callable[[pd.DataFrame], object] | None = None,
-    diversity: float = 0.0, long_tail: float = 0.0, lang: str | None = None,
+    rec: Recommender,
+    out: str | Path,
+    k: int,
+    *,
+    users: Sequence[str] | None = None,
+    explain: bool = False,
+    items: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None,
+    chunk_size: int = 1024,
+    resume: bool = False,
+    progress: bool = True,
+    on_chunk: Callable[[pd.DataFrame], object] | None = None,
+    diversity: float = 0.0,
+    long_tail: float = 0.0,
+    lang: str | None = None,
 ) -> dict[str, int]:
     """Write top-``k`` recommendations of ``users`` (default: all) to ``out``.
 
@@ -196,9 +235,15 @@ def export(
     items = sorted(set(items)) if items is not None else None
     exclude = sorted(set(exclude)) if exclude is not None else None
     job = {
-        "model_version": rec.model_version, "data_fingerprint": rec.data_fingerprint, "k": k, "explain": explain,
-        "chunk_size": chunk_size, "users": _digest(users), "n_users": len(users),
-        "items": _digest(items), "exclude": _digest(exclude),
+        "model_version": rec.model_version,
+        "data_fingerprint": rec.data_fingerprint,
+        "k": k,
+        "explain": explain,
+        "chunk_size": chunk_size,
+        "users": _digest(users),
+        "n_users": len(users),
+        "items": _digest(items),
+        "exclude": _digest(exclude),
     }
     if diversity or long_tail:  # jobs without the re-ranker keep their old job.json (resumable)
         job.update(diversity=diversity, long_tail=long_tail)
@@ -207,10 +252,27 @@ def export(
     work = parts_dir(out)
     lock = work.parent / f".{Path(out).name}.lock"
     try:
-        with writer_lock(lock, f"{out}: another export to this file is running", "wait for it, or pass another --out",
-                         timeout=0):
-            return _export_locked(rec, out, k, fmt, job, work, users, items, exclude, explain, chunk_size, resume,
-                                  progress, on_chunk, diversity, long_tail)
+        with writer_lock(
+            lock, f"{out}: another export to this file is running", "wait for it, or pass another --out", timeout=0
+        ):
+            return _export_locked(
+                rec,
+                out,
+                k,
+                fmt,
+                job,
+                work,
+                users,
+                items,
+                exclude,
+                explain,
+                chunk_size,
+                resume,
+                progress,
+                on_chunk,
+                diversity,
+                long_tail,
+            )
     except LockTimeoutError as e:
         raise KgrecError(str(e)) from None
     except OSError as e:
@@ -221,9 +283,22 @@ def export(
 
 
 def _export_locked(
-    rec: Recommender, out: str | Path, k: int, fmt: str, job: dict[str, object], work: Path, users: list[str],
-    items: list[str] | None, exclude: list[str] | None, explain: bool, chunk_size: int, resume: bool, progress: bool,
-    on_chunk: Callable[[pd.DataFrame], object] | None, diversity: float, long_tail: float,
+    rec: Recommender,
+    out: str | Path,
+    k: int,
+    fmt: str,
+    job: dict[str, object],
+    work: Path,
+    users: list[str],
+    items: list[str] | None,
+    exclude: list[str] | None,
+    explain: bool,
+    chunk_size: int,
+    resume: bool,
+    progress: bool,
+    on_chunk: Callable[[pd.DataFrame], object] | None,
+    diversity: float,
+    long_tail: float,
 ) -> dict[str, int]:
     from tqdm.auto import tqdm
 
@@ -252,13 +327,23 @@ def _export_locked(
             if c in done:
                 continue
             chunk = users[c * chunk_size : (c + 1) * chunk_size]
-            table = recommend_table(rec, chunk, k, explain=explain, item_numbers=cand_n, exclude_numbers=excl_n,
-                                    diversity=diversity, long_tail=long_tail, lang=str(job.get("lang", "en")))
+            table = recommend_table(
+                rec,
+                chunk,
+                k,
+                explain=explain,
+                item_numbers=cand_n,
+                exclude_numbers=excl_n,
+                diversity=diversity,
+                long_tail=long_tail,
+                lang=str(job.get("lang", "en")),
+            )
             part = work / f"part-{c:06d}.parquet"
             with atomic_file(part) as tmp:  # .done first, then the part: a part on disk always has its record
                 pq.write_table(table, tmp, compression="zstd")
-                write_text_atomic(part.with_suffix(".done"),
-                                  json.dumps({"sha256": sha256_file(tmp), "rows": table.num_rows}) + "\n")
+                write_text_atomic(
+                    part.with_suffix(".done"), json.dumps({"sha256": sha256_file(tmp), "rows": table.num_rows}) + "\n"
+                )
             bar.update(len(chunk))
     rows = _assemble(work, n_chunks, out, fmt, sch, on_chunk)
     shutil.rmtree(work)
@@ -267,7 +352,11 @@ def _export_locked(
 
 
 def _assemble(
-    work: Path, n_chunks: int, out: str | Path, fmt: str, sch: pa.Schema,
+    work: Path,
+    n_chunks: int,
+    out: str | Path,
+    fmt: str,
+    sch: pa.Schema,
     on_chunk: Callable[[pd.DataFrame], object] | None = None,
 ) -> int:
     """Stream the parts, in order, into the final file (atomically)."""
@@ -294,5 +383,11 @@ def _assemble(
                         df.to_csv(fh, index=False, header=False)
                     else:
                         for rec_row in df.to_dict(orient="records"):
-                            fh.write(json.dumps({key: (v.item() if isinstance(v, np.generic) else v) for key, v in rec_row.items()}, ensure_ascii=False) + "\n")
+                            fh.write(
+                                json.dumps(
+                                    {key: (v.item() if isinstance(v, np.generic) else v) for key, v in rec_row.items()},
+                                    ensure_ascii=False,
+                                )
+                                + "\n"
+                            )
     return rows

@@ -66,12 +66,24 @@ class Rescorer:
         drop = (it[S.USER] == user) & it[S.ITEM].isin(list(items))
         tg = ds.tags
         drop_t = (tg[S.USER] == user) & tg[S.TAG].isin(list(tags))
-        changed = Dataset(it[~drop], ds.items, ds.item_categories, ds.item_keywords, ds.triples, tg[~drop_t], ds.name,
-                          users=ds.users, user_attributes=ds.user_attributes)
-        inp = build_inputs(changed, self.rec.vocabs, self.rec.config, self.encoder, self.item_text.shape[1], progress=False)
+        changed = Dataset(
+            it[~drop],
+            ds.items,
+            ds.item_categories,
+            ds.item_keywords,
+            ds.triples,
+            tg[~drop_t],
+            ds.name,
+            users=ds.users,
+            user_attributes=ds.user_attributes,
+        )
+        inp = build_inputs(
+            changed, self.rec.vocabs, self.rec.config, self.encoder, self.item_text.shape[1], progress=False
+        )
         with torch.no_grad():
-            towers = self.model(inp.adj, inp.id_mask, self.item_text, inp.user_text, inp.recent_idx, inp.recent_mask,
-                                 inp.recent_span)
+            towers = self.model(
+                inp.adj, inp.id_mask, self.item_text, inp.user_text, inp.recent_idx, inp.recent_mask, inp.recent_span
+            )
         st = self.rec.state
         u, i = st.user_number(user), st.item_number(item)
         s = (towers.items @ towers.users[u]).numpy()
@@ -114,11 +126,19 @@ def deletion_test(rec: Recommender, ds: Dataset, pairs: list[tuple[str, str]], s
         top_after = rescorer.rank_without(user, item, *removal_of(top))
         rnd_after = rescorer.rank_without(user, item, *removal_of(rnd))
         d = Deletion(user, item, base, top, top_after, rnd, rnd_after)
-        rows.append({
-            "user": user, "item": item, "rank": base, "top_kind": top[0], "random_kind": rnd[0],
-            "top_rank_after": top_after, "random_rank_after": rnd_after,
-            "top_drop": d.top_drop, "random_drop": d.random_drop,
-        })
+        rows.append(
+            {
+                "user": user,
+                "item": item,
+                "rank": base,
+                "top_kind": top[0],
+                "random_kind": rnd[0],
+                "top_rank_after": top_after,
+                "random_rank_after": rnd_after,
+                "top_drop": d.top_drop,
+                "random_drop": d.random_drop,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -90,7 +90,9 @@ class RecentInterest(nn.Module):
         self.proj = nn.Linear(dim, dim, bias=False)
         nn.init.eye_(self.proj.weight)
 
-    def weights(self, mask: torch.Tensor, lo: torch.Tensor | None = None, hi: torch.Tensor | None = None) -> torch.Tensor:
+    def weights(
+        self, mask: torch.Tensor, lo: torch.Tensor | None = None, hi: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``[B, slots]`` weights (rows without any item are all zero).
 
         Without ``lo``/``hi`` slot ``k`` is newest-first position ``k``. With them (a tie-aware
@@ -109,8 +111,12 @@ class RecentInterest(nn.Module):
         return torch.where(mask, w, torch.zeros_like(w))
 
     def forward(
-        self, item_vecs: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor,
-        lo: torch.Tensor | None = None, hi: torch.Tensor | None = None,
+        self,
+        item_vecs: torch.Tensor,
+        idx: torch.Tensor,
+        mask: torch.Tensor,
+        lo: torch.Tensor | None = None,
+        hi: torch.Tensor | None = None,
     ) -> torch.Tensor:
         w = self.weights(mask, lo, hi)
         if idx.shape[1] == 0:
@@ -128,7 +134,9 @@ class FusedModel(nn.Module):
         self.cfg = cfg
         self.layout = layout
         d = cfg.dim
-        self.graph = GraphEncoder(layout, d, cfg.layers, text_dim if (cfg.item_text_in_gnn and cfg.use_structure) else 0)
+        self.graph = GraphEncoder(
+            layout, d, cfg.layers, text_dim if (cfg.item_text_in_gnn and cfg.use_structure) else 0
+        )
         self.text_tower = nn.Sequential(nn.Linear(text_dim, d), nn.GELU(), nn.Linear(d, d))
         self.user_gate = nn.Linear(2 * d, d)
         self.item_gate = nn.Linear(2 * d, d)
@@ -149,8 +157,13 @@ class FusedModel(nn.Module):
         return torch.sigmoid(layer(torch.cat([s, t], 1)))
 
     def forward(
-        self, adj: torch.Tensor, id_mask: torch.Tensor, item_text: torch.Tensor, user_text: torch.Tensor,
-        recent_idx: torch.Tensor | None = None, recent_mask: torch.Tensor | None = None,
+        self,
+        adj: torch.Tensor,
+        id_mask: torch.Tensor,
+        item_text: torch.Tensor,
+        user_text: torch.Tensor,
+        recent_idx: torch.Tensor | None = None,
+        recent_mask: torch.Tensor | None = None,
         recent_span: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> Towers:
         """All towers; with ``recent_idx``/``recent_mask`` (``[n_users, slots]``: each user's newest
@@ -189,9 +202,14 @@ class FusedModel(nn.Module):
 
 
 def attribution(
-    u_struct: torch.Tensor, u_text: torch.Tensor, u_gate: torch.Tensor,
-    i_struct: torch.Tensor, i_text: torch.Tensor, i_gate: torch.Tensor,
-    u_recent_struct: torch.Tensor | None = None, u_recent_text: torch.Tensor | None = None,
+    u_struct: torch.Tensor,
+    u_text: torch.Tensor,
+    u_gate: torch.Tensor,
+    i_struct: torch.Tensor,
+    i_text: torch.Tensor,
+    i_gate: torch.Tensor,
+    u_recent_struct: torch.Tensor | None = None,
+    u_recent_text: torch.Tensor | None = None,
 ) -> tuple[float, float]:
     """Split ``f_u · f_i`` into (structure, text) parts that add up to the score exactly."""
     u_s = u_gate * u_struct

@@ -41,6 +41,7 @@ def id_list(ids: object, what: str) -> list[str]:
     Raises:
         TypeError: any other type (a float, None, a bool, a dict …), naming ``what`` and the value found.
     """
+
     def one(v: object) -> str:
         if isinstance(v, str):
             return v
@@ -52,8 +53,10 @@ def id_list(ids: object, what: str) -> list[str]:
         return [one(ids)]
     if isinstance(ids, Iterable) and not isinstance(ids, (bytes, Mapping)):
         return [one(v) for v in ids]
-    raise TypeError(f"{what}: expected an id or a list of ids (strings; an int is taken as str(n)); "
-                    f"got {type(ids).__name__} {ids!r}")
+    raise TypeError(
+        f"{what}: expected an id or a list of ids (strings; an int is taken as str(n)); "
+        f"got {type(ids).__name__} {ids!r}"
+    )
 
 
 class _FromState(Generic[T]):
@@ -127,7 +130,9 @@ class Recommender:
             raise KgrecError("cannot train on a dataset without interactions")
         t0 = time.perf_counter()
         vocabs = Vocabularies.from_dataset(ds)
-        encoder = TextEncoder(self.config.text) if self.config.model.use_text or self.config.model.item_text_in_gnn else None
+        encoder = (
+            TextEncoder(self.config.text) if self.config.model.use_text or self.config.model.item_text_in_gnn else None
+        )
         if encoder is not None:
             item_text = encoder.encode(item_texts(ds, vocabs), progress=progress, desc="encoding item text")
             text_model = f"{encoder.name}-{encoder.fingerprint}"
@@ -137,9 +142,15 @@ class Recommender:
         res = fit_model(ds, vocabs, self.config, torch.from_numpy(item_text), encoder, progress)
         self._path_index = self._new_users = None  # caches of a previous fit
         self._state = ModelState(
-            config=self.config, vocabs=vocabs, arrays=tower_arrays(res.towers),
-            pos_users=res.inputs.pos_users, pos_items=res.inputs.pos_items, edge_norm=res.inputs.edge_norm,
-            items=ds.items, degrees=connector_degrees(ds), data_fingerprint=ds.fingerprint(),
+            config=self.config,
+            vocabs=vocabs,
+            arrays=tower_arrays(res.towers),
+            pos_users=res.inputs.pos_users,
+            pos_items=res.inputs.pos_items,
+            edge_norm=res.inputs.edge_norm,
+            items=ds.items,
+            degrees=connector_degrees(ds),
+            data_fingerprint=ds.fingerprint(),
             metrics={**res.metrics, "fit_seconds": time.perf_counter() - t0, "text_model": text_model},
             model_version=f"{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}",
             state_dict=res.model.state_dict(),
@@ -151,8 +162,14 @@ class Recommender:
 
     @classmethod
     def from_vectors(
-        cls, user_ids: Sequence[str], user_vectors: np.ndarray, item_ids: Sequence[str], item_vectors: np.ndarray,
-        history: pd.DataFrame | None = None, titles: pd.DataFrame | None = None, model_version: str = "vectors",
+        cls,
+        user_ids: Sequence[str],
+        user_vectors: np.ndarray,
+        item_ids: Sequence[str],
+        item_vectors: np.ndarray,
+        history: pd.DataFrame | None = None,
+        titles: pd.DataFrame | None = None,
+        model_version: str = "vectors",
         history_index: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Recommender:
         """A ranking-only recommender over given fused vectors (e.g. computed elsewhere).
@@ -161,8 +178,17 @@ class Recommender:
         trained model. Seen items to exclude come as ``history`` (``user, item`` ids) or,
         for large data, as ``history_index``: row positions into ``user_ids`` and ``item_ids``.
         """
-        state = state_from_vectors(RecommenderConfig(), user_ids, user_vectors, item_ids, item_vectors, history, titles,
-                                   model_version, history_index)
+        state = state_from_vectors(
+            RecommenderConfig(),
+            user_ids,
+            user_vectors,
+            item_ids,
+            item_vectors,
+            history,
+            titles,
+            model_version,
+            history_index,
+        )
         return cls(state=state)
 
     # ------------------------------------------------------------------ lookups (ids -> numbers)
@@ -237,8 +263,11 @@ class Recommender:
             user_list = [u for u in user_list if u in st.vocabs.user]
         nums = np.array([st.user_number(u) for u in user_list], dtype=np.int64)
         on = diversity > 0 or long_tail > 0
-        kw: dict[str, Any] = {"exclude_seen": exclude_seen, "candidates": st.known_items(items),
-                              "exclude": st.known_items(exclude)}
+        kw: dict[str, Any] = {
+            "exclude_seen": exclude_seen,
+            "candidates": st.known_items(items),
+            "exclude": st.known_items(exclude),
+        }
         rr = reranked_topk(st, nums, k, diversity=diversity, long_tail=long_tail, **kw) if on else None
         top = rr.top if rr is not None else st.topk(nums, k, **kw)
         rows, ranks, inums, scores = top.flat()
@@ -255,8 +284,15 @@ class Recommender:
             df["promoted"] = rr.promoted[top.valid]
         return df
 
-    def recommend_new_user(self, text: str = "", history: Sequence[str] = (), k: int = 10, *,
-                           attributes: Mapping[str, object] | None = None, user: str | None = None) -> pd.DataFrame:
+    def recommend_new_user(
+        self,
+        text: str = "",
+        history: Sequence[str] = (),
+        k: int = 10,
+        *,
+        attributes: Mapping[str, object] | None = None,
+        user: str | None = None,
+    ) -> pd.DataFrame:
         """Recommendations for a user the model has never seen, from behaviour text, items and/or attributes.
 
         The text goes through the BERT encoder and the model's text tower (without
@@ -283,8 +319,9 @@ class Recommender:
         df.insert(2, "title", pd.array([self.state.title(i) for i in df["item"].tolist()], dtype="string"))
         return df
 
-    def explain_new_user(self, item: str, attributes: Mapping[str, object], store: GraphStore | None = None, *,
-                         lang: str | None = None) -> pd.DataFrame:
+    def explain_new_user(
+        self, item: str, attributes: Mapping[str, object], store: GraphStore | None = None, *, lang: str | None = None
+    ) -> pd.DataFrame:
         """Why ``item`` suits a user the model has never seen, given their ``attributes`` (as for
         :meth:`recommend_new_user`): per known attribute value, the number of users holding it who chose the item,
         and the sentence of an ``attribute`` path ("Recommended because people who share your occupation,
@@ -330,13 +367,15 @@ class Recommender:
         n = min(k, len(cos) - 1)
         order = np.lexsort((np.arange(len(cos)), -cos))[:n]
         ids = st.vocabs.item.ids[order]
-        return pd.DataFrame({
-            "similar_to": pd.array([item] * n, dtype="string"),
-            "item": pd.array(ids, dtype="string"),
-            "title": pd.array([st.title(j) for j in ids], dtype="string"),
-            "rank": np.arange(1, n + 1, dtype=np.int64),
-            "score": cos[order],
-        })
+        return pd.DataFrame(
+            {
+                "similar_to": pd.array([item] * n, dtype="string"),
+                "item": pd.array(ids, dtype="string"),
+                "title": pd.array([st.title(j) for j in ids], dtype="string"),
+                "rank": np.arange(1, n + 1, dtype=np.int64),
+                "score": cos[order],
+            }
+        )
 
     def score(self, user: str, item: str) -> float:
         """The model's score of one (user, item) pair."""
@@ -370,8 +409,16 @@ class Recommender:
 
         return find
 
-    def explain(self, user: str, item: str, store: GraphStore | None = None, *, top: int = 3, k: int = 10,
-                lang: str | None = None) -> Explanation:
+    def explain(
+        self,
+        user: str,
+        item: str,
+        store: GraphStore | None = None,
+        *,
+        top: int = 3,
+        k: int = 10,
+        lang: str | None = None,
+    ) -> Explanation:
         """Why ``item`` is (or is not) recommended to ``user``: scored paths and sentences.
 
         The ids become numbers here, once each, and the history is fetched once.
@@ -414,8 +461,10 @@ class Recommender:
         if self._dataset is None and self.store is not None:
             self._dataset = self.store.dataset()
         if self._dataset is None:
-            raise KgrecError("this model was loaded without its data: pass the store it was trained on "
-                             "(Recommender.load(path, store=store) or rec.dataset(store))")
+            raise KgrecError(
+                "this model was loaded without its data: pass the store it was trained on "
+                "(Recommender.load(path, store=store) or rec.dataset(store))"
+            )
         return self._dataset
 
     def __repr__(self) -> str:
@@ -423,8 +472,10 @@ class Recommender:
             return f"Recommender(untrained, dim={self.config.model.dim})"
         st = self._state
         where = f", store={self.store.location!r}" if self.store is not None else ""
-        return (f"Recommender(model_version={st.model_version!r}, users={len(st.vocabs.user)}, "
-                f"items={len(st.vocabs.item)}, dim={st.arrays['items'].shape[1]}{where})")
+        return (
+            f"Recommender(model_version={st.model_version!r}, users={len(st.vocabs.user)}, "
+            f"items={len(st.vocabs.item)}, dim={st.arrays['items'].shape[1]}{where})"
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the model directory atomically (weights, config, vocabularies, metrics, fingerprint)."""

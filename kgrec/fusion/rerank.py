@@ -106,16 +106,21 @@ class Reranker:
         self.vectors = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
         self.z = torch.from_numpy(popularity_z(popularity))
         self.categories = None if categories is None else torch.as_tensor(np.asarray(categories, dtype=np.float32))
-        if len(self.z) != len(self.vectors) or (self.categories is not None and len(self.categories) != len(self.vectors)):
-            raise ValueError(f"item_vectors ({len(self.vectors)} rows), popularity ({len(self.z)}) and categories "
-                             f"({None if self.categories is None else len(self.categories)} rows) must cover the same items")
+        if len(self.z) != len(self.vectors) or (
+            self.categories is not None and len(self.categories) != len(self.vectors)
+        ):
+            raise ValueError(
+                f"item_vectors ({len(self.vectors)} rows), popularity ({len(self.z)}) and categories "
+                f"({None if self.categories is None else len(self.categories)} rows) must cover the same items"
+            )
 
     @property
     def n_items(self) -> int:
         return len(self.vectors)
 
-    def rerank(self, pool: TopK, k: int, diversity: float = 0.0, long_tail: float = 0.0,
-               by: Similarity = "vectors") -> Reranked:
+    def rerank(
+        self, pool: TopK, k: int, diversity: float = 0.0, long_tail: float = 0.0, by: Similarity = "vectors"
+    ) -> Reranked:
         """The best ``min(k, pool width)`` of each row of ``pool`` (the plain top-``pool`` of each user, best first)."""
         diversity, long_tail = check_options(diversity, long_tail)
         if by not in SIMILARITIES:
@@ -125,13 +130,22 @@ class Reranker:
         w = min(k, pool.items.shape[1])
         if diversity == 0.0 and long_tail == 0.0:
             n = pool.items.shape[0]
-            return Reranked(TopK(pool.scores[:, :w], pool.items[:, :w]), np.zeros((n, w), dtype=bool),
-                            np.tile(np.arange(1, w + 1), (n, 1)))
+            return Reranked(
+                TopK(pool.scores[:, :w], pool.items[:, :w]),
+                np.zeros((n, w), dtype=bool),
+                np.tile(np.arange(1, w + 1), (n, 1)),
+            )
         orders = []
         step = max(1, min(USER_CHUNK, PAIR_BUDGET // max(1, pool.items.shape[1] ** 2)))
         for s in range(0, pool.items.shape[0], step):
-            o = self._order(torch.from_numpy(np.ascontiguousarray(pool.scores[s : s + step], dtype=np.float32)),
-                            torch.from_numpy(pool.items[s : s + step]), w, diversity, long_tail, by).numpy()
+            o = self._order(
+                torch.from_numpy(np.ascontiguousarray(pool.scores[s : s + step], dtype=np.float32)),
+                torch.from_numpy(pool.items[s : s + step]),
+                w,
+                diversity,
+                long_tail,
+                by,
+            ).numpy()
             orders.append(o)
         order = np.concatenate(orders) if orders else np.zeros((0, w), dtype=np.int64)
         scores = np.take_along_axis(pool.scores, order, 1)
@@ -139,7 +153,9 @@ class Reranker:
         promoted = np.isfinite(scores) & (order > np.arange(w))  # placed higher than its plain place
         return Reranked(TopK(scores, items), promoted, order + 1)
 
-    def _order(self, scores: torch.Tensor, items: torch.Tensor, w: int, lam: float, beta: float, by: str) -> torch.Tensor:
+    def _order(
+        self, scores: torch.Tensor, items: torch.Tensor, w: int, lam: float, beta: float, by: str
+    ) -> torch.Tensor:
         """Pool places ``[B, w]`` in re-ranked order."""
         valid = torch.isfinite(scores)
         fs = torch.where(valid, scores, torch.nan)
@@ -176,7 +192,6 @@ class Reranker:
             val[rows, j] = -torch.inf  # taken
         return out
 
-
     def _pairs(self, items: torch.Tensor, by: str) -> torch.Tensor:
         """``[B, P, P]`` similarity of every pair of each row of ``items`` (one batched matrix product)."""
         out = None
@@ -209,16 +224,28 @@ def reranker_of(state: ModelState) -> Reranker:
 
 
 def reranked_topk(
-    state: ModelState, users: np.ndarray, k: int, *, diversity: float = 0.0, long_tail: float = 0.0,
-    exclude_seen: bool = True, candidates: np.ndarray | None = None, exclude: np.ndarray | None = None,
+    state: ModelState,
+    users: np.ndarray,
+    k: int,
+    *,
+    diversity: float = 0.0,
+    long_tail: float = 0.0,
+    exclude_seen: bool = True,
+    candidates: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
 ) -> Reranked:
     """:meth:`ModelState.topk` of user numbers ``users``, re-ranked (``diversity`` λ, ``long_tail`` β).
 
     With both 0 this is exactly ``state.topk(users, k, ...)``.
     """
     diversity, long_tail = check_options(diversity, long_tail)
-    pool = state.topk(users, pool_size(k, len(state.vocabs.item), diversity, long_tail), exclude_seen=exclude_seen,
-                      candidates=candidates, exclude=exclude)
+    pool = state.topk(
+        users,
+        pool_size(k, len(state.vocabs.item), diversity, long_tail),
+        exclude_seen=exclude_seen,
+        candidates=candidates,
+        exclude=exclude,
+    )
     return reranker_of(state).rerank(pool, k, diversity, long_tail)
 
 

@@ -33,8 +33,19 @@ FORMAT_VERSION = 2
 #: the model directory's file of sha256 sums (``{file name: hex}``), written last by :meth:`ModelState.save`
 CHECKSUMS = "checksums.json"
 #: the saved per-user / per-item arrays (``vectors.npz``)
-ARRAYS = ("users", "items", "user_struct", "user_text", "user_gate", "item_struct", "item_text", "item_gate", "nodes",
-          "user_recent_struct", "user_recent_text")
+ARRAYS = (
+    "users",
+    "items",
+    "user_struct",
+    "user_text",
+    "user_gate",
+    "item_struct",
+    "item_text",
+    "item_gate",
+    "nodes",
+    "user_recent_struct",
+    "user_recent_text",
+)
 #: optional saved array: the recent-interest weight of every interaction (aligned with ``pos_users``; tie groups
 #: share their positions, kgrec.fusion.ties); models saved before it recompute it from the logits
 INTERACTION_RECENT = "interaction_recent"
@@ -48,9 +59,20 @@ class ModelState:
     """A trained (or vector-only) model, read by ranking, explanation, export, faithfulness and the web."""
 
     def __init__(
-        self, *, config: RecommenderConfig, vocabs: Vocabularies, arrays: dict[str, np.ndarray], pos_users: np.ndarray,
-        pos_items: np.ndarray, edge_norm: np.ndarray, items: pd.DataFrame, degrees: dict[str, dict[str, int]],
-        data_fingerprint: str, metrics: dict[str, Any], model_version: str, state_dict: dict[str, torch.Tensor],
+        self,
+        *,
+        config: RecommenderConfig,
+        vocabs: Vocabularies,
+        arrays: dict[str, np.ndarray],
+        pos_users: np.ndarray,
+        pos_items: np.ndarray,
+        edge_norm: np.ndarray,
+        items: pd.DataFrame,
+        degrees: dict[str, dict[str, int]],
+        data_fingerprint: str,
+        metrics: dict[str, Any],
+        model_version: str,
+        state_dict: dict[str, torch.Tensor],
     ) -> None:
         self.config = config
         self.vocabs = vocabs
@@ -106,7 +128,10 @@ class ModelState:
     def arrow_ids(self) -> tuple[pa.Array, pa.Array]:
         """User and item ids as Arrow string arrays (built once; the export ``take``s from them)."""
         if self._arrow_ids is None:
-            self._arrow_ids = (pa.array(self.vocabs.user.to_list(), pa.string()), pa.array(self.vocabs.item.to_list(), pa.string()))
+            self._arrow_ids = (
+                pa.array(self.vocabs.user.to_list(), pa.string()),
+                pa.array(self.vocabs.item.to_list(), pa.string()),
+            )
         return self._arrow_ids
 
     # ------------------------------------------------------------------ per user
@@ -140,8 +165,14 @@ class ModelState:
         return float(self.arrays["users"][u] @ self.arrays["items"][i])
 
     def topk(
-        self, users: np.ndarray, k: int, *, exclude_seen: bool = True, candidates: np.ndarray | None = None,
-        exclude: np.ndarray | None = None, seen: list[np.ndarray] | None = None,
+        self,
+        users: np.ndarray,
+        k: int,
+        *,
+        exclude_seen: bool = True,
+        candidates: np.ndarray | None = None,
+        exclude: np.ndarray | None = None,
+        seen: list[np.ndarray] | None = None,
     ) -> TopK:
         """Top-``k`` of user numbers ``users`` (one tie rule: lower item number first).
 
@@ -172,11 +203,20 @@ class ModelState:
     def attribution(self, u: int, i: int) -> dict[str, float]:
         """The score split into a ``structure`` and a ``text`` part (they add up to it)."""
         if len(self.arrays["user_struct"]) == 0:
-            raise KgrecError("this recommender was built from vectors alone; attributions and explanations need a trained model")
+            raise KgrecError(
+                "this recommender was built from vectors alone; attributions and explanations need a trained model"
+            )
         a = {k: torch.from_numpy(v) for k, v in self.arrays.items() if k != "nodes"}
-        st, tx = attribution(a["user_struct"][u], a["user_text"][u], a["user_gate"][u],
-                             a["item_struct"][i], a["item_text"][i], a["item_gate"][i],
-                             a["user_recent_struct"][u], a["user_recent_text"][u])
+        st, tx = attribution(
+            a["user_struct"][u],
+            a["user_text"][u],
+            a["user_gate"][u],
+            a["item_struct"][i],
+            a["item_text"][i],
+            a["item_gate"][i],
+            a["user_recent_struct"][u],
+            a["user_recent_text"][u],
+        )
         if USER_COOC not in a:
             return {"structure": st, "text": tx}
         return {"structure": st, "text": tx, "cooccurrence": float(a[USER_COOC][u] @ a[ITEM_COOC][i])}
@@ -237,8 +277,12 @@ class ModelState:
             (tmp / "config.json").write_text(self.config.model_dump_json(indent=2) + "\n")
             (tmp / "vocabs.json").write_text(json.dumps(self.vocabs.to_dict()) + "\n")
             (tmp / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=float) + "\n")
-            meta = {"format_version": FORMAT_VERSION, "model_version": self.model_version,
-                    "data_fingerprint": self.data_fingerprint, "degrees": self.degrees}
+            meta = {
+                "format_version": FORMAT_VERSION,
+                "model_version": self.model_version,
+                "data_fingerprint": self.data_fingerprint,
+                "degrees": self.degrees,
+            }
             (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
             with open(tmp / "weights.pt", "wb") as fh:  # through a Python file, so a full disk is an OSError
                 try:
@@ -247,8 +291,12 @@ class ModelState:
                     if isinstance(e.__context__, OSError):
                         raise e.__context__ from None
                     raise
-            vectors: dict[str, Any] = {"pos_users": self.pos_users, "pos_items": self.pos_items, "edge_norm": self.edge_norm,
-                                       **self.arrays}
+            vectors: dict[str, Any] = {
+                "pos_users": self.pos_users,
+                "pos_items": self.pos_items,
+                "edge_norm": self.edge_norm,
+                **self.arrays,
+            }
             np.savez(tmp / "vectors.npz", **vectors)
             self.items_table.to_parquet(tmp / "items.parquet", index=False)
             sums = {f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.is_file()}
@@ -289,7 +337,9 @@ class ModelState:
             raise KgrecError(f"{path}: not a kgrec model directory (no model.json); train one with `kgrec train`")
         meta = json.loads((path / "model.json").read_text())
         if meta.get("format_version") != FORMAT_VERSION:
-            raise KgrecError(f"{path}: model format {meta.get('format_version')}, this kgrec reads {FORMAT_VERSION}; retrain")
+            raise KgrecError(
+                f"{path}: model format {meta.get('format_version')}, this kgrec reads {FORMAT_VERSION}; retrain"
+            )
         cls.verify(path)
         cfg = RecommenderConfig.model_validate_json((path / "config.json").read_text())
         with np.load(path / "vectors.npz") as z:
@@ -299,9 +349,14 @@ class ModelState:
         return cls(
             config=cfg,
             vocabs=Vocabularies.from_dict(json.loads((path / "vocabs.json").read_text())),
-            arrays=arrays, pos_users=pos_users, pos_items=pos_items, edge_norm=edge_norm,
+            arrays=arrays,
+            pos_users=pos_users,
+            pos_items=pos_items,
+            edge_norm=edge_norm,
             items=pd.read_parquet(path / "items.parquet").astype(S.ITEMS_SCHEMA),
-            degrees=meta["degrees"], data_fingerprint=meta["data_fingerprint"],
-            metrics=json.loads((path / "metrics.json").read_text()), model_version=meta["model_version"],
+            degrees=meta["degrees"],
+            data_fingerprint=meta["data_fingerprint"],
+            metrics=json.loads((path / "metrics.json").read_text()),
+            model_version=meta["model_version"],
             state_dict=torch.load(path / "weights.pt", weights_only=True),
         )

@@ -122,5 +122,9 @@ def window(seq: np.ndarray, gs: np.ndarray, ge: np.ndarray, start: np.ndarray, e
     mask, pc, lo = mask[:, :used], pc[:, :used], lo[:, :used]
     hi = end[:, None] - gs[pc]
     idx = np.where(mask, seq[pc], 0)
-    return Window(torch.from_numpy(idx.astype(np.int64)), torch.from_numpy(mask),
-                  torch.from_numpy(np.where(mask, lo, 0).astype(np.int64)), torch.from_numpy(np.where(mask, hi, 1).astype(np.int64)))
+    return Window(
+        torch.from_numpy(idx.astype(np.int64)),
+        torch.from_numpy(mask),
+        torch.from_numpy(np.where(mask, lo, 0).astype(np.int64)),
+        torch.from_numpy(np.where(mask, hi, 1).astype(np.int64)),
+    )

@@ -52,7 +52,9 @@ class GraphInputs:
     # the interactions are in canonical order (user, time, item number: kgrec.fusion.ties), so row p of
     # pos_users/pos_items is place p of seq_items
     seq_items: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # item numbers by user, oldest first
-    seq_start: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # each interaction's user's first place
+    seq_start: np.ndarray = field(
+        default_factory=lambda: np.empty(0, np.int64)
+    )  # each interaction's user's first place
     seq_gs: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # first place of each one's tie group
     seq_ge: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # end of each one's tie group
     recent_idx: torch.Tensor | None = None  # [n_users, slots] each user's newest items, newest first
@@ -79,7 +81,11 @@ def window_index(seq: np.ndarray, start: np.ndarray, end: np.ndarray, window: in
 
 
 def build_inputs(
-    ds: Dataset, vocabs: Vocabularies, cfg: RecommenderConfig, encoder: TextEncoder | None, text_dim: int,
+    ds: Dataset,
+    vocabs: Vocabularies,
+    cfg: RecommenderConfig,
+    encoder: TextEncoder | None,
+    text_dim: int,
     progress: bool = True,
 ) -> GraphInputs:
     """Adjacency, id mask and user behaviour-text vectors for ``ds`` under fixed vocabularies."""
@@ -103,13 +109,19 @@ def build_inputs(
     tg = edges[("user", "tagged", "keyword")]["src"]
     mask[tg + layout.offsets["user"]] = 1.0
     if encoder is not None and cfg.model.use_text:
-        utext = torch.from_numpy(encoder.encode(user_texts(ds, vocabs), progress=progress, desc="encoding user behaviour"))
+        utext = torch.from_numpy(
+            encoder.encode(user_texts(ds, vocabs), progress=progress, desc="encoding user behaviour")
+        )
     else:
         utext = torch.zeros(len(vocabs.user), text_dim)
     order = np.argsort(ui["src"], kind="stable")
     users_sorted, items_sorted = ui["src"][order], ui["dst"][order]
     splits = np.flatnonzero(np.diff(users_sorted)) + 1
-    history = {int(us[0]): it for us, it in zip(np.split(users_sorted, splits), np.split(items_sorted, splits), strict=True) if len(us)}
+    history = {
+        int(us[0]): it
+        for us, it in zip(np.split(users_sorted, splits), np.split(items_sorted, splits), strict=True)
+        if len(us)
+    }
     inp = GraphInputs(adj, torch.from_numpy(mask), utext, ui["src"], ui["dst"], edge_norm, history)
     # time order of every user's interactions, ties as groups (the rows are already in that order)
     n_users = len(vocabs.user)
@@ -158,8 +170,12 @@ def full_softmax(tc: object, n_items: int) -> bool:
 
 
 def _epoch(
-    model: FusedModel, opt: torch.optim.Optimizer, inp: GraphInputs, item_text: torch.Tensor,
-    cfg: RecommenderConfig, rng: np.random.Generator,
+    model: FusedModel,
+    opt: torch.optim.Optimizer,
+    inp: GraphInputs,
+    item_text: torch.Tensor,
+    cfg: RecommenderConfig,
+    rng: np.random.Generator,
 ) -> float:
     model.train()
     tc = cfg.train
@@ -194,7 +210,9 @@ def _epoch(
             pos_logit = (u * pos).sum(1, keepdim=True)
             neg_logit = u @ neg.T
             # a sampled negative equal to the positive is not a negative
-            neg_logit = neg_logit.masked_fill(neg_idx.unsqueeze(0) == torch.from_numpy(inp.pos_items[b]).unsqueeze(1), float("-inf"))
+            neg_logit = neg_logit.masked_fill(
+                neg_idx.unsqueeze(0) == torch.from_numpy(inp.pos_items[b]).unsqueeze(1), float("-inf")
+            )
             logits = torch.cat([pos_logit, neg_logit], 1)
             if tc.temperature != 1.0:
                 logits = logits / tc.temperature
@@ -206,7 +224,9 @@ def _epoch(
     return total / max(n, 1)
 
 
-def _evaluate(model: FusedModel, inp: GraphInputs, item_text: torch.Tensor, targets: list[np.ndarray], k: int = 20) -> dict[str, float]:
+def _evaluate(
+    model: FusedModel, inp: GraphInputs, item_text: torch.Tensor, targets: list[np.ndarray], k: int = 20
+) -> dict[str, float]:
     model.eval()
     with torch.no_grad():
         towers = model(inp.adj, inp.id_mask, item_text, inp.user_text, inp.recent_idx, inp.recent_mask, inp.recent_span)
@@ -245,7 +265,12 @@ def score_spread_ratio(u_f: torch.Tensor, i_f: torch.Tensor, u_c: torch.Tensor, 
 
 
 def select_cooccurrence(
-    towers: Towers, inp: GraphInputs, targets: list[np.ndarray], cfg: RecommenderConfig, n_users: int, n_items: int,
+    towers: Towers,
+    inp: GraphInputs,
+    targets: list[np.ndarray],
+    cfg: RecommenderConfig,
+    n_users: int,
+    n_items: int,
 ) -> tuple[list[dict[str, float]], dict[str, float]]:
     """Every (weight, l2) of the co-occurrence grids scored on the internal validation split, with the
     fused towers trained on the fit part; returns ``(rows, best)`` (best by NDCG@20, ties: the smaller weight)."""
@@ -277,8 +302,16 @@ def select_cooccurrence(
 
 
 def _train_run(
-    ds: Dataset, vocabs: Vocabularies, cfg: RecommenderConfig, item_text: torch.Tensor, encoder: TextEncoder | None,
-    epochs: int, val: pd.DataFrame | None, progress: bool, model: FusedModel | None = None, lr_scale: float = 1.0,
+    ds: Dataset,
+    vocabs: Vocabularies,
+    cfg: RecommenderConfig,
+    item_text: torch.Tensor,
+    encoder: TextEncoder | None,
+    epochs: int,
+    val: pd.DataFrame | None,
+    progress: bool,
+    model: FusedModel | None = None,
+    lr_scale: float = 1.0,
 ) -> tuple[FusedModel, GraphInputs, list[dict[str, float]], int]:
     """Train ``model`` (a new one when None) on ``ds`` for up to ``epochs``; with ``val``, stop early."""
     from tqdm.auto import tqdm
@@ -293,7 +326,13 @@ def _train_run(
     targets = val_targets(val, vocabs) if val is not None and len(val) else None
     history: list[dict[str, float]] = []
     stopper = EarlyStopping(cfg.train.patience)
-    bar = tqdm(range(1, epochs + 1), desc="training" if targets is None else "training (validating)", unit="epoch", disable=not progress, leave=False)
+    bar = tqdm(
+        range(1, epochs + 1),
+        desc="training" if targets is None else "training (validating)",
+        unit="epoch",
+        disable=not progress,
+        leave=False,
+    )
     for epoch in bar:
         t0 = time.perf_counter()
         loss = _epoch(model, opt, inp, item_text, cfg, rng)
@@ -317,7 +356,11 @@ def _train_run(
 
 
 def fit_model(
-    ds: Dataset, vocabs: Vocabularies, cfg: RecommenderConfig, item_text: torch.Tensor, encoder: TextEncoder | None,
+    ds: Dataset,
+    vocabs: Vocabularies,
+    cfg: RecommenderConfig,
+    item_text: torch.Tensor,
+    encoder: TextEncoder | None,
     progress: bool = True,
 ) -> TrainResult:
     """Train on ``ds`` (validation carved from it), then refit on all of it."""
@@ -328,8 +371,10 @@ def fit_model(
     epochs = cfg.train.epochs
     # without a validation split the co-occurrence part takes the middle of its grids
     mid = sorted(cfg.model.cooc_weights)
-    chosen = {"cooc_weight": mid[len(mid) // 2] if cfg.model.cooccurrence else 0.0,
-              "cooc_l2": sorted(cfg.model.cooc_l2)[len(cfg.model.cooc_l2) // 2]}
+    chosen = {
+        "cooc_weight": mid[len(mid) // 2] if cfg.model.cooccurrence else 0.0,
+        "cooc_l2": sorted(cfg.model.cooc_l2)[len(cfg.model.cooc_l2) // 2],
+    }
     if cfg.train.val_fraction > 0:
         fit_part, val = holdout_newest_groups(ds.interactions, cfg.train.val_fraction, min_interactions=3)
         sub = dataclasses.replace(ds, interactions=fit_part)  # users and attributes kept
@@ -343,21 +388,35 @@ def fit_model(
             t1 = time.perf_counter()
             model.eval()
             with torch.no_grad():
-                tw = model(inp.adj, inp.id_mask, item_text, inp.user_text, inp.recent_idx, inp.recent_mask, inp.recent_span)
-                rows, best = select_cooccurrence(tw, inp, val_targets(val, vocabs), cfg, len(vocabs.user), len(vocabs.item))
+                tw = model(
+                    inp.adj, inp.id_mask, item_text, inp.user_text, inp.recent_idx, inp.recent_mask, inp.recent_span
+                )
+                rows, best = select_cooccurrence(
+                    tw, inp, val_targets(val, vocabs), cfg, len(vocabs.user), len(vocabs.item)
+                )
             metrics["selection"] = rows
-            chosen = {"cooc_weight": best["cooc_weight"], "cooc_l2": best["cooc_l2"], "val_ndcg@20": best["val_ndcg@20"],
-                      "val_recall@20": best["val_recall@20"]}
+            chosen = {
+                "cooc_weight": best["cooc_weight"],
+                "cooc_l2": best["cooc_l2"],
+                "val_ndcg@20": best["val_ndcg@20"],
+                "val_recall@20": best["val_recall@20"],
+            }
             metrics["selection_seconds"] = time.perf_counter() - t1
-            log.info("co-occurrence part chosen on validation: %s (val ndcg@20 %.4f; fused alone %.4f)", chosen,
-                     best["val_ndcg@20"], next((r["val_ndcg@20"] for r in rows if r["cooc_weight"] == 0), float("nan")))
+            log.info(
+                "co-occurrence part chosen on validation: %s (val ndcg@20 %.4f; fused alone %.4f)",
+                chosen,
+                best["val_ndcg@20"],
+                next((r["val_ndcg@20"] for r in rows if r["cooc_weight"] == 0), float("nan")),
+            )
     refit = cfg.train.refit if cfg.train.val_fraction > 0 else "scratch"
     if refit == "scratch":
         model, inp, hist, _ = _train_run(ds, vocabs, cfg, item_text, encoder, epochs, None, progress)
         metrics["refit"] = hist
     elif refit == "continue":
         extra = max(1, math.ceil(cfg.train.refit_fraction * epochs))
-        model, inp, hist, _ = _train_run(ds, vocabs, cfg, item_text, encoder, extra, None, progress, model=model, lr_scale=0.5)
+        model, inp, hist, _ = _train_run(
+            ds, vocabs, cfg, item_text, encoder, extra, None, progress, model=model, lr_scale=0.5
+        )
         metrics["refit"] = hist
     else:
         inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress)

@@ -48,15 +48,25 @@ def vocabs_from_ids(user_ids: Sequence[str], item_ids: Sequence[str]) -> Vocabul
     """Vocabularies of users and items only (no categories, keywords, entities)."""
     empty = Vocab("x", [])
     return Vocabularies(
-        user=Vocab("user", user_ids), item=Vocab("item", item_ids), category=Vocab("category", []),
-        keyword=Vocab("keyword", []), entity=Vocab("entity", []), relation=Vocab("relation", empty.to_list()),
+        user=Vocab("user", user_ids),
+        item=Vocab("item", item_ids),
+        category=Vocab("category", []),
+        keyword=Vocab("keyword", []),
+        entity=Vocab("entity", []),
+        relation=Vocab("relation", empty.to_list()),
     )
 
 
 def state_from_vectors(
-    config: RecommenderConfig, user_ids: Sequence[str], user_vectors: np.ndarray, item_ids: Sequence[str],
-    item_vectors: np.ndarray, history: pd.DataFrame | None = None, titles: pd.DataFrame | None = None,
-    model_version: str = "vectors", history_index: tuple[np.ndarray, np.ndarray] | None = None,
+    config: RecommenderConfig,
+    user_ids: Sequence[str],
+    user_vectors: np.ndarray,
+    item_ids: Sequence[str],
+    item_vectors: np.ndarray,
+    history: pd.DataFrame | None = None,
+    titles: pd.DataFrame | None = None,
+    model_version: str = "vectors",
+    history_index: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ModelState:
     """A ranking-only state over given fused vectors (see :meth:`kgrec.fusion.recommender.Recommender.from_vectors`)."""
     uv = vocabs_from_ids(user_ids, item_ids)
@@ -66,7 +76,9 @@ def state_from_vectors(
     U = np.ascontiguousarray(np.asarray(user_vectors, dtype=np.float32)[uo])
     It = np.ascontiguousarray(np.asarray(item_vectors, dtype=np.float32)[io])
     if U.shape[0] != n_u or It.shape[0] != n_i or U.shape[1] != It.shape[1]:
-        raise ValueError(f"vectors {U.shape} / {It.shape} do not match {n_u} unique users / {n_i} unique items of one size")
+        raise ValueError(
+            f"vectors {U.shape} / {It.shape} do not match {n_u} unique users / {n_i} unique items of one size"
+        )
     none = np.zeros((0, U.shape[1]), np.float32)  # no towers: ranking only (attribution/explain need a trained model)
     if history_index is not None:
         u_rank = np.empty(n_u, dtype=np.int64)
@@ -81,9 +93,16 @@ def state_from_vectors(
         pu = pi = np.empty(0, dtype=np.int64)
     items = titles if titles is not None else pd.DataFrame({S.ITEM: uv.item.ids, S.TITLE: "", S.DESCRIPTION: ""})
     return ModelState(
-        config=config, vocabs=uv,
+        config=config,
+        vocabs=uv,
         arrays={"users": U, "items": It, **{k: none for k in ARRAYS if k not in ("users", "items")}},
-        pos_users=pu, pos_items=pi, edge_norm=np.ones(len(pu), dtype=np.float32),
-        items=items.astype(S.ITEMS_SCHEMA), degrees={"category": {}, "keyword": {}, "entity": {}},
-        data_fingerprint="vectors", metrics={}, model_version=model_version, state_dict={},
+        pos_users=pu,
+        pos_items=pi,
+        edge_norm=np.ones(len(pu), dtype=np.float32),
+        items=items.astype(S.ITEMS_SCHEMA),
+        degrees={"category": {}, "keyword": {}, "entity": {}},
+        data_fingerprint="vectors",
+        metrics={},
+        model_version=model_version,
+        state_dict={},
     )

@@ -80,8 +80,19 @@ def recent_titles(state: ModelState, u: int, n: int = NAMED) -> list[str]:
 
 
 def why_not(
-    state: ModelState, find: Finder, user: str, item: str, title: str, u: int, hist_items: np.ndarray, weights: np.ndarray,
-    rank: int, k: int, own_paths: list[PathRow], verb: str, m: Messages,
+    state: ModelState,
+    find: Finder,
+    user: str,
+    item: str,
+    title: str,
+    u: int,
+    hist_items: np.ndarray,
+    weights: np.ndarray,
+    rank: int,
+    k: int,
+    own_paths: list[PathRow],
+    verb: str,
+    m: Messages,
 ) -> str:
     """The plain-words answer for an item ranked ``rank`` > ``k`` (``own_paths``: its candidate paths)."""
     parts = [m("whynot.head", title=title, user=user, rank=rank, k=k)]

@@ -179,9 +179,16 @@ def draw_explanation(explanation: Any, ax: Axes | None = None, *, label_width: i
             pos[n] = (float(layer), (len(keys) - 1) / 2 - r)
     draw_graph(g, ax, pos=pos, labels=False)
     for n, (x, y) in pos.items():
-        ax.annotate(_wrapped(str(g.nodes[n].get("name", n)), max(12, label_width // 2)), (x, y), xytext=(0, -11),
-                    textcoords="offset points", ha="center", va="top", fontsize=7,
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
+        ax.annotate(
+            _wrapped(str(g.nodes[n].get("name", n)), max(12, label_width // 2)),
+            (x, y),
+            xytext=(0, -11),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=7,
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+        )
     ax.margins(x=0.12, y=0.22)  # room for the labels of the first and last column and the bottom row
     scores = [abs(d["score"]) for _, _, d in g.edges(data=True)]
     top = max(scores) or 1.0
@@ -198,7 +205,12 @@ def draw_explanation(explanation: Any, ax: Axes | None = None, *, label_width: i
     # relation names on the edges near their target end (label_pos is measured from the target), where edges of
     # one column fan out least; small and boxed so a crossing edge does not hide them
     nx.draw_networkx_edge_labels(
-        g, pos, ax=ax, font_size=6, label_pos=0.3, bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none"},
+        g,
+        pos,
+        ax=ax,
+        font_size=6,
+        label_pos=0.3,
+        bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none"},
         edge_labels={(a, b): str(d["relation"]).lower().replace("_", " ") for a, b, d in g.edges(data=True)},
     )
     att = e.get("attribution") or {}

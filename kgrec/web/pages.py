@@ -183,7 +183,7 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
         return source
 
     @router.post("/login")
-    def login(request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") -> Response:  # noqa: A002
+    def login(request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") -> Response:  # noqa: A002 - the form field's name
         if cross_site(request) is not None:
             return login_page(
                 403, next, "This form was sent from another site, so it was refused. Log in on this server's own page."

@@ -44,6 +44,7 @@ def strength_of(ratio: float) -> str:
     weak (the list's reasons are compared with each other, a detail's paths with its first)."""
     return "strong" if ratio >= 2 / 3 else "medium" if ratio >= 1 / 3 else "weak"
 
+
 #: longest search query accepted
 MAX_QUERY = 200
 #: largest long-tail penalty the page and the API accept (the Python API has no upper bound)

@@ -184,8 +184,11 @@ def _draw(g: _Graph, title: str, m: Messages, lay: Layout) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" class="paths {lay.css}" viewBox="0 0 {lay.width} {height:.0f}" '
         f'role="img" aria-label="{escape(title, quote=True)}"><title>{escape(title)}</title>'
     ]
-    out += [f'<text x="{x}" y="18" class="col" font-size="11" fill="#5b6670" text-anchor="middle">'
-            f"{label.upper()}</text>" for x, label in zip(lay.xs, COLUMN_TITLES, strict=True) if x is not None]
+    out += [
+        f'<text x="{x}" y="18" class="col" font-size="11" fill="#5b6670" text-anchor="middle">{label.upper()}</text>'
+        for x, label in zip(lay.xs, COLUMN_TITLES, strict=True)
+        if x is not None
+    ]
     half = lay.node_w / 2
     for (a, b), (rel, kind, score) in edges.items():  # from box edge to box edge: lines run in the gutters
         (x1, y1), (x2, y2) = pos[a], pos[b]
