@@ -294,9 +294,12 @@ def test_explain_paths_frame_and_dict(trained) -> None:
 def test_embeddings_frames(trained, small_config) -> None:
     dim = small_config.model.dim
     for kind, n in (("user", len(trained.vocabs.user)), ("item", len(trained.vocabs.item))):
+        # the fused vector is what scores: the GNN/text part (dim) plus, when the model has one, its co-occurrence block
+        cooc = trained.state.arrays.get(f"{kind}_cooc")
+        width = {"fused": dim + (0 if cooc is None else cooc.shape[1]), "struct": dim, "text": dim}
         for part in ("fused", "struct", "text"):
             df = trained.embeddings(kind, part)
-            assert list(df.columns) == ["id"] + [f"d{j}" for j in range(dim)]
+            assert list(df.columns) == ["id"] + [f"d{j}" for j in range(width[part])]
             assert len(df) == n and df["id"].tolist() == trained.vocabs.of(kind).to_list()
             assert all(str(t) == "float32" for t in df.dtypes.iloc[1:])
     with pytest.raises(ValueError, match=r"kind='users': expected 'user' or 'item'"):

@@ -158,13 +158,14 @@ def test_any_local_model_folder_works_by_config(tmp_path: Path) -> None:
 def test_new_user_from_behaviour_text_and_items(trained: Recommender, synth_frames) -> None:
     icom = community(synth_frames, "item")
     by_text = trained.recommend_new_user(text="rocket astronaut galaxy nebula starship orbit spaceflight", k=10)
-    assert list(by_text.columns) == ["item", "rank", "score"]
+    assert list(by_text.columns) == ["user", "item", "title", "rank", "score"]  # the shape of recommend()
+    assert by_text["user"].isna().all()  # no label given
     assert np.mean([icom[i] == 0 for i in by_text["item"]]) >= 0.7  # community 0 is the space theme
     ocean_items = [i for i, c in icom.items() if c == 1][:5]
     by_items = trained.recommend_new_user(history=ocean_items, k=10)
     assert not set(by_items["item"]) & set(ocean_items)
     assert np.mean([icom[i] == 1 for i in by_items["item"]]) >= 0.7
-    with pytest.raises(Exception, match=r"needs behaviour text or at least one known item"):
+    with pytest.raises(Exception, match=r"needs behaviour text, at least one known item or at least one known attribute value"):
         trained.recommend_new_user(text=" ", history=["unknown-item"])
 
 
