@@ -248,7 +248,7 @@ def test_api_and_page(web_store: Path) -> None:
         page = c.get("/?user=u2&k=8&diversity=0.7", headers=AUTH)
         assert page.status_code == 200 and 'id="diversity"' in page.text and 'value="0.7"' in page.text
         assert VARIETY_NOTE in page.text
-        assert '&amp;diversity=0.7">' in page.text and 'name="diversity" value="0.7"' in page.text  # kept in links, forms
+        assert '&amp;diversity=0.7#detail">' in page.text and 'name="diversity" value="0.7"' in page.text  # kept in links, forms
         assert "diversity=" not in c.get("/?user=u2&k=8", headers=AUTH).text.split('id="recs"')[1]  # off: links as before
         bad = c.get("/?user=u2&diversity=3", headers=AUTH)
         assert bad.status_code == 422 and "“Variety” must be a number from 0 to 1 (got “3”)." in bad.text

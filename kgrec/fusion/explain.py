@@ -276,7 +276,11 @@ def candidate_paths(
     if state.cooc_alpha and len(hist_items):  # every history item with a co-occurrence term is a path
         contrib = state.cooc_contributions(i, hist_items)
         ids = state.vocabs.item.ids[hist_items]
-        paths = paths + [(COOC, str(ids[r]), "", "", "") for r in np.lexsort((hist_items, -contrib)) if contrib[r] != 0]
+        # only history items that somebody really chose together with the item: the sentence says so
+        real = state.co_interacted(i, hist_items)
+        paths = paths + [
+            (COOC, str(ids[r]), "", "", "") for r in np.lexsort((hist_items, -contrib)) if contrib[r] != 0 and real[r]
+        ]
     return paths
 
 

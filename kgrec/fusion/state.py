@@ -95,6 +95,9 @@ class ModelState:
         self.hist_ptr = np.zeros(len(vocabs.user) + 1, dtype=np.int64)
         np.cumsum(np.bincount(pos_users, minlength=len(vocabs.user)), out=self.hist_ptr[1:])
         del order
+        self._item_users: tuple[np.ndarray, np.ndarray] | None = (
+            None  # who interacted with each item, built on first use
+        )
         self.titles: dict[str, str] = dict(zip(items[S.ITEM].tolist(), items[S.TITLE].tolist(), strict=True))
         self.users_t = torch.from_numpy(arrays["users"])
         self.items_t = torch.from_numpy(arrays["items"])
@@ -234,6 +237,19 @@ class ModelState:
             return np.zeros(len(hist_items))
         e = self.arrays[ITEM_COOC]
         return self.cooc_alpha * (e[hist_items].astype(np.float64) @ e[i].astype(np.float64))
+
+    def co_interacted(self, i: int, items: np.ndarray) -> np.ndarray:
+        """For each item number in ``items``: whether some user in the training data interacted with it and with
+        item number ``i`` (what a "people who interacted with j also interacted with i" sentence claims)."""
+        if self._item_users is None:
+            order = np.argsort(self.pos_items, kind="stable")
+            ptr = np.zeros(len(self.vocabs.item) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(self.pos_items, minlength=len(self.vocabs.item)), out=ptr[1:])
+            self._item_users = (self.pos_users[order], ptr)
+        users, ptr = self._item_users
+        mark = np.zeros(len(self.vocabs.user), dtype=bool)
+        mark[users[ptr[i] : ptr[i + 1]]] = True
+        return np.array([bool(mark[users[ptr[j] : ptr[j + 1]]].any()) for j in np.asarray(items).tolist()], dtype=bool)
 
     def cooc_user(self, hist_items: np.ndarray) -> np.ndarray:
         """The co-occurrence block of a user with history ``hist_items`` (``[1, r]``; ``[1, 0]`` without the part)."""

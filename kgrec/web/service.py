@@ -213,8 +213,9 @@ class RecService:
     def recent_history(self, user: str, n: int = 5) -> list[str]:
         """Titles of the ``n`` items the customer interacted with that weigh most in their recent interests."""
         from kgrec.fusion.whynot import recent_titles
+        from kgrec.web.models import MAX_TITLE_CHARS, clip
 
-        return recent_titles(self.rec.state, self.rec.user_number(user), n)
+        return [clip(t, MAX_TITLE_CHARS) for t in recent_titles(self.rec.state, self.rec.user_number(user), n)]
 
     def verb(self, lang: str = "en") -> str:
         from kgrec.messages import messages
