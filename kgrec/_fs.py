@@ -102,6 +102,17 @@ def _existing(path: Path) -> Path:
     return p
 
 
+def write_probe(folder: Path) -> OSError | None:
+    """Create and remove a temporary file in the existing ``folder``: the error that stopped it, or None."""
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".kgrec-write-check-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        return e
+    return None
+
+
 def check_writable(folder: str | os.PathLike[str], what: str, elsewhere: str) -> None:
     """Fail before any work when ``folder`` (or, if it does not exist yet, its nearest existing parent)
     cannot take a new file: "cannot write ``what`` to FOLDER: <reason>; ``elsewhere``"."""
@@ -109,12 +120,9 @@ def check_writable(folder: str | os.PathLike[str], what: str, elsewhere: str) ->
     probe_dir = _existing(target)
     if not probe_dir.is_dir():
         raise KgrecError(f"cannot write {what} to {target}: {probe_dir} is not a directory; {elsewhere}")
-    try:
-        fd, name = tempfile.mkstemp(dir=probe_dir, prefix=".kgrec-write-check-")
-        os.close(fd)
-        os.unlink(name)
-    except OSError as e:
-        raise KgrecError(f"cannot write {what} to {target}: {e.strerror}; {elsewhere}") from None
+    err = write_probe(probe_dir)
+    if err is not None:
+        raise KgrecError(f"cannot write {what} to {target}: {err.strerror}; {elsewhere}")
 
 
 def is_disk_error(e: BaseException) -> bool:

@@ -19,9 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -31,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kgrec._atomic import atomic_file, sha256_file, write_text_atomic
-from kgrec._fs import LockTimeoutError, disk_error, is_disk_error, writer_lock
+from kgrec._fs import LockTimeoutError, disk_error, is_disk_error, write_probe, writer_lock
 from kgrec.errors import KgrecError
 from kgrec.fusion.recommender import Recommender
 
@@ -57,12 +55,9 @@ def check_writable(out: str | Path) -> None:
     parent = Path(out).expanduser().resolve().parent
     if not parent.is_dir():
         raise KgrecError(f"{out}: the output folder {parent} does not exist")
-    try:
-        fd, name = tempfile.mkstemp(dir=parent, prefix=".kgrec-write-check-")
-        os.close(fd)
-        os.unlink(name)
-    except OSError as e:
-        raise KgrecError(f"{out}: cannot write to {parent} ({e.strerror})") from None
+    err = write_probe(parent)
+    if err is not None:
+        raise KgrecError(f"{out}: cannot write to {parent} ({err.strerror})")
 
 
 def schema(explain: bool) -> pa.Schema:
