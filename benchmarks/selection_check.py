@@ -32,7 +32,7 @@ from kgrec.evaluation.metrics import evaluate_topk, full_ranking_topk
 from kgrec.evaluation.report import markdown
 from kgrec.evaluation.split import make_split
 from kgrec.fusion.itemitem import binary_matrix, item_factors, spectrum, user_factors
-from kgrec.fusion.train import score_spread_ratio
+from kgrec.fusion.selection import score_spread_ratio
 
 log = logging.getLogger(__name__)
 

@@ -280,7 +280,7 @@ def test_explain_paths_frame_and_dict(trained) -> None:
     frame = e.to_frame()
     assert list(frame.columns) == ["rank", "score", "kind", "sentence"] and len(frame) == len(e.paths)
     assert frame["rank"].tolist() == list(range(1, len(e.paths) + 1))
-    assert set(frame["kind"]) <= set(kgrec.fusion.explain.EXPLANATION_KINDS)  # graph kinds + co-occurrence
+    assert set(frame["kind"]) <= set(kgrec.fusion.explanation.EXPLANATION_KINDS)  # graph kinds + co-occurrence
     d = e.to_dict()
     assert json.loads(json.dumps(d)) == d
     assert {"user", "item", "title", "rank", "score", "k", "paths", "attribution", "interacted", "gap_to_k", "message",

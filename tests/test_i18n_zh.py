@@ -227,7 +227,7 @@ def test_catalogues_cover_english_and_keep_its_fields() -> None:
 
 
 def test_explanations_in_chinese_and_english_by_default(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from kgrec.fusion.explain import sentence
+    from kgrec.fusion.explanation import sentence
 
     rec = Recommender.load(store / "models" / "default", store=open_store(store))
     item = rec.recommend("用户1", 1)["item"].iloc[0]

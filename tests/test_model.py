@@ -208,7 +208,7 @@ def test_from_vectors_ranks_and_excludes_history() -> None:
 
 
 def test_recent_interest_window_is_causal_and_newest_first() -> None:
-    from kgrec.fusion.train import window_index
+    from kgrec.fusion.inputs import window_index
 
     seq = np.array([10, 11, 12, 13, 20, 21])  # user A: 10..13 (oldest first), user B: 20, 21
     start = np.array([0, 0, 0, 4])
@@ -220,7 +220,7 @@ def test_recent_interest_window_is_causal_and_newest_first() -> None:
 
 def test_recent_weights_follow_the_learned_profile(trained: Recommender) -> None:
     u = trained.user_number("u3")
-    w = trained.recent_weights(u)
+    w = trained.state.recent_weights(u)
     items, _ = trained.history("u3")
     window = trained.config.model.recent_window
     assert len(w) == len(items) and w.sum() == pytest.approx(1.0)

@@ -120,13 +120,13 @@ def test_permuting_tied_rows_gives_the_same_trained_model(synth_dataset) -> None
     for u in a.vocabs.user.to_list()[:5]:
         ra, rb = a.recommend(u, 5), b.recommend(u, 5)
         assert ra["item"].tolist() == rb["item"].tolist()
-        np.testing.assert_allclose(a.recent_weights(a.user_number(u)), b.recent_weights(b.user_number(u)), atol=1e-6)
+        np.testing.assert_allclose(a.state.recent_weights(a.user_number(u)), b.state.recent_weights(b.user_number(u)), atol=1e-6)
 
 
 def _per_interaction(ds: Dataset, cfg: RecommenderConfig) -> dict[tuple[str, str], tuple]:
     """What the model's inputs say about each interaction, by ids: its edge weight, the item ids of its
     causal prefix with their tie spans, and its slot in the user's recent-interest window."""
-    from kgrec.fusion.train import build_inputs
+    from kgrec.fusion.inputs import build_inputs
     from kgrec.graph.hetero import Vocabularies
 
     v = Vocabularies.from_dataset(ds)

@@ -1,7 +1,7 @@
 """Fusion of structural and text vectors, ranking, and explanation scoring."""
 
 from kgrec.fusion.config import ExplainConfig, ModelConfig, RecommenderConfig, TrainConfig
-from kgrec.fusion.explain import Explanation, ExplanationPath
+from kgrec.fusion.explanation import Explanation, ExplanationPath
 from kgrec.fusion.recommender import Recommender
 from kgrec.fusion.state import ModelState
 

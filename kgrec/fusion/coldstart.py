@@ -106,7 +106,7 @@ def attribute_reasons(
     Returns:
         DataFrame ``attribute, value, users, sentence``.
     """
-    from kgrec.fusion.explain import sentence
+    from kgrec.fusion.explanation import sentence
     from kgrec.messages import messages
 
     chose = set(ds.interactions.loc[ds.interactions[S.ITEM] == str(item), S.USER].tolist())

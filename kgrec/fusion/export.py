@@ -16,7 +16,6 @@ same ``--out`` fails at once naming the first one's pid (a ``flock`` on ``.<name
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -29,48 +28,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kgrec._atomic import atomic_file, sha256_file, write_text_atomic
-from kgrec._fs import LockTimeoutError, disk_error, is_disk_error, write_probe, writer_lock
+from kgrec._fs import LockTimeoutError, disk_error, is_disk_error, writer_lock
 from kgrec.errors import KgrecError
+from kgrec.fusion.export_files import (
+    assemble,
+    check_writable,
+    digest,
+    finished_parts,
+    output_format,
+    parts_dir,
+    schema,
+)
 from kgrec.fusion.recommender import Recommender
 
+__all__ = ["check_writable", "export", "output_format", "parts_dir", "recommend_chunk", "recommend_table"]
+
 log = logging.getLogger(__name__)
-
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
-
-
-def output_format(path: str | Path) -> str:
-    suffix = Path(path).suffix.lower()
-    fmt = FORMATS.get(suffix)
-    if fmt is None:
-        raise ValueError(f"{path}: unknown output type {suffix!r}; expected .parquet, .csv or .jsonl")
-    return fmt
-
-
-def check_writable(out: str | Path) -> None:
-    """Fail before any work when the output's folder is missing or not writable."""
-    if Path(out).expanduser().is_dir():
-        raise KgrecError(
-            f"{out}: is a directory; give a file name, e.g. --out {Path(out) / ('recs' + Path(out).suffix)}"
-        )
-    parent = Path(out).expanduser().resolve().parent
-    if not parent.is_dir():
-        raise KgrecError(f"{out}: the output folder {parent} does not exist")
-    err = write_probe(parent)
-    if err is not None:
-        raise KgrecError(f"{out}: cannot write to {parent} ({err.strerror})")
-
-
-def schema(explain: bool) -> pa.Schema:
-    cols = [
-        ("user", pa.string()),
-        ("item", pa.string()),
-        ("rank", pa.int64()),
-        ("score", pa.float64()),
-        ("model_version", pa.string()),
-    ]
-    if explain:
-        cols += [("explanation", pa.string()), ("path", pa.string())]
-    return pa.schema(cols)
 
 
 def recommend_table(
@@ -144,48 +117,9 @@ def recommend_chunk(
         users,
         k,
         explain=explain,
-        item_numbers=rec.item_numbers_of(items),
-        exclude_numbers=rec.item_numbers_of(exclude),
+        item_numbers=rec.state.known_items(items),
+        exclude_numbers=rec.state.known_items(exclude),
     ).to_pandas()
-
-
-def _digest(values: Iterable[str] | None) -> str | None:
-    if values is None:
-        return None
-    h = hashlib.sha256()
-    for v in values:
-        h.update(v.encode("utf-8") + b"\0")
-    return h.hexdigest()
-
-
-def parts_dir(out: str | Path) -> Path:
-    out = Path(out)
-    return out.parent / f".{out.name}.parts"
-
-
-def _part_ok(part: Path, sch: pa.Schema) -> bool:
-    """Whether a finished part is whole: its ``.done`` record matches its bytes, rows and schema."""
-    done = part.with_suffix(".done")
-    try:
-        rec = json.loads(done.read_text(encoding="utf-8"))
-        if rec.get("sha256") != sha256_file(part):
-            return False
-        meta = pq.read_metadata(part)
-        return bool(meta.num_rows == rec.get("rows") and meta.schema.to_arrow_schema().equals(sch))
-    except (OSError, ValueError, pa.ArrowException):
-        return False
-
-
-def _finished_parts(work: Path, sch: pa.Schema, out: str | Path) -> set[int]:
-    done = set()
-    for p in sorted(work.glob("part-*.parquet")):
-        if _part_ok(p, sch):
-            done.add(int(p.stem.split("-")[1]))
-        else:
-            log.warning("%s: --resume: part %s is damaged or unfinished; computing it again", out, p.name)
-            p.unlink(missing_ok=True)
-            p.with_suffix(".done").unlink(missing_ok=True)
-    return done
 
 
 def export(
@@ -235,10 +169,10 @@ def export(
         "k": k,
         "explain": explain,
         "chunk_size": chunk_size,
-        "users": _digest(users),
+        "users": digest(users),
         "n_users": len(users),
-        "items": _digest(items),
-        "exclude": _digest(exclude),
+        "items": digest(items),
+        "exclude": digest(exclude),
     }
     if diversity or long_tail:  # jobs without the re-ranker keep their old job.json (resumable)
         job.update(diversity=diversity, long_tail=long_tail)
@@ -311,11 +245,11 @@ def _export_locked(
     (work / "job.json").write_text(json.dumps(job, sort_keys=True) + "\n")
     n_chunks = (len(users) + chunk_size - 1) // chunk_size
     sch = schema(explain)
-    done = _finished_parts(work, sch, out)
+    done = finished_parts(work, sch, out)
     resumed = len(done)
     if resumed:
         log.info("%s: resuming, %d of %d chunks already done", out, resumed, n_chunks)
-    cand_n, excl_n = rec.item_numbers_of(items), rec.item_numbers_of(exclude)
+    cand_n, excl_n = rec.state.known_items(items), rec.state.known_items(exclude)
     with tqdm(total=len(users), desc="exporting", unit="user", disable=not progress, dynamic_ncols=True) as bar:
         bar.update(sum(min(chunk_size, len(users) - c * chunk_size) for c in done))
         for c in range(n_chunks):
@@ -340,49 +274,7 @@ def _export_locked(
                     part.with_suffix(".done"), json.dumps({"sha256": sha256_file(tmp), "rows": table.num_rows}) + "\n"
                 )
             bar.update(len(chunk))
-    rows = _assemble(work, n_chunks, out, fmt, sch, on_chunk)
+    rows = assemble(work, n_chunks, out, fmt, sch, on_chunk)
     shutil.rmtree(work)
     log.info("wrote %d recommendations for %d users to %s", rows, len(users), out)
     return {"users": len(users), "rows": rows, "chunks": n_chunks, "resumed_chunks": resumed}
-
-
-def _assemble(
-    work: Path,
-    n_chunks: int,
-    out: str | Path,
-    fmt: str,
-    sch: pa.Schema,
-    on_chunk: Callable[[pd.DataFrame], object] | None = None,
-) -> int:
-    """Stream the parts, in order, into the final file (atomically)."""
-    rows = 0
-    with atomic_file(out) as tmp:
-        if fmt == "parquet":
-            with pq.ParquetWriter(tmp, sch, compression="zstd") as writer:
-                for c in range(n_chunks):
-                    t = pq.read_table(work / f"part-{c:06d}.parquet", schema=sch)
-                    writer.write_table(t)
-                    rows += t.num_rows
-                    if on_chunk is not None:
-                        on_chunk(t.to_pandas())
-        else:
-            with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                if fmt == "csv":
-                    fh.write(",".join(sch.names) + "\n")
-                for c in range(n_chunks):
-                    df = pq.read_table(work / f"part-{c:06d}.parquet", schema=sch).to_pandas()
-                    rows += len(df)
-                    if on_chunk is not None:
-                        on_chunk(df)
-                    if fmt == "csv":
-                        df.to_csv(fh, index=False, header=False)
-                    else:
-                        for rec_row in df.to_dict(orient="records"):
-                            fh.write(
-                                json.dumps(
-                                    {key: (v.item() if isinstance(v, np.generic) else v) for key, v in rec_row.items()},
-                                    ensure_ascii=False,
-                                )
-                                + "\n"
-                            )
-    return rows

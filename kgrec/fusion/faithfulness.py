@@ -18,9 +18,9 @@ import torch
 from kgrec.encoders.behaviour import item_texts
 from kgrec.encoders.text import TextEncoder
 from kgrec.fusion.explain import anchor_weights, candidate_paths, score_paths
+from kgrec.fusion.inputs import build_inputs
 from kgrec.fusion.ranking import rank_in
 from kgrec.fusion.recommender import Recommender
-from kgrec.fusion.train import build_inputs
 from kgrec.graph.paths import PathRow
 from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset

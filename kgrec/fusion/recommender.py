@@ -6,8 +6,6 @@ A thin facade over :class:`kgrec.fusion.state.ModelState`: it trains, turns ids 
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -16,47 +14,25 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kgrec.encoders.behaviour import item_texts
 from kgrec.encoders.text import TextEncoder
 from kgrec.errors import ConfigError, KgrecError, ModelMismatchError
 from kgrec.fusion.coldstart import NewUsers
 from kgrec.fusion.config import RecommenderConfig
-from kgrec.fusion.explain import Explanation, PathFinder, explain
+from kgrec.fusion.explain import PathFinder, explain, store_path_finder
+from kgrec.fusion.explanation import Explanation
+from kgrec.fusion.frames import label_frame, similar_frame, topk_frame
+from kgrec.fusion.ids import id_list
 from kgrec.fusion.state import FORMAT_VERSION, ModelState
-from kgrec.fusion.vectors import connector_degrees, state_from_vectors, tower_arrays
+from kgrec.fusion.vectors import state_from_vectors
 from kgrec.graph.hetero import Vocabularies
 from kgrec.loaders.schema import Dataset
 
 if TYPE_CHECKING:
-    from kgrec.graph.paths import PathIndex, PathRow
+    from kgrec.graph.paths import PathIndex
     from kgrec.graph.store import GraphStore
 
 __all__ = ["FORMAT_VERSION", "Recommender", "id_list"]
 T = TypeVar("T")
-
-
-def id_list(ids: object, what: str) -> list[str]:
-    """``ids`` (one id or an iterable of them) as a list of strings: ids are strings, an int is taken as ``str(n)``.
-
-    Raises:
-        TypeError: any other type (a float, None, a bool, a dict …), naming ``what`` and the value found.
-    """
-
-    def one(v: object) -> str:
-        if isinstance(v, str):
-            return v
-        if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
-            return str(v)
-        raise TypeError(f"{what}: ids are strings (an int is taken as str(n)); got {type(v).__name__} {v!r}")
-
-    if isinstance(ids, (str, int, np.integer)) and not isinstance(ids, (bool, np.bool_)):
-        return [one(ids)]
-    if isinstance(ids, Iterable) and not isinstance(ids, (bytes, Mapping)):
-        return [one(v) for v in ids]
-    raise TypeError(
-        f"{what}: expected an id or a list of ids (strings; an int is taken as str(n)); "
-        f"got {type(ids).__name__} {ids!r}"
-    )
 
 
 class _FromState(Generic[T]):
@@ -123,38 +99,11 @@ class Recommender:
     # ------------------------------------------------------------------ fitting
     def fit(self, data: Dataset | GraphStore, *, progress: bool = True) -> Recommender:
         """Train on a dataset or on everything in a store."""
-        from kgrec.fusion.train import fit_model
+        from kgrec.fusion.fitting import fit_state
 
         ds = data if isinstance(data, Dataset) else data.dataset()
-        if ds.interactions.empty:
-            raise KgrecError("cannot train on a dataset without interactions")
-        t0 = time.perf_counter()
-        vocabs = Vocabularies.from_dataset(ds)
-        encoder = (
-            TextEncoder(self.config.text) if self.config.model.use_text or self.config.model.item_text_in_gnn else None
-        )
-        if encoder is not None:
-            item_text = encoder.encode(item_texts(ds, vocabs), progress=progress, desc="encoding item text")
-            text_model = f"{encoder.name}-{encoder.fingerprint}"
-        else:
-            item_text = np.zeros((len(vocabs.item), 1), dtype=np.float32)
-            text_model = None
-        res = fit_model(ds, vocabs, self.config, torch.from_numpy(item_text), encoder, progress)
         self._path_index = self._new_users = None  # caches of a previous fit
-        self._state = ModelState(
-            config=self.config,
-            vocabs=vocabs,
-            arrays=tower_arrays(res.towers),
-            pos_users=res.inputs.pos_users,
-            pos_items=res.inputs.pos_items,
-            edge_norm=res.inputs.edge_norm,
-            items=ds.items,
-            degrees=connector_degrees(ds),
-            data_fingerprint=ds.fingerprint(),
-            metrics={**res.metrics, "fit_seconds": time.perf_counter() - t0, "text_model": text_model},
-            model_version=f"{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}",
-            state_dict=res.model.state_dict(),
-        )
+        self._state, encoder = fit_state(ds, self.config, progress)
         self._encoder = encoder
         self._dataset = ds
         self.store = None if isinstance(data, Dataset) else data
@@ -198,20 +147,12 @@ class Recommender:
     def item_number(self, item: str) -> int:
         return self.state.item_number(item)
 
-    def item_numbers_of(self, ids: Iterable[str] | None) -> np.ndarray | None:
-        """Numbers of the known ids among ``ids`` (unknown ones ignored); None stays None."""
-        return self.state.known_items(ids)
-
     def title(self, item: str) -> str:
         return self.state.title(item)
 
     def history(self, user: str) -> tuple[np.ndarray, np.ndarray]:
         """(item numbers, normalised edge weights) of a user's interactions."""
         return self.state.history(self.user_number(user))
-
-    def recent_weights(self, u: int) -> np.ndarray:
-        """The recent-interest weights of user number ``u``'s history items (see :meth:`ModelState.recent_weights`)."""
-        return self.state.recent_weights(u)
 
     # ------------------------------------------------------------------ ranking
     def recommend(
@@ -270,19 +211,7 @@ class Recommender:
         }
         rr = reranked_topk(st, nums, k, diversity=diversity, long_tail=long_tail, **kw) if on else None
         top = rr.top if rr is not None else st.topk(nums, k, **kw)
-        rows, ranks, inums, scores = top.flat()
-        df = pd.DataFrame(
-            {
-                "user": np.array(user_list, dtype=object)[rows],
-                "item": st.vocabs.item.ids[inums],
-                "rank": ranks,
-                "score": scores.astype(np.float64),
-            }
-        ).astype({"user": "string", "item": "string"})
-        df.insert(2, "title", pd.array([st.title(i) for i in df["item"].tolist()], dtype="string"))
-        if rr is not None:
-            df["promoted"] = rr.promoted[top.valid]
-        return df
+        return topk_frame(st, user_list, top, rr.promoted if rr is not None else None)
 
     def recommend_new_user(
         self,
@@ -313,11 +242,7 @@ class Recommender:
         """
         if self._new_users is None:
             self._new_users = NewUsers(self.state, self._encoder)
-        df = self._new_users.recommend(text, history, k, attributes=attributes)
-        df = df[["item", "rank", "score"]]
-        df.insert(0, "user", pd.array([user] * len(df), dtype="string"))
-        df.insert(2, "title", pd.array([self.state.title(i) for i in df["item"].tolist()], dtype="string"))
-        return df
+        return label_frame(self.state, self._new_users.recommend(text, history, k, attributes=attributes), user)
 
     def explain_new_user(
         self, item: str, attributes: Mapping[str, object], store: GraphStore | None = None, *, lang: str | None = None
@@ -359,23 +284,8 @@ class Recommender:
             raise ValueError(f"k={k}: expected a positive number of items")
         st = self.state
         (item,) = id_list(item, "item")
-        i = st.item_number(item)
-        v = st.arrays["items"].astype(np.float64)
-        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-        cos = v @ v[i]
-        cos[i] = -np.inf
-        n = min(k, len(cos) - 1)
-        order = np.lexsort((np.arange(len(cos)), -cos))[:n]
-        ids = st.vocabs.item.ids[order]
-        return pd.DataFrame(
-            {
-                "similar_to": pd.array([item] * n, dtype="string"),
-                "item": pd.array(ids, dtype="string"),
-                "title": pd.array([st.title(j) for j in ids], dtype="string"),
-                "rank": np.arange(1, n + 1, dtype=np.int64),
-                "score": cos[order],
-            }
-        )
+        order, cos = st.similar(st.item_number(item), k)
+        return similar_frame(st, item, order, cos)
 
     def score(self, user: str, item: str) -> float:
         """The model's score of one (user, item) pair."""
@@ -397,17 +307,11 @@ class Recommender:
         from kgrec.graph.paths import PathIndex
 
         store = store if store is not None else self.store
-        if store is None:
-            if self._path_index is None:
-                self._path_index = PathIndex(self.dataset())
-            return self._path_index.paths
-        found = store
-
-        # ids were checked against the model, and the model against the store's data
-        def find(u: str, i: str, a: list[str] | None) -> list[PathRow]:
-            return found.path_rows(u, i, a, check_ids=False)
-
-        return find
+        if store is not None:
+            return store_path_finder(store)
+        if self._path_index is None:
+            self._path_index = PathIndex(self.dataset())
+        return self._path_index.paths
 
     def explain(
         self,

@@ -9,8 +9,6 @@ behind it (ranking, explanations, faithfulness) reads this public interface.
 
 from __future__ import annotations
 
-import contextlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,40 +17,36 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from kgrec._atomic import atomic_dir, recover_dir, sha256_file
-from kgrec._fs import disk_error, is_disk_error
 from kgrec.encoders.graph import GraphLayout
 from kgrec.errors import KgrecError, UnknownIdError
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.model import FusedModel, attribution
+from kgrec.fusion.persist import (
+    ARRAYS,
+    CHECKSUMS,
+    FORMAT_VERSION,
+    INTERACTION_RECENT,
+    ITEM_COOC,
+    OPTIONAL_ARRAYS,
+    USER_COOC,
+    read_model_dir,
+    verify,
+    write_model_dir,
+)
 from kgrec.fusion.ranking import TopK, rank_in, topk_scores
 from kgrec.graph.hetero import Vocabularies
 from kgrec.loaders import schema as S
 
-FORMAT_VERSION = 2
-#: the model directory's file of sha256 sums (``{file name: hex}``), written last by :meth:`ModelState.save`
-CHECKSUMS = "checksums.json"
-#: the saved per-user / per-item arrays (``vectors.npz``)
-ARRAYS = (
-    "users",
-    "items",
-    "user_struct",
-    "user_text",
-    "user_gate",
-    "item_struct",
-    "item_text",
-    "item_gate",
-    "nodes",
-    "user_recent_struct",
-    "user_recent_text",
-)
-#: optional saved array: the recent-interest weight of every interaction (aligned with ``pos_users``; tie groups
-#: share their positions, kgrec.fusion.ties); models saved before it recompute it from the logits
-INTERACTION_RECENT = "interaction_recent"
-#: optional saved arrays: the co-occurrence part (kgrec.fusion.itemitem) of a model that has one; its blocks
-#: are also the last columns of ``users`` / ``items``, so a score stays one dot product
-USER_COOC, ITEM_COOC = "user_cooc", "item_cooc"
-OPTIONAL_ARRAYS = (INTERACTION_RECENT, USER_COOC, ITEM_COOC)
+__all__ = [
+    "ARRAYS",
+    "CHECKSUMS",
+    "FORMAT_VERSION",
+    "INTERACTION_RECENT",
+    "ITEM_COOC",
+    "OPTIONAL_ARRAYS",
+    "USER_COOC",
+    "ModelState",
+]
 
 
 class ModelState:
@@ -258,6 +252,16 @@ class ModelState:
         e = self.arrays[ITEM_COOC]
         return (self.cooc_alpha * e[np.unique(hist_items)].sum(0, keepdims=True)).astype(np.float32)
 
+    def similar(self, i: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` item numbers most like item number ``i`` by cosine of the fused vectors (``i`` left out; equal
+        cosines by the lower number) and their cosines."""
+        v = self.arrays["items"].astype(np.float64)
+        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        cos = v @ v[i]
+        cos[i] = -np.inf
+        order = np.lexsort((np.arange(len(cos)), -cos))[: min(k, len(cos) - 1)]
+        return order, cos[order]
+
     def embeddings(self, kind: str = "item", part: str = "fused") -> pd.DataFrame:
         """Vectors as a DataFrame (``id`` column + ``d0..dN``) of ``kind`` user/item and ``part`` fused/struct/text."""
         if kind not in {"user", "item"}:
@@ -277,102 +281,36 @@ class ModelState:
         model.eval()
         return model
 
-    # ------------------------------------------------------------------ persistence
+    # ------------------------------------------------------------------ persistence (kgrec.fusion.persist)
     def save(self, path: str | Path) -> Path:
-        """Write the model directory atomically (weights, config, vocabularies, metrics, fingerprint)."""
-        path = Path(path)
-        try:
-            return self._save(path)
-        except OSError as e:
-            if is_disk_error(e):
-                raise disk_error(e, f"the model {path}") from None
-            raise
-
-    def _save(self, path: Path) -> Path:
-        with atomic_dir(path) as tmp:
-            (tmp / "config.json").write_text(self.config.model_dump_json(indent=2) + "\n")
-            (tmp / "vocabs.json").write_text(json.dumps(self.vocabs.to_dict()) + "\n")
-            (tmp / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=float) + "\n")
-            meta = {
+        """Write the model directory atomically (weights, config, vocabularies, metrics, fingerprint, checksums)."""
+        return write_model_dir(
+            Path(path),
+            config=self.config,
+            vocabs=self.vocabs,
+            metrics=self.metrics,
+            meta={
                 "format_version": FORMAT_VERSION,
                 "model_version": self.model_version,
                 "data_fingerprint": self.data_fingerprint,
                 "degrees": self.degrees,
-            }
-            (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
-            with open(tmp / "weights.pt", "wb") as fh:  # through a Python file, so a full disk is an OSError
-                try:
-                    torch.save(self.state_dict, fh)
-                except RuntimeError as e:  # torch wraps the write error of its zip writer
-                    if isinstance(e.__context__, OSError):
-                        raise e.__context__ from None
-                    raise
-            vectors: dict[str, Any] = {
+            },
+            state_dict=self.state_dict,
+            vectors={
                 "pos_users": self.pos_users,
                 "pos_items": self.pos_items,
                 "edge_norm": self.edge_norm,
                 **self.arrays,
-            }
-            np.savez(tmp / "vectors.npz", **vectors)
-            self.items_table.to_parquet(tmp / "items.parquet", index=False)
-            sums = {f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.is_file()}
-            (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n")
-        return path
+            },
+            items=self.items_table,
+        )
 
     @staticmethod
     def verify(path: str | Path) -> None:
-        """Check the files of a model directory against its ``checksums.json`` (models saved before it
-        existed have none and are not checked).
-
-        Raises:
-            KgrecError: naming the file that is missing or whose bytes changed.
-        """
-        path = Path(path)
-        f = path / CHECKSUMS
-        if not f.is_file():
-            return
-        try:
-            sums = json.loads(f.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise KgrecError(f"{f}: not valid JSON ({e}); the model is damaged: retrain with `kgrec train`") from None
-        for name, want in sorted(sums.items()):
-            got = sha256_file(path / name) if (path / name).is_file() else "missing"
-            if got != want:
-                raise KgrecError(
-                    f"{path / name}: {'missing' if got == 'missing' else f'sha256 {got[:16]}…, expected {want[:16]}…'} "
-                    f"(from {CHECKSUMS}); the model is damaged: retrain with `kgrec train` (or restore the folder from a backup)"
-                )
+        """Check the files of a model directory against its ``checksums.json`` (see :func:`kgrec.fusion.persist.verify`)."""
+        verify(path)
 
     @classmethod
     def load(cls, path: str | Path) -> ModelState:
         """Read a model directory written by :meth:`save`."""
-        path = Path(path)
-        with contextlib.suppress(OSError):  # a read-only model folder is still readable
-            recover_dir(path)  # a swap cut short by a crash: the old model comes back
-        if not (path / "model.json").is_file():
-            raise KgrecError(f"{path}: not a kgrec model directory (no model.json); train one with `kgrec train`")
-        meta = json.loads((path / "model.json").read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise KgrecError(
-                f"{path}: model format {meta.get('format_version')}, this kgrec reads {FORMAT_VERSION}; retrain"
-            )
-        cls.verify(path)
-        cfg = RecommenderConfig.model_validate_json((path / "config.json").read_text())
-        with np.load(path / "vectors.npz") as z:
-            arrays = {k: z[k] for k in ARRAYS}
-            arrays.update({k: z[k] for k in OPTIONAL_ARRAYS if k in z.files})
-            pos_users, pos_items, edge_norm = z["pos_users"], z["pos_items"], z["edge_norm"]
-        return cls(
-            config=cfg,
-            vocabs=Vocabularies.from_dict(json.loads((path / "vocabs.json").read_text())),
-            arrays=arrays,
-            pos_users=pos_users,
-            pos_items=pos_items,
-            edge_norm=edge_norm,
-            items=pd.read_parquet(path / "items.parquet").astype(S.ITEMS_SCHEMA),
-            degrees=meta["degrees"],
-            data_fingerprint=meta["data_fingerprint"],
-            metrics=json.loads((path / "metrics.json").read_text()),
-            model_version=meta["model_version"],
-            state_dict=torch.load(path / "weights.pt", weights_only=True),
-        )
+        return cls(**read_model_dir(path))

@@ -6,7 +6,7 @@
 - :func:`draw_graph` draws any kgrec networkx graph, e.g. ``store.subgraph(user=…)``.
 
 matplotlib is imported only when drawing. An explanation is anything shaped like
-:class:`kgrec.fusion.explain.Explanation` (``.paths`` with ``.score``, ``.nodes``
+:class:`kgrec.fusion.explanation.Explanation` (``.paths`` with ``.score``, ``.nodes``
 and ``.relations``) or its ``to_dict()`` JSON form, so this module does not depend
 on the model.
 """

@@ -170,7 +170,7 @@ class RecService:
     def _recommendations(
         self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
     ) -> RecommendationsOut:
-        from kgrec.fusion.explain import headline
+        from kgrec.fusion.explanation import headline
         from kgrec.fusion.rerank import check_options, note
 
         diversity, long_tail = check_options(diversity, long_tail)

@@ -1,0 +1,147 @@
+"""The model directory on disk: what :meth:`kgrec.fusion.state.ModelState.save` writes and ``load`` reads.
+
+Layout (written atomically, :func:`kgrec._atomic.atomic_dir`; ``checksums.json`` last)::
+
+    MODEL/
+      config.json  vocabs.json  metrics.json  model.json   (format version, model version, data fingerprint, degrees)
+      weights.pt   vectors.npz  items.parquet  checksums.json (sha256 of every other file)
+
+A load first finishes or rolls back a swap cut short by a crash (:func:`kgrec._atomic.recover_dir`),
+then checks every file against ``checksums.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kgrec._atomic import atomic_dir, recover_dir, sha256_file
+from kgrec._fs import disk_error, is_disk_error
+from kgrec.errors import KgrecError
+from kgrec.fusion.config import RecommenderConfig
+from kgrec.graph.hetero import Vocabularies
+from kgrec.loaders import schema as S
+
+FORMAT_VERSION = 2
+#: the model directory's file of sha256 sums (``{file name: hex}``), written last by :meth:`ModelState.save`
+CHECKSUMS = "checksums.json"
+#: the saved per-user / per-item arrays (``vectors.npz``)
+ARRAYS = (
+    "users",
+    "items",
+    "user_struct",
+    "user_text",
+    "user_gate",
+    "item_struct",
+    "item_text",
+    "item_gate",
+    "nodes",
+    "user_recent_struct",
+    "user_recent_text",
+)
+#: optional saved array: the recent-interest weight of every interaction (aligned with ``pos_users``; tie groups
+#: share their positions, kgrec.fusion.ties); models saved before it recompute it from the logits
+INTERACTION_RECENT = "interaction_recent"
+#: optional saved arrays: the co-occurrence part (kgrec.fusion.itemitem) of a model that has one; its blocks
+#: are also the last columns of ``users`` / ``items``, so a score stays one dot product
+USER_COOC, ITEM_COOC = "user_cooc", "item_cooc"
+OPTIONAL_ARRAYS = (INTERACTION_RECENT, USER_COOC, ITEM_COOC)
+
+
+def write_model_dir(
+    path: Path,
+    *,
+    config: RecommenderConfig,
+    vocabs: Vocabularies,
+    metrics: dict[str, Any],
+    meta: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    vectors: dict[str, Any],
+    items: pd.DataFrame,
+) -> Path:
+    """Write a model directory atomically; a full disk is a :class:`~kgrec.errors.KgrecError` saying so."""
+    try:
+        with atomic_dir(path) as tmp:
+            (tmp / "config.json").write_text(config.model_dump_json(indent=2) + "\n")
+            (tmp / "vocabs.json").write_text(json.dumps(vocabs.to_dict()) + "\n")
+            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+            (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+            with open(tmp / "weights.pt", "wb") as fh:  # through a Python file, so a full disk is an OSError
+                try:
+                    torch.save(state_dict, fh)
+                except RuntimeError as e:  # torch wraps the write error of its zip writer
+                    if isinstance(e.__context__, OSError):
+                        raise e.__context__ from None
+                    raise
+            np.savez(tmp / "vectors.npz", **vectors)
+            items.to_parquet(tmp / "items.parquet", index=False)
+            sums = {f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.is_file()}
+            (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n")
+    except OSError as e:
+        if is_disk_error(e):
+            raise disk_error(e, f"the model {path}") from None
+        raise
+    return path
+
+
+def verify(path: str | Path) -> None:
+    """Check the files of a model directory against its ``checksums.json`` (models saved before it
+    existed have none and are not checked).
+
+    Raises:
+        KgrecError: naming the file that is missing or whose bytes changed.
+    """
+    path = Path(path)
+    f = path / CHECKSUMS
+    if not f.is_file():
+        return
+    try:
+        sums = json.loads(f.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise KgrecError(f"{f}: not valid JSON ({e}); the model is damaged: retrain with `kgrec train`") from None
+    for name, want in sorted(sums.items()):
+        got = sha256_file(path / name) if (path / name).is_file() else "missing"
+        if got != want:
+            raise KgrecError(
+                f"{path / name}: {'missing' if got == 'missing' else f'sha256 {got[:16]}…, expected {want[:16]}…'} "
+                f"(from {CHECKSUMS}); the model is damaged: retrain with `kgrec train` (or restore the folder from a backup)"
+            )
+
+
+def read_model_dir(path: str | Path) -> dict[str, Any]:
+    """The keyword arguments of :class:`~kgrec.fusion.state.ModelState` read from a model directory."""
+    path = Path(path)
+    with contextlib.suppress(OSError):  # a read-only model folder is still readable
+        recover_dir(path)  # a swap cut short by a crash: the old model comes back
+    if not (path / "model.json").is_file():
+        raise KgrecError(f"{path}: not a kgrec model directory (no model.json); train one with `kgrec train`")
+    meta = json.loads((path / "model.json").read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise KgrecError(
+            f"{path}: model format {meta.get('format_version')}, this kgrec reads {FORMAT_VERSION}; retrain"
+        )
+    verify(path)
+    with np.load(path / "vectors.npz") as z:
+        arrays = {k: z[k] for k in ARRAYS}
+        arrays.update({k: z[k] for k in OPTIONAL_ARRAYS if k in z.files})
+        pos_users, pos_items, edge_norm = z["pos_users"], z["pos_items"], z["edge_norm"]
+    return {
+        "config": RecommenderConfig.model_validate_json((path / "config.json").read_text()),
+        "vocabs": Vocabularies.from_dict(json.loads((path / "vocabs.json").read_text())),
+        "arrays": arrays,
+        "pos_users": pos_users,
+        "pos_items": pos_items,
+        "edge_norm": edge_norm,
+        "items": pd.read_parquet(path / "items.parquet").astype(S.ITEMS_SCHEMA),
+        "degrees": meta["degrees"],
+        "data_fingerprint": meta["data_fingerprint"],
+        "metrics": json.loads((path / "metrics.json").read_text()),
+        "model_version": meta["model_version"],
+        "state_dict": torch.load(path / "weights.pt", weights_only=True),
+    }
