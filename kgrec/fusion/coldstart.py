@@ -46,6 +46,51 @@ class NewUsers:
                 out.append(n)
         return np.unique(np.array(out, dtype=np.int64))
 
+    def torch_model(self) -> FusedModel:
+        """The torch model rebuilt from the state's weights (built once)."""
+        if self.model is None:
+            self.model = self.state.build_model(self.text_encoder().dim)
+        return self.model
+
+    def text_encoder(self) -> TextEncoder:
+        """The text encoder of the state's config (built once, unless given)."""
+        if self.encoder is None:
+            self.encoder = TextEncoder(self.state.config.text)
+        return self.encoder
+
+    def text_vectors(self, texts: Sequence[str]) -> torch.Tensor:
+        """``[n, dim]`` text-tower vectors of ``texts`` (zeros for a model without text, and for empty texts)."""
+        cfg = self.state.config.model
+        if not cfg.use_text or not texts:
+            return torch.zeros(len(texts), cfg.dim)
+        with torch.no_grad():
+            t = self.torch_model().text_tower(torch.from_numpy(self.text_encoder().encode(list(texts), progress=False)))
+        empty = torch.tensor([not x.strip() for x in texts])
+        return torch.where(empty[:, None], torch.zeros_like(t), t)
+
+    def long_term(
+        self, text: str, nums: np.ndarray, attrs: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(s, t, g)`` of a user known by behaviour ``text``, item numbers ``nums`` and attribute numbers ``attrs``:
+        the structural vector (mean of the items' and attributes' structural vectors), the text vector and the gate."""
+        st = self.state
+        model = self.torch_model()
+        t = self.text_vectors([text])
+        parts = []
+        if len(nums):
+            parts.append(st.arrays["item_struct"][nums].mean(0, keepdims=True))
+        if len(attrs):  # what one propagation step gives a user linked only to these attribute nodes
+            parts.append(st.arrays["nodes"][attrs + st.node_offsets["attribute"]].mean(0, keepdims=True))
+        s = torch.from_numpy(np.mean(parts, 0).astype(np.float32)) if parts else torch.zeros_like(t)
+        with torch.no_grad():
+            g = model.gate(model.user_gate, s, t)
+        return s, t, g
+
+    def fused(self, text: str, nums: np.ndarray, attrs: np.ndarray) -> torch.Tensor:
+        """The long-term fused vector ``g s + (1 - g) t`` (``[1, dim]``) of :meth:`long_term`."""
+        s, t, g = self.long_term(text, nums, attrs)
+        return g * s + (1 - g) * t
+
     def recommend(
         self, text: str = "", history: Sequence[str] = (), k: int = 10, attributes: Mapping[str, object] | None = None
     ) -> pd.DataFrame:
@@ -62,32 +107,14 @@ class NewUsers:
         if not text.strip() and len(nums):
             titles = (st.titles.get(st.vocabs.item.id(int(n))) for n in nums[::-1])
             text = behaviour_text([t for t in titles if t])
-        if self.encoder is None:
-            self.encoder = TextEncoder(st.config.text)
-        enc = self.encoder
-        if self.model is None:
-            self.model = st.build_model(enc.dim)
-        model = self.model
-        cfg = st.config.model
+        f = self.fused(text, nums, attrs)
+        model = self.torch_model()
         with torch.no_grad():
-            t = (
-                model.text_tower(torch.from_numpy(enc.encode([text], progress=False)))
-                if cfg.use_text
-                else torch.zeros(1, cfg.dim)
-            )
-            if text.strip() == "":
-                t = torch.zeros_like(t)
-            parts = []
-            if len(nums):
-                parts.append(st.arrays["item_struct"][nums].mean(0, keepdims=True))
-            if len(attrs):  # what one propagation step gives a user linked only to these attribute nodes
-                parts.append(st.arrays["nodes"][attrs + st.node_offsets["attribute"]].mean(0, keepdims=True))
-            s = torch.from_numpy(np.mean(parts, 0).astype(np.float32)) if parts else torch.zeros_like(t)
-            g = model.gate(model.user_gate, s, t)
-            f = g * s + (1 - g) * t
             if model.recent is not None and len(nums):
                 last = torch.from_numpy(nums[::-1][: model.recent.window].copy()).unsqueeze(0)
-                f = f + model.recent(st.items_t[:, : cfg.dim], last, torch.ones_like(last, dtype=torch.bool))
+                f = f + model.recent(
+                    st.items_t[:, : st.config.model.dim], last, torch.ones_like(last, dtype=torch.bool)
+                )
             f = torch.cat([f, torch.from_numpy(st.cooc_user(nums))], 1)  # the co-occurrence block (empty without one)
             scores, top = topk_scores(f, st.items_t, k, {0: nums})
         _, ranks, inums, vals = TopK(scores.numpy(), top.numpy()).flat()

@@ -16,6 +16,7 @@ same ``--out`` fails at once naming the first one's pid (a ``flock`` on ``.<name
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -160,12 +161,49 @@ def export(
     diversity, long_tail = check_options(diversity, long_tail)
     fmt = output_format(out)
     check_writable(out)
+    with contextlib.nullcontext() if rec.live is None else rec.live.pinned():  # one snapshot of a live store
+        return _export(
+            rec,
+            out,
+            k,
+            fmt,
+            users,
+            explain,
+            items,
+            exclude,
+            chunk_size,
+            resume,
+            progress,
+            on_chunk,
+            diversity,
+            long_tail,
+            lang,
+        )
+
+
+def _export(
+    rec: Recommender,
+    out: str | Path,
+    k: int,
+    fmt: str,
+    users: Sequence[str] | None,
+    explain: bool,
+    items: Iterable[str] | None,
+    exclude: Iterable[str] | None,
+    chunk_size: int,
+    resume: bool,
+    progress: bool,
+    on_chunk: Callable[[pd.DataFrame], object] | None,
+    diversity: float,
+    long_tail: float,
+    lang: str | None,
+) -> dict[str, int]:
     users = list(users) if users is not None else rec.vocabs.user.to_list()
     items = sorted(set(items)) if items is not None else None
     exclude = sorted(set(exclude)) if exclude is not None else None
     job = {
         "model_version": rec.model_version,
-        "data_fingerprint": rec.data_fingerprint,
+        "data_fingerprint": rec.data_fingerprint if rec.live is None else rec.live.fingerprint,
         "k": k,
         "explain": explain,
         "chunk_size": chunk_size,

@@ -15,13 +15,14 @@ import pandas as pd
 import torch
 
 from kgrec.encoders.text import TextEncoder
-from kgrec.errors import ConfigError, KgrecError, ModelMismatchError
+from kgrec.errors import ConfigError, KgrecError
 from kgrec.fusion.coldstart import NewUsers
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.explain import PathFinder, explain, store_path_finder
 from kgrec.fusion.explanation import Explanation
 from kgrec.fusion.frames import label_frame, similar_frame, topk_frame
 from kgrec.fusion.ids import id_list
+from kgrec.fusion.live import LiveModel
 from kgrec.fusion.state import FORMAT_VERSION, ModelState
 from kgrec.fusion.vectors import state_from_vectors
 from kgrec.graph.hetero import Vocabularies
@@ -74,14 +75,42 @@ class Recommender:
         self._path_index: PathIndex | None = None
         self._encoder: TextEncoder | None = None  # the one fit() used, handed to the new-user scorer
         self._new_users: NewUsers | None = None
+        #: fresh answers on a store that took appends since training (kgrec.fusion.live); set with a store
+        self.live: LiveModel | None = None
 
     # ------------------------------------------------------------------ state
     @property
     def state(self) -> ModelState:
-        """The trained :class:`ModelState` (raises when not trained)."""
+        """The trained :class:`ModelState` (raises when not trained); with a store that took appends since
+        training, the live state (:mod:`kgrec.fusion.live`) as of the last refresh."""
         if self._state is None:
             raise KgrecError("the recommender is not trained: call fit() or Recommender.load() first")
-        return self._state
+        return self._state if self.live is None else self.live.state
+
+    def fresh(self, users: Iterable[str] = ()) -> ModelState:
+        """The state with ``users``' rows up to date with the store (one history read each; nothing to do without a
+        store or when the store has not moved since training)."""
+        if self.live is None:
+            return self.state
+        return self.live.refresh_users(users)
+
+    def live_key(self, user: str) -> str:
+        """A string that changes whenever ``user``'s answers may change (cache keys; see :meth:`LiveModel.key`)."""
+        return self.state.model_version if self.live is None else self.live.key(user)
+
+    def attach(self, store: GraphStore | None) -> None:
+        """Answer from ``store`` from now on (checked: it must hold the training data or descend from it by appends).
+
+        Raises:
+            ModelMismatchError: the store holds other data.
+        """
+        self.store = store
+        self._dataset = None
+        self.live = None
+        if store is not None and self._state is not None:
+            live = LiveModel(self._state, store, self._encoder)
+            live.sync()
+            self.live = live
 
     # the state's fields, read through (``rec.vocabs`` is ``rec.state.vocabs``)
     vocabs = _FromState[Vocabularies]()  # Vocabularies (id <-> number) of the model.
@@ -105,8 +134,8 @@ class Recommender:
         self._path_index = self._new_users = None  # caches of a previous fit
         self._state, encoder = fit_state(ds, self.config, progress)
         self._encoder = encoder
+        self.attach(None if isinstance(data, Dataset) else data)
         self._dataset = ds
-        self.store = None if isinstance(data, Dataset) else data
         return self
 
     @classmethod
@@ -193,13 +222,13 @@ class Recommender:
         """
         from kgrec.fusion.rerank import check_options, reranked_topk
 
-        st = self.state
         if k < 1:
             raise ValueError(f"k={k}: expected a positive number of recommendations")
         if unknown not in {"error", "skip"}:
             raise ConfigError(f"unknown={unknown!r}: expected 'error' or 'skip'")
         diversity, long_tail = check_options(diversity, long_tail)
         user_list = id_list(users, "users")
+        st = self.fresh(user_list)
         if unknown == "skip":
             user_list = [u for u in user_list if u in st.vocabs.user]
         nums = np.array([st.user_number(u) for u in user_list], dtype=np.int64)
@@ -333,8 +362,8 @@ class Recommender:
             k: list length for the "why not" part (rank, gap to the k-th item).
             lang: language of the sentences and messages (``kgrec.messages.LANGUAGES``; default English).
         """
-        st = self.state
         user, item = str(user), str(item)
+        st = self.fresh([user])
         u, i = st.user_number(user), st.item_number(item)
         hist_items, hist_w = st.history(u)
         return explain(st, self.path_finder(store), user, item, u, i, hist_items, hist_w, top=top, k=k, lang=lang)
@@ -350,13 +379,8 @@ class Recommender:
 
     # ------------------------------------------------------------------ persistence
     def check_store(self, store: GraphStore) -> None:
-        """Refuse a store whose data differ from the training data."""
-        fp = store.fingerprint()
-        if fp != self.data_fingerprint:
-            raise ModelMismatchError(
-                f"the model {self.model_version} was trained on data {self.data_fingerprint[:12]}, but the store at "
-                f"{store.location} holds data {fp[:12]}; retrain with `kgrec train --store {store.location}`"
-            )
+        """Refuse a store whose data are neither the training data nor descend from them by appends."""
+        LiveModel(self.state if self._state is None else self._state, store).sync()
 
     def dataset(self, store: GraphStore | None = None) -> Dataset:
         """The training data: from ``store``, else the fitted-on data, else the store given to :meth:`load`."""
@@ -389,7 +413,5 @@ class Recommender:
     def load(cls, path: str | Path, store: GraphStore | None = None) -> Recommender:
         """Load a saved model; with ``store``, check that it holds the training data."""
         rec = cls(state=ModelState.load(path))
-        if store is not None:
-            rec.check_store(store)
-        rec.store = store
+        rec.attach(store)
         return rec

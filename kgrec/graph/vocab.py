@@ -25,6 +25,17 @@ class Vocab:
         self._index = pd.Index(arr)
         self._lookup = {k: i for i, k in enumerate(arr.tolist())}
 
+    def extended(self, ids: Iterable[str]) -> Vocab:
+        """This vocabulary with ``ids`` it does not hold appended after its own, in the given order: every number
+        it gives stays the same (a live model grows its users and items this way, kgrec.fusion.live)."""
+        new = [i for i in dict.fromkeys(map(str, ids)) if i not in self._lookup]
+        out = Vocab.__new__(Vocab)
+        out.kind = self.kind
+        out._ids = np.array([*self._ids.tolist(), *new], dtype=object)
+        out._index = pd.Index(out._ids)
+        out._lookup = {k: i for i, k in enumerate(out._ids.tolist())}
+        return out
+
     def __len__(self) -> int:
         return len(self._ids)
 
