@@ -149,6 +149,29 @@ class TextEncoder:
             with open(tmp, "wb") as fh:
                 np.savez(fh, keys=np.array(keys), vectors=vecs.astype(np.float32))
 
+    def forget(self, texts: Sequence[str]) -> int:
+        """Remove the cached vectors of ``texts`` from memory and from every cache shard (each shard holding one is
+        rewritten atomically without it, or deleted when nothing else is left); returns the entries removed."""
+        keys = {self._key(t) for t in texts if isinstance(t, str) and t.strip()}
+        found = {k for k in keys if self._memory.pop(k, None) is not None}
+        d = self._cache_path()
+        if not keys or not d.is_dir():
+            return len(found)
+        for shard in sorted(d.glob("*.npz")):
+            with np.load(shard, allow_pickle=False) as z:
+                names, vecs = z["keys"].tolist(), z["vectors"]
+            keep = [n for n, k in enumerate(names) if k not in keys]
+            if len(keep) == len(names):
+                continue
+            found.update(k for k in names if k in keys)
+            if not keep:
+                shard.unlink()
+                continue
+            with atomic_file(shard) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, keys=np.array([names[n] for n in keep]), vectors=vecs[keep])
+        return len(found)
+
     # ---- encoding
     def encode(self, texts: Sequence[str], *, progress: bool = True, desc: str = "encoding text") -> np.ndarray:
         """Encode ``texts`` into an ``[n, dim]`` float32 array (rows L2-normalised).

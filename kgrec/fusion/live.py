@@ -39,6 +39,7 @@ from kgrec.encoders.text import TextEncoder
 from kgrec.errors import ModelMismatchError
 from kgrec.fusion.coldstart import NewUsers
 from kgrec.fusion.persist import ITEM_COOC, USER_COOC
+from kgrec.fusion.remap import ITEM_ARRAYS, USER_ARRAYS
 from kgrec.fusion.state import ModelState
 from kgrec.fusion.ties import group_bounds, window
 from kgrec.graph.vocab import Vocab
@@ -50,10 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["LiveModel", "LiveState", "history_digest"]
 
 log = logging.getLogger(__name__)
-
-#: per-user arrays (one row per user) and per-item arrays a live state grows or rewrites
-USER_ARRAYS = ("users", "user_struct", "user_text", "user_gate", "user_recent_struct", "user_recent_text", USER_COOC)
-ITEM_ARRAYS = ("items", "item_struct", "item_text", "item_gate", ITEM_COOC)
 
 
 def history_digest(items: Sequence[str], times: Sequence[int]) -> str:

@@ -1,0 +1,109 @@
+"""Forgetting users: the store, every model trained on it and the text cache lose every trace of them.
+
+:func:`forget_users` (``kgrec forget``) runs, in this order:
+
+1. each model is brought up to date with the store's appends (:meth:`~kgrec.fusion.live.LiveModel.refresh_all`), so
+   folding nothing is lost for the users who stay;
+2. the users' behaviour texts are collected from the store (the training text of each, and the text of every
+   prefix of their history, which the cold-start path may have encoded) and their cached vectors are deleted;
+3. the store forgets them (:meth:`~kgrec.graph.store.GraphStore.forget_users`: every snapshot that held them is
+   rewritten, Neo4j loses their node, relationships and vector-index entries);
+4. each model is rewritten without them (:func:`~kgrec.fusion.remap.materialize`: vocabularies, vectors, node
+   vectors, the GNN's id embedding rows, histories) for the store's new data, under a new model version.
+
+Run again after a crash, it finishes the job: users the store no longer holds are still removed from the models.
+What stays, and how to remove it, is in ``docs/privacy.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from kgrec.encoders.behaviour import behaviour_text, user_texts
+from kgrec.encoders.text import TextEncoder
+from kgrec.errors import KgrecError, ModelMismatchError, UnknownIdError
+from kgrec.fusion.fitting import new_model_version
+from kgrec.fusion.live import LiveModel
+from kgrec.fusion.remap import materialize
+from kgrec.fusion.state import ModelState
+from kgrec.graph.hetero import Vocabularies
+from kgrec.graph.store import GraphStore
+from kgrec.loaders import schema as S
+
+__all__ = ["ForgetReport", "behaviour_texts_of", "forget_users"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    """What :func:`forget_users` removed."""
+
+    users: list[str]
+    store_changed: bool
+    models: list[str]
+    cache_entries: int
+    fingerprint: str
+
+
+def behaviour_texts_of(store: GraphStore, users: Sequence[str]) -> list[str]:
+    """Every behaviour text of ``users`` kgrec may have encoded: the training text (history, tags, profile) and
+    the newest-first title list of every prefix of their history (the cold-start path's text)."""
+    if not store.exists():
+        return []
+    ds = store.dataset()
+    ids = set(users)
+    sub = replace(
+        ds,
+        interactions=ds.interactions.loc[ds.interactions[S.USER].isin(ids)],
+        tags=ds.tags.loc[ds.tags[S.USER].isin(ids)],
+        users=ds.users.loc[ds.users[S.USER].isin(ids)],
+        user_attributes=ds.user_attributes.loc[ds.user_attributes[S.USER].isin(ids)],
+    )
+    texts = list(user_texts(sub, Vocabularies.from_dataset(sub))) if not sub.interactions.empty else []
+    titles = dict(zip(ds.items[S.ITEM].tolist(), ds.items[S.TITLE].tolist(), strict=True))
+    for user in users:
+        h = store.user_history(user)
+        names = [titles.get(i) or "" for i in h[S.ITEM].tolist()]
+        texts += [behaviour_text([t for t in names[:n][::-1] if t]) for n in range(1, len(names) + 1)]
+    return texts
+
+
+def forget_users(
+    store: GraphStore, users: Sequence[str], model_dirs: Sequence[Path], *, encoder: TextEncoder | None = None
+) -> ForgetReport:
+    """Remove ``users`` from ``store``, from each model in ``model_dirs`` and from the text cache.
+
+    Raises:
+        UnknownIdError: a user neither the store nor any of the models holds (nothing is changed).
+    """
+    ids = list(dict.fromkeys(map(str, users)))
+    if not ids:
+        raise KgrecError("forget: name at least one user (--user U)")
+    states = {Path(d): ModelState.load(d) for d in model_dirs}
+    in_store = [u for u in ids if store.has_user(u)]
+    unknown = [u for u in ids if u not in in_store and not any(u in st.vocabs.user for st in states.values())]
+    if unknown:
+        raise UnknownIdError("user", unknown[0], f"not in the store at {store.location} nor in its models")
+    folded: dict[Path, ModelState] = {}
+    for d, st in states.items():
+        try:
+            folded[d] = LiveModel(st, store).refresh_all()  # the appends of the users who stay are kept
+        except ModelMismatchError:
+            log.warning("%s: the store has moved on from this model by more than appends; forgetting only", d)
+            folded[d] = st
+    texts = behaviour_texts_of(store, in_store)
+    enc = encoder
+    if enc is None and states:
+        enc = TextEncoder(next(iter(states.values())).config.text)
+    removed = enc.forget(texts) if enc is not None else 0
+    rep = store.forget_users(in_store) if in_store else None
+    fp = rep.fingerprint if rep is not None else store.fingerprint()
+    for d, st in folded.items():
+        metrics = {**st.metrics, "lineage": {**dict(st.metrics.get("lineage") or {}), "forgotten_users": True}}
+        materialize(st, drop_users=ids, data_fingerprint=fp, model_version=new_model_version(), metrics=metrics).save(d)
+        log.info("%s: rewritten without %d user(s)", d, len(ids))
+    return ForgetReport(ids, rep is not None and rep.changed, [str(d) for d in folded], removed, fp)
