@@ -9,13 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from kgrec import Recommender
+from kgrec.encoders.graph import GraphLayout
 from kgrec.errors import ModelMismatchError
 from kgrec.fusion.export import export
 from kgrec.fusion.live import LiveModel
 from kgrec.graph import GraphStore, open_store
 from kgrec.graph.embedded import EmbeddedStore
+from kgrec.graph.vocab import Vocab
 from kgrec.loaders import batch_from_frames, from_frames
 from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
@@ -140,3 +143,45 @@ def test_export_answers_from_the_live_store(tmp_path, saved, synth_dataset):
     export(rec, out, 5, progress=False)
     df = pd.read_csv(out, dtype={"user": str, "item": str})
     assert top not in set(df.loc[df["user"] == user, "item"])
+
+
+def test_remapped_weights_keep_every_row_by_id(trained):
+    from dataclasses import replace
+
+    from kgrec.fusion.remap import node_take, remap_weights, trained_node_ids
+
+    st = trained.state
+    same = remap_weights(st, st.vocabs)
+    for k, v in st.state_dict.items():
+        assert torch.equal(same[k], v), k
+    grown = replace(st.vocabs, user=Vocab("user", [*st.vocabs.user.to_list(), "zz-new"]))
+    take = node_take(trained_node_ids(st), grown)
+    w = remap_weights(st, grown)
+    emb = next(k for k, v in st.state_dict.items() if v.ndim == 2 and v.shape[0] == len(st.arrays["nodes"]))
+    new_row = GraphLayout(grown.sizes()).offsets["user"] + grown.user.number("zz-new")
+    assert take[new_row] == -1 and torch.count_nonzero(w[emb][new_row]) == 0
+    kept = np.flatnonzero(take >= 0)
+    assert torch.equal(w[emb][kept], st.state_dict[emb][take[kept]])
+
+
+def test_warm_start_gives_rows_to_users_and_items_new_since_training(tmp_path, synth_dataset, small_config):
+    st = open_store(tmp_path / "store")
+    st.ingest(synth_dataset)
+    rec = Recommender(small_config).fit(st, progress=False)
+    base_version, base_fp = rec.model_version, rec.data_fingerprint
+    t = int(synth_dataset.interactions[S.TIMESTAMP].max()) + 10
+    known = rec.vocabs.item.to_list()[:5]
+    items = pd.DataFrame({"item": ["warm-item"], "title": ["A warm new item"], "categories": ["Fresh"]})
+    rows = pd.DataFrame({"user": ["warm-user"] * 6, "item": [*known, "warm-item"], "timestamp": range(t, t + 6)})
+    st.append(batch_from_frames(rows, items, known_items=st.item_ids()))
+    rec.warm_start(st, progress=False)
+    assert "warm-user" in rec.vocabs.user and "warm-item" in rec.vocabs.item
+    assert rec.data_fingerprint == st.fingerprint()
+    lineage = rec.metrics["lineage"]
+    assert lineage["fit_on"] == base_fp
+    assert lineage["warm_starts"][-1]["from_model"] == base_version
+    assert rec.metrics["warm_epochs"] >= 1
+    assert not set(rec.recommend("warm-user", k=10)["item"]) & {*known, "warm-item"}
+    # saved and loaded: the lineage travels with the model, and the store is its own data
+    again = Recommender.load(rec.save(tmp_path / "m"), store=st)
+    assert again.metrics["lineage"] == lineage

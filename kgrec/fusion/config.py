@@ -101,6 +101,13 @@ class TrainConfig(ConfigModel):
     refit_fraction: float = Field(
         0.5, gt=0.0, le=1.0, description="share of the best epoch count used by refit='continue'"
     )
+    warm_fraction: float = Field(
+        0.15,
+        gt=0.0,
+        le=1.0,
+        description="share of the saved model's best epoch count that `kgrec train --warm-start` trains on (at half "
+        "the learning rate, no validation)",
+    )
     seed: int = Field(0, description="random seed")
     threads: int | None = Field(None, ge=1, le=1024, description="torch threads (None = torch's default)")
 

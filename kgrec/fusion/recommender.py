@@ -138,6 +138,20 @@ class Recommender:
         self._dataset = ds
         return self
 
+    def warm_start(self, data: Dataset | GraphStore, *, progress: bool = True) -> Recommender:
+        """Continue this trained model on ``data`` (its data plus what was appended since: new users and items get
+        rows, the others keep theirs; a short schedule, :func:`kgrec.fusion.fitting.warm_state`)."""
+        from kgrec.fusion.fitting import warm_state
+
+        if self._state is None:
+            raise KgrecError("warm_start needs a trained model: fit() or Recommender.load() first")
+        ds = data if isinstance(data, Dataset) else data.dataset()
+        self._path_index = self._new_users = None
+        self._state, self._encoder = warm_state(ds, self._state, progress)
+        self.attach(None if isinstance(data, Dataset) else data)
+        self._dataset = ds
+        return self
+
     @classmethod
     def from_vectors(
         cls,

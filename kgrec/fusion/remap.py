@@ -9,19 +9,21 @@ weight (the GNN's id embedding) and the histories are rebuilt, so a saved copy h
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from kgrec.encoders.graph import GraphLayout
 from kgrec.fusion.persist import INTERACTION_RECENT, ITEM_COOC, USER_COOC
 from kgrec.fusion.state import ModelState
+from kgrec.graph.hetero import NODE_TYPES, Vocabularies
 from kgrec.graph.vocab import Vocab
 
-__all__ = ["USER_ARRAYS", "ITEM_ARRAYS", "materialize", "remap_rows"]
+__all__ = ["ITEM_ARRAYS", "USER_ARRAYS", "materialize", "node_take", "remap_rows", "remap_weights", "trained_node_ids"]
 
 #: per-user arrays (one row per user) and per-item arrays of a state
 USER_ARRAYS = ("users", "user_struct", "user_text", "user_gate", "user_recent_struct", "user_recent_text", USER_COOC)
@@ -74,20 +76,16 @@ def materialize(
         if name in arrays:
             arrays[name] = remap_rows(arrays[name], ip)
 
-    # node-indexed parts: the layout the weights were trained with (the state's own node offsets) to the new one
-    old_sizes = {t: n for t, n in _sizes_of(state).items()}
-    old_layout, new_layout = GraphLayout(old_sizes), GraphLayout(vocabs.sizes())
-    take = _node_take(old_layout, new_layout, old_sizes, up, ip)
+    # node-indexed parts, by id: the layout the weights were trained with to the new one
+    take = node_take(trained_node_ids(state), vocabs)
+    new_layout = GraphLayout(vocabs.sizes())
     nodes = remap_rows(arrays["nodes"], take)
     ublk, iblk = new_layout.slice("user"), new_layout.slice("item")
     grown_u, grown_i = take[ublk] < 0, take[iblk] < 0
     nodes[ublk][grown_u] = arrays["user_struct"][grown_u]  # users and items new since training: their own vectors
     nodes[iblk][grown_i] = arrays["item_struct"][grown_i]
     arrays["nodes"] = nodes
-    n_old = old_layout.num_nodes
-    state_dict = {
-        k: (remap_rows(v, take) if v.ndim and v.shape[0] == n_old else v) for k, v in state.state_dict.items()
-    }
+    state_dict = remap_weights(state, vocabs)
 
     # histories, in the new numbers (each user's oldest first, as the state gives them)
     hist = [state.history(int(o)) for o in up.tolist()]
@@ -114,27 +112,30 @@ def materialize(
     )
 
 
-def _sizes_of(state: ModelState) -> dict[str, int]:
-    """The node counts the state's node vectors and weights were built with (a live state keeps its base's)."""
+def trained_node_ids(state: ModelState) -> dict[str, list[str]]:
+    """The ids of the nodes the state's node vectors and weights were built with, per node type (a live state
+    keeps its base's nodes: the first ids of its grown vocabularies)."""
     offs = state.node_offsets
     types = sorted(offs, key=lambda t: offs[t])
     total = len(state.arrays["nodes"])
-    return {t: (offs[types[n + 1]] if n + 1 < len(types) else total) - offs[t] for n, t in enumerate(types)}
+    sizes = {t: (offs[types[n + 1]] if n + 1 < len(types) else total) - offs[t] for n, t in enumerate(types)}
+    return {t: state.vocabs.of(t).to_list()[: sizes[t]] for t in NODE_TYPES}
 
 
-def _node_take(
-    old: GraphLayout, new: GraphLayout, old_sizes: dict[str, int], up: np.ndarray, ip: np.ndarray
-) -> np.ndarray:
-    """For every node of the new layout, its row in the old one (-1: new)."""
-    take = np.full(new.num_nodes, -1, dtype=np.int64)
-    for t, off in new.offsets.items():
-        sl = new.slice(t)
-        n = sl.stop - sl.start
-        if t == "user":
-            src = np.where(up < old_sizes["user"], up + old.offsets["user"], -1)
-        elif t == "item":
-            src = np.where(ip < old_sizes["item"], ip + old.offsets["item"], -1)
-        else:
-            src = np.arange(n) + old.offsets[t]
-        take[off : off + n] = src
+def node_take(old_ids: Mapping[str, Sequence[str]], new: Vocabularies) -> np.ndarray:
+    """For every node of ``new``'s layout, its row in the layout of ``old_ids`` (``-1``: a node it did not have)."""
+    old = GraphLayout({t: len(old_ids[t]) for t in NODE_TYPES})
+    lay = GraphLayout(new.sizes())
+    take = np.full(lay.num_nodes, -1, dtype=np.int64)
+    for t in NODE_TYPES:
+        pos = pd.Index(list(old_ids[t]), dtype=object).get_indexer(new.of(t).to_list())
+        take[lay.slice(t)] = np.where(pos >= 0, pos + old.offsets[t], -1)
     return take
+
+
+def remap_weights(state: ModelState, vocabs: Vocabularies) -> dict[str, torch.Tensor]:
+    """The state's torch weights for the node layout of ``vocabs``: every node-indexed tensor (the GNN's id
+    embedding) keeps the rows of the ids it had, gets zero rows for new ids and loses those of dropped ids."""
+    take = node_take(trained_node_ids(state), vocabs)
+    n_old = len(state.arrays["nodes"])
+    return {k: (remap_rows(v, take) if v.ndim and v.shape[0] == n_old else v) for k, v in state.state_dict.items()}

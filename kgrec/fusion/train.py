@@ -259,6 +259,20 @@ def fit_model(
         metrics["refit"] = hist
     else:
         inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress)
+    return finish(model, inp, vocabs, cfg, item_text, chosen, metrics, t0)
+
+
+def finish(
+    model: FusedModel,
+    inp: GraphInputs,
+    vocabs: Vocabularies,
+    cfg: RecommenderConfig,
+    item_text: torch.Tensor,
+    chosen: dict[str, float],
+    metrics: dict[str, object],
+    t0: float,
+) -> TrainResult:
+    """The trained model's towers on ``inp``, with the co-occurrence part of weight ``chosen`` and the timings."""
     model.eval()
     with torch.no_grad():
         towers = model(inp.adj, inp.id_mask, item_text, inp.user_text, inp.recent_idx, inp.recent_mask, inp.recent_span)
@@ -276,3 +290,26 @@ def fit_model(
     all_epochs = [h for k in ("validation", "refit") for h in cast("list[dict[str, float]]", metrics.get(k, []))]
     metrics["seconds_per_epoch"] = float(np.mean([h["seconds"] for h in all_epochs])) if all_epochs else None
     return TrainResult(model, towers, inp, metrics)
+
+
+def warm_fit_model(
+    ds: Dataset,
+    vocabs: Vocabularies,
+    cfg: RecommenderConfig,
+    item_text: torch.Tensor,
+    encoder: TextEncoder | None,
+    model: FusedModel,
+    epochs: int,
+    chosen: dict[str, float],
+    progress: bool = True,
+) -> TrainResult:
+    """Continue training ``model`` (its weights carried over from a saved model, kgrec.fusion.warm) on all of ``ds``
+    for ``epochs`` at half the learning rate, keeping the co-occurrence weight and l2 chosen before (no validation)."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    t0 = time.perf_counter()
+    model, inp, hist, _ = _train_run(
+        ds, vocabs, cfg, item_text, encoder, epochs, None, progress, model=model, lr_scale=0.5
+    )
+    keep = {k: v for k, v in chosen.items() if k in ("cooc_weight", "cooc_l2")}
+    return finish(model, inp, vocabs, cfg, item_text, keep, {"refit": hist, "warm_epochs": epochs}, t0)
