@@ -185,3 +185,10 @@ def test_warm_start_gives_rows_to_users_and_items_new_since_training(tmp_path, s
     # saved and loaded: the lineage travels with the model, and the store is its own data
     again = Recommender.load(rec.save(tmp_path / "m"), store=st)
     assert again.metrics["lineage"] == lineage
+
+
+def test_explain_many_equals_explain_item_by_item(trained):
+    user = trained.vocabs.user.id(3)
+    items = trained.recommend(user, k=6)["item"].tolist() + [trained.vocabs.item.id(0)]
+    many = trained.explain_many(user, items, top=2)
+    assert [e.to_dict() for e in many] == [trained.explain(user, i, top=2).to_dict() for i in items]

@@ -382,6 +382,29 @@ class Recommender:
         hist_items, hist_w = st.history(u)
         return explain(st, self.path_finder(store), user, item, u, i, hist_items, hist_w, top=top, k=k, lang=lang)
 
+    def explain_many(
+        self,
+        user: str,
+        items: Sequence[str],
+        store: GraphStore | None = None,
+        *,
+        top: int = 3,
+        k: int = 10,
+        lang: str | None = None,
+    ) -> list[Explanation]:
+        """:meth:`explain` of several items for one user (a list's explanations): the user is refreshed, turned into a
+        number and their history fetched once for all of them; each item's answer equals :meth:`explain`'s."""
+        user = str(user)
+        st = self.fresh([user])
+        u = st.user_number(user)
+        nums = [st.item_number(str(i)) for i in items]
+        hist_items, hist_w = st.history(u)
+        find = self.path_finder(store)
+        return [
+            explain(st, find, user, str(item), u, i, hist_items, hist_w, top=top, k=k, lang=lang)
+            for item, i in zip(items, nums, strict=True)
+        ]
+
     def embeddings(self, kind: str = "item", part: str = "fused") -> pd.DataFrame:
         """Vectors as a DataFrame (``id`` column + ``d0..dN``).
 
