@@ -1,9 +1,11 @@
-"""Access control: a bearer token for the API, a signed session cookie for the page.
+"""Access control: a bearer token for the API, a signed session cookie for the page, a write token for events.
 
-The token comes from ``KGREC_API_TOKEN``. The session cookie holds
+The read token comes from ``KGREC_API_TOKEN``. The session cookie holds
 ``<expiry>.<nonce>.<hmac>``, signed with a key derived from the token, so every
-worker process accepts it and changing the token ends every session. Tokens and
-signatures are compared in constant time.
+worker process accepts it and changing the token ends every session. The write
+token (``KGREC_WRITE_TOKEN``) is the only key to ``POST /api/events``: neither the
+read token nor a session cookie opens it. Tokens and signatures are compared in
+constant time.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from kgrec.web.config import WebConfig
+from kgrec.web.config import TOKEN_ENV, WRITE_TOKEN_ENV, WebConfig
 
 #: name of the session cookie set by the login form
 COOKIE_NAME = "kgrec_session"
@@ -31,6 +33,9 @@ class Authenticator:
         self._token = token.encode()
         self._key = hmac.new(self._token, _KEY_LABEL, hashlib.sha256).digest()
         self.lifetime_s = int(config.session_hours * 3600)
+        self._write = config.write_token.get_secret_value().encode() if config.write_token is not None else b""
+        #: whether ``POST /api/events`` is on (a write token is configured)
+        self.writes_enabled = bool(self._write)
 
     def token_ok(self, token: str | None) -> bool:
         """Whether ``token`` is the configured token (constant-time compare)."""
@@ -74,6 +79,31 @@ class Authenticator:
     def request_ok(self, authorization: str | None, cookie: str | None) -> bool:
         """Whether a request carries the bearer token or a valid session cookie."""
         return not self.enabled or self.bearer_ok(authorization) or self.session_ok(cookie)
+
+    def write_denial(self, authorization: str | None, cookie: str | None) -> tuple[int, str] | None:
+        """Why a write request is refused, as (HTTP status, message), or None when it carries the write token.
+
+        Only ``Authorization: Bearer <write token>`` writes, also under ``no_auth``. The read
+        token, or a session cookie of the page without a bearer token, gets 403 (the caller is
+        known but may not write); no token or a wrong one gets 401.
+        """
+        if not self.writes_enabled:
+            return 403, (
+                f"writing events is off on this server: start it with {WRITE_TOKEN_ENV} set to a secret of at least "
+                f"16 characters (e.g. `export {WRITE_TOKEN_ENV}=$(openssl rand -hex 24)`), distinct from {TOKEN_ENV}"
+            )
+        scheme, _, value = (authorization or "").partition(" ")
+        bearer = value.strip().encode() if scheme.lower() == "bearer" else b""
+        if bearer and hmac.compare_digest(bearer, self._write):
+            return None
+        if (bearer and self._token and hmac.compare_digest(bearer, self._token)) or (
+            not bearer and self.enabled and cookie and self.session_ok(cookie)
+        ):
+            return 403, (
+                f"this endpoint needs the write token: send Authorization: Bearer <{WRITE_TOKEN_ENV}>; the read token "
+                f"({TOKEN_ENV}) and the page's session only read"
+            )
+        return 401, f"authentication required: send Authorization: Bearer <{WRITE_TOKEN_ENV}>"
 
 
 def safe_next(target: str | None) -> str:

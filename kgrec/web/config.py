@@ -12,6 +12,8 @@ from kgrec.errors import ConfigError
 
 #: environment variable holding the access token
 TOKEN_ENV = "KGREC_API_TOKEN"
+#: environment variable holding the write token of ``POST /api/events`` (unset: the endpoint is off)
+WRITE_TOKEN_ENV = "KGREC_WRITE_TOKEN"
 #: environment variable through which `kgrec serve --workers N` hands the config to its worker processes
 CONFIG_ENV = "KGREC_WEB_CONFIG"
 #: shortest token accepted
@@ -24,8 +26,8 @@ class WebConfig(ConfigModel):
     A bad value raises a :class:`~kgrec.errors.ConfigError` naming the field, the
     value and the allowed range (``max_k=0: expected an integer from 1 to 1000 …``).
 
-    The token is never written to logs or to :data:`CONFIG_ENV`; workers read it
-    from :data:`TOKEN_ENV` themselves.
+    The tokens are never written to logs or to :data:`CONFIG_ENV`; workers read them
+    from :data:`TOKEN_ENV` and :data:`WRITE_TOKEN_ENV` themselves.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -37,7 +39,26 @@ class WebConfig(ConfigModel):
     neo4j_user: str | None = Field(None, description="Neo4j user (default neo4j)")
     neo4j_database: str | None = Field(None, description="Neo4j database (default neo4j)")
     token: SecretStr | None = Field(None, description=f"access token (from ${TOKEN_ENV}); required unless no_auth")
-    no_auth: bool = Field(False, description="serve without any access check (local use only)")
+    no_auth: bool = Field(False, description="serve without any access check (local use only; not for writes)")
+    write_token: SecretStr | None = Field(
+        None,
+        description=f"write token of POST /api/events (from ${WRITE_TOKEN_ENV}); None: the endpoint is off. "
+        "It must differ from the read token; no_auth does not open writes",
+    )
+    allow_unknown_items: bool = Field(
+        False, description="POST /api/events: add items the store does not hold (as items without text) instead of 422"
+    )
+    max_event_bytes: int = Field(
+        8 * 1024 * 1024, ge=1, le=1024**3, description="largest POST /api/events body in bytes (larger: 413)"
+    )
+    max_events: int = Field(10_000, ge=1, le=10_000_000, description="most events in one POST /api/events (more: 413)")
+    live_check_s: float = Field(
+        0.1,
+        ge=0.0,
+        le=3600.0,
+        description="how often (seconds) each process re-reads the store's fingerprint, the live part of every cache "
+        "key, in the background (0: on every request); an append through this process takes effect at once",
+    )
     default_k: int = Field(10, ge=1, le=1000, description="recommendations shown when no k is given")
     max_k: int = Field(100, ge=1, le=1000, description="largest k accepted (larger: 422)")
     top_paths: int = Field(
@@ -64,14 +85,28 @@ class WebConfig(ConfigModel):
         return self
 
     def check_auth(self) -> None:
-        """Refuse to serve without a usable token unless ``no_auth`` is set.
+        """Refuse to serve without a usable token unless ``no_auth`` is set, and with a weak write token.
 
         Raises:
-            ConfigError: no token, or one shorter than 16 characters.
+            ConfigError: no token, or one shorter than 16 characters; a write token shorter than 16
+                characters or equal to the read token.
         """
+        secret = self.token.get_secret_value() if self.token is not None else ""
+        if self.write_token is not None:
+            write = self.write_token.get_secret_value()
+            if len(write) < MIN_TOKEN_LENGTH:
+                raise ConfigError(
+                    f"{WRITE_TOKEN_ENV} is {len(write)} characters long; use at least {MIN_TOKEN_LENGTH} random "
+                    f"characters (e.g. `export {WRITE_TOKEN_ENV}=$(openssl rand -hex 24)`), or unset it to turn "
+                    "POST /api/events off"
+                )
+            if write == secret:
+                raise ConfigError(
+                    f"{WRITE_TOKEN_ENV} is the same as {TOKEN_ENV}; the write token must differ from the read token "
+                    "(everyone who reads would be able to write)"
+                )
         if self.no_auth:
             return
-        secret = self.token.get_secret_value() if self.token is not None else ""
         if not secret:
             raise ConfigError(
                 f"no access token: set {TOKEN_ENV} to a secret (e.g. `export {TOKEN_ENV}=$(openssl rand -hex 24)`) "
@@ -84,12 +119,13 @@ class WebConfig(ConfigModel):
 
     @classmethod
     def from_env(cls, **values: object) -> WebConfig:
-        """A config with the token taken from :data:`TOKEN_ENV` (when set)."""
-        token = os.environ.get(TOKEN_ENV)
-        if token and values.get("token") is None:
-            values["token"] = SecretStr(token)
+        """A config with the tokens taken from :data:`TOKEN_ENV` and :data:`WRITE_TOKEN_ENV` (when set)."""
+        for env, field in ((TOKEN_ENV, "token"), (WRITE_TOKEN_ENV, "write_token")):
+            token = os.environ.get(env)
+            if token and values.get(field) is None:
+                values[field] = SecretStr(token)
         return cls.model_validate(values)
 
     def to_env(self) -> str:
-        """JSON for :data:`CONFIG_ENV`, without the token."""
-        return self.model_dump_json(exclude={"token"})
+        """JSON for :data:`CONFIG_ENV`, without the tokens."""
+        return self.model_dump_json(exclude={"token", "write_token"})
