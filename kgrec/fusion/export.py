@@ -21,6 +21,7 @@ import json
 import logging
 import shutil
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -161,85 +162,71 @@ def export(
     diversity, long_tail = check_options(diversity, long_tail)
     fmt = output_format(out)
     check_writable(out)
+    opts = _Options(
+        k=k,
+        fmt=fmt,
+        explain=explain,
+        chunk_size=chunk_size,
+        resume=resume,
+        progress=progress,
+        on_chunk=on_chunk,
+        diversity=diversity,
+        long_tail=long_tail,
+        lang=lang,
+    )
     with contextlib.nullcontext() if rec.live is None else rec.live.pinned():  # one snapshot of a live store
-        return _export(
-            rec,
-            out,
-            k,
-            fmt,
-            users,
-            explain,
-            items,
-            exclude,
-            chunk_size,
-            resume,
-            progress,
-            on_chunk,
-            diversity,
-            long_tail,
-            lang,
-        )
+        return _export(rec, out, opts, users, items, exclude)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """How one export runs (the arguments of :func:`export` past the data)."""
+
+    k: int
+    fmt: str
+    explain: bool
+    chunk_size: int
+    resume: bool
+    progress: bool
+    on_chunk: Callable[[pd.DataFrame], object] | None
+    diversity: float
+    long_tail: float
+    lang: str | None
 
 
 def _export(
     rec: Recommender,
     out: str | Path,
-    k: int,
-    fmt: str,
+    o: _Options,
     users: Sequence[str] | None,
-    explain: bool,
     items: Iterable[str] | None,
     exclude: Iterable[str] | None,
-    chunk_size: int,
-    resume: bool,
-    progress: bool,
-    on_chunk: Callable[[pd.DataFrame], object] | None,
-    diversity: float,
-    long_tail: float,
-    lang: str | None,
 ) -> dict[str, int]:
-    users = list(users) if users is not None else rec.vocabs.user.to_list()
-    items = sorted(set(items)) if items is not None else None
-    exclude = sorted(set(exclude)) if exclude is not None else None
-    job = {
+    user_list = list(users) if users is not None else rec.vocabs.user.to_list()
+    item_list = sorted(set(items)) if items is not None else None
+    exclude_list = sorted(set(exclude)) if exclude is not None else None
+    job: dict[str, object] = {
         "model_version": rec.model_version,
         "data_fingerprint": rec.data_fingerprint if rec.live is None else rec.live.fingerprint,
-        "k": k,
-        "explain": explain,
-        "chunk_size": chunk_size,
-        "users": digest(users),
-        "n_users": len(users),
-        "items": digest(items),
-        "exclude": digest(exclude),
+        "k": o.k,
+        "explain": o.explain,
+        "chunk_size": o.chunk_size,
+        "users": digest(user_list),
+        "n_users": len(user_list),
+        "items": digest(item_list),
+        "exclude": digest(exclude_list),
     }
-    if diversity or long_tail:  # jobs without the re-ranker keep their old job.json (resumable)
-        job.update(diversity=diversity, long_tail=long_tail)
-    if explain and lang not in (None, "en"):  # sentences in another language (kgrec.messages); English jobs unchanged
-        job.update(lang=lang)
+    if o.diversity or o.long_tail:  # jobs without the re-ranker keep their old job.json (resumable)
+        job.update(diversity=o.diversity, long_tail=o.long_tail)
+    if o.explain and o.lang not in (None, "en"):  # sentences in another language (kgrec.messages); English unchanged
+        job.update(lang=o.lang)
     work = parts_dir(out)
     lock = work.parent / f".{Path(out).name}.lock"
     try:
         with writer_lock(
             lock, f"{out}: another export to this file is running", "wait for it, or pass another --out", timeout=0
         ):
-            return _export_locked(
-                rec,
-                out,
-                k,
-                fmt,
-                job,
-                work,
-                users,
-                items,
-                exclude,
-                explain,
-                chunk_size,
-                resume,
-                progress,
-                on_chunk,
-                diversity,
-                long_tail,
-            )
+            return _export_locked(rec, out, o, job, work, user_list, item_list, exclude_list)
     except LockTimeoutError as e:
         raise KgrecError(str(e)) from None
     except OSError as e:
@@ -252,57 +239,49 @@ def _export(
 def _export_locked(
     rec: Recommender,
     out: str | Path,
-    k: int,
-    fmt: str,
+    o: _Options,
     job: dict[str, object],
     work: Path,
     users: list[str],
     items: list[str] | None,
     exclude: list[str] | None,
-    explain: bool,
-    chunk_size: int,
-    resume: bool,
-    progress: bool,
-    on_chunk: Callable[[pd.DataFrame], object] | None,
-    diversity: float,
-    long_tail: float,
 ) -> dict[str, int]:
     from tqdm.auto import tqdm
 
     if work.exists():
         old = json.loads((work / "job.json").read_text()) if (work / "job.json").is_file() else None
-        if resume and old is not None and old != job:
+        if o.resume and old is not None and old != job:
             diff = sorted(key for key in job if old.get(key) != job[key])
             raise KgrecError(
                 f"{out}: --resume found an unfinished export of a different job (differs in {', '.join(diff)}); "
                 f"rerun without --resume to start over"
             )
-        if not resume:
+        if not o.resume:
             shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     (work / "job.json").write_text(json.dumps(job, sort_keys=True) + "\n")
-    n_chunks = (len(users) + chunk_size - 1) // chunk_size
-    sch = schema(explain)
+    n_chunks = (len(users) + o.chunk_size - 1) // o.chunk_size
+    sch = schema(o.explain)
     done = finished_parts(work, sch, out)
     resumed = len(done)
     if resumed:
         log.info("%s: resuming, %d of %d chunks already done", out, resumed, n_chunks)
     cand_n, excl_n = rec.state.known_items(items), rec.state.known_items(exclude)
-    with tqdm(total=len(users), desc="exporting", unit="user", disable=not progress, dynamic_ncols=True) as bar:
-        bar.update(sum(min(chunk_size, len(users) - c * chunk_size) for c in done))
+    with tqdm(total=len(users), desc="exporting", unit="user", disable=not o.progress, dynamic_ncols=True) as bar:
+        bar.update(sum(min(o.chunk_size, len(users) - c * o.chunk_size) for c in done))
         for c in range(n_chunks):
             if c in done:
                 continue
-            chunk = users[c * chunk_size : (c + 1) * chunk_size]
+            chunk = users[c * o.chunk_size : (c + 1) * o.chunk_size]
             table = recommend_table(
                 rec,
                 chunk,
-                k,
-                explain=explain,
+                o.k,
+                explain=o.explain,
                 item_numbers=cand_n,
                 exclude_numbers=excl_n,
-                diversity=diversity,
-                long_tail=long_tail,
+                diversity=o.diversity,
+                long_tail=o.long_tail,
                 lang=str(job.get("lang", "en")),
             )
             part = work / f"part-{c:06d}.parquet"
@@ -312,7 +291,7 @@ def _export_locked(
                     part.with_suffix(".done"), json.dumps({"sha256": sha256_file(tmp), "rows": table.num_rows}) + "\n"
                 )
             bar.update(len(chunk))
-    rows = assemble(work, n_chunks, out, fmt, sch, on_chunk)
+    rows = assemble(work, n_chunks, out, o.fmt, sch, o.on_chunk)
     shutil.rmtree(work)
     log.info("wrote %d recommendations for %d users to %s", rows, len(users), out)
     return {"users": len(users), "rows": rows, "chunks": n_chunks, "resumed_chunks": resumed}
