@@ -5,14 +5,14 @@ from __future__ import annotations
 import csv
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from kgrec.errors import DataValidationError
 from kgrec.loaders.schema import Dataset
-from kgrec.loaders.tables import Source, from_frames
+from kgrec.loaders.tables import Source, batch_from_frames, from_frames
 
 SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -154,6 +154,52 @@ def read_id_file(path: str | Path, what: str) -> list[str]:
     return [x.strip() for x in text.splitlines() if x.strip()]
 
 
+def _read_all(paths: dict[str, str | Path | None]) -> tuple[dict[str, pd.DataFrame], dict[str, Source]]:
+    """Each given table file read as :func:`read_table` does, with empty ratings and timestamps as missing."""
+    frames: dict[str, pd.DataFrame] = {}
+    sources: dict[str, Source] = {}
+    for table, path in paths.items():
+        if path is None:
+            continue
+        df, src = read_table(path, table)
+        if table == "interactions" and "rating" in df.columns and df["rating"].dtype == object:
+            df["rating"] = df["rating"].replace("", None)
+        if table == "interactions" and "timestamp" in df.columns and df["timestamp"].dtype == object:
+            df["timestamp"] = df["timestamp"].replace("", None)
+        frames[table] = df
+        sources[table] = src
+    return frames, sources
+
+
+def load_batch_files(
+    interactions: str | Path | None = None,
+    items: str | Path | None = None,
+    triples: str | Path | None = None,
+    tags: str | Path | None = None,
+    *,
+    users: str | Path | None = None,
+    known_items: Iterable[str] = (),
+    allow_unknown_items: bool = False,
+    name: str = "batch",
+) -> Dataset:
+    """Load a batch to append (``kgrec ingest --append``) from files: every file optional, rows may name the
+    ``known_items`` a store holds (see :func:`~kgrec.loaders.tables.batch_from_frames`); errors name file and line."""
+    frames, sources = _read_all(
+        {"interactions": interactions, "items": items, "triples": triples, "tags": tags, "users": users}
+    )
+    return batch_from_frames(
+        frames.get("interactions"),
+        frames.get("items"),
+        frames.get("triples"),
+        frames.get("tags"),
+        users=frames.get("users"),
+        sources=sources,
+        known_items=known_items,
+        allow_unknown_items=allow_unknown_items,
+        name=name,
+    )
+
+
 def load_files(
     interactions: str | Path,
     items: str | Path,
@@ -166,24 +212,9 @@ def load_files(
 ) -> Dataset:
     """Load the bring-your-own format (see ``docs/data-format.md``) from files; ``users`` is the optional
     users file (``user`` then attribute columns)."""
-    frames: dict[str, pd.DataFrame] = {}
-    sources: dict[str, Source] = {}
-    for table, path in (
-        ("interactions", interactions),
-        ("items", items),
-        ("triples", triples),
-        ("tags", tags),
-        ("users", users),
-    ):
-        if path is None:
-            continue
-        df, src = read_table(path, table)
-        if table == "interactions" and "rating" in df.columns and df["rating"].dtype == object:
-            df["rating"] = df["rating"].replace("", None)
-        if table == "interactions" and "timestamp" in df.columns and df["timestamp"].dtype == object:
-            df["timestamp"] = df["timestamp"].replace("", None)
-        frames[table] = df
-        sources[table] = src
+    frames, sources = _read_all(
+        {"interactions": interactions, "items": items, "triples": triples, "tags": tags, "users": users}
+    )
     return from_frames(
         frames["interactions"],
         frames["items"],

@@ -8,7 +8,7 @@ returned, so a failed load leaves nothing behind.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -437,9 +437,26 @@ def canonical(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return _canonical(df, name)
 
 
-def _unknown_items(ids: pd.Series, known: set[str], table: str, src: Source, allow: bool) -> np.ndarray:
+def _unknown_items(
+    ids: pd.Series, known: set[str], table: str, src: Source, allow: bool, batch: str | None = None
+) -> np.ndarray:
+    """Which rows name an item outside ``known``; an error unless ``allow``.
+
+    ``batch`` (a batch to append: ``"file"`` or ``"table"``, where its items came from) names the first such row
+    with its column; there ``allow`` leaves the items to the store's ``append``, which creates the ones it does not
+    hold (no row of the mask is set).
+    """
     mask = ~ids.isin(known).to_numpy()
     n = int(mask.sum())
+    if n and batch is not None:
+        if allow:
+            return np.zeros(len(mask), dtype=bool)
+        row = _first(mask)
+        raise DataValidationError(
+            f"{src.where(row, S.ITEM)}: item {ids.iloc[row]!r} is neither in the store nor in the items {batch}; "
+            f"expected an item the store holds or the batch adds ({n} {table} row(s) name unknown items; pass "
+            "--allow-unknown-items / allow_unknown_items=True to create them with their id as title)"
+        )
     if n and not allow:
         rows = np.flatnonzero(mask)
         first = ", ".join(f"{ids.iloc[r]!r} ({src.where(int(r))})" for r in rows[:3])
@@ -654,11 +671,59 @@ def from_frames(
     Raises:
         DataValidationError: naming the source, row, column and expectation.
     """
+    return _build(interactions, items, triples, tags, users, sources, allow_unknown_items, name, None)
+
+
+def batch_from_frames(
+    interactions: pd.DataFrame | None = None,
+    items: pd.DataFrame | None = None,
+    triples: pd.DataFrame | None = None,
+    tags: pd.DataFrame | None = None,
+    *,
+    users: pd.DataFrame | None = None,
+    sources: Mapping[str, Source] | None = None,
+    known_items: Iterable[str] = (),
+    allow_unknown_items: bool = False,
+    name: str = "batch",
+) -> S.Dataset:
+    """Validate a batch of new rows to append to a store (:meth:`~kgrec.graph.store.GraphStore.append`).
+
+    The same validation as :func:`from_frames`, with two differences: every table is optional (at least one
+    is given), and rows may name items the store already holds (``known_items``) without an items row. A row
+    naming an item in neither is an error naming its row (its line in a CSV file), the column ``item`` and the
+    id; with ``allow_unknown_items`` such items are left to the store's ``append``, which creates them (with
+    their id as title) unless it holds them by then.
+
+    Raises:
+        DataValidationError: naming the source, row, column and expectation.
+    """
+    given = [t for t in (interactions, items, triples, tags, users) if t is not None]
+    if not given:
+        raise DataValidationError("nothing to append: give at least one of interactions, items, triples, tags or users")
+    return _build(interactions, items, triples, tags, users, sources, allow_unknown_items, name, set(known_items))
+
+
+def _build(
+    interactions: pd.DataFrame | None,
+    items: pd.DataFrame | None,
+    triples: pd.DataFrame | None,
+    tags: pd.DataFrame | None,
+    users: pd.DataFrame | None,
+    sources: Mapping[str, Source] | None,
+    allow_unknown_items: bool,
+    name: str,
+    known_items: set[str] | None,
+) -> S.Dataset:
+    """:func:`from_frames` (``known_items`` None) or :func:`batch_from_frames` (the ids a store holds)."""
     sources = dict(sources or {})
     src = {t: sources.get(t, _frame_source(t)) for t in INPUT_COLUMNS}
+    batch = None if known_items is None else ("file" if sources else "table")  # where a batch's items came from
 
     # ---- items
-    _check_columns(items, "items", src["items"])
+    if items is None:  # a batch without items
+        items = pd.DataFrame({S.ITEM: pd.Series([], dtype="string")})
+    else:
+        _check_columns(items, "items", src["items"])
     item_ids = _ids(items, S.ITEM, "items", src["items"])
     it = pd.DataFrame(
         {
@@ -681,11 +746,14 @@ def from_frames(
             )
         log.warning("%s: %d duplicated item rows kept once", src["items"].label, int(dup.sum()))
         it = it[~dup]
-    known = set(it[S.ITEM].tolist())
+    known = set(it[S.ITEM].tolist()) | (known_items or set())
 
     # ---- interactions
-    _check_columns(interactions, "interactions", src["interactions"])
     isrc = src["interactions"]
+    if interactions is None:  # a batch without interactions
+        interactions = pd.DataFrame({S.USER: pd.Series([], dtype="string"), S.ITEM: pd.Series([], dtype="string")})
+    else:
+        _check_columns(interactions, "interactions", isrc)
     inter = pd.DataFrame(
         {
             S.USER: _ids(interactions, S.USER, "interactions", isrc),
@@ -696,7 +764,7 @@ def from_frames(
         }
     )
     extra_items: list[pd.Series] = []
-    unk = _unknown_items(inter[S.ITEM], known, "interactions", isrc, allow_unknown_items)
+    unk = _unknown_items(inter[S.ITEM], known, "interactions", isrc, allow_unknown_items, batch)
     if unk.any():
         extra_items.append(inter[S.ITEM][unk])
 
@@ -710,7 +778,7 @@ def from_frames(
                 S.TAG: _tags(tags, src["tags"]),
             }
         )
-        unk = _unknown_items(tg[S.ITEM], known, "tags", src["tags"], allow_unknown_items)
+        unk = _unknown_items(tg[S.ITEM], known, "tags", src["tags"], allow_unknown_items, batch)
         if unk.any():
             extra_items.append(tg[S.ITEM][unk])
     else:
@@ -727,7 +795,7 @@ def from_frames(
                 S.ENTITY: _ids(triples, S.ENTITY, "triples", tsrc),
             }
         )
-        unk = _unknown_items(tr[S.ITEM], known, "triples", tsrc, allow_unknown_items)
+        unk = _unknown_items(tr[S.ITEM], known, "triples", tsrc, allow_unknown_items, batch)
         if unk.any():
             extra_items.append(tr[S.ITEM][unk])
     else:
