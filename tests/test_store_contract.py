@@ -19,11 +19,13 @@ import pytest
 import torch
 
 from kgrec import Recommender
-from kgrec.errors import StoreError, UnknownIdError
+from kgrec.errors import DataValidationError, StoreError, UnknownIdError
 from kgrec.graph import PATH_COLUMNS, GraphStore, open_store, to_hetero_data
 from kgrec.graph.store import model_dir
-from kgrec.loaders import from_frames
+from kgrec.loaders import batch_from_frames, from_frames
+from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
+from kgrec.loaders.tables import merge
 
 URI = os.environ.get("KGREC_TEST_NEO4J_URI", "bolt://127.0.0.1:7687")
 BACKENDS = ["embedded", pytest.param("neo4j", marks=pytest.mark.neo4j)]
@@ -339,3 +341,213 @@ def test_users_listed_again_get_their_new_attributes(store: GraphStore, with_use
     assert attrs[attrs["user"] == "v"]["attribute"].tolist() == ["age", "occupation"]  # others kept
     profiles = dict(zip(store.dataset().users["user"], store.dataset().users["profile"], strict=True))
     assert profiles == {"u": "", "v": "", "w": "新用户，喜欢科幻"}
+
+
+# ------------------------------------------------------------------ live stores: append, lineage, history, forget
+@pytest.fixture
+def batch() -> Dataset:
+    """New rows for ``tiny``: a new user w (on a held item and on a new item d the batch adds), u's newest event,
+    and w's tag on d. Items a, b, c are not in the batch's items table: the store holds them."""
+    inter = pd.DataFrame({"user": ["w", "w", "u"], "item": ["a", "d", "c"], "timestamp": [5, 6, 7],
+                          "rating": ["4", "", "2.5"], "text": ["", "liked it", ""]})
+    items = pd.DataFrame({"item": ["d"], "title": ["D"], "categories": ["Drama"], "keywords": ["new"]})
+    tags = pd.DataFrame({"user": ["w"], "item": ["d"], "tag": ["Fresh"]})
+    return batch_from_frames(inter, items, tags=tags, known_items=["a", "b", "c"], name="batch")
+
+
+def test_append_adds_the_batch_as_an_ingest_would_merge_it(store: GraphStore, tiny: Dataset, batch: Dataset) -> None:
+    first = store.ingest(tiny)
+    assert not store.has_user("w") and not store.has_item("d")
+    rep = store.append(batch)
+    want = merge(tiny, batch)
+    assert rep.changed and rep.fingerprint == want.fingerprint() == store.fingerprint()
+    assert rep.counts == want.counts() == store.counts()
+    assert rep.delta["interactions"] == 3 and rep.delta["items"] == 1 and rep.delta["users"] == 1
+    assert rep.delta["tags"] == 1
+    _assert_same_tables(store.dataset(), want)
+    assert store.has_user("w") and store.has_item("d")
+    assert store.lineage() == [first.fingerprint, rep.fingerprint]
+    assert store.item_ids() == ["a", "b", "c", "d"]
+    with open_store(store.location) as fresh:  # read back from scratch: what the store recorded is what it holds
+        _assert_same_tables(fresh.dataset(), want)
+        assert fresh.fingerprint() == want.fingerprint() and fresh.lineage() == store.lineage()
+
+
+def test_append_twice_changes_nothing(store: GraphStore, tiny: Dataset, batch: Dataset) -> None:
+    store.ingest(tiny)
+    once = store.append(batch)
+    again = store.append(batch)
+    assert not again.changed and (again.fingerprint, again.counts) == (once.fingerprint, once.counts)
+    assert all(v == 0 for v in again.delta.values())
+    assert store.lineage() == [tiny.fingerprint(), once.fingerprint]
+
+
+def test_append_into_an_empty_store_is_an_ingest(store: GraphStore, tiny: Dataset) -> None:
+    rep = store.append(tiny)
+    assert rep.changed and store.fingerprint() == tiny.fingerprint() and store.lineage() == [tiny.fingerprint()]
+    _assert_same_tables(store.dataset(), tiny)
+
+
+def _state(store: GraphStore) -> tuple[str, dict[str, int], list[str], Dataset]:
+    return store.fingerprint(), store.counts(), store.lineage(), store.dataset()
+
+
+def test_a_batch_naming_an_unknown_item_is_refused_whole(store: GraphStore, tiny: Dataset) -> None:
+    store.ingest(tiny)
+    fp, counts, lineage, _ = _state(store)
+    bad = batch_from_frames(pd.DataFrame({"user": ["w", "w"], "item": ["a", "zz"], "timestamp": [5, 6]}),
+                            items=pd.DataFrame({"item": ["d"], "title": ["D"]}),
+                            known_items=["a", "b", "c"], allow_unknown_items=True)  # the loader leaves zz to the store
+    with pytest.raises(DataValidationError,
+                       match=r"<batch table 'interactions'>, row 2, column 'item': item 'zz' is neither in the store "
+                             r"at .* nor in the batch's items table.*allow_unknown_items=True"):
+        store.append(bad)
+    tag_bad = batch_from_frames(tags=pd.DataFrame({"user": ["u"], "item": ["nope"], "tag": ["t"]}),
+                                known_items=["a", "b", "c"], allow_unknown_items=True)
+    with pytest.raises(DataValidationError, match=r"<batch table 'tags'>, row 1, column 'item': item 'nope'"):
+        store.append(tag_bad)
+    assert (store.fingerprint(), store.counts(), store.lineage()) == (fp, counts, lineage)
+    assert not store.has_user("w") and not store.has_item("d")  # the good rows of the batch were not applied
+
+
+def test_a_malformed_batch_is_refused_whole(store: GraphStore, tiny: Dataset) -> None:
+    store.ingest(tiny)
+    before = _state(store)
+    inter = tiny.interactions.copy()
+    inter.loc[len(inter)] = ["x", "a", 9, 1.0, "", 1.0]
+    inter.loc[len(inter)] = ["", "b", 10, 1.0, "", 1.0]  # a hand-built Dataset with an empty user id
+    bad = Dataset(interactions=inter.astype(tiny.interactions.dtypes.to_dict()), items=S.empty_table("items"))
+    with pytest.raises(DataValidationError, match=r"empty user id"):
+        store.append(bad)
+    no_weight = Dataset(interactions=tiny.interactions.drop(columns=["weight"]), items=S.empty_table("items"))
+    with pytest.raises(DataValidationError, match=r"interactions.*missing column 'weight'"):
+        store.append(no_weight)
+    nothing = Dataset(interactions=S.empty_table("interactions"), items=S.empty_table("items"))
+    with pytest.raises(DataValidationError, match=r"no rows to append"):
+        store.append(nothing)
+    after = _state(store)
+    assert after[:3] == before[:3] and not store.has_user("x")
+    _assert_same_tables(after[3], before[3])
+
+
+def test_unknown_items_are_created_with_their_id_as_title_when_allowed(store: GraphStore, tiny: Dataset) -> None:
+    store.ingest(tiny)
+    b = batch_from_frames(pd.DataFrame({"user": ["u", "w"], "item": ["new-1", "a"], "timestamp": [8, 9]}),
+                          known_items=["a", "b", "c"], allow_unknown_items=True)
+    rep = store.append(b, allow_unknown_items=True)
+    assert rep.changed and store.has_item("new-1") and rep.delta["items"] == 1
+    items = store.dataset().items.set_index("item")
+    assert (items.loc["new-1", "title"], items.loc["new-1", "description"]) == ("new-1", "")
+    assert items.loc["a", "title"] == "A"  # a held item keeps its title
+    assert not store.append(b, allow_unknown_items=True).changed
+
+
+def test_lineage_records_each_change_and_wipe_empties_it(store: GraphStore, tiny: Dataset, batch: Dataset) -> None:
+    assert store.lineage() == []
+    first = store.ingest(tiny).fingerprint
+    store.ingest(tiny)
+    assert store.lineage() == [first]
+    second = store.append(batch).fingerprint
+    store.append(batch)
+    third = store.ingest(from_frames(pd.DataFrame({"user": ["z"], "item": ["b"]}), tiny.items, name="tiny")).fingerprint
+    assert store.lineage() == [first, second, third] and third == store.fingerprint()
+    assert len({first, second, third}) == 3
+    store.wipe()
+    assert store.lineage() == []
+
+
+@pytest.fixture
+def timed() -> Dataset:
+    """u has two events at the same second (c, a) and one earlier (b); ratings and texts to carry."""
+    inter = pd.DataFrame({"user": ["u", "u", "u", "v"], "item": ["c", "a", "b", "a"], "timestamp": [5, 5, 1, 2],
+                          "rating": ["4", "", "3.5", "1"], "text": ["x", "", "y", ""]})
+    items = pd.DataFrame({"item": ["a", "b", "c"], "title": ["A", "B", "C"]})
+    return from_frames(inter, items, name="timed")
+
+
+def test_user_history_is_oldest_first_with_ties_by_item(store: GraphStore, timed: Dataset) -> None:
+    store.ingest(timed)
+    h = store.user_history("u")
+    assert list(h.columns) == list(S.INTERACTIONS_SCHEMA) and h.dtypes.astype(str).to_dict() == S.INTERACTIONS_SCHEMA
+    assert h["item"].tolist() == ["b", "a", "c"] and h["timestamp"].tolist() == [1, 5, 5]
+    want = timed.interactions[timed.interactions["user"] == "u"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(h, want)
+    assert h.index.tolist() == [0, 1, 2]
+    empty = store.user_history("brand-new")
+    assert empty.empty and list(empty.columns) == list(S.INTERACTIONS_SCHEMA)
+    assert empty.dtypes.astype(str).to_dict() == S.INTERACTIONS_SCHEMA
+    store.append(batch_from_frames(pd.DataFrame({"user": ["u", "brand-new"], "item": ["a", "c"], "timestamp": [9, 3]}),
+                                   known_items=["a", "b", "c"]))
+    assert store.user_history("u")["item"].tolist() == ["b", "c", "a"]  # a's later event replaced the old one
+    assert store.user_history("brand-new")["item"].tolist() == ["c"]
+
+
+def test_user_history_on_an_empty_store_is_empty(store: GraphStore) -> None:
+    assert store.user_history("u").empty and store.item_ids() == [] and store.lineage() == []
+
+
+def test_another_store_object_sees_appends_at_once(store: GraphStore, tiny: Dataset, batch: Dataset) -> None:
+    store.ingest(tiny)
+    with open_store(store.location) as reader:
+        assert reader.user_history("w").empty and not reader.has_user("w") and "d" not in reader.item_ids()
+        store.append(batch)
+        assert reader.user_history("w")["item"].tolist() == ["a", "d"]
+        assert reader.has_user("w") and reader.has_item("d") and "d" in reader.item_ids()
+        assert reader.fingerprint() == store.fingerprint() and reader.lineage() == store.lineage()
+        assert reader.dataset().fingerprint() == store.fingerprint()
+
+
+def test_forget_users_removes_every_row_of_theirs(store: GraphStore, with_users: Dataset) -> None:
+    store.ingest(with_users)
+    store.append(batch_from_frames(pd.DataFrame({"user": ["u"], "item": ["c"], "timestamp": [9]}), known_items=["a", "b", "c"]))
+    before = _state(store)
+    with pytest.raises(UnknownIdError, match=r"unknown user id 'nobody'.*also unknown: 'nor-me'.*nothing was removed"):
+        store.forget_users(["u", "nobody", "nor-me"])
+    assert _state(store)[:3] == before[:3] and store.has_user("u")
+    rep = store.forget_users(["u", "w"])
+    assert rep.changed and rep.fingerprint == store.fingerprint() != before[0]
+    assert store.lineage() == [rep.fingerprint]  # the old fingerprints were computed over their data
+    assert rep.delta["users"] == -2 and rep.delta["interactions"] == -3 and rep.delta["tags"] == -1
+    assert not store.has_user("u") and not store.has_user("w") and store.user_history("u").empty
+    ds = store.dataset()
+    for name in ("interactions", "tags", "users", "user_attributes"):
+        assert not set(ds.tables()[name]["user"]) & {"u", "w"}, name
+    assert ds.interactions[["user", "item"]].values.tolist() == [["v", "a"], ["v", "c"]]
+    assert ds.items["item"].tolist() == ["a", "b", "c"]  # items stay
+    # the keyword u's tag gave item b goes with the tag (these items have no keywords of their own)
+    assert with_users.item_keywords.values.tolist() == [["b", "k"]] and ds.item_keywords.empty
+    v_attrs = with_users.user_attributes[with_users.user_attributes["user"] == "v"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(ds.user_attributes, v_attrs)
+    assert store.counts() == ds.counts() and store.fingerprint() == ds.fingerprint()
+    assert store.counts()["attributes"] == len(ds.user_attributes)
+    with pytest.raises(UnknownIdError, match=r"unknown user id 'u'"):
+        store.forget_users(["u"])
+
+
+@pytest.mark.neo4j
+def test_both_backends_agree_after_appends_and_forgetting(tmp_path: Path, with_users: Dataset, batch: Dataset) -> None:
+    stores = {"embedded": _empty("embedded", tmp_path), "neo4j": _empty("neo4j", tmp_path)}
+    try:
+        for st in stores.values():
+            st.ingest(with_users)
+            st.append(batch)
+            st.append(batch_from_frames(pd.DataFrame({"user": ["v", "x"], "item": ["b", "new"], "timestamp": [5, 5]}),
+                                        known_items=["a", "b", "c", "d"], allow_unknown_items=True),
+                      allow_unknown_items=True)
+        a, b = stores["embedded"], stores["neo4j"]
+        _assert_same_tables(b.dataset(), a.dataset())
+        with open_store(URI) as fresh:
+            _assert_same_tables(fresh.dataset(), a.dataset())
+        assert a.lineage() == b.lineage() and len(a.lineage()) == 3
+        for u in ("u", "v", "w", "x", "nobody"):
+            pd.testing.assert_frame_equal(a.user_history(u), b.user_history(u))
+        assert a.item_ids() == b.item_ids()
+        ra, rb = a.forget_users(["w", "x"]), b.forget_users(["w", "x"])
+        assert (ra.fingerprint, ra.counts, ra.delta) == (rb.fingerprint, rb.counts, rb.delta)
+        _assert_same_tables(b.dataset(), a.dataset())
+        with open_store(URI) as fresh:
+            _assert_same_tables(fresh.dataset(), a.dataset())
+        assert a.lineage() == b.lineage() == [ra.fingerprint]
+    finally:
+        stores["neo4j"].wipe()
+        stores["neo4j"].close()

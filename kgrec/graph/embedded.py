@@ -4,7 +4,7 @@ Layout::
 
     STORE/
       CURRENT                 name of the live data folder (replaced atomically)
-      data-<fingerprint16>/   one immutable snapshot: <table>.parquet + manifest.json
+      data-<fingerprint16>/   one immutable snapshot: <table>.parquet + manifest.json (kgrec.graph.snapshot)
       models/<name>/          models trained on this store (kgrec train)
 
 An ingest merges the new data into the live snapshot, writes the result into a
@@ -22,26 +22,42 @@ processes and old ``data-*`` snapshots that ``CURRENT`` no longer names (half-de
 
 Every table file's sha256 is in ``manifest.json``; the first read of a snapshot in a process
 checks them all (0.02 s for MovieLens latest-small, 1 MB of Parquet) and a mismatch is a
-:class:`~kgrec.errors.StoreError` naming the file.
+:class:`~kgrec.errors.StoreError` naming the file. ``manifest.json`` also keeps the
+:meth:`~EmbeddedStore.lineage` (every fingerprint the data have had, oldest first).
+
+A live store: :meth:`~EmbeddedStore.append` writes a new snapshot of the merged data under the
+same lock and swap as an ingest, so a batch is applied whole or not at all and two writers
+take turns. Reads follow ``CURRENT``: each read checks which snapshot it names (one small file
+read) and drops what was read of an older one, so a reader sees another process's append on its
+next call (a store folder that went away keeps answering from memory). :meth:`~EmbeddedStore.forget_users`
+writes a snapshot without the users and deletes every other one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import numpy as np
+import pandas as pd
 
-from kgrec._atomic import atomic_dir, recover_dir, sha256_file, write_text_atomic
+from kgrec._atomic import recover_dir, write_text_atomic
 from kgrec._fs import check_writable, disk_error, is_disk_error, writer_lock
 from kgrec.errors import StoreError
+from kgrec.graph.batch import (
+    add_unknown_items,
+    count_delta,
+    empty_dataset,
+    prepare_batch,
+    unknown_users,
+    without_users,
+)
 from kgrec.graph.paths import PathIndex, PathRow
+from kgrec.graph.snapshot import history_index, load, read_manifest, verify, write_snapshot
 from kgrec.graph.store import GraphStore, IngestReport
 from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
@@ -49,7 +65,8 @@ from kgrec.loaders.tables import merge
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+#: what :meth:`EmbeddedStore._pointer` says when the store folder cannot be read any more
+GONE = "\0gone"
 
 
 class EmbeddedStore(GraphStore):
@@ -83,26 +100,36 @@ class EmbeddedStore(GraphStore):
             raise StoreError(f"{self.path}: no data yet; run `kgrec ingest --store {self.path} ...` first")
         return snap
 
-    def manifest(self) -> dict[str, Any]:
-        """The live snapshot's manifest: ``schema_version``, ``name``, ``fingerprint``, ``counts``, ``tables``."""
-        return self._read_manifest(self._require())
-
-    def _damaged(self, what: str) -> StoreError:
-        return StoreError(
-            f"{what}; the store {self.path} is damaged. Re-ingest from the source files into a new store "
-            f"(or delete {self.path / 'CURRENT'} and the data-* folders, keeping models/, then run `kgrec ingest --store "
-            f"{self.path} ...` again)"
-        )
-
-    def _read_manifest(self, snap: Path) -> dict[str, Any]:
-        f = snap / "manifest.json"
+    def _pointer(self) -> str | None:
+        """The snapshot ``CURRENT`` names; None when there is none (empty or wiped); :data:`GONE` when the store
+        folder itself cannot be read any more (removed)."""
         try:
-            man = json.loads(f.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise self._damaged(f"{f}: not valid JSON ({e})") from None
-        if not isinstance(man, dict) or not isinstance(man.get("tables"), dict):
-            raise self._damaged(f"{f}: no 'tables' object")
+            return (self.path / "CURRENT").read_text().strip() or None
+        except FileNotFoundError:
+            return None if self.path.is_dir() else GONE
+        except OSError:
+            return GONE
+
+    def manifest(self) -> dict[str, Any]:
+        """The live snapshot's manifest: ``schema_version``, ``name``, ``fingerprint``, ``lineage``, ``counts``,
+        ``tables``. Read once per snapshot (each call reads ``CURRENT`` only); from memory once the folder is gone."""
+        name = self._pointer()
+        cached = self.__dict__.get("_man")
+        if cached is not None and (name == GONE or (name, self._stamp(name)) == cached[0]):
+            return dict(cached[1])
+        snap = self._require()
+        man = read_manifest(self.path, snap)
+        self.__dict__["_man"] = ((snap.name, self._stamp(snap.name)), man)
         return dict(man)
+
+    def _stamp(self, name: str | None) -> tuple[int, int] | None:
+        """Inode and mtime of a snapshot's manifest: a snapshot written again under the same name (the data came
+        back to an earlier state) has a new one."""
+        try:
+            st = (self.path / str(name) / "manifest.json").stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns
 
     def verify(self) -> None:
         """Check every table file of the live snapshot against the sha256 in its manifest.
@@ -110,17 +137,7 @@ class EmbeddedStore(GraphStore):
         Raises:
             StoreError: naming the first file that is missing or whose bytes changed.
         """
-        snap = self._require()
-        for table, meta in sorted(self._read_manifest(snap)["tables"].items()):
-            f = snap / str(meta.get("file", f"{table}.parquet"))
-            if not f.is_file():
-                raise self._damaged(f"{f}: missing (manifest.json lists it for table {table!r})")
-            got = sha256_file(f)
-            if got != meta.get("sha256"):
-                raise self._damaged(
-                    f"{f}: sha256 {got[:16]}…, expected {str(meta.get('sha256'))[:16]}… from manifest.json (the file was "
-                    f"changed or corrupted after the ingest)"
-                )
+        verify(self.path, self._require())
 
     def check_writable(self) -> None:
         """Fail before any work when the store folder cannot be written (read-only, no permission)."""
@@ -146,10 +163,17 @@ class EmbeddedStore(GraphStore):
                 log.info("%s: removing old snapshot %s", self.path, stale.name)
                 shutil.rmtree(stale, ignore_errors=True)
 
-    def _forget(self) -> None:
-        """Drop everything read from the previous snapshot (tables, path index, id sets)."""
-        for name in ("_data", "_index", "_users", "_items"):
+    def _drop_cache(self) -> None:
+        """Drop everything read from the previous snapshot (tables, path index, id sets, history index)."""
+        for name in ("_data", "_snap", "_man", "_index", "_users", "_items", "_history"):
             self.__dict__.pop(name, None)
+
+    def _fresh(self) -> None:
+        """Drop what was read of a snapshot that ``CURRENT`` no longer names (another writer swapped in a newer
+        one, or wiped the store). One small file read; a store folder that went away keeps answering from memory."""
+        loaded = self.__dict__.get("_snap")
+        if loaded is not None and self._pointer() not in (loaded, GONE):
+            self._drop_cache()
 
     def wipe(self) -> None:
         """Delete the data snapshots and ``CURRENT``; ``models/`` is kept."""
@@ -160,77 +184,115 @@ class EmbeddedStore(GraphStore):
                 for snap in self.path.glob("data-*"):
                     shutil.rmtree(snap, ignore_errors=True)
                 self._sweep()
-        self._forget()
+        self._drop_cache()
 
-    def ingest(self, dataset: Dataset, progress: bool = False) -> IngestReport:
+    def _locked(self, work: Callable[[], IngestReport]) -> IngestReport:
+        """Run a write under the writers' lock, after sweeping leftovers; disk errors become one clear error."""
         self.check_writable()
         with self._lock():
-            self._forget()  # another writer may have changed the store since this object read it
+            self._drop_cache()  # another writer may have changed the store since this object read it
             self._sweep()
             try:
-                return self._ingest_locked(dataset, progress)
+                return work()
             except OSError as e:
                 if is_disk_error(e):
                     raise disk_error(e, f"the store {self.path}") from None
                 raise
 
-    def _ingest_locked(self, dataset: Dataset, progress: bool) -> IngestReport:
-        old = self.dataset() if self.exists() else None
-        ds = dataset if old is None else merge(old, dataset)
+    def ingest(self, dataset: Dataset, progress: bool = False) -> IngestReport:
+        def work() -> IngestReport:
+            old = self.dataset() if self.exists() else None
+            # merging into nothing puts a hand-built data set in the canonical order, as Neo4j reads it back
+            return self._commit(old, merge(old if old is not None else empty_dataset(), dataset), progress)
+
+        return self._locked(work)
+
+    def append(self, data: Dataset, *, allow_unknown_items: bool = False, progress: bool = False) -> IngestReport:
+        """Merge the batch into a new snapshot swapped in atomically (as :meth:`ingest` does), under the writers'
+        lock: the batch is checked whole first, and a refused one leaves the live snapshot as it was."""
+        batch = prepare_batch(data)
+
+        def work() -> IngestReport:
+            old = self.dataset() if self.exists() else None
+            held = self._items if old is not None else set()
+            full = add_unknown_items(batch, held, allow=allow_unknown_items, location=self.location)
+            return self._commit(old, full if old is None else merge(old, full), progress)
+
+        return self._locked(work)
+
+    def forget_users(self, users: Sequence[str]) -> IngestReport:
+        """Write a snapshot without the users, then delete every other snapshot and leftover folder (each held
+        their data); the lineage restarts from the new fingerprint."""
+        ids = list(dict.fromkeys(str(u) for u in users))
+
+        def work() -> IngestReport:
+            old = self.dataset() if self.exists() else None
+            missing = [u for u in ids if old is None or u not in self._users]
+            if missing:
+                raise unknown_users(missing, self.location)
+            if old is None or not ids:
+                return IngestReport(self.counts(), self.fingerprint(), False, count_delta({}, {}))
+            return self._commit(old, without_users(old, ids), False, forget=True)
+
+        return self._locked(work)
+
+    def _commit(self, old: Dataset | None, ds: Dataset, progress: bool, *, forget: bool = False) -> IngestReport:
+        """Make ``ds`` the live snapshot (call with the lock held): unchanged when it is the live one already."""
         fp = ds.fingerprint()
         name = f"data-{fp[:16]}"
-        if old is not None and self._current().name == name:  # type: ignore[union-attr]  # old is not None: a snapshot is current
+        counts = ds.counts()
+        before = old.counts() if old is not None else {}
+        live = self._current()
+        if old is not None and live is not None and live.name == name:
             log.info("%s: ingest changed nothing (fingerprint %s)", self.path, fp[:12])
-            return IngestReport(ds.counts(), fp, changed=False)
+            return IngestReport(counts, fp, changed=False, delta=count_delta(counts, counts))
+        lineage = [fp] if forget or old is None else [*self.lineage(), fp]
         self.path.mkdir(parents=True, exist_ok=True)
-        target = self.path / name
-        if not (target / "manifest.json").is_file():
-            from tqdm.auto import tqdm
-
-            with atomic_dir(target) as tmp:
-                files = {}
-                tables = ds.tables()
-                for table, df in tqdm(
-                    tables.items(), total=len(tables), desc="writing the store", unit="table", disable=not progress
-                ):
-                    f = tmp / f"{table}.parquet"
-                    pq.write_table(
-                        pa.Table.from_pandas(df, preserve_index=False),
-                        f,
-                        compression="zstd",
-                        write_statistics=False,
-                    )
-                    files[table] = {"file": f.name, "rows": int(len(df)), "sha256": sha256_file(f)}
-                manifest = {
-                    "schema_version": SCHEMA_VERSION,
-                    "name": ds.name,
-                    "fingerprint": fp,
-                    "counts": ds.counts(),
-                    "tables": files,
-                }
-                (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        write_snapshot(self.path / name, ds, fp, lineage, progress)
         write_text_atomic(self.path / "CURRENT", name + "\n")
         for stale in self.path.glob("data-*"):
             if stale.name != name:
                 shutil.rmtree(stale, ignore_errors=True)
-        self._forget()
-        log.info("%s: ingested %s", self.path, ds)
-        return IngestReport(ds.counts(), fp, changed=True)
+        self._drop_cache()
+        if forget:  # every other copy of the data held the users: none may stay
+            self._purge(name)
+        log.info("%s: wrote %s", self.path, ds)
+        return IngestReport(counts, fp, changed=True, delta=count_delta(before, counts))
+
+    def _purge(self, live: str) -> None:
+        """Delete every snapshot but ``live`` and every leftover folder; raise when one cannot be deleted."""
+        for old in [*self.path.glob("data-*"), *self.path.glob(".data-*")]:
+            if old.name == live:
+                continue
+            try:
+                if old.is_dir():
+                    shutil.rmtree(old)
+                else:
+                    old.unlink()
+            except OSError as e:
+                raise StoreError(
+                    f"{old}: cannot delete this old snapshot ({e.strerror or e}); the live data no longer hold the "
+                    f"forgotten users, but this folder still does: delete it by hand"
+                ) from None
 
     @cached_property
     def _data(self) -> Dataset:
-        snap = self._require()
-        man = self._read_manifest(snap)
-        if man.get("schema_version") != SCHEMA_VERSION:
-            raise StoreError(
-                f"{snap}: schema version {man.get('schema_version')}, this kgrec reads {SCHEMA_VERSION}; re-ingest the data"
-            )
-        self.verify()
-        tables = {}
-        for table, meta in man["tables"].items():
-            df = pq.read_table(snap / meta["file"]).to_pandas()
-            tables[table] = df.astype(S.TABLES[table])
-        return Dataset(**tables, name=man.get("name", "dataset"))
+        for attempt in range(3):
+            snap = self._require()
+            try:
+                ds = load(self.path, snap)
+            except (OSError, StoreError):
+                # a writer may have swapped in a newer snapshot and removed this one while it was read
+                if attempt == 2 or self._current() == snap:
+                    raise
+                continue
+            self.__dict__["_snap"] = snap.name
+            return ds
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @cached_property
+    def _history(self) -> dict[str, slice | np.ndarray]:
+        return history_index(self._data.interactions)
 
     @cached_property
     def _index(self) -> PathIndex:
@@ -246,6 +308,7 @@ class EmbeddedStore(GraphStore):
         return set(self._data.items[S.ITEM].tolist())
 
     def dataset(self) -> Dataset:
+        self._fresh()
         return self._data
 
     def counts(self) -> dict[str, int]:
@@ -258,13 +321,35 @@ class EmbeddedStore(GraphStore):
         """Whether there are data to look ids up in (read once; an empty store knows no ids)."""
         return "_data" in self.__dict__ or self.exists()
 
+    def lineage(self) -> list[str]:
+        """From the live snapshot's ``manifest.json`` (a store written before lineages: its fingerprint alone)."""
+        name = self._pointer()
+        if name is None or (name == GONE and "_man" not in self.__dict__):  # empty, or never there
+            return []
+        man = self.manifest()
+        return [str(f) for f in man.get("lineage") or [man["fingerprint"]]]
+
     def has_user(self, user: str) -> bool:
+        self._fresh()
         return self._loaded() and str(user) in self._users
 
     def has_item(self, item: str) -> bool:
+        self._fresh()
         return self._loaded() and str(item) in self._items
 
+    def item_ids(self) -> list[str]:
+        self._fresh()
+        return self._data.items[S.ITEM].tolist() if self._loaded() else []
+
+    def user_history(self, user: str) -> pd.DataFrame:
+        self._fresh()
+        rows = self._history.get(str(user)) if self._loaded() else None
+        if rows is None:
+            return S.empty_table("interactions")
+        return self._data.interactions.iloc[rows].reset_index(drop=True)
+
     def _paths(self, user: str, item: str, anchors: list[str] | None, kinds: Sequence[str]) -> list[PathRow]:
+        self._fresh()
         return self._index.paths(user, item, anchors, kinds)
 
     def model_root(self) -> Path:

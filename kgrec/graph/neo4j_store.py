@@ -8,12 +8,14 @@ Schema (``docs/graph-schema.md``)::
     (:User)-[:TAGGED {item}]->(:Keyword)
     (:Item)-[:RELATED_TO {relation}]->(:Entity {id})
     (:User {profile})-[:HAS_ATTRIBUTE]->(:Attribute {id: 'name=value', name, value})   from a users file
-    (:KgrecMeta {id: 'dataset'})  name, fingerprint, counts of the last ingest
+    (:KgrecMeta {id: 'dataset'})  name, fingerprint, counts, lineage of the data
 
-Every write is a batched ``UNWIND … MERGE`` in a managed write transaction with
-values passed as parameters; labels and relationship types are fixed strings
-in this module, never taken from input. MERGE makes each batch idempotent, so
-an ingest killed midway and run again ends with the same graph as one clean run.
+The Cypher of the schema is in :mod:`kgrec.graph.neo4j_schema`. An ingest is batched
+``UNWIND … MERGE`` in managed write transactions (5,000 rows each) with values passed as
+parameters; labels and relationship types are fixed strings, never taken from input. MERGE
+makes each batch idempotent, so an ingest killed midway and run again ends with the same graph
+as one clean run. An append and forgetting users are one transaction each
+(:mod:`kgrec.graph.neo4j_live`): applied whole or not at all, writers taking turns.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -31,85 +33,30 @@ import numpy as np
 import pandas as pd
 
 from kgrec.errors import StoreError, StoreUnavailableError
+from kgrec.graph import neo4j_live
+from kgrec.graph.batch import prepare_batch
+from kgrec.graph.neo4j_schema import (
+    CONSTRAINTS,
+    R_HISTORY,
+    R_ITEM_IDS,
+    batches,
+    interactions_frame,
+    read_dataset,
+    records,
+    schema_flags,
+    write_steps,
+)
 from kgrec.graph.paths import PathRow, canonical_rows
 from kgrec.graph.store import GraphStore, IngestReport
 from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
-from kgrec.loaders.tables import canonical, merge
 
 if TYPE_CHECKING:
     import neo4j
 
 log = logging.getLogger(__name__)
 
-BATCH = 5000
-LABELS = ("User", "Item", "Category", "Keyword", "Entity", "Attribute")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-CONSTRAINTS = [
-    f"CREATE CONSTRAINT kgrec_{lab.lower()}_id IF NOT EXISTS FOR (n:{lab}) REQUIRE n.id IS UNIQUE" for lab in LABELS
-]
-
-Q_NODES = {
-    "User": "UNWIND $rows AS id MERGE (:User {id: id})",
-    "Category": "UNWIND $rows AS id MERGE (:Category {id: id})",
-    "Keyword": "UNWIND $rows AS id MERGE (:Keyword {id: id})",
-    "Entity": "UNWIND $rows AS id MERGE (:Entity {id: id})",
-}
-Q_ITEMS = "UNWIND $rows AS row MERGE (i:Item {id: row.item}) SET i.title = row.title, i.description = row.description"
-Q_INTERACTIONS = """
-UNWIND $rows AS row
-MATCH (u:User {id: row.user}), (i:Item {id: row.item})
-MERGE (u)-[r:INTERACTED]->(i)
-WITH r, row
-WHERE r.timestamp IS NULL OR row.timestamp > r.timestamp
-   OR (row.timestamp = r.timestamp AND row.weight >= r.weight)
-SET r.timestamp = row.timestamp, r.rating = row.rating, r.text = row.text, r.weight = row.weight
-"""
-Q_CATEGORIES = """
-UNWIND $rows AS row
-MATCH (i:Item {id: row.item}), (c:Category {id: row.category})
-MERGE (i)-[:IN_CATEGORY]->(c)
-"""
-Q_KEYWORDS = """
-UNWIND $rows AS row
-MATCH (i:Item {id: row.item}), (k:Keyword {id: row.keyword})
-MERGE (i)-[:HAS_KEYWORD]->(k)
-"""
-Q_TAGS = """
-UNWIND $rows AS row
-MATCH (u:User {id: row.user}), (k:Keyword {id: row.tag})
-MERGE (u)-[:TAGGED {item: row.item}]->(k)
-"""
-Q_TRIPLES = """
-UNWIND $rows AS row
-MATCH (i:Item {id: row.item}), (e:Entity {id: row.entity})
-MERGE (i)-[:RELATED_TO {relation: row.relation}]->(e)
-"""
-Q_USER_PROFILES = "UNWIND $rows AS row MERGE (u:User {id: row.user}) SET u.profile = row.profile"
-# a user listed again in a users file gets the new attributes: the old links go first
-Q_USER_ATTRIBUTES_CLEAR = "UNWIND $rows AS id MATCH (:User {id: id})-[r:HAS_ATTRIBUTE]->(:Attribute) DELETE r"
-Q_ATTRIBUTES = "UNWIND $rows AS row MERGE (a:Attribute {id: row.id}) SET a.name = row.name, a.value = row.value"
-Q_USER_ATTRIBUTES = """
-UNWIND $rows AS row
-MATCH (u:User {id: row.user}), (a:Attribute {id: row.id})
-MERGE (u)-[:HAS_ATTRIBUTE]->(a)
-"""
-Q_META = "MERGE (m:KgrecMeta {id: 'dataset'}) SET m.name = $name, m.fingerprint = $fingerprint, m.counts = $counts"
-
-R_INTERACTIONS = """
-MATCH (u:User)-[r:INTERACTED]->(i:Item)
-RETURN u.id AS user, i.id AS item, r.timestamp AS timestamp, r.rating AS rating, r.text AS text, r.weight AS weight
-"""
-R_ITEMS = "MATCH (i:Item) RETURN i.id AS item, i.title AS title, i.description AS description"
-R_CATEGORIES = "MATCH (i:Item)-[:IN_CATEGORY]->(c:Category) RETURN i.id AS item, c.id AS category"
-R_KEYWORDS = "MATCH (i:Item)-[:HAS_KEYWORD]->(k:Keyword) RETURN i.id AS item, k.id AS keyword"
-R_TRIPLES = "MATCH (i:Item)-[r:RELATED_TO]->(e:Entity) RETURN i.id AS item, r.relation AS relation, e.id AS entity"
-R_TAGS = "MATCH (u:User)-[r:TAGGED]->(k:Keyword) RETURN u.id AS user, r.item AS item, k.id AS tag"
-R_USERS = "MATCH (u:User) WHERE u.profile IS NOT NULL RETURN u.id AS user, u.profile AS profile"
-R_USER_ATTRIBUTES = (
-    "MATCH (u:User)-[:HAS_ATTRIBUTE]->(a:Attribute) RETURN u.id AS user, a.name AS attribute, a.value AS value"
-)
 
 # One query for all path kinds; $anchors = null searches every history item. The anchors are
 # collected once, then each kind expands from them (the unique-id indexes find u and i). Each
@@ -150,13 +97,6 @@ MATCH (u:User {id: $user})-[:HAS_ATTRIBUTE]->(a:Attribute), (i:Item {id: $item})
 WHERE EXISTS { MATCH (a)<-[:HAS_ATTRIBUTE]-(v:User)-[:INTERACTED]->(i) WHERE v <> u }
 RETURN 'attribute' AS kind, '' AS anchor, collect(DISTINCT [a.id, '', '']) AS vias
 """
-Q_HAS_PROFILES = (
-    "CALL db.propertyKeys() YIELD propertyKey WITH collect(propertyKey) AS keys RETURN 'profile' IN keys AS has"
-)
-Q_HAS_ATTRIBUTES = (
-    "CALL db.relationshipTypes() YIELD relationshipType WITH collect(relationshipType) AS rels "
-    "RETURN 'HAS_ATTRIBUTE' IN rels AS has"
-)
 
 
 def local_password_file() -> Path | None:
@@ -180,15 +120,11 @@ def resolve_password(uri: str) -> str | None:
     return None
 
 
-def _batches(rows: list[Any], size: int = BATCH) -> Iterable[list[Any]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as plain Python values; NaN becomes null (an absent property)."""
-    out = df.astype(object).where(df.notna(), None).to_dict(orient="records")
-    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()} for r in out]
+def _dirty_write(tx: Any, query: str, rows: list[Any]) -> None:
+    """One ingest batch: mark the meta node dirty (the data may differ from its fingerprint until the ingest records
+    the new one, :data:`~kgrec.graph.neo4j_live.Q_DIRTY`), then write the rows, in one transaction."""
+    tx.run(neo4j_live.Q_DIRTY).consume()
+    tx.run(query, rows=rows).consume()
 
 
 class Neo4jStore(GraphStore):
@@ -272,11 +208,11 @@ class Neo4jStore(GraphStore):
         from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
         done = 0
-        for batch in _batches(rows):
+        for batch in batches(rows):
             for attempt in range(self.retries):
                 try:
                     with self._driver.session(database=self.database) as s:
-                        s.execute_write(lambda tx, b=batch: tx.run(query, rows=b).consume())  # type: ignore[misc]  # a lambda with a default
+                        s.execute_write(lambda tx, b=batch: _dirty_write(tx, query, b))  # type: ignore[misc]  # a lambda with a default
                     break
                 except (ServiceUnavailable, SessionExpired, TransientError) as e:
                     if attempt == self.retries - 1:
@@ -337,42 +273,34 @@ class Neo4jStore(GraphStore):
             raise StoreError(f"Cypher error {code}: {e.message}") from None
 
     # ------------------------------------------------------------------ writing
-    def ingest(self, dataset: Dataset, progress: bool = False) -> IngestReport:
-        """MERGE ``dataset`` into the database in batches (idempotent; a killed ingest can simply be rerun)."""
-        from tqdm.auto import tqdm
-
-        old_fp = self._meta().get("fingerprint")
+    def _constraints(self) -> None:
         for q in CONSTRAINTS:
             self._driver.execute_query(q, database_=self.database)
-        ds = dataset
-        users = sorted(
-            set(ds.interactions[S.USER])
-            | set(ds.tags[S.USER])
-            | set(ds.users[S.USER])
-            | set(ds.user_attributes[S.USER])
-        )
-        ua = ds.user_attributes
-        attr_rows = [
-            {"user": u, "id": S.attribute_id(a, v), "name": a, "value": v}
-            for u, a, v in zip(ua[S.USER].tolist(), ua[S.ATTRIBUTE].tolist(), ua[S.VALUE].tolist(), strict=True)
-        ]
-        attr_nodes = sorted({r["id"]: r for r in attr_rows}.values(), key=lambda r: r["id"])
-        steps: list[tuple[str, str, list[Any]]] = [
-            ("users", Q_NODES["User"], users),
-            ("items", Q_ITEMS, _records(ds.items)),
-            ("categories", Q_NODES["Category"], sorted(set(ds.item_categories[S.CATEGORY]))),
-            ("keywords", Q_NODES["Keyword"], sorted(set(ds.item_keywords[S.KEYWORD]) | set(ds.tags[S.TAG]))),
-            ("entities", Q_NODES["Entity"], sorted(set(ds.triples[S.ENTITY]))),
-            ("interactions", Q_INTERACTIONS, _records(ds.interactions)),
-            ("item categories", Q_CATEGORIES, _records(ds.item_categories)),
-            ("item keywords", Q_KEYWORDS, _records(ds.item_keywords)),
-            ("tags", Q_TAGS, _records(ds.tags)),
-            ("facts", Q_TRIPLES, _records(ds.triples)),
-            ("user profiles", Q_USER_PROFILES, _records(ds.users)),
-            ("old user attributes", Q_USER_ATTRIBUTES_CLEAR, sorted(set(ds.users[S.USER]))),
-            ("attributes", Q_ATTRIBUTES, attr_nodes),
-            ("user attributes", Q_USER_ATTRIBUTES, attr_rows),
-        ]
+
+    def _transaction(self, work: neo4j_live.Work, what: str) -> IngestReport:
+        """Run one write transaction (retried by the driver on transient errors); a lost server is one clear error.
+        The data afterwards become this object's cached data set."""
+        from neo4j.exceptions import ServiceUnavailable, SessionExpired
+
+        self._cache.clear()
+        try:
+            with self._driver.session(database=self.database) as s:
+                rep, after = s.execute_write(work)
+        except (ServiceUnavailable, SessionExpired) as e:
+            raise StoreUnavailableError(
+                f"lost the connection to Neo4j at {self.uri} while {what}: nothing of it was written (one "
+                f"transaction); run it again when the server is back ({type(e).__name__})"
+            ) from None
+        self._cache.update(dataset=after, dataset_fp=rep.fingerprint)
+        return rep
+
+    def ingest(self, dataset: Dataset, progress: bool = False) -> IngestReport:
+        """MERGE ``dataset`` into the database in batches (idempotent; a killed ingest can simply be rerun), then
+        record fingerprint, counts and lineage in one transaction that reads the data back."""
+        from tqdm.auto import tqdm
+
+        self._constraints()
+        steps = write_steps(dataset)
         total = sum(len(r) for _, _, r in steps)
         with tqdm(total=total, desc="ingesting into Neo4j", unit="row", disable=not progress) as bar:
             finished: list[str] = []
@@ -380,72 +308,72 @@ class Neo4jStore(GraphStore):
                 self._write_batches(q, rows, desc, bar.update, finished)
                 finished.append(desc)
         self._cache.clear()
-        full = self.dataset()
-        fp = full.fingerprint()
-        counts = full.counts()
-        self._driver.execute_query(
-            Q_META, name=ds.name, fingerprint=fp, counts=json.dumps(counts), database_=self.database
-        )
-        self._cache.clear()
-        return IngestReport(counts, fp, changed=fp != old_fp)
+        work = neo4j_live.after_ingest(dataset.name, self._flags(), self._where(), self.uri)
+        return self._transaction(work, "recording the ingest")
+
+    def append(self, data: Dataset, *, allow_unknown_items: bool = False, progress: bool = False) -> IngestReport:
+        """Append in one write transaction (:mod:`kgrec.graph.neo4j_live`): the batch is checked before anything
+        is sent, the items it names are looked up under the writers' lock, then it is MERGEd in batched statements
+        and the data read back for the fingerprint; a refused batch or any failure rolls all of it back."""
+        from tqdm.auto import tqdm
+
+        batch = prepare_batch(data)
+        self._constraints()
+        flags = self._flags()
+        cached = (self._cache["dataset_fp"], self._cache["dataset"]) if "dataset" in self._cache else None
+        total = sum(len(r) for _, _, r in write_steps(batch))
+        with tqdm(total=total, desc="appending to Neo4j", unit="row", disable=not progress) as bar:
+            work = neo4j_live.append(
+                batch,
+                allow_unknown_items=allow_unknown_items,
+                flags=flags,
+                where=self._where(),
+                uri=self.uri,
+                cached=cached,
+                progress=bar.update,
+            )
+            return self._transaction(work, "appending a batch")
+
+    def forget_users(self, users: Sequence[str]) -> IngestReport:
+        """Forget users in one write transaction (:func:`kgrec.graph.neo4j_live.forget`)."""
+        work = neo4j_live.forget(users, flags=self._flags(), where=self._where(), uri=self.uri)
+        return self._transaction(work, "forgetting users")
 
     # ------------------------------------------------------------------ reading
     def _meta(self) -> dict[str, Any]:
-        df = self._read(
-            "MATCH (m:KgrecMeta {id: 'dataset'}) RETURN m.name AS name, m.fingerprint AS fingerprint, m.counts AS counts"
-        )
-        return {} if df.empty else df.iloc[0].to_dict()
+        df = self._read("MATCH (m:KgrecMeta {id: 'dataset'}) RETURN properties(m) AS meta")
+        return {} if df.empty else dict(df.iloc[0]["meta"])
+
+    def _where(self) -> str:
+        return f"Neo4j at {self.uri} (database {self.database})"
 
     def exists(self) -> bool:
         """Whether the database holds any kgrec node (a partly finished ingest counts)."""
         return not self._read("MATCH (n) WHERE n:User OR n:Item OR n:KgrecMeta RETURN 1 AS one LIMIT 1").empty
 
     def manifest(self) -> dict[str, Any]:
-        """``name``, ``fingerprint`` and ``counts`` as the last ingest recorded them (read back when it did not finish)."""
+        """``name``, ``fingerprint``, ``counts`` and ``lineage`` as the last write recorded them (read back when an
+        ingest did not finish)."""
         m = self._meta()
         if m.get("fingerprint") and m.get("counts"):
             return {
                 "name": m.get("name") or "neo4j",
                 "fingerprint": str(m["fingerprint"]),
                 "counts": json.loads(m["counts"]),
+                "lineage": [str(f) for f in m.get("lineage") or [m["fingerprint"]]],
             }
         ds = self.dataset()  # StoreError on an empty database
-        return {"name": ds.name, "fingerprint": ds.fingerprint(), "counts": ds.counts()}
+        return {"name": ds.name, "fingerprint": ds.fingerprint(), "counts": ds.counts(), "lineage": [ds.fingerprint()]}
 
     def dataset(self) -> Dataset:
-        if "dataset" in self._cache:
+        """Every table, read once per fingerprint: another process's write is seen on the next call."""
+        meta = self._meta()
+        fp = meta.get("fingerprint")
+        if "dataset" in self._cache and self._cache.get("dataset_fp") == fp:
             return self._cache["dataset"]
-        t = {
-            "interactions": self._read(R_INTERACTIONS),
-            "items": self._read(R_ITEMS),
-            "item_categories": self._read(R_CATEGORIES),
-            "item_keywords": self._read(R_KEYWORDS),
-            "triples": self._read(R_TRIPLES),
-            "tags": self._read(R_TAGS),
-        }
-        has = self._users_file()
-        t["users"] = self._read(R_USERS) if has["profiles"] else S.empty_table("users")
-        t["user_attributes"] = self._read(R_USER_ATTRIBUTES) if has["attributes"] else S.empty_table("user_attributes")
-        if t["items"].empty and t["interactions"].empty:
-            raise StoreError(
-                f"Neo4j at {self.uri} (database {self.database}) holds no kgrec data; run `kgrec ingest --store {self.uri} ...`"
-            )
-        for name, df in t.items():
-            schema = S.TABLES[name]
-            if df.empty:
-                t[name] = S.empty_table(name)
-                continue
-            if name == "interactions":
-                df["rating"] = pd.to_numeric(df["rating"], errors="coerce")
-                df["text"] = df["text"].fillna("")
-            if name == "items":
-                df = df.fillna({"title": "", "description": ""})
-            t[name] = df[list(schema)]
-        ds = Dataset(**{n: canonical(df, n) for n, df in t.items()}, name=self._meta().get("name") or "neo4j")
-        # the same canonical order as loaders produce (merge with nothing sorts and dedupes)
-        empty = Dataset(**{n: S.empty_table(n) for n in S.TABLES}, name="dataset")
-        ds = merge(empty, ds)
-        self._cache["dataset"] = ds
+        self._cache.clear()
+        ds = read_dataset(self._read, self._flags(), meta.get("name") or "neo4j", self._where(), self.uri)
+        self._cache.update(dataset=ds, dataset_fp=fp)
         return ds
 
     def counts(self) -> dict[str, int]:
@@ -455,19 +383,34 @@ class Neo4jStore(GraphStore):
         return self.dataset().counts()
 
     def fingerprint(self) -> str:
-        """The fingerprint recorded by the last ingest (computed from the data read back)."""
+        """The fingerprint recorded by the last write (computed from the data read back)."""
         m = self._meta()
         return m.get("fingerprint") or self.dataset().fingerprint()
 
-    def _users_file(self) -> dict[str, bool]:
-        """Whether the database has ever held user profiles / attributes (asked once per ingest; the
-        server warns of unknown property keys and relationship types in queries, so they are not asked blind)."""
-        if "users_file" not in self._cache:
-            self._cache["users_file"] = {
-                "profiles": bool(self._read(Q_HAS_PROFILES)["has"].iloc[0]),
-                "attributes": bool(self._read(Q_HAS_ATTRIBUTES)["has"].iloc[0]),
-            }
-        return self._cache["users_file"]
+    def lineage(self) -> list[str]:
+        """From the meta node (a database written before lineages: its fingerprint alone)."""
+        m = self._meta()
+        if m.get("fingerprint"):
+            return [str(f) for f in m.get("lineage") or [m["fingerprint"]]]
+        return [self.fingerprint()] if self.exists() else []
+
+    def _flags(self) -> dict[str, bool]:
+        """Which optional parts the database has held (:func:`~kgrec.graph.neo4j_schema.schema_flags`), asked once
+        per fingerprint read."""
+        if "flags" not in self._cache:
+            self._cache["flags"] = schema_flags(self._read)
+        return self._cache["flags"]
+
+    def user_history(self, user: str) -> pd.DataFrame:
+        """One query; sorted here (oldest first, ties by item id), as the embedded store sorts."""
+        df = self._read(R_HISTORY, user=str(user))
+        if df.empty:
+            return S.empty_table("interactions")
+        return interactions_frame(df).sort_values([S.TIMESTAMP, S.ITEM], kind="stable").reset_index(drop=True)
+
+    def item_ids(self) -> list[str]:
+        df = self._read(R_ITEM_IDS)
+        return [] if df.empty else sorted(str(i) for i in df["item"].tolist())
 
     def has_user(self, user: str) -> bool:
         return not self._read("MATCH (u:User {id: $id}) RETURN u.id AS id LIMIT 1", id=str(user)).empty
@@ -484,7 +427,7 @@ class Neo4jStore(GraphStore):
             database_=self.database,
             routing_=neo4j.RoutingControl.READ,
         )
-        if "attribute" in kinds and self._users_file()["attributes"]:
+        if "attribute" in kinds and self._flags()["attributes"]:
             more, _, _ = self._driver.execute_query(
                 Q_ATTRIBUTE_PATHS,
                 {"user": user, "item": item},
@@ -521,7 +464,7 @@ class Neo4jStore(GraphStore):
                 self._driver.execute_query(f"DROP INDEX {index} IF EXISTS", database_=self.database)
         rows = [{"id": str(i), "v": [float(x) for x in v]} for i, v in zip(ids, vectors)]
         q = f"UNWIND $rows AS row MATCH (n:{label} {{id: row.id}}) SET n.embedding = row.v, n.model_version = $version"
-        for batch in _batches(rows, 2000):
+        for batch in batches(rows, 2000):
             with self._driver.session(database=self.database) as sess:
                 sess.execute_write(lambda tx, b=batch: tx.run(q, rows=b, version=model_version).consume())  # type: ignore[misc]  # a lambda with a default
         self._driver.execute_query(
@@ -536,28 +479,32 @@ class Neo4jStore(GraphStore):
     def write_recommendations(self, recs: pd.DataFrame, batch_users: int = 500) -> int:
         """Replace users' ``RECOMMENDED`` relationships with ``recs`` (one transaction per batch of users).
 
-        ``recs`` has ``user, item, rank, score, model_version`` and optionally ``explanation``.
+        ``recs`` has ``user, item, rank, score, model_version`` and optionally ``explanation`` and ``path`` (the
+        explanation's path as JSON ``[[type, id], …]``, as export writes it; forgetting a user finds the
+        recommendations citing them by it).
         Each batch deletes the users' previous recommendations and creates the new ones in
         the same transaction, so a reader never sees a user with a mix of two versions or
         with none. Rerunning with the same frame is idempotent.
         """
-        cols = ["user", "item", "rank", "score", "model_version"] + (["explanation"] if "explanation" in recs else [])
+        cols = ["user", "item", "rank", "score", "model_version"]
+        cols += [c for c in ("explanation", "path") if c in recs]
         df = recs[cols].copy()
-        if "explanation" not in df:
-            df["explanation"] = None
+        for c in ("explanation", "path"):
+            if c not in df:
+                df[c] = None
         users = list(dict.fromkeys(df["user"].astype(str).tolist()))
         q_del = "MATCH (u:User)-[r:RECOMMENDED]->() WHERE u.id IN $users DELETE r"
         q_new = """
         UNWIND $rows AS row
         MATCH (u:User {id: row.user}), (i:Item {id: row.item})
         CREATE (u)-[:RECOMMENDED {rank: row.rank, score: row.score, model_version: row.model_version,
-                                  explanation: row.explanation}]->(i)
+                                  explanation: row.explanation, path: row.path}]->(i)
         """
         by_user = df.groupby("user", sort=False)
         written = 0
         for start in range(0, len(users), batch_users):
             chunk = users[start : start + batch_users]
-            rows = _records(pd.concat([by_user.get_group(u) for u in chunk]))
+            rows = records(pd.concat([by_user.get_group(u) for u in chunk]))
 
             def work(tx: neo4j.ManagedTransaction, chunk: list[str] = chunk, rows: list[dict[str, Any]] = rows) -> None:
                 tx.run(q_del, users=chunk).consume()

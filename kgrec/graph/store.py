@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,11 +25,19 @@ from kgrec.loaders.schema import Dataset
 
 @dataclass(frozen=True)
 class IngestReport:
-    """What an ingest did: counts after the ingest and whether data changed."""
+    """What a write (ingest, append, forget_users) did.
+
+    Attributes:
+        counts: the store's counts afterwards (:meth:`~kgrec.loaders.schema.Dataset.counts`).
+        fingerprint: the store's fingerprint afterwards.
+        changed: whether the write changed the data.
+        delta: each count afterwards minus before (negative after forgetting); all 0 when nothing changed.
+    """
 
     counts: dict[str, int]
     fingerprint: str
     changed: bool
+    delta: dict[str, int] = field(default_factory=dict)
 
 
 class GraphStore(abc.ABC):
@@ -42,9 +50,15 @@ class GraphStore(abc.ABC):
     without it they raise :class:`~kgrec.errors.StoreError`).
 
     An empty store (nothing ingested yet, or wiped): :meth:`exists` is False,
-    :meth:`has_user` / :meth:`has_item` are False, and :meth:`dataset`,
-    :meth:`counts`, :meth:`fingerprint` and :meth:`manifest` raise
-    :class:`~kgrec.errors.StoreError` saying to run ``kgrec ingest``.
+    :meth:`has_user` / :meth:`has_item` are False, :meth:`lineage`, :meth:`item_ids` and
+    :meth:`user_history` are empty, and :meth:`dataset`, :meth:`counts`,
+    :meth:`fingerprint` and :meth:`manifest` raise :class:`~kgrec.errors.StoreError`
+    saying to run ``kgrec ingest``.
+
+    A live store: :meth:`append` adds batches of rows (validated whole, applied whole or
+    not at all, idempotent, safe with several writers), :meth:`forget_users` removes
+    users, and reads answer from what the store holds *now*, also when another process
+    wrote it: a store object never keeps answering from a snapshot that was replaced.
     """
 
     #: where the store lives: a directory path or a bolt:// / neo4j:// URI
@@ -65,6 +79,39 @@ class GraphStore(abc.ABC):
         Returns:
             The counts and fingerprint of everything in the store afterwards, and
             whether the ingest changed anything.
+        """
+
+    @abc.abstractmethod
+    def append(self, data: Dataset, *, allow_unknown_items: bool = False, progress: bool = False) -> IngestReport:
+        """Add a batch of rows (interactions; optionally items, tags, triples, users) to what the store holds.
+
+        The batch is merged as :meth:`ingest` merges (an interaction already held is replaced by a later one;
+        an item listed again takes the new title; a user listed again gets the new attributes), after the same
+        validation (:func:`~kgrec.graph.batch.prepare_batch`). Rows may name items the store holds without
+        listing them (build a batch with :func:`kgrec.loaders.batch_from_frames`). A row naming an item that
+        neither the store nor the batch has is an error naming the row, the field ``item`` and the id, unless
+        ``allow_unknown_items``: then the item is created with its id as title.
+
+        A malformed or refused batch changes nothing; appending the same batch twice changes nothing the second
+        time (``changed=False``); two writers appending at once both get their rows in, and the fingerprint and
+        :meth:`lineage` describe the data afterwards. An empty store takes a batch as an ingest.
+
+        Raises:
+            DataValidationError: the batch is malformed or names an unknown item; nothing was written.
+        """
+
+    @abc.abstractmethod
+    def forget_users(self, users: Sequence[str]) -> IngestReport:
+        """Remove users: their interactions, tags, users-file row and attribute links, and the user node (on Neo4j
+        with its relationships: RECOMMENDED, and so its vector-index entry; and other users' RECOMMENDED
+        relationships whose explanation path cites them). Item keywords only their tags gave go too, and attribute
+        and keyword nodes nobody links to any more (:func:`~kgrec.graph.batch.without_users`).
+
+        No copy of their data stays in the store (every old embedded snapshot is deleted), and :meth:`lineage`
+        restarts from the new fingerprint: the old ones were computed over their data.
+
+        Raises:
+            UnknownIdError: naming users the store does not hold; nothing was removed.
         """
 
     @abc.abstractmethod
@@ -129,6 +176,29 @@ class GraphStore(abc.ABC):
     @abc.abstractmethod
     def fingerprint(self) -> str:
         """The fingerprint of :meth:`dataset` (changes whenever the data change)."""
+
+    @abc.abstractmethod
+    def lineage(self) -> list[str]:
+        """The fingerprints the store's data have had, oldest first; the last is :meth:`fingerprint`.
+
+        Every ingest or append that changes the data adds its new fingerprint; :meth:`forget_users` resets it to
+        the new fingerprint alone; :meth:`wipe` empties it (``[]`` on an empty store). A model trained on any
+        fingerprint in it was trained on a past state of these data.
+        """
+
+    @abc.abstractmethod
+    def user_history(self, user: str) -> pd.DataFrame:
+        """``user``'s interactions now in the store, as the canonical interactions table (``user, item, timestamp,
+        rating, text, weight``), oldest first, ties in item-id order, index ``0..n-1``.
+
+        A user without interactions (brand new, unknown, or only in a users file) gets an empty table, never
+        :class:`~kgrec.errors.UnknownIdError`. Meant to be called per request: the embedded store answers from an
+        index built once per snapshot, Neo4j with one query.
+        """
+
+    @abc.abstractmethod
+    def item_ids(self) -> list[str]:
+        """Every item id the store holds, sorted (``[]`` on an empty store); e.g. to find items new since training."""
 
     @abc.abstractmethod
     def has_user(self, user: str) -> bool:
