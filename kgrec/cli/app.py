@@ -176,7 +176,15 @@ def ingest(
     ),
     synthetic: bool = typer.Option(False, "--synthetic", help="ingest the built-in synthetic data set"),
     allow_unknown_items: bool = typer.Option(
-        False, "--allow-unknown-items", help="add items missing from the items file (with a warning)"
+        False,
+        "--allow-unknown-items",
+        help="add items missing from the items file (with a warning; with --append: created with their id as title)",
+    ),
+    append: bool = typer.Option(
+        False,
+        "--append",
+        help="add a batch of rows to the store: any of --interactions, --items-file, --tags, --triples, --users-file; "
+        "rows may name items the store holds; applied whole or not at all",
     ),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
@@ -184,6 +192,27 @@ def ingest(
     """Load data into a store (idempotent: ingesting the same data twice changes nothing)."""
     from kgrec import loaders
 
+    if append:
+        files = (interactions, items, triples, tags, users_file)
+        if movielens is not None or synthetic or all(f is None for f in files):
+            raise typer.BadParameter(
+                "--append takes --interactions, --items-file, --tags, --triples or --users-file (files of new rows), "
+                "not --movielens or --synthetic"
+            )
+        _check_store_writable(store)
+        with open_store(store, user=neo4j_user, database=neo4j_database) as st:
+            batch = loaders.load_batch_files(
+                interactions,
+                items,
+                triples,
+                tags,
+                users=users_file,
+                known_items=st.item_ids(),
+                allow_unknown_items=allow_unknown_items,
+            )
+            rep = st.append(batch, allow_unknown_items=allow_unknown_items, progress=True)
+        console.print(_append_line(rep, store))
+        return
     chosen = sum(x for x in (movielens is not None, synthetic, interactions is not None or items is not None))
     if chosen != 1:
         raise typer.BadParameter("give exactly one of --interactions/--items-file, --movielens ROOT or --synthetic")
@@ -194,7 +223,9 @@ def ingest(
         ds = loaders.synthetic()
     else:
         if interactions is None or items is None:
-            raise typer.BadParameter("--interactions and --items-file go together")
+            raise typer.BadParameter(
+                "--interactions and --items-file go together (to add rows to a store that holds the items, pass --append)"
+            )
         ds = loaders.load_files(
             interactions, items, triples, tags, users=users_file, allow_unknown_items=allow_unknown_items
         )
@@ -205,6 +236,34 @@ def ingest(
         f"{'ingested' if rep.changed else 'unchanged'}: {c['users']} users, {c['items']} items, "
         f"{c['interactions']} interactions, {c['categories']} categories, {c['keywords']} keywords, "
         f"{c['entities']} entities -> {store}"
+    )
+
+
+def _append_line(rep: Any, store: str) -> str:
+    """The one line ``kgrec ingest --append`` prints: the rows added (or ``unchanged``) and the totals."""
+    c, d = rep.counts, rep.delta
+    total = f"({c['users']} users, {c['items']} items, {c['interactions']} interactions in all) -> {store}"
+    if not rep.changed:
+        return f"unchanged: the store already holds every row {total}"
+    added = ", ".join(
+        f"{d.get(key, 0):+d} {word}"
+        for key, word in (("interactions", "interactions"), ("items", "items"), ("users", "users"), ("tags", "tags"))
+    )
+    return f"appended: {added}, {d.get('triples', 0):+d} facts {total}"
+
+
+def forget_in_store(
+    store: str, users: list[str], *, neo4j_user: str | None = None, neo4j_database: str | None = None
+) -> str:
+    """The store half of forgetting users (for ``kgrec forget``): remove them from ``store``; returns the line to
+    print. Raises :class:`~kgrec.errors.UnknownIdError` naming users the store lacks (nothing removed)."""
+    _check_store_writable(store)
+    with open_store(store, user=neo4j_user, database=neo4j_database) as st:
+        rep = st.forget_users(users)
+    d = rep.delta
+    return (
+        f"forgot {len(users)} user(s) in the store: {-d.get('interactions', 0)} interactions, {-d.get('tags', 0)} tags, "
+        f"{-d.get('user_attributes', 0)} attribute links removed; no older snapshot or fingerprint kept -> {store}"
     )
 
 
