@@ -252,18 +252,32 @@ def _append_line(rep: Any, store: str) -> str:
     return f"appended: {added}, {d.get('triples', 0):+d} facts {total}"
 
 
-def forget_in_store(
-    store: str, users: list[str], *, neo4j_user: str | None = None, neo4j_database: str | None = None
-) -> str:
-    """The store half of forgetting users (for ``kgrec forget``): remove them from ``store``; returns the line to
-    print. Raises :class:`~kgrec.errors.UnknownIdError` naming users the store lacks (nothing removed)."""
+@app.command()
+def forget(
+    store: str = StoreOpt,
+    users: list[str] = typer.Option(..., "--user", "-u", help="a user id to forget (repeat for several)"),
+    model: Optional[list[Path]] = typer.Option(
+        None, "--model", "-m", help="a model folder to rewrite (repeat; default: every model kept in the store)"
+    ),
+    neo4j_user: Optional[str] = Neo4jUser,
+    neo4j_database: Optional[str] = Neo4jDb,
+) -> None:
+    """Remove users from the store, from every model trained on it and from the text cache (docs/privacy.md)."""
+    from kgrec.fusion.forget import forget_users
+
     _check_store_writable(store)
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
-        rep = st.forget_users(users)
-    d = rep.delta
-    return (
-        f"forgot {len(users)} user(s) in the store: {-d.get('interactions', 0)} interactions, {-d.get('tags', 0)} tags, "
-        f"{-d.get('user_attributes', 0)} attribute links removed; no older snapshot or fingerprint kept -> {store}"
+        if model:
+            dirs = [Path(m).expanduser() for m in model]
+        else:
+            root = st.model_root()
+            dirs = sorted(d for d in root.iterdir() if (d / "model.json").is_file()) if root and root.is_dir() else []
+        for d in dirs:
+            _check_model_writable(d)
+        rep = forget_users(st, users, dirs)
+    console.print(
+        f"forgot {len(rep.users)} user(s): store {'rewritten' if rep.store_changed else 'already without them'}, "
+        f"{len(rep.models)} model(s) rewritten, {rep.cache_entries} cached text vector(s) deleted -> {store}"
     )
 
 
@@ -283,10 +297,15 @@ def train(
     write_back: bool = typer.Option(
         True, "--write-back/--no-write-back", help="Neo4j: store fused vectors on the nodes with a vector index"
     ),
+    warm_start: bool = typer.Option(
+        False,
+        "--warm-start",
+        help="continue the saved model on the store's current data (new users and items get rows; a short schedule)",
+    ),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
 ) -> None:
-    """Train the fused GNN + BERT model on everything in the store and save it."""
+    """Train the fused GNN + BERT model on everything in the store and save it (--warm-start: continue the saved one)."""
     from kgrec.fusion.config import RecommenderConfig
     from kgrec.fusion.recommender import Recommender
 
@@ -303,7 +322,14 @@ def train(
     cfg = RecommenderConfig.model_validate(cfg.model_dump())
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         _check_model_writable(model_dir(st, model))  # before training, not after
-        rec = Recommender(cfg).fit(st)
+        if warm_start:
+            if config or epochs is not None or dim is not None or seed is not None or text_model is not None:
+                raise typer.BadParameter(
+                    "--warm-start continues the saved model with its own config; drop the other options"
+                )
+            rec = Recommender.load(model_dir(st, model), store=st).warm_start(st)
+        else:
+            rec = Recommender(cfg).fit(st)
         out = rec.save(model_dir(st, model))
         if write_back and st.supports_write_back:
             from kgrec.fusion.writeback import write_vectors
@@ -311,6 +337,14 @@ def train(
             for kind, (idx, n) in write_vectors(rec, st).items():
                 console.print(f"wrote {n} {kind} vectors to Neo4j (vector index {idx})")
     m = rec.metrics
+    if warm_start:
+        w = m["lineage"]["warm_starts"][-1]
+        console.print(
+            f"warm-started {rec.model_version} from {w['from_model']}: {m.get('warm_epochs')} epochs, "
+            f"{m['fit_seconds']:.1f} s, {len(m['lineage']['warm_starts'])} warm start(s) since the fit on "
+            f"{m['lineage']['fit_on'][:12]} -> {out}"
+        )
+        return
     console.print(
         f"trained {rec.model_version}: best epoch {m.get('best_epoch')}, validation ndcg@20 "
         f"{m.get('best_val_ndcg@20') or float('nan'):.4f}, {m['fit_seconds']:.1f} s -> {out}"
