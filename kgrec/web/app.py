@@ -18,9 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kgrec.errors import KgrecError, UnknownIdError
-from kgrec.web.api import api_router
+from kgrec.web.api import api_router, events_router
 from kgrec.web.auth import Authenticator
-from kgrec.web.config import CONFIG_ENV, TOKEN_ENV, WebConfig
+from kgrec.web.config import CONFIG_ENV, TOKEN_ENV, WRITE_TOKEN_ENV, WebConfig
 from kgrec.web.models import escaped_json, store_unavailable_detail, store_unavailable_errors
 from kgrec.web.pages import page_router
 from kgrec.web.service import RecService
@@ -40,6 +40,9 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
 ]
+
+#: the route pipelines append events to (mounted only with a write token)
+EVENTS_PATH = "/api/events"
 
 #: hard cap on any response body; a larger answer is replaced by a 500 error answer that says so
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
@@ -170,7 +173,13 @@ def create_app(config: WebConfig, service: RecService | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        log.info("serving model %s (%s store, auth %s)", svc.version, svc.store_kind, "on" if auth.enabled else "OFF")
+        log.info(
+            "serving model %s (%s store, auth %s, POST /api/events %s)",
+            svc.version,
+            svc.store_kind,
+            "on" if auth.enabled else "OFF",
+            "on" if auth.writes_enabled else "off",
+        )
         yield
         if service is None:
             svc.close()
@@ -181,11 +190,14 @@ def create_app(config: WebConfig, service: RecService | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        description="Read-only recommendations and their explanations. Every /api route needs "
-        "`Authorization: Bearer <KGREC_API_TOKEN>` (or the page's session cookie).",
+        description="Recommendations and their explanations. Every GET /api route needs "
+        "`Authorization: Bearer <KGREC_API_TOKEN>` (or the page's session cookie); POST /api/events, there only "
+        "when the server has a write token, needs `Authorization: Bearer <KGREC_WRITE_TOKEN>`.",
     )
     app.state.service = svc
     app.include_router(api_router(svc, auth, limiter))
+    if auth.writes_enabled:  # without a write token no route writes (the fallback below says how to turn it on)
+        app.include_router(events_router(svc, auth))
     app.include_router(page_router(svc, auth))
 
     @app.exception_handler(UnknownIdError)
@@ -208,7 +220,11 @@ def create_app(config: WebConfig, service: RecService | None = None) -> FastAPI:
         return _error(422, str(e))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, e: StarletteHTTPException) -> Response:
+    async def _http(request: Request, e: StarletteHTTPException) -> Response:
+        if e.status_code in (404, 405) and request.url.path == EVENTS_PATH and not auth.writes_enabled:
+            off = auth.write_denial(None, None)
+            if off is not None:
+                return _error(*off)
         return _error(e.status_code, e.detail, dict(e.headers or {}))
 
     @app.exception_handler(RequestValidationError)
@@ -237,15 +253,17 @@ def freeze_heap() -> None:
 def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` worker processes started by ``kgrec serve --workers N``.
 
-    Reads the config from ``KGREC_WEB_CONFIG`` (JSON, written by ``kgrec serve``) and the token from ``KGREC_API_TOKEN``.
+    Reads the config from ``KGREC_WEB_CONFIG`` (JSON, written by ``kgrec serve``) and the tokens from
+    ``KGREC_API_TOKEN`` and ``KGREC_WRITE_TOKEN``.
     """
     raw = os.environ.get(CONFIG_ENV)
     if not raw:
         raise KgrecError(f"{CONFIG_ENV} is not set; start the server with `kgrec serve`")
     values = json.loads(raw)
-    token = os.environ.get(TOKEN_ENV)
-    if token:
-        values["token"] = token
+    for env, field in ((TOKEN_ENV, "token"), (WRITE_TOKEN_ENV, "write_token")):
+        token = os.environ.get(env)
+        if token:
+            values[field] = token
     app = create_app(WebConfig.model_validate(values))
     freeze_heap()
     return app

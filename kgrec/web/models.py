@@ -193,3 +193,28 @@ class ItemSearchOut(_Out):
 
 class ErrorOut(_Out):
     detail: str
+
+
+class EventsOut(_Out):
+    """The answer to an accepted ``POST /api/events`` batch."""
+
+    accepted: int = Field(description="events in the batch (all of them: a batch is accepted or refused whole)")
+    changed: bool = Field(description="whether the store's data changed (false: it held all of them already)")
+    fingerprint: str = Field(description="the store's data fingerprint afterwards")
+
+
+#: the schema of one event of ``POST /api/events`` (for the OpenAPI schema; the checks are in kgrec.web.events)
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["user", "item"],
+    "additionalProperties": False,
+    "properties": {
+        "user": {"type": "string", "description": "user id"},
+        "item": {"type": "string", "description": "item id (one the store holds, unless allow_unknown_items)"},
+        "timestamp": {
+            "anyOf": [{"type": "integer"}, {"type": "string", "format": "date-time"}],
+            "description": "epoch seconds, or an ISO-8601 date (UTC without an offset); default: now",
+        },
+        "rating": {"type": "number", "description": "optional rating"},
+    },
+}

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kgrec.errors import DataValidationError
 from kgrec.graph.store import GraphStore, is_neo4j_uri, model_dir, open_store
 from kgrec.web.cache import LRUCache
 from kgrec.web.config import WebConfig
+from kgrec.web.events import SOURCE, Batch
 from kgrec.web.models import (
+    EventsOut,
     ExplanationOut,
     Health,
     ItemHit,
@@ -54,9 +59,11 @@ MAX_LONG_TAIL = 10.0
 class RecService:
     """Recommendations, explanations and item search over one model and one store.
 
-    It only reads: nothing here runs Cypher given by a caller or writes to the
-    store. Answers are cached (LRU, keyed by the model version), so a repeated
-    question costs a dictionary lookup.
+    It reads, and writes only through :meth:`append_events` (``POST /api/events``, behind the
+    write token): nothing here runs Cypher given by a caller. Answers are cached (LRU) with
+    the versions they were computed at: the store's data version (:meth:`live_version`) and
+    the user's live key (:meth:`Recommender.live_key`), so a repeated question costs a
+    dictionary lookup and no answer is served from the cache once that user's data changed.
     """
 
     def __init__(self, config: WebConfig, store: GraphStore, rec: Recommender) -> None:
@@ -65,12 +72,23 @@ class RecService:
         self.rec = rec
         self.version = rec.model_version
         self.store_kind = "neo4j" if is_neo4j_uri(store.location) else "embedded"
-        self._recs: LRUCache[bytes] = LRUCache(config.cache_size)
-        self._expl: LRUCache[bytes] = LRUCache(config.cache_size)
+        # (store fingerprint, the user's live key, JSON answer), keyed by (model version, user, the question)
+        self._recs: LRUCache[tuple[str, str, bytes]] = LRUCache(config.cache_size)
+        self._expl: LRUCache[tuple[str, str, bytes]] = LRUCache(config.cache_size)
+        self._served = {"recommendations": 0, "explanations": 0}
+        self._computed = {"recommendations": 0, "explanations": 0}
         table = rec.items_table
         self._item_ids: list[str] = [str(x) for x in table["item"].tolist()]
         self._item_titles: list[str] = [rec.title(i) for i in self._item_ids]
         self._folded: list[str] = [t.casefold() for t in self._item_titles]
+        #: items known to be in the store: the model's, plus those an event check found there
+        self._store_items: set[str] = set(self._item_ids)
+        self._live_lock = threading.Lock()
+        self._live_busy = False
+        self._live_failing = False
+        self._live_gen = 0  # moved on by every append through this process
+        self._live = self._read_fingerprint() or ""
+        self._live_checked = time.monotonic()
         self.warm_up()
 
     @classmethod
@@ -107,7 +125,125 @@ class RecService:
     def close(self) -> None:
         self.store.close()
 
+    # ------------------------------------------------------------------ the live data version
+    def _read_fingerprint(self) -> str | None:
+        """The store's fingerprint, or None when the store does not answer (logged once until it answers again)."""
+        try:
+            fp = self.store.fingerprint()
+        except Exception as e:  # noqa: BLE001 - any store failure: answers stay keyed by the version read last
+            from kgrec.web.models import store_unavailable_detail
+
+            if not self._live_failing:
+                log.warning(
+                    "cannot read the store's data version (answers stay keyed by the last one read): %s",
+                    store_unavailable_detail(e),
+                )
+            self._live_failing = True
+            return None
+        if self._live_failing:
+            log.info("the store's data version can be read again")
+        self._live_failing = False
+        return fp
+
+    def live_version(self) -> str:
+        """The store's data version, part of every cache key: its fingerprint as this process read it last.
+
+        An append through this process sets it at once. Changes made elsewhere (another worker, ``kgrec
+        ingest --append``) are read in the background at most every ``config.live_check_s`` seconds
+        (0: synchronously, on every call), so the request that notices them is not delayed; when the
+        store does not answer, the last version read stays in use.
+        """
+        every = self.config.live_check_s
+        if every <= 0:
+            self._refresh_live()
+        elif time.monotonic() - self._live_checked >= every and not self._live_busy:
+            with self._live_lock:
+                if self._live_busy:
+                    return self._live
+                self._live_busy = True
+            threading.Thread(target=self._refresh_live, name="kgrec-live-version", daemon=True).start()
+        return self._live
+
+    def _refresh_live(self) -> None:
+        gen = self._live_gen
+        try:
+            fp = self._read_fingerprint()
+            # an append through this process while the read ran knows better than the read
+            with self._live_lock:
+                if fp and fp != self._live and gen == self._live_gen:
+                    self._data_changed(fp)
+        finally:
+            self._live_checked = time.monotonic()
+            self._live_busy = False
+
+    def _data_changed(self, fingerprint: str) -> None:
+        """Another process changed the store's data (the store objects themselves follow it on their next read)."""
+        log.info("store data changed elsewhere: %s -> %s", self._live[:12], fingerprint[:12])
+        self._live = fingerprint
+
+    # ------------------------------------------------------------------ writing (POST /api/events)
+    def unknown_items(self, events: Batch, limit: int = 3) -> list[tuple[int, str]]:
+        """(row from 1, item) of the first ``limit`` events naming an item the store does not hold."""
+        out: list[tuple[int, str]] = []
+        absent: set[str] = set()
+        for row, item in enumerate(events.events["item"].tolist(), start=1):
+            if item in self._store_items:
+                continue
+            if item not in absent:
+                if self.store.has_item(item):
+                    self._store_items.add(item)
+                    continue
+                absent.add(item)
+            out.append((row, item))
+            if len(out) == limit:
+                break
+        return out
+
+    def append_events(self, events: Batch) -> EventsOut:
+        """Append a checked batch to the store (``store.append``) and move the live version on.
+
+        Raises:
+            DataValidationError: an event names an item the store does not hold and
+                ``config.allow_unknown_items`` is off (nothing is appended).
+        """
+        if not len(events):
+            return EventsOut(accepted=0, changed=False, fingerprint=self.live_version())
+        if not self.config.allow_unknown_items:
+            unknown = self.unknown_items(events)
+            if unknown:
+                row, item = unknown[0]
+                more = ", ".join(f"{i!r} (row {r})" for r, i in unknown[1:])
+                raise DataValidationError(
+                    f"{SOURCE.where(row - 1, 'item')}: item {item!r} is not in the store"
+                    + (f" (also unknown: {more})" if more else "")
+                    + "; expected an item the store holds: add new items first (kgrec ingest --append --items-file "
+                    "…), or start the server with allow_unknown_items to create them with their id as title. "
+                    "Nothing was appended"
+                )
+        report = self.store.append(events.dataset, allow_unknown_items=self.config.allow_unknown_items)
+        with self._live_lock:
+            self._live_gen += 1
+            self._live = report.fingerprint
+            self._live_checked = time.monotonic()
+        if self.config.allow_unknown_items:
+            self._store_items.update(events.events["item"].tolist())
+        log.info(
+            "appended %d events (%s): data %s",
+            len(events),
+            "changed" if report.changed else "no change",
+            report.fingerprint[:12],
+        )
+        return EventsOut(accepted=len(events), changed=report.changed, fingerprint=report.fingerprint)
+
     # ------------------------------------------------------------------ answers
+    def cache_counts(self) -> dict[str, dict[str, int]]:
+        """Per kind of answer (``recommendations``, ``explanations``): how many were served from the cache
+        (``hits``), how many computed (``misses``), and the entries held."""
+        return {
+            kind: {"hits": self._served[kind], "misses": self._computed[kind], "entries": len(cache)}
+            for kind, cache in (("recommendations", self._recs), ("explanations", self._expl))
+        }
+
     def health(self) -> Health:
         return Health(
             status="ok",
@@ -117,26 +253,63 @@ class RecService:
             items=len(self.rec.vocabs.item),
         )
 
-    # Cached answers are kept as JSON bytes: one untracked object per entry, so a full cache adds
-    # nothing to the garbage collector's work (a cache of model objects made 1 s collection pauses).
+    # Cached answers are kept as JSON bytes, in a tuple with the two versions they were computed at (the store's
+    # fingerprint and the user's live key): untracked objects only, so a full cache adds nothing to the garbage
+    # collector's work (a cache of model objects made 1 s collection pauses).
+    def _cached(self, key: tuple[Hashable, ...], user: str, *, thorough: bool) -> bytes | None:
+        """The cached answer for ``key`` if it still holds for the store's data now, else None.
+
+        An answer computed at the store's current fingerprint is served as it is (no store read: the event
+        loop's path). One computed before a change is served only after ``thorough`` checking that the user's
+        live key (:meth:`Recommender.live_key`: model, catalogue, the user's history in the store) is still
+        the one it was computed at; then it is kept for the new fingerprint, so other users' answers survive
+        one user's events.
+        """
+        kind = str(key[0])
+        cache = self._recs if kind == "recommendations" else self._expl
+        entry = cache.get(key)
+        if entry is None:
+            return None
+        fingerprint, live_key, body = entry
+        now = self.live_version()
+        if fingerprint != now:
+            if not thorough or self.rec.live_key(user) != live_key:
+                return None
+            cache.put(key, (now, live_key, body))
+        self._served[kind] += 1
+        return body
+
+    def _list_key(self, user: str, k: int, diversity: float, long_tail: float, lang: str) -> tuple[Hashable, ...]:
+        return ("recommendations", self.version, user, k, diversity, long_tail, lang)
+
+    def _explanation_key(self, user: str, item: str, k: int, top: int, lang: str) -> tuple[Hashable, ...]:
+        return ("explanations", self.version, user, item, k, top, lang)
+
+    def _versions(self, user: str) -> tuple[str, str]:
+        """The store fingerprint and the user's live key, read before an answer is computed (a change meanwhile
+        leaves the answer keyed by what it was computed from, and the next question computes it again)."""
+        return self.live_version(), self.rec.live_key(user)
+
     def cached_recommendations_json(
         self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
     ) -> bytes | None:
-        return self._recs.get((self.version, user, k, diversity, long_tail, lang))
+        """The cached answer when it was computed at the store's current data (the event loop's check: no store read)."""
+        return self._cached(self._list_key(user, k, diversity, long_tail, lang), user, thorough=False)
 
     def cached_explanation_json(self, user: str, item: str, k: int, top: int, lang: str = "en") -> bytes | None:
-        return self._expl.get((self.version, user, item, k, top, lang))
+        """The cached answer when it was computed at the store's current data (the event loop's check: no store read)."""
+        return self._cached(self._explanation_key(user, item, k, top, lang), user, thorough=False)
 
     def recommendations_json(
         self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
     ) -> bytes:
         """:meth:`recommendations` as (escaped) JSON bytes."""
-        hit = self.cached_recommendations_json(user, k, diversity, long_tail, lang)
+        hit = self._cached(self._list_key(user, k, diversity, long_tail, lang), user, thorough=True)
         return hit if hit is not None else to_json(self._recommendations(user, k, diversity, long_tail, lang))
 
     def explanation_json(self, user: str, item: str, k: int, top: int, lang: str = "en") -> bytes:
         """:meth:`explanation` as (escaped) JSON bytes."""
-        hit = self.cached_explanation_json(user, item, k, top, lang)
+        hit = self._cached(self._explanation_key(user, item, k, top, lang), user, thorough=True)
         return hit if hit is not None else to_json(self._explanation(user, item, k, top, lang))
 
     def recommendations(
@@ -149,7 +322,7 @@ class RecService:
             UnknownIdError: the model does not know ``user``.
             ConfigError: ``diversity`` or ``long_tail`` out of range.
         """
-        hit = self.cached_recommendations_json(user, k, diversity, long_tail, lang)
+        hit = self._cached(self._list_key(user, k, diversity, long_tail, lang), user, thorough=True)
         return (
             RecommendationsOut.model_validate_json(hit)
             if hit is not None
@@ -162,7 +335,7 @@ class RecService:
         Raises:
             UnknownIdError: the model does not know ``user`` or ``item``.
         """
-        hit = self.cached_explanation_json(user, item, k, top, lang)
+        hit = self._cached(self._explanation_key(user, item, k, top, lang), user, thorough=True)
         return (
             ExplanationOut.model_validate_json(hit) if hit is not None else self._explanation(user, item, k, top, lang)
         )
@@ -173,14 +346,16 @@ class RecService:
         from kgrec.fusion.explanation import headline
         from kgrec.fusion.rerank import check_options, note
 
+        key = self._list_key(user, k, diversity, long_tail, lang)
+        versions = self._versions(user)
         diversity, long_tail = check_options(diversity, long_tail)
         df = self.rec.recommend(user, k, diversity=diversity, long_tail=long_tail)
+        ids = df["item"].tolist()
+        expl = self._explanations(user, ids, k, self.config.top_paths, lang, versions)
         promoted = df["promoted"].tolist() if "promoted" in df else [False] * len(df)
         items = []
-        for item, rank, score, up in zip(
-            df["item"].tolist(), df["rank"].tolist(), df["score"].tolist(), promoted, strict=False
-        ):
-            e = self.explanation(user, item, k, self.config.top_paths, lang)
+        for item, rank, score, up in zip(ids, df["rank"].tolist(), df["score"].tolist(), promoted, strict=False):
+            e = expl[item]
             first = e.paths[0] if e.paths else None
             items.append(
                 RecommendationOut(
@@ -196,14 +371,44 @@ class RecService:
         out = RecommendationsOut(
             user=user, k=k, model_version=self.version, items=items, diversity=diversity, long_tail=long_tail
         )
-        self._recs.put((self.version, user, k, diversity, long_tail, lang), to_json(out))
+        self._recs.put(key, (*versions, to_json(out)))
+        self._computed["recommendations"] += 1
+        return out
+
+    def _explanations(
+        self, user: str, items: list[str], k: int, top: int, lang: str, versions: tuple[str, str]
+    ) -> dict[str, ExplanationOut]:
+        """The explanations of a list's items: cached ones as they are, the others in one batch
+        (:meth:`Recommender.explain_many`: the user refreshed and their history read once), then cached."""
+        out: dict[str, ExplanationOut] = {}
+        todo: list[str] = []
+        for item in items:
+            hit = self._cached(self._explanation_key(user, item, k, top, lang), user, thorough=True)
+            if hit is not None:
+                out[item] = ExplanationOut.model_validate_json(hit)
+            else:
+                todo.append(item)
+        if todo:
+            for item, e in zip(
+                todo, self.rec.explain_many(user, todo, self.store, top=top, k=k, lang=lang), strict=True
+            ):
+                out[item] = self._keep_explanation(
+                    self._explanation_key(user, item, k, top, lang), e.to_dict(), versions
+                )
+        return out
+
+    def _keep_explanation(
+        self, key: tuple[Hashable, ...], answer: dict[str, object], versions: tuple[str, str]
+    ) -> ExplanationOut:
+        out = ExplanationOut.model_validate(answer)
+        self._expl.put(key, (*versions, to_json(out)))
+        self._computed["explanations"] += 1
         return out
 
     def _explanation(self, user: str, item: str, k: int, top: int, lang: str = "en") -> ExplanationOut:
+        versions = self._versions(user)
         e = self.rec.explain(user, item, self.store, top=top, k=k, lang=lang)
-        out = ExplanationOut.model_validate(e.to_dict())
-        self._expl.put((self.version, user, item, k, top, lang), to_json(out))
-        return out
+        return self._keep_explanation(self._explanation_key(user, item, k, top, lang), e.to_dict(), versions)
 
     # ------------------------------------------------------------------ the support page's words
     def example_users(self, n: int = 5) -> list[str]:
