@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -137,6 +138,8 @@ class LiveModel:
         self._fingerprint: str | None = None
         self._applied: dict[str, str] = {}  # user id -> digest of the store history applied to their row
         self._pinned = False
+        # one writer at a time: the web answers from several threads, and a refresh rewrites rows and grows arrays
+        self._lock = threading.RLock()
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[ModelState]:
@@ -155,7 +158,7 @@ class LiveModel:
         return self._fingerprint or self.base.data_fingerprint
 
     # ------------------------------------------------------------------ the store
-    def sync(self) -> ModelState:
+    def _sync_unlocked(self) -> ModelState:
         """Check the store against the model and pick up items new since training; returns the live state.
 
         Raises:
@@ -180,6 +183,26 @@ class LiveModel:
             self._add_items()
         self._fingerprint = fp
         return self.state
+
+    def sync(self) -> ModelState:
+        """Check the store against the model and pick up items new since training; returns the live state.
+
+        Raises:
+            ModelMismatchError: the store no longer descends from the model's data (re-ingested, forgotten
+                users, another data set): retrain.
+        """
+        with self._lock:
+            return self._sync_unlocked()
+
+    def refresh_users(self, users: Iterable[str]) -> ModelState:
+        """Bring the rows of ``users`` up to date with the store (one history read each); returns the live state."""
+        with self._lock:
+            return self._refresh_users_unlocked(users)
+
+    def refresh_all(self) -> ModelState:
+        """Bring every user's row up to date with one read of the whole store; returns the live state."""
+        with self._lock:
+            return self._refresh_all_unlocked()
 
     @property
     def moved(self) -> bool:
@@ -230,7 +253,7 @@ class LiveModel:
         log.info("live: %d items new since training get text-only vectors", len(ids))
 
     # ------------------------------------------------------------------ users
-    def refresh_users(self, users: Iterable[str]) -> ModelState:
+    def _refresh_users_unlocked(self, users: Iterable[str]) -> ModelState:
         """Bring the rows of ``users`` up to date with the store (one history read each); returns the live state."""
         st = self.sync()
         if not self.moved or self._pinned:
@@ -241,7 +264,7 @@ class LiveModel:
             self._apply(user, self.store.user_history(user))
         return self.state
 
-    def refresh_all(self) -> ModelState:
+    def _refresh_all_unlocked(self) -> ModelState:
         """Bring every user's row up to date with one read of the whole store; returns the live state."""
         st = self.sync()
         if not self.moved:

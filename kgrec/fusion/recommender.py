@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
-import torch
 
 from kgrec.encoders.text import TextEncoder
 from kgrec.errors import ConfigError, KgrecError
@@ -20,12 +19,12 @@ from kgrec.fusion.coldstart import NewUsers
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.explain import PathFinder, explain, store_path_finder
 from kgrec.fusion.explanation import Explanation
-from kgrec.fusion.frames import label_frame, similar_frame, topk_frame
+from kgrec.fusion.frames import label_frame, topk_frame
 from kgrec.fusion.ids import id_list
 from kgrec.fusion.live import LiveModel
+from kgrec.fusion.reader import StateReader
 from kgrec.fusion.state import FORMAT_VERSION, ModelState
 from kgrec.fusion.vectors import state_from_vectors
-from kgrec.graph.hetero import Vocabularies
 from kgrec.loaders.schema import Dataset
 
 if TYPE_CHECKING:
@@ -36,23 +35,7 @@ __all__ = ["FORMAT_VERSION", "Recommender", "id_list"]
 T = TypeVar("T")
 
 
-class _FromState(Generic[T]):
-    """A read-only attribute of the facade: the same-named field of its :class:`ModelState`."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, obj: Recommender | None, objtype: type | None = None) -> T:
-        return getattr(self.state_of(obj), self.name)
-
-    @staticmethod
-    def state_of(obj: Recommender | None) -> ModelState:
-        if obj is None:
-            raise AttributeError("a field of a trained Recommender")
-        return obj.state
-
-
-class Recommender:
+class Recommender(StateReader):
     """A knowledge-graph hybrid recommender: GNN + BERT vectors fused per user and item.
 
     Example::
@@ -112,19 +95,6 @@ class Recommender:
             live.sync()
             self.live = live
 
-    # the state's fields, read through (``rec.vocabs`` is ``rec.state.vocabs``)
-    vocabs = _FromState[Vocabularies]()  # Vocabularies (id <-> number) of the model.
-    arrays = _FromState[dict[str, np.ndarray]]()  # Saved vectors by name (``kgrec.fusion.state.ARRAYS``).
-    pos_users = _FromState[np.ndarray]()  # User number of every training interaction.
-    pos_items = _FromState[np.ndarray]()  # Item number of every training interaction.
-    edge_norm = _FromState[np.ndarray]()  # Normalised graph weight of every training interaction.
-    items_table = _FromState[pd.DataFrame]()  # The items (id, title, description) the model knows.
-    degrees = _FromState[dict[str, dict[str, int]]]()  # Items per category / keyword / entity.
-    data_fingerprint = _FromState[str]()  # Fingerprint of the training data.
-    metrics = _FromState[dict[str, Any]]()  # Training metrics.
-    model_version = _FromState[str]()  # Version stamp of this model.
-    state_dict = _FromState[dict[str, torch.Tensor]]()  # The torch weights.
-
     # ------------------------------------------------------------------ fitting
     def fit(self, data: Dataset | GraphStore, *, progress: bool = True) -> Recommender:
         """Train on a dataset or on everything in a store."""
@@ -182,20 +152,6 @@ class Recommender:
             history_index,
         )
         return cls(state=state)
-
-    # ------------------------------------------------------------------ lookups (ids -> numbers)
-    def user_number(self, user: str) -> int:
-        return self.state.user_number(user)
-
-    def item_number(self, item: str) -> int:
-        return self.state.item_number(item)
-
-    def title(self, item: str) -> str:
-        return self.state.title(item)
-
-    def history(self, user: str) -> tuple[np.ndarray, np.ndarray]:
-        """(item numbers, normalised edge weights) of a user's interactions."""
-        return self.state.history(self.user_number(user))
 
     # ------------------------------------------------------------------ ranking
     def recommend(
@@ -313,36 +269,6 @@ class Recommender:
         nums = self._new_users.attribute_numbers(attributes)
         return attribute_reasons(self.state, self.dataset(store), str(item), nums, lang)
 
-    def similar_items(self, item: str | int, k: int = 10) -> pd.DataFrame:
-        """The ``k`` items most like ``item``: cosine similarity of the fused item vectors, the item itself left out.
-
-        Returns:
-            DataFrame ``similar_to, item, title, rank, score`` (score: the cosine, best first; equal scores
-            by the lower item number).
-
-        Raises:
-            UnknownIdError: an item the model does not know.
-        """
-        if k < 1:
-            raise ValueError(f"k={k}: expected a positive number of items")
-        st = self.state
-        (item,) = id_list(item, "item")
-        order, cos = st.similar(st.item_number(item), k)
-        return similar_frame(st, item, order, cos)
-
-    def score(self, user: str, item: str) -> float:
-        """The model's score of one (user, item) pair."""
-        return self.state.score(self.user_number(user), self.item_number(item))
-
-    def rank(self, user: str, item: str) -> int:
-        """Rank (from 1) of ``item`` among the items the user has not interacted with (its place in
-        :meth:`recommend` with a long enough ``k``)."""
-        return self.state.rank(self.user_number(user), self.item_number(item))
-
-    def attribution(self, user: str, item: str) -> dict[str, float]:
-        """The score split into a ``structure`` and a ``text`` part (they add up to it)."""
-        return self.state.attribution(self.user_number(user), self.item_number(item))
-
     # ------------------------------------------------------------------ explanations
     def path_finder(self, store: GraphStore | None = None) -> PathFinder:
         """Where candidate paths come from: ``store``, else the fitted-on store, else an in-memory
@@ -404,15 +330,6 @@ class Recommender:
             explain(st, find, user, str(item), u, i, hist_items, hist_w, top=top, k=k, lang=lang)
             for item, i in zip(items, nums, strict=True)
         ]
-
-    def embeddings(self, kind: str = "item", part: str = "fused") -> pd.DataFrame:
-        """Vectors as a DataFrame (``id`` column + ``d0..dN``).
-
-        Args:
-            kind: ``user`` or ``item``.
-            part: ``fused``, ``struct`` or ``text``.
-        """
-        return self.state.embeddings(kind, part)
 
     # ------------------------------------------------------------------ persistence
     def check_store(self, store: GraphStore) -> None:
