@@ -192,3 +192,20 @@ def test_explain_many_equals_explain_item_by_item(trained):
     items = trained.recommend(user, k=6)["item"].tolist() + [trained.vocabs.item.id(0)]
     many = trained.explain_many(user, items, top=2)
     assert [e.to_dict() for e in many] == [trained.explain(user, i, top=2).to_dict() for i in items]
+
+
+def test_embedded_writer_answers_from_what_it_wrote(tmp_path, synth_dataset):
+    """The appending process keeps the tables it wrote (no read-back) and scans the user column for the first
+    histories of a snapshot: both agree with a fresh reader of the same folder, read for read."""
+    from kgrec.graph.embedded import SCANS
+
+    st = open_store(tmp_path / "store")
+    st.ingest(synth_dataset)
+    users = synth_dataset.interactions[S.USER].drop_duplicates().tolist()
+    t = int(synth_dataset.interactions[S.TIMESTAMP].max()) + 1
+    st.append(_events([(users[0], "i1", t), ("brand-new-user", "i2", t)], st))
+    other = open_store(tmp_path / "store")
+    for t_ in st.dataset().tables():
+        pd.testing.assert_frame_equal(st.dataset().tables()[t_], other.dataset().tables()[t_])
+    for u in [*users[: SCANS + 4], "brand-new-user", "nobody"]:  # past SCANS the index answers
+        pd.testing.assert_frame_equal(st.user_history(u), other.user_history(u))

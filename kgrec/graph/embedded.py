@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kgrec._atomic import recover_dir, write_text_atomic
 from kgrec._fs import check_writable, disk_error, is_disk_error, writer_lock
@@ -64,6 +66,9 @@ from kgrec.loaders.schema import Dataset
 from kgrec.loaders.tables import merge
 
 log = logging.getLogger(__name__)
+
+#: reads of one snapshot's user histories answered by a scan before the per-user index is built
+SCANS = 16
 
 #: what :meth:`EmbeddedStore._pointer` says when the store folder cannot be read any more
 GONE = "\0gone"
@@ -165,7 +170,7 @@ class EmbeddedStore(GraphStore):
 
     def _drop_cache(self) -> None:
         """Drop everything read from the previous snapshot (tables, path index, id sets, history index)."""
-        for name in ("_data", "_snap", "_man", "_index", "_users", "_items", "_history"):
+        for name in ("_data", "_snap", "_man", "_index", "_users", "_items", "_history", "_scans", "_user_column"):
             self.__dict__.pop(name, None)
 
     def _fresh(self) -> None:
@@ -256,6 +261,8 @@ class EmbeddedStore(GraphStore):
         self._drop_cache()
         if forget:  # every other copy of the data held the users: none may stay
             self._purge(name)
+        else:  # this process just wrote those tables: it answers from them, as a fresh read of the snapshot would
+            self.__dict__["_data"], self.__dict__["_snap"] = ds, name
         log.info("%s: wrote %s", self.path, ds)
         return IngestReport(counts, fp, changed=True, delta=count_delta(before, counts))
 
@@ -342,11 +349,28 @@ class EmbeddedStore(GraphStore):
         return self._data.items[S.ITEM].tolist() if self._loaded() else []
 
     def user_history(self, user: str) -> pd.DataFrame:
+        """The first reads of a snapshot scan the user column (vectorised, no index to build: a live store takes a
+        new snapshot with every append); from the :data:`SCANS`-th read on, a per-user index built once answers."""
         self._fresh()
-        rows = self._history.get(str(user)) if self._loaded() else None
+        if not self._loaded():
+            return S.empty_table("interactions")
+        inter = self._data.interactions
+        scans = self.__dict__.get("_scans", 0)
+        if "_history" not in self.__dict__ and scans < SCANS:
+            self.__dict__["_scans"] = scans + 1
+            hit = np.flatnonzero(pc.equal(self._user_column, str(user)).to_numpy(zero_copy_only=False))
+            if len(hit) > 1:  # snapshots are in (user, timestamp, item) order; an older one may not be
+                sub = inter.iloc[hit]
+                hit = hit[np.lexsort((sub[S.ITEM].to_numpy(dtype=object), sub[S.TIMESTAMP].to_numpy()))]
+            return inter.iloc[hit].reset_index(drop=True)
+        rows = self._history.get(str(user))
         if rows is None:
             return S.empty_table("interactions")
-        return self._data.interactions.iloc[rows].reset_index(drop=True)
+        return inter.iloc[rows].reset_index(drop=True)
+
+    @cached_property
+    def _user_column(self) -> pa.ChunkedArray | pa.Array:
+        return pa.array(self._data.interactions[S.USER])
 
     def _paths(self, user: str, item: str, anchors: list[str] | None, kinds: Sequence[str]) -> list[PathRow]:
         self._fresh()
