@@ -7,16 +7,23 @@ lookups, a pair's score, rank and attribution, similar items, the vectors as fra
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
 import torch
 
-from kgrec.fusion.frames import similar_frame
+from kgrec.encoders.text import TextEncoder
+from kgrec.fusion.coldstart import NewUsers
+from kgrec.fusion.frames import label_frame, similar_frame
 from kgrec.fusion.ids import id_list
 from kgrec.fusion.state import ModelState
 from kgrec.graph.hetero import Vocabularies
+from kgrec.loaders.schema import Dataset
+
+if TYPE_CHECKING:
+    from kgrec.graph.store import GraphStore
 
 __all__ = ["StateReader"]
 T = TypeVar("T")
@@ -41,9 +48,75 @@ class _FromState(Generic[T]):
 class StateReader:
     """The id-level read API of a trained model (the state comes from the subclass)."""
 
+    #: the cold-start scorer (built on first use) and the text encoder training used, if any (set by fit)
+    _new_users: NewUsers | None = None
+    _encoder: TextEncoder | None = None
+
     @property
     def state(self) -> ModelState:  # pragma: no cover - every subclass defines it
         raise NotImplementedError
+
+    def dataset(self, store: GraphStore | None = None) -> Dataset:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def newcomers(self) -> NewUsers:
+        """The scorer of users the model has never seen (the encoder and rebuilt torch model built once)."""
+        if self._new_users is None:
+            self._new_users = NewUsers(self.state, self._encoder)
+        return self._new_users
+
+    def recommend_new_user(
+        self,
+        text: str = "",
+        history: Sequence[str] = (),
+        k: int = 10,
+        *,
+        attributes: Mapping[str, object] | None = None,
+        user: str | None = None,
+    ) -> pd.DataFrame:
+        """Recommendations for a user the model has never seen, from behaviour text, items and/or attributes.
+
+        The text goes through the BERT encoder and the model's text tower (without
+        text, the history's titles, newest first, are the behaviour text, as for a
+        known user); the history items' structural vectors are averaged into a
+        structural vector; the user gate fuses the two, as for a known user; the
+        history (oldest first) also gives the recent-interest part. Unknown history
+        items are ignored. ``attributes`` (``{"occupation": "programmer", "age": 30}``, the users file's
+        columns) give a structural vector too: the mean of those attribute nodes' vectors (a number
+        goes into its band; values the model has never seen are ignored), averaged with the history's.
+        The encoder and the rebuilt torch model are built once per object.
+
+        Args:
+            user: a label for the ``user`` column (default: missing, ``<NA>``).
+
+        Returns:
+            DataFrame ``user, item, title, rank, score``: the columns of :meth:`recommend`.
+        """
+        return label_frame(self.state, self.newcomers().recommend(text, history, k, attributes=attributes), user)
+
+    def explain_new_user(
+        self, item: str, attributes: Mapping[str, object], store: GraphStore | None = None, *, lang: str | None = None
+    ) -> pd.DataFrame:
+        """Why ``item`` suits a user the model has never seen, given their ``attributes`` (as for
+        :meth:`recommend_new_user`): per known attribute value, the number of users holding it who chose the item,
+        and the sentence of an ``attribute`` path ("Recommended because people who share your occupation,
+        programmer, …"), most users first.
+
+        Args:
+            store: where the users' attributes and interactions are read (default: the fitted-on data).
+            lang: language of the sentences (``kgrec.messages``; default English).
+
+        Returns:
+            DataFrame ``attribute, value, users, sentence`` (no rows when no shared value leads to the item).
+
+        Raises:
+            UnknownIdError: for an item the model does not know.
+        """
+        from kgrec.fusion.coldstart import attribute_reasons
+
+        self.state.item_number(item)
+        nums = self.newcomers().attribute_numbers(attributes)
+        return attribute_reasons(self.state, self.dataset(store), str(item), nums, lang)
 
     # the state's fields, read through (``rec.vocabs`` is ``rec.state.vocabs``)
     vocabs = _FromState[Vocabularies]()  # Vocabularies (id <-> number) of the model.

@@ -6,7 +6,7 @@ A thin facade over :class:`kgrec.fusion.state.ModelState`: it trains, turns ids 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,7 +19,7 @@ from kgrec.fusion.coldstart import NewUsers
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.explain import PathFinder, explain, store_path_finder
 from kgrec.fusion.explanation import Explanation
-from kgrec.fusion.frames import label_frame, topk_frame
+from kgrec.fusion.frames import topk_frame
 from kgrec.fusion.ids import id_list
 from kgrec.fusion.live import LiveModel
 from kgrec.fusion.reader import StateReader
@@ -211,63 +211,6 @@ class Recommender(StateReader):
         rr = reranked_topk(st, nums, k, diversity=diversity, long_tail=long_tail, **kw) if on else None
         top = rr.top if rr is not None else st.topk(nums, k, **kw)
         return topk_frame(st, user_list, top, rr.promoted if rr is not None else None)
-
-    def recommend_new_user(
-        self,
-        text: str = "",
-        history: Sequence[str] = (),
-        k: int = 10,
-        *,
-        attributes: Mapping[str, object] | None = None,
-        user: str | None = None,
-    ) -> pd.DataFrame:
-        """Recommendations for a user the model has never seen, from behaviour text, items and/or attributes.
-
-        The text goes through the BERT encoder and the model's text tower (without
-        text, the history's titles, newest first, are the behaviour text, as for a
-        known user); the history items' structural vectors are averaged into a
-        structural vector; the user gate fuses the two, as for a known user; the
-        history (oldest first) also gives the recent-interest part. Unknown history
-        items are ignored. ``attributes`` (``{"occupation": "programmer", "age": 30}``, the users file's
-        columns) give a structural vector too: the mean of those attribute nodes' vectors (a number
-        goes into its band; values the model has never seen are ignored), averaged with the history's.
-        The encoder and the rebuilt torch model are built once per object.
-
-        Args:
-            user: a label for the ``user`` column (default: missing, ``<NA>``).
-
-        Returns:
-            DataFrame ``user, item, title, rank, score``: the columns of :meth:`recommend`.
-        """
-        if self._new_users is None:
-            self._new_users = NewUsers(self.state, self._encoder)
-        return label_frame(self.state, self._new_users.recommend(text, history, k, attributes=attributes), user)
-
-    def explain_new_user(
-        self, item: str, attributes: Mapping[str, object], store: GraphStore | None = None, *, lang: str | None = None
-    ) -> pd.DataFrame:
-        """Why ``item`` suits a user the model has never seen, given their ``attributes`` (as for
-        :meth:`recommend_new_user`): per known attribute value, the number of users holding it who chose the item,
-        and the sentence of an ``attribute`` path ("Recommended because people who share your occupation,
-        programmer, …"), most users first.
-
-        Args:
-            store: where the users' attributes and interactions are read (default: the fitted-on data).
-            lang: language of the sentences (``kgrec.messages``; default English).
-
-        Returns:
-            DataFrame ``attribute, value, users, sentence`` (no rows when no shared value leads to the item).
-
-        Raises:
-            UnknownIdError: for an item the model does not know.
-        """
-        from kgrec.fusion.coldstart import attribute_reasons
-
-        self.state.item_number(item)
-        if self._new_users is None:
-            self._new_users = NewUsers(self.state, self._encoder)
-        nums = self._new_users.attribute_numbers(attributes)
-        return attribute_reasons(self.state, self.dataset(store), str(item), nums, lang)
 
     # ------------------------------------------------------------------ explanations
     def path_finder(self, store: GraphStore | None = None) -> PathFinder:
