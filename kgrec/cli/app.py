@@ -321,7 +321,9 @@ def train(
     group = from_environment()  # started by torchrun (WORLD_SIZE > 1): this process is one rank
     if group is not None:
         if workers is not None and workers != group.workers:
-            raise typer.BadParameter(f"--workers {workers} under torchrun with WORLD_SIZE={group.workers}; drop --workers")
+            raise typer.BadParameter(
+                f"--workers {workers} under torchrun with WORLD_SIZE={group.workers}; drop --workers"
+            )
         workers = group.workers
     if workers is not None:
         cfg.train.workers = workers
@@ -394,14 +396,14 @@ def _train_rank(
 ) -> None:
     """One process of ``kgrec train --workers N`` (or of torchrun): train on the store's data in the process group
     (kgrec.fusion.distributed); rank 0 checks that every rank holds the same weights and saves the model."""
+    import torch
+
     from kgrec.errors import KgrecError
     from kgrec.fusion.config import RecommenderConfig
     from kgrec.fusion.distributed import barrier, gather_checksums
     from kgrec.fusion.fitting import encode_items
     from kgrec.fusion.recommender import Recommender
     from kgrec.graph.hetero import Vocabularies
-
-    import torch
 
     cfg = RecommenderConfig.model_validate(raw)
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:

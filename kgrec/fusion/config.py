@@ -110,6 +110,13 @@ class TrainConfig(ConfigModel):
     )
     seed: int = Field(0, description="random seed")
     threads: int | None = Field(None, ge=1, le=1024, description="torch threads (None = torch's default)")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="data-parallel training processes (torch.distributed, gloo on the CPU) that kgrec train starts; "
+        "each takes its shard of every step's batch (batch_size per process); threads: cores / workers",
+    )
 
 
 class ExplainConfig(ConfigModel):

@@ -6,6 +6,10 @@ chronological validation hold-out taken from those interactions (the last
 (``refit="continue"``: the best model trains on for half its epoch count,
 validation interactions included, at half the learning rate). Nothing outside the given data is
 read: the caller's test set never reaches this module.
+
+Inside a torch.distributed process group (``kgrec train --workers N``, torchrun) the epochs are data-parallel:
+each rank takes its shard of every step and the gradients are summed over the ranks; rank 0 alone validates
+(:mod:`kgrec.fusion.distributed`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,15 @@ import torch.nn.functional as F
 from kgrec.encoders.graph import GraphLayout
 from kgrec.encoders.text import TextEncoder
 from kgrec.fusion.config import RecommenderConfig
+from kgrec.fusion.distributed import (
+    all_reduce_gradients,
+    all_reduce_sum,
+    barrier,
+    broadcast_float,
+    broadcast_module,
+    rank_batches,
+    world,
+)
 from kgrec.fusion.inputs import GraphInputs, build_inputs, interaction_recent_weights
 from kgrec.fusion.itemitem import binary_matrix, item_factors, spectrum, user_factors
 from kgrec.fusion.model import FusedModel, Towers
@@ -72,9 +85,12 @@ def _epoch(
     perm = rng.permutation(n)
     n_items = item_text.shape[0]
     total = 0.0
-    bs = effective_batch_size(n, tc.batch_size)
-    for start in range(0, n, bs):
-        b = perm[start : start + bs]
+    # data-parallel (kgrec.fusion.distributed): this rank's shard of each step; every rank draws the same random
+    # numbers (same seed, same calls), so the permutation, dropped items and negatives agree across ranks
+    group = world()
+    rank, workers = group if group is not None else (0, 1)
+    bs = effective_batch_size(-(-n // workers), tc.batch_size)
+    for b, step_rows in rank_batches(perm, bs, rank, workers):
         towers = model(inp.adj, inp.id_mask, item_text, inp.user_text)
         user_vecs, item_vecs = towers.user_base, towers.items
         p = cfg.model.content_dropout
@@ -107,9 +123,15 @@ def _epoch(
                 logits = logits / tc.temperature
             loss = F.cross_entropy(logits, torch.zeros(len(b), dtype=torch.long))
         opt.zero_grad()
-        loss.backward()
+        if group is None:
+            loss.backward()
+        else:  # the mean over the whole step: each shard weighted by its share, summed over the ranks
+            (loss * (len(b) / step_rows)).backward()
+            all_reduce_gradients(model)
         opt.step()
         total += loss.item() * len(b)
+    if group is not None:
+        total = all_reduce_sum(total)
     return total / max(n, 1)
 
 
@@ -158,9 +180,17 @@ def _train_run(
     torch.manual_seed(cfg.train.seed)
     rng = np.random.default_rng(cfg.train.seed + (0 if model is None else 1))
     layout = GraphLayout(vocabs.sizes())
-    inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress)
+    group = world()  # None in one process; rank 0 alone validates, stops and reports
+    main = group is None or group[0] == 0
+    if group is not None and not main:
+        barrier()  # rank 0 encodes the behaviour texts first; the others then read them from its text cache
+    inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress and main)
+    if group is not None and main:
+        barrier()
     if model is None:
         model = FusedModel(layout, cfg.model, item_text.shape[1])
+    if group is not None:
+        broadcast_module(model)  # every rank starts from rank 0's weights (the same seed gives the same anyway)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr * lr_scale, weight_decay=cfg.train.weight_decay)
     targets = val_targets(val, vocabs) if val is not None and len(val) else None
     history: list[dict[str, float]] = []
@@ -169,7 +199,7 @@ def _train_run(
         range(1, epochs + 1),
         desc="training" if targets is None else "training (validating)",
         unit="epoch",
-        disable=not progress,
+        disable=not progress or not main,
         leave=False,
     )
     for epoch in bar:
@@ -177,14 +207,21 @@ def _train_run(
         loss = _epoch(model, opt, inp, item_text, cfg, rng)
         row: dict[str, float] = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - t0}
         if targets is not None and (epoch % cfg.train.eval_every == 0 or epoch == epochs):
-            m = _evaluate(model, inp, item_text, targets)
-            row.update({f"val_{k}": v for k, v in m.items() if k != "users"})
-            score = m["ndcg@20"]
+            score = float("nan")
+            if main:
+                m = _evaluate(model, inp, item_text, targets)
+                row.update({f"val_{k}": v for k, v in m.items() if k != "users"})
+                score = m["ndcg@20"]
+                bar.set_postfix(loss=f"{loss:.3f}", val_ndcg=f"{score:.4f}")
+            if group is not None:  # rank 0's score: every rank keeps the same best weights and stops together
+                score = broadcast_float(score)
             stop = stopper.step(epoch, score, model)
-            bar.set_postfix(loss=f"{loss:.3f}", val_ndcg=f"{score:.4f}")
             if stop:
                 history.append(row)
-                log.info("early stop at epoch %d (best %s, val ndcg@20 %.4f)", epoch, stopper.best_epoch, stopper.best)
+                if main:
+                    log.info(
+                        "early stop at epoch %d (best %s, val ndcg@20 %.4f)", epoch, stopper.best_epoch, stopper.best
+                    )
                 break
         else:
             bar.set_postfix(loss=f"{loss:.3f}")
