@@ -92,6 +92,7 @@ def score(rec: Recommender, targets: dict[str, list[str]], items: pd.Index) -> d
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    code = code_version()  # the code the run imports now, not what the checkout holds when it ends
     ds = loaders.movielens(args.movielens)
     base, chunks = split(ds, args.train_fraction, args.chunks)
     train: dict[str, Any] = {"seed": args.seed}
@@ -142,6 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             compute[name] += time.perf_counter() - t1
             log.info("chunk %d: %s updated (%.1f s so far)", c, name, compute[name])
     frame = pd.DataFrame(rows)
+    users = frame.loc[frame["strategy"] == STRATEGIES[0], ["users", "answered"]].sum()
     summary = {
         name: {
             "ndcg@20": float(frame.loc[frame["strategy"] == name, "ndcg@20"].mean()),
@@ -152,7 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     return {
         "data": "ml-latest-small",
-        "code": code_version(),
+        "code": code,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "train_fraction": args.train_fraction,
         "chunks": args.chunks,
@@ -161,6 +163,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "epochs": args.epochs,
         "starting_model_seconds": train_seconds,
         "per_chunk": rows,
+        "scored_users": int(users["users"]),
+        "answerable_users": int(users["answered"]),
         "summary": summary,
     }
 
@@ -212,11 +216,17 @@ def write_docs(res: dict[str, Any], img: Path) -> None:
         f"<!-- replay:begin -->\nMeasured at `{res['code']}` on {res['machine']}: MovieLens latest-small, the first "
         f"{res['train_fraction']:.0%} of interactions by time to train, the rest in {res['chunks']} chunks "
         f"({', '.join(map(str, res['chunk_interactions']))} interactions), seed {res['seed']}; starting model "
-        f"{res['starting_model_seconds']:.0f} s (shared, not counted).\n\n{table(res)}\n\n"
+        f"{res['starting_model_seconds']:.0f} s (shared, not counted). Command: `OMP_NUM_THREADS=1 python -m "
+        f"benchmarks.replay --movielens ../shared/data --chunks {res['chunks']} --write-docs`."
+        + (f" {res['note']}" if res.get("note") else "")
+        + f"\n\n{table(res)}\n\n"
         f"![replay]({img.relative_to(REPO / 'docs')})\n\n"
         f"Live appends alone: {s['live']['ndcg@20'] / s['static']['ndcg@20']:.2f}× the static model's NDCG@20; "
         f"live + warm: {s['live+warm']['ndcg@20'] / s['full retrain']['ndcg@20']:.3f}× full retrain's NDCG@20 at "
-        f"{s['live+warm']['compute_seconds'] / s['full retrain']['compute_seconds']:.2f}× its compute.\n"
+        f"{s['live+warm']['compute_seconds'] / s['full retrain']['compute_seconds']:.2f}× its compute. Few users are "
+        "active in each time slice of this data set: the four chunks score "
+        f"{res.get('scored_users', '?')} (user, chunk) lists, of which the users first seen in their chunk (nothing to "
+        "answer from, 0 for every strategy) are about half; read the differences with that in mind.\n"
         "<!-- replay:end -->"
     )
     if "<!-- replay:begin -->" in text:
