@@ -83,3 +83,19 @@ def test_a_forgotten_user_leaves_no_trace(backend, tmp_path, synth_dataset, smal
     finally:
         st.wipe()
         st.close()
+
+
+def test_a_running_recommender_follows_a_forget_done_elsewhere(tmp_path, synth_dataset, small_config):
+    """A long-lived model (a web server's) whose store and model folder another process rewrote by ``forget``: it
+    reads the new model folder and keeps answering the others; the forgotten user is unknown."""
+    st = open_store(tmp_path / "store")
+    st.ingest(synth_dataset)
+    model = Recommender(small_config).fit(st, progress=False).save(tmp_path / "store" / "models" / "default")
+    server = Recommender.load(model, store=st)
+    gone, stay = server.vocabs.user.id(0), server.vocabs.user.id(1)
+    before = server.model_version
+    forget_users(open_store(tmp_path / "store"), [gone], [model])  # "another process"
+    assert len(server.recommend(stay, k=5)) == 5
+    assert server.model_version != before and gone not in server.vocabs.user
+    with pytest.raises(UnknownIdError):
+        server.recommend(gone, k=5)

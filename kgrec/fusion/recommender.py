@@ -6,6 +6,8 @@ A thin facade over :class:`kgrec.fusion.state.ModelState`: it trains, turns ids 
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -14,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kgrec.encoders.text import TextEncoder
-from kgrec.errors import ConfigError, KgrecError
+from kgrec.errors import ConfigError, KgrecError, ModelMismatchError
 from kgrec.fusion.coldstart import NewUsers
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.explain import PathFinder, explain, store_path_finder
@@ -30,6 +32,8 @@ from kgrec.loaders.schema import Dataset
 if TYPE_CHECKING:
     from kgrec.graph.paths import PathIndex
     from kgrec.graph.store import GraphStore
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FORMAT_VERSION", "Recommender", "id_list"]
 T = TypeVar("T")
@@ -60,6 +64,8 @@ class Recommender(StateReader):
         self._new_users: NewUsers | None = None
         #: fresh answers on a store that took appends since training (kgrec.fusion.live); set with a store
         self.live: LiveModel | None = None
+        #: the folder :meth:`load` read (read again when it is rewritten for the store's new data)
+        self.source: Path | None = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -72,14 +78,49 @@ class Recommender(StateReader):
 
     def fresh(self, users: Iterable[str] = ()) -> ModelState:
         """The state with ``users``' rows up to date with the store (one history read each; nothing to do without a
-        store or when the store has not moved since training)."""
+        store or when the store has not moved since training). A model loaded from a folder that was rewritten since
+        (``kgrec forget``, ``kgrec train``) for the store's new data is read again first."""
         if self.live is None:
             return self.state
-        return self.live.refresh_users(users)
+        users = list(users)
+        try:
+            return self.live.refresh_users(users)
+        except ModelMismatchError:
+            if not self._reload():
+                raise
+            return self.fresh(users)
 
     def live_key(self, user: str) -> str:
         """A string that changes whenever ``user``'s answers may change (cache keys; see :meth:`LiveModel.key`)."""
-        return self.state.model_version if self.live is None else self.live.key(user)
+        if self.live is None:
+            return self.state.model_version
+        try:
+            return self.live.key(user)
+        except ModelMismatchError:
+            if not self._reload():
+                raise
+            return self.live_key(user)
+
+    def _reload(self) -> bool:
+        """Read the model folder again when it holds another model version than this object's (True when it did)."""
+        if self.source is None or self._state is None:
+            return False
+        try:
+            on_disk = json.loads((self.source / "model.json").read_text()).get("model_version")
+        except (OSError, ValueError):
+            return False
+        if on_disk == self._state.model_version:
+            return False
+        log.info(
+            "%s: the model folder holds %s now (was %s); reading it again",
+            self.source,
+            on_disk,
+            self._state.model_version,
+        )
+        self._state = ModelState.load(self.source)
+        self._path_index = self._new_users = None
+        self.attach(self.store)
+        return True
 
     def attach(self, store: GraphStore | None) -> None:
         """Answer from ``store`` from now on (checked: it must hold the training data or descend from it by appends).
@@ -310,5 +351,6 @@ class Recommender(StateReader):
     def load(cls, path: str | Path, store: GraphStore | None = None) -> Recommender:
         """Load a saved model; with ``store``, check that it holds the training data."""
         rec = cls(state=ModelState.load(path))
+        rec.source = Path(path)
         rec.attach(store)
         return rec
