@@ -52,6 +52,12 @@ LANG_PATTERN = "^(" + "|".join(LANGUAGES) + ")$"
 LANG_HELP = f"language of the explanation sentences: {', '.join(LANGUAGES)}"
 
 
+#: threads re-checking cached answers after the data changed (a store read each), beside the compute threads
+CHECK_THREADS = 4
+#: POST /api/events requests parsed and waiting for the store at once (the ones waiting are appended together)
+WRITE_THREADS = 16
+
+
 def json_response(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
 
@@ -59,6 +65,7 @@ def json_response(body: bytes) -> Response:
 def api_router(service: RecService, auth: Authenticator, limiter: anyio.CapacityLimiter) -> APIRouter:
     """The ``/api`` and ``/health`` routes over ``service``."""
     cfg = service.config
+    checks = anyio.CapacityLimiter(CHECK_THREADS)
 
     async def require_auth(request: Request, _: Annotated[object, Depends(_bearer)] = None) -> None:
         if not auth.request_ok(request.headers.get("authorization"), request.cookies.get(COOKIE_NAME)):
@@ -70,6 +77,11 @@ def api_router(service: RecService, auth: Authenticator, limiter: anyio.Capacity
 
     async def compute(fn: Callable[..., bytes], *args: object) -> bytes:
         return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+
+    async def recheck(fn: Callable[..., bytes | None], *args: object) -> bytes | None:
+        # a cached answer from before the data changed: one store read decides whether it still holds;
+        # outside the compute threads' queue (measured: cached reads waited seconds behind new answers)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=checks)
 
     router = APIRouter()
     secured = [Depends(require_auth)]
@@ -98,6 +110,8 @@ def api_router(service: RecService, auth: Authenticator, limiter: anyio.Capacity
         lang: Annotated[str, Query(pattern=LANG_PATTERN, description=LANG_HELP)] = DEFAULT_LANG,
     ) -> Response:
         hit = service.cached_recommendations_json(user, k, diversity, long_tail, lang)
+        if hit is None and service.stale_recommendations(user, k, diversity, long_tail, lang):
+            hit = await recheck(service.rechecked_recommendations_json, user, k, diversity, long_tail, lang)
         return json_response(
             hit if hit is not None else await compute(service.recommendations_json, user, k, diversity, long_tail, lang)
         )
@@ -118,6 +132,8 @@ def api_router(service: RecService, auth: Authenticator, limiter: anyio.Capacity
         lang: Annotated[str, Query(pattern=LANG_PATTERN, description=LANG_HELP)] = DEFAULT_LANG,
     ) -> Response:
         hit = service.cached_explanation_json(user, item, k, top, lang)
+        if hit is None and service.stale_explanation(user, item, k, top, lang):
+            hit = await recheck(service.rechecked_explanation_json, user, item, k, top, lang)
         return json_response(
             hit if hit is not None else await compute(service.explanation_json, user, item, k, top, lang)
         )
@@ -185,7 +201,8 @@ async def read_capped(request: Request, limit: int) -> bytes:
 def events_router(service: RecService, auth: Authenticator) -> APIRouter:
     """``POST /api/events`` over ``service`` (only mounted when a write token is configured)."""
     cfg = service.config
-    writer = anyio.CapacityLimiter(1)  # one batch at a time per process; the store serialises writers anyway
+    # requests parsed and waiting at once; the service appends one group of them at a time (group commit)
+    writer = anyio.CapacityLimiter(WRITE_THREADS)
     router = APIRouter()
 
     @router.post(

@@ -41,5 +41,16 @@ class LRUCache(Generic[V]):
             while len(self._data) > self.size:
                 self._data.popitem(last=False)
 
+    def peek(self, key: Hashable) -> V | None:
+        """The value of ``key`` without counting a hit or a miss and without moving it up."""
+        with self._lock:
+            return self._data.get(key)
+
+    def discard(self, key: Hashable, value: V) -> None:
+        """Remove ``key`` if it still holds ``value`` (a value put since by another thread stays)."""
+        with self._lock:
+            if self._data.get(key) is value:
+                del self._data[key]
+
     def __len__(self) -> int:
         return len(self._data)

@@ -6,11 +6,14 @@ import logging
 import threading
 import time
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from kgrec.errors import DataValidationError
-from kgrec.graph.store import GraphStore, is_neo4j_uri, model_dir, open_store
+from kgrec.graph.store import GraphStore, IngestReport, is_neo4j_uri, model_dir, open_store
+from kgrec.loaders import schema as S
 from kgrec.web.cache import LRUCache
 from kgrec.web.config import WebConfig
 from kgrec.web.events import SOURCE, Batch
@@ -30,6 +33,16 @@ if TYPE_CHECKING:
     from kgrec.fusion.recommender import Recommender
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    """A batch waiting for its append (:meth:`RecService.append_events`), then its answer."""
+
+    batch: Batch
+    done: bool = False
+    result: EventsOut | None = None
+    error: BaseException | None = None
 
 
 @dataclass
@@ -117,6 +130,10 @@ class RecService:
         #: items known to be in the store: the model's, plus those an event check found there
         self._store_items: set[str] = set(self._item_ids)
         self._live_lock = threading.Lock()
+        # group commit of POST /api/events: batches queued while one append runs
+        self._append_cv = threading.Condition()
+        self._append_queue: list[_Pending] = []
+        self._appending = False
         self._live_busy = False
         self._live_failing = False
         self._live_gen = 0  # moved on by every append through this process
@@ -235,6 +252,10 @@ class RecService:
     def append_events(self, events: Batch) -> EventsOut:
         """Append a checked batch to the store (``store.append``) and move the live version on.
 
+        One append runs at a time per process; batches that arrive while one runs are appended together next
+        (group commit, :meth:`_append_group`): each request still gets its own answer, and ``changed`` says
+        whether the append that took its batch changed the store.
+
         Raises:
             DataValidationError: an event names an item the store does not hold and
                 ``config.allow_unknown_items`` is off (nothing is appended).
@@ -253,20 +274,79 @@ class RecService:
                     "…), or start the server with allow_unknown_items to create them with their id as title. "
                     "Nothing was appended"
                 )
-        report = self.store.append(events.dataset, allow_unknown_items=self.config.allow_unknown_items)
+        me = _Pending(events)
+        with self._append_cv:
+            self._append_queue.append(me)
+            while self._appending and not me.done:
+                self._append_cv.wait()
+            lead = not me.done
+            if lead:  # no append in flight: this thread appends every batch queued meanwhile, its own included
+                group, self._append_queue = self._append_queue, []
+                self._appending = True
+        if lead:
+            try:
+                self._append_group(group)
+            finally:
+                with self._append_cv:
+                    self._appending = False
+                    for p in group:
+                        p.done = True
+                    self._append_cv.notify_all()
+        if me.error is not None:
+            raise me.error
+        assert me.result is not None
+        return me.result
+
+    def _append_group(self, group: list[_Pending]) -> None:
+        """Append the batches of ``group`` (in arrival order) and set each one's result or error.
+
+        Several batches go to the store as one append (group commit: one snapshot or transaction for all of them,
+        which the store folds exactly as it folds successive appends: a user and item in two batches keep the
+        later timestamp); if the store refuses the whole, each is appended on its own, so that only the batch
+        it refuses is refused.
+        """
+        if len(group) > 1:
+            merged = replace(
+                group[0].batch.dataset,
+                interactions=pd.concat([p.batch.dataset.interactions for p in group], ignore_index=True),
+            )
+            try:
+                report = self._store_append(merged, sum(len(p.batch) for p in group), len(group))
+            except DataValidationError:
+                pass  # below, one by one
+            except Exception as e:  # noqa: BLE001 - the store's error is every request's answer (e.g. 503)
+                for p in group:
+                    p.error = e
+                return
+            else:
+                for p in group:
+                    p.result = EventsOut(accepted=len(p.batch), changed=report.changed, fingerprint=report.fingerprint)
+                return
+        for p in group:
+            try:
+                report = self._store_append(p.batch.dataset, len(p.batch), 1)
+            except Exception as e:  # noqa: BLE001 - this request's answer
+                p.error = e
+            else:
+                p.result = EventsOut(accepted=len(p.batch), changed=report.changed, fingerprint=report.fingerprint)
+
+    def _store_append(self, data: S.Dataset, events: int, requests: int) -> IngestReport:
+        report = self.store.append(data, allow_unknown_items=self.config.allow_unknown_items)
         with self._live_lock:
             self._live_gen += 1
             self._live = report.fingerprint
             self._live_checked = time.monotonic()
         if self.config.allow_unknown_items:
-            self._store_items.update(events.events["item"].tolist())
+            self._store_items.update(data.interactions[S.ITEM].tolist())
         log.info(
-            "appended %d events (%s): data %s",
-            len(events),
+            "appended %d events of %d request%s (%s): data %s",
+            events,
+            requests,
+            "" if requests == 1 else "s",
             "changed" if report.changed else "no change",
             report.fingerprint[:12],
         )
-        return EventsOut(accepted=len(events), changed=report.changed, fingerprint=report.fingerprint)
+        return report
 
     # ------------------------------------------------------------------ answers
     def cache_counts(self) -> dict[str, dict[str, int]]:
@@ -309,7 +389,10 @@ class RecService:
         fingerprint, live_key, body = entry
         now = self.live_version() if versions is None else versions[0]
         if fingerprint != now:
-            if not thorough or (self.rec.live_key(user) if versions is None else versions[1]) != live_key:
+            if not thorough:
+                return None
+            if (self.rec.live_key(user) if versions is None else versions[1]) != live_key:
+                cache.discard(key, entry)  # the user's data changed: it will not hold again (no second check)
                 return None
             cache.put(key, (now, live_key, body))
         self._served[kind] += 1
@@ -335,6 +418,34 @@ class RecService:
     def cached_explanation_json(self, user: str, item: str, k: int, top: int, lang: str = "en") -> bytes | None:
         """The cached answer when it was computed at the store's current data (the event loop's check: no store read)."""
         return self._cached(self._explanation_key(user, item, k, top, lang), user, thorough=False)
+
+    def _stale(self, key: tuple[Hashable, ...]) -> bool:
+        cache = self._recs if key[0] == "recommendations" else self._expl
+        entry = cache.peek(key)
+        return entry is not None and entry[0] != self._live
+
+    def stale_recommendations(
+        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
+    ) -> bool:
+        """Whether an answer is cached that was computed at an older data version (it holds if the user's live key
+        is unchanged: :meth:`rechecked_recommendations_json`). No store read: for the event loop."""
+        return self._stale(self._list_key(user, k, diversity, long_tail, lang))
+
+    def stale_explanation(self, user: str, item: str, k: int, top: int, lang: str = "en") -> bool:
+        """As :meth:`stale_recommendations`, for an explanation."""
+        return self._stale(self._explanation_key(user, item, k, top, lang))
+
+    def rechecked_recommendations_json(
+        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
+    ) -> bytes | None:
+        """The cached answer if the user's live key is the one it was computed at (one store read), else None
+        (and the entry is dropped). Cheap next to computing an answer, so the API runs it outside the compute
+        threads' queue: cached answers keep flowing while events make the cache's data version move."""
+        return self._cached(self._list_key(user, k, diversity, long_tail, lang), user, thorough=True)
+
+    def rechecked_explanation_json(self, user: str, item: str, k: int, top: int, lang: str = "en") -> bytes | None:
+        """As :meth:`rechecked_recommendations_json`, for an explanation."""
+        return self._cached(self._explanation_key(user, item, k, top, lang), user, thorough=True)
 
     def recommendations_json(
         self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
