@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import shutil
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     shutil.copytree(src.location, work / "store", ignore=shutil.ignore_patterns("models", ".lock"))
     out: dict[str, Any] = {
         "code": code_version(),
+        "load_average": os.getloadavg()[0],
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "data": src.manifest().get("name"),
         "stores": {},
@@ -130,7 +132,11 @@ def write_docs(res: dict[str, Any]) -> None:
     text = doc.read_text()
     body = (
         f"<!-- live-latency:begin -->\nMeasured at `{res['code']}` on {res['machine']} ({res['data']}; "
-        "`python -m benchmarks.live_latency`):\n\n" + table(res) + "\n<!-- live-latency:end -->"
+        "`OMP_NUM_THREADS=1 python -m benchmarks.live_latency --store ~/.cache/kgrec/demo-store --neo4j "
+        "bolt://127.0.0.1:7687 --write-docs`, after `kgrec demo`):\n\n"
+        + table(res)
+        + (f"\n\n{res['note']}" if res.get("note") else "")
+        + "\n<!-- live-latency:end -->"
     )
     if "<!-- live-latency:begin -->" in text:
         a = text.index("<!-- live-latency:begin -->")
