@@ -222,6 +222,12 @@ def run_wrk(port: int, token: str, urls: list[str], duration: int, connections: 
 
 
 # ---------------------------------------------------------------------------------------------- open loop
+#: a keep-alive connection idle for longer is not reused (uvicorn closes idle connections after 5 s)
+IDLE_S = 3.0
+
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
 class OpenLoopClient:
     """HTTP/1.1 over asyncio streams with keep-alive connections: an idle one is reused, else a new one is opened
     (up to ``limit``; beyond that a request waits for one, and that wait counts in its latency)."""
@@ -229,43 +235,65 @@ class OpenLoopClient:
     def __init__(self, port: int, limit: int = 1000) -> None:
         self.port = port
         self.limit = limit
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[Conn, float]] = []
         self.opened = 0
         self.peak = 0
+        self.retries = 0
         self.free = asyncio.Condition()
 
-    async def _conn(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _conn(self) -> tuple[Conn, bool]:
+        """A connection, and whether it was idle in the pool (the server may have closed it meanwhile)."""
+        now = asyncio.get_running_loop().time()
         async with self.free:
-            while not self.idle and self.opened >= self.limit:
+            while True:
+                while self.idle and now - self.idle[-1][1] > IDLE_S:
+                    (_, w), _ = self.idle.pop()
+                    w.close()
+                    self.opened -= 1
+                if self.idle or self.opened < self.limit:
+                    break
                 await self.free.wait()
+                now = asyncio.get_running_loop().time()
             if self.idle:
-                return self.idle.pop()
+                return self.idle.pop()[0], True
             self.opened += 1
             self.peak = max(self.peak, self.opened)
         try:
-            return await asyncio.open_connection("127.0.0.1", self.port)
+            return await asyncio.open_connection("127.0.0.1", self.port), False
         except OSError:
             await self._drop(None)
             raise
 
-    async def _drop(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+    async def _drop(self, conn: Conn | None) -> None:
         if conn is not None:
             conn[1].close()
         async with self.free:
             self.opened -= 1
             self.free.notify()
 
-    async def _give_back(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+    async def _give_back(self, conn: Conn) -> None:
         async with self.free:
-            self.idle.append(conn)
+            self.idle.append((conn, asyncio.get_running_loop().time()))
             self.free.notify()
 
     async def call(self, method: str, path: str, headers: dict[str, str], body: bytes = b"",
                    timeout: float = 120.0) -> tuple[int, bytes]:
-        """(status, body); status 0 for a socket error or a timeout."""
+        """(status, body); status 0 for a socket error or a timeout. A reused connection the server closed
+        before answering (nothing came back) is retried once on a new one, as HTTP clients do."""
+        for _ in range(2):
+            status, data, retry = await self._call(method, path, headers, body, timeout)
+            if not retry:
+                break
+            self.retries += 1
+        return status, data
+
+    async def _call(self, method: str, path: str, headers: dict[str, str], body: bytes,
+                    timeout: float) -> tuple[int, bytes, bool]:
         conn = None
+        reused = False
+        got_any = False
         try:
-            conn = await self._conn()
+            conn, reused = await self._conn()
             reader, writer = conn
             head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}", *(f"{k}: {v}" for k, v in headers.items())]
             if body or method == "POST":
@@ -273,7 +301,10 @@ class OpenLoopClient:
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
 
             async def answer() -> tuple[int, bytes, bool]:
-                status = int((await reader.readline()).split()[1])
+                nonlocal got_any
+                first = await reader.readline()
+                got_any = bool(first)
+                status = int(first.split()[1])
                 length, close, chunked = 0, False, False
                 while True:
                     line = await reader.readline()
@@ -297,18 +328,22 @@ class OpenLoopClient:
                 return status, b"".join(parts), close
 
             status, data, close = await asyncio.wait_for(answer(), timeout)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
+        except asyncio.TimeoutError:
             if conn is not None:
                 await self._drop(conn)
-            return 0, b""
+            return 0, b"", False
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            if conn is not None:
+                await self._drop(conn)
+            return 0, b"", reused and not got_any
         if close:
             await self._drop(conn)
         else:
             await self._give_back(conn)
-        return status, data
+        return status, data, False
 
     async def close(self) -> None:
-        for _, w in self.idle:
+        for (_, w), _ in self.idle:
             w.close()
         self.idle.clear()
 
@@ -348,15 +383,18 @@ def open_loop_pass(port: int, token: str, urls: list[str], rate: float, limit: i
                 lat.append(end - due)
             else:
                 errors += 1
+                codes[str(status)] = codes.get(str(status), 0) + 1
 
+        codes: dict[str, int] = {}
         await asyncio.gather(*(one(n, u) for n, u in enumerate(urls)))
         await client.close()
         span = max(done) - t0 if done else 0.0
         ok = len(lat)
-        res = {"offered_rps": rate, "requests": len(urls), "ok": ok, "errors": errors,
+        res = {"offered_rps": rate, "requests": len(urls), "ok": ok, "errors": errors, "error_statuses": codes,
                "throughput_rps": round(ok / span, 1) if span > 0 else None, "seconds": round(span, 1),
                **{k: v for k, v in latency_summary(lat).items() if k != "n"},
-               "sender_late_p99_ms": _ms(late, 99), "connections_peak": client.peak}
+               "sender_late_p99_ms": _ms(late, 99), "connections_peak": client.peak,
+               "retried_on_closed_connection": client.retries}
         res["sustained"] = bool(errors == 0 and res["throughput_rps"] and res["throughput_rps"] >= 0.95 * rate
                                 and res["p99_ms"] is not None and res["p99_ms"] <= 1000)
         return res
@@ -553,6 +591,7 @@ def mixed_pass(port: int, token: str, write: str, tops: dict[str, list[str]], ar
             "event_accept": latency_summary(accept), "event_to_changed_answer": latency_summary(change),
             "polls_per_event_mean": round(float(np.mean(polls)), 2) if polls else None,
             "errors": errors, "unanswered_after_drain": len(pending), "connections_peak": client.peak,
+            "retried_on_closed_connection": client.retries,
             "load_avg_1m_at_start": round(load, 2), "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
         })
         return out
