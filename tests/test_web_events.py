@@ -396,3 +396,21 @@ def test_events_on_the_neo4j_server(web_store: Path, model: Recommender, neo4j_l
         assert r.status_code == 200, r.text
     with open_store(NEO4J_URI) as neo:
         assert neo.has_item("not-held")
+
+
+def test_a_forget_elsewhere_reloads_the_model_and_drops_every_cached_answer(store: Path) -> None:
+    """``kgrec forget`` in another process rewrites the store and the model folder: the running server reads the new
+    model, drops every cached answer (nothing of the forgotten user stays in memory) and keeps answering the others."""
+    from kgrec.fusion.forget import forget_users
+
+    with serving(store, live_check_s=0) as c:
+        for u in ("u3", "u4"):
+            assert c.get(f"/api/users/{u}/recommendations?k=5", headers=READ).status_code == 200
+        svc = service(c)
+        before = svc.version
+        assert svc.cache_counts()["recommendations"]["entries"] >= 2
+        forget_users(open_store(store), ["u3"], [store / "models" / "default"])  # "another process"
+        r = c.get("/api/users/u4/recommendations?k=5", headers=READ)
+        assert r.status_code == 200 and r.json()["model_version"] != before
+        assert svc.cache_counts()["recommendations"]["entries"] == 1  # only u4's new answer
+        assert c.get("/api/users/u3/recommendations?k=5", headers=READ).status_code == 404

@@ -52,5 +52,10 @@ class LRUCache(Generic[V]):
             if self._data.get(key) is value:
                 del self._data[key]
 
+    def clear(self) -> None:
+        """Drop every entry."""
+        with self._lock:
+            self._data.clear()
+
     def __len__(self) -> int:
         return len(self._data)

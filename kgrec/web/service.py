@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from kgrec.errors import DataValidationError
+from kgrec.errors import DataValidationError, KgrecError
 from kgrec.graph.store import GraphStore, IngestReport, is_neo4j_uri, model_dir, open_store
 from kgrec.loaders import schema as S
 from kgrec.web.cache import LRUCache
@@ -227,9 +227,21 @@ class RecService:
             self._live_busy = False
 
     def _data_changed(self, fingerprint: str) -> None:
-        """Another process changed the store's data (the store objects themselves follow it on their next read)."""
+        """Another process changed the store's data (the store objects themselves follow it on their next read).
+
+        When that was ``kgrec forget`` (or a retrain), the model folder holds a new model for the new data: the
+        model is read again and every cached answer dropped, so nothing of a forgotten user stays in memory."""
         log.info("store data changed elsewhere: %s -> %s", self._live[:12], fingerprint[:12])
         self._live = fingerprint
+        try:
+            self.rec.fresh()  # reads the rewritten model folder when the old model no longer fits the store
+        except KgrecError as e:
+            log.warning("the model does not fit the store's new data (%s); answers will say so", e)
+        if self.rec.model_version != self.version:
+            log.info("model %s replaced by %s: cached answers dropped", self.version, self.rec.model_version)
+            self.version = self.rec.model_version
+            self._recs.clear()
+            self._expl.clear()
 
     # ------------------------------------------------------------------ writing (POST /api/events)
     def unknown_items(self, events: Batch, limit: int = 3) -> list[tuple[int, str]]:
