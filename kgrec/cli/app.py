@@ -513,7 +513,9 @@ def _id_file(path: Path | None, what: str) -> list[str] | None:
 
 @app.command()
 def export(
-    out: Path = typer.Option(..., "--out", "-o", help="output file: .parquet, .csv or .jsonl"),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="output file: .parquet, .csv or .jsonl (--engine spark: a folder of Parquet parts)"
+    ),
     k: int = typer.Option(100, "--k", min=1),
     store: str = StoreOpt,
     model: Optional[Path] = ModelOpt,
@@ -540,6 +542,12 @@ def export(
     diversity: float = DiversityOpt,
     long_tail: float = LongTailOpt,
     lang: str = LangOpt,
+    engine: str = typer.Option(
+        "local", "--engine", help="local (this process), or spark: a pyspark job writing a folder of Parquet parts"
+    ),
+    spark_master: str = typer.Option(
+        "local[2]", "--spark-master", help="with --engine spark: local[N], spark://host:7077 or yarn (docs/scale.md)"
+    ),
 ) -> None:
     """Export top-K recommendations for all users: chunked, resumable, written atomically."""
     from kgrec.fusion.export import check_writable, output_format
@@ -547,8 +555,26 @@ def export(
     from kgrec.messages import check_lang
 
     _rerank_options(diversity, long_tail)
-    output_format(out)
-    check_writable(out)
+    if engine not in {"local", "spark"}:
+        raise typer.BadParameter(f"--engine {engine!r}: expected local or spark")
+    if engine == "spark":
+        from kgrec.fusion.export_spark import check_master, check_output, check_spark
+
+        refused = {
+            "--explain": (explain_, "explanations read the store's paths, which the executors do not have yet"),
+            "--resume": (resume, "Spark retries failed tasks itself and the folder is written whole or not at all"),
+            "--to-neo4j": (to_neo4j, "write the Parquet parts to Neo4j with --engine local, or load them yourself"),
+            "--diversity/--long-tail": (bool(diversity or long_tail), "the re-ranker runs in one process only"),
+        }
+        for opt, (given, why) in refused.items():
+            if given:
+                raise typer.BadParameter(f"{opt} is not available with --engine spark: {why}; rerun without it")
+        check_master(spark_master)
+        check_output(out)
+        check_spark()
+    else:
+        output_format(out)
+        check_writable(out)
     if unknown_users not in {"error", "skip"}:
         raise typer.BadParameter(f"--unknown-users {unknown_users!r}: expected error or skip")
     ids = _id_file(users, "user")
@@ -567,6 +593,17 @@ def export(
                 err.print(f"kgrec: warning: {msg}; skipped")
                 known = set(rec.vocabs.user.to_list())
                 ids = [u for u in ids if u in known]
+        if engine == "spark":
+            from kgrec.fusion.export_spark import export_spark
+
+            sp = export_spark(
+                rec, out, k, master=spark_master, users=ids, items=cand, exclude=excl, chunk_size=chunk_size
+            )
+            console.print(
+                f"wrote {sp['rows']} rows for {sp['users']} users -> {out} "
+                f"({sp['partitions']} Parquet part{'' if sp['partitions'] == 1 else 's'}, Spark {spark_master})"
+            )
+            return
         written = [0]
 
         def to_graph(df: pd.DataFrame) -> None:
