@@ -125,9 +125,17 @@ def test_cli_export_engine_spark(trained, synth_dataset, tmp_path: Path, capsys)
 
 
 def test_spark_leaves_no_temporary_files(trained, tmp_path: Path) -> None:
-    """Spark's scratch, warehouse and log folders live under one temporary folder, removed afterwards; the output's
-    parent holds only the output."""
-    before = set(os.listdir(tmp_path))
-    export_spark(trained, tmp_path / "out", 3, users=trained.vocabs.user.to_list()[:5])
+    """Spark's scratch, warehouse and log folders live under one temporary folder per process (``kgrec-spark-jvm-*``,
+    removed at exit; Spark keeps the first session's scratch folder for the life of its JVM, so a folder per session
+    would come back after its removal); the output's parent holds only the output."""
+    import tempfile
+
+    def others() -> set[str]:
+        return {p.name for p in Path(tempfile.gettempdir()).glob("kgrec-spark-*") if "-jvm-" not in p.name}
+
+    before, seen = set(os.listdir(tmp_path)), others()
+    for n in (3, 4):  # two sessions in one process
+        export_spark(trained, tmp_path / "out", n, users=trained.vocabs.user.to_list()[:5])
     assert set(os.listdir(tmp_path)) - before == {"out", ".out.lock"}  # the lock file, as the local export leaves it
+    assert others() <= seen
     assert not Path("spark-warehouse").exists() and not Path("metastore_db").exists()

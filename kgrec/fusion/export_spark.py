@@ -15,7 +15,7 @@ What runs where:
 The output is a folder. A local one is written next to its place and swapped in whole
 (:func:`kgrec._atomic.atomic_dir`): readers see the previous folder or the new one, never a half-written one, and a
 failed job leaves the previous folder as it was. One export at a time may use an output (a ``flock`` on
-``.<name>.lock``). Spark's scratch, warehouse and log folders live under a temporary folder removed afterwards, and
+``.<name>.lock``). Spark's scratch, warehouse and log folders live under a temporary folder removed at exit, and
 its log is quiet (errors only). Masters: ``local[N]`` (the default ``local[2]``), ``spark://host:7077``, ``yarn``,
 ``k8s://…``; see ``docs/scale.md`` for what a cluster needs (kgrec on the executors, an output every node sees).
 """
@@ -145,13 +145,15 @@ _jvm_home: Path | None = None
 
 
 def _jvm_dir() -> Path:
-    """The folder of what the JVM reads once at its start (log4j config, java.io.tmpdir, Derby's home): one per
-    process, because pyspark keeps its JVM for the life of the process; removed at exit."""
+    """The folder of what the JVM fixes once, at its start or its first session (log4j config, java.io.tmpdir,
+    Derby's home, Spark's local scratch folder, the warehouse): one per process, because pyspark keeps its JVM for
+    the life of the process and Spark keeps the first session's local folder for the life of the JVM; removed at
+    exit."""
     global _jvm_home
     if _jvm_home is None or not _jvm_home.is_dir():
         d = Path(tempfile.mkdtemp(prefix="kgrec-spark-jvm-"))
-        (d / "tmp").mkdir()
-        (d / "derby").mkdir()
+        for sub in ("tmp", "derby", "local", "warehouse"):
+            (d / sub).mkdir()
         (d / "log4j2.properties").write_text(_LOG4J, encoding="utf-8")
         atexit.register(shutil.rmtree, d, True)
         _jvm_home = d
@@ -195,7 +197,6 @@ def spark_session(
         return
     logging.getLogger("py4j").setLevel(logging.WARNING)
     jvm = _jvm_dir()
-    scratch = Path(tempfile.mkdtemp(prefix="kgrec-spark-"))
     local = master.startswith("local")
     java_opts = (
         f"-Dlog4j2.configurationFile={(jvm / 'log4j2.properties').as_uri()} -Djava.io.tmpdir={jvm / 'tmp'} "
@@ -203,8 +204,8 @@ def spark_session(
     )
     settings = {
         "spark.app.name": app_name,
-        "spark.local.dir": str(scratch / "local"),
-        "spark.sql.warehouse.dir": (scratch / "warehouse").as_uri(),
+        "spark.local.dir": str(jvm / "local"),  # Spark empties it at each stop
+        "spark.sql.warehouse.dir": (jvm / "warehouse").as_uri(),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
@@ -218,22 +219,19 @@ def spark_session(
     for key, value in settings.items():
         builder = builder.config(key, value)
     env = {"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"} if local else {}
-    try:
-        with _env(**env):
-            try:
-                session = builder.getOrCreate()
-            except Exception as e:  # pyspark's PySparkRuntimeError [JAVA_GATEWAY_EXITED], py4j errors
-                raise KgrecError(
-                    f"Spark did not start (master {master}): {str(e).strip().splitlines()[-1][:300]}; "
-                    f"is Java 17 installed? {INSTALL_JAVA}"
-                ) from e
-        session.sparkContext.setLogLevel("ERROR")
+    with _env(**env):
         try:
-            yield session
-        finally:
-            session.stop()
+            session = builder.getOrCreate()
+        except Exception as e:  # pyspark's PySparkRuntimeError [JAVA_GATEWAY_EXITED], py4j errors
+            raise KgrecError(
+                f"Spark did not start (master {master}): {str(e).strip().splitlines()[-1][:300]}; "
+                f"is Java 17 installed? {INSTALL_JAVA}"
+            ) from e
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        session.stop()
 
 
 # ---------------------------------------------------------------------------------------------- the tasks
