@@ -189,8 +189,8 @@ def _train_run(
         barrier()
     if model is None:
         model = FusedModel(layout, cfg.model, item_text.shape[1])
-    if group is not None:
-        broadcast_module(model)  # every rank starts from rank 0's weights (the same seed gives the same anyway)
+        if group is not None:  # a new model starts from rank 0's weights (the same seed gives the same anyway);
+            broadcast_module(model)  # one handed in (refit) is never overwritten: the final checksums see any drift
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr * lr_scale, weight_decay=cfg.train.weight_decay)
     targets = val_targets(val, vocabs) if val is not None and len(val) else None
     history: list[dict[str, float]] = []
