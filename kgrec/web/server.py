@@ -11,6 +11,9 @@ from fastapi import FastAPI
 
 from kgrec.web.config import CONFIG_ENV, WebConfig
 
+#: seconds a worker process may take to answer uvicorn's health check (its start included)
+WORKER_HEALTHCHECK_S = 60
+
 
 class _NoDelayConfig(uvicorn.Config):
     """Sets TCP_NODELAY on the shared listening socket (accepted connections inherit it on Linux).
@@ -46,6 +49,11 @@ def run_workers(config: WebConfig, workers: int, host: str, port: int, log_level
         log_level=log_level,
         access_log=log_level == "info",
     )
+    # uvicorn (0.30 on) pings each worker and replaces one that does not answer within this many seconds; the
+    # default, 5 s, is shorter than a worker's start on a busy machine (it imports kgrec and torch before it can
+    # answer): measured on the shared 2-core machine, workers were killed and restarted in a loop and the server
+    # never answered. A minute; older uvicorn versions do not read the attribute.
+    cfg.timeout_worker_healthcheck = WORKER_HEALTHCHECK_S
     sock = cfg.bind_socket()
     if "target" in inspect.signature(Multiprocess.__init__).parameters:  # uvicorn < 0.30
         Multiprocess(cfg, target=uvicorn.Server(cfg).run, sockets=[sock]).run()  # type: ignore[call-arg]  # the older uvicorn signature, checked above
