@@ -121,10 +121,11 @@ def url_lists(
     from kgrec import Recommender
     from kgrec.graph import open_store
 
-    with open_store(store) as st:
-        rec = Recommender.load(model or st.model_root() / "default", store=st)
-    users = rec.vocabs.user.to_list()
-    top = rec.recommend(users, pairs_rank)
+    with open_store(store) as st:  # recommend before the store closes (Neo4j reads it)
+        root = st.model_root()
+        rec = Recommender.load(model or (root / "default" if root else "model"), store=st)
+        users = rec.vocabs.user.to_list()
+        top = rec.recommend(users, pairs_rank)
     q = urllib.parse.quote
     recs = [f"/api/users/{q(u, safe='')}/recommendations?k={k}" for u in users]
     expl = [f"/api/users/{q(u, safe='')}/explanations/{q(i, safe='')}?k={k}" for u, i in zip(top["user"], top["item"], strict=False)]
