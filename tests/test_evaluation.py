@@ -37,11 +37,15 @@ def test_split_never_leaks_test_into_train_or_validation(source, synth_dataset, 
     fit = sp.fit_frame.groupby(S.USER)[S.TIMESTAMP].max()
     first_test = sp.test_frame.groupby(S.USER)[S.TIMESTAMP].min()
     assert (first_test >= fit[first_test.index]).all()
-    # the test part is the last 20% (at least one) of each user with >= 5 interactions
-    n = ds.interactions.groupby(S.USER).size()
+    # ties in time are not an order (issue 20): a user's interactions at one timestamp are all in one part
+    parts = pd.concat([sp.train_frame.assign(_p=0), sp.val_frame.assign(_p=1), sp.test_frame.assign(_p=2)])
+    assert (parts.groupby([S.USER, S.TIMESTAMP])["_p"].nunique() == 1).all()
+    # users without ties: the test part is their last 20% (at least one) when they have >= 5 interactions
+    n = parts.groupby(S.USER).size()
+    untied = parts.groupby(S.USER)[S.TIMESTAMP].nunique() == n
     n_test = sp.test_frame.groupby(S.USER).size().reindex(n.index, fill_value=0)
     expect = np.where(n >= 5, np.maximum(1, np.round(n * 0.2)), 0)
-    assert (n_test.to_numpy() == expect).all()
+    assert untied.sum() > 0 and (n_test[untied].to_numpy() == expect[untied.to_numpy()]).all()
     # the numbered views agree with the frames
     assert len(sp.fit) == len(sp.train) + len(sp.val)
     assert sp.test.n_items == len(ds.items)

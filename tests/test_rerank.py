@@ -254,3 +254,60 @@ def test_api_and_page(web_store: Path) -> None:
         assert bad.status_code == 422 and "“Variety” must be a number from 0 to 1 (got “3”)." in bad.text
         bad = c.get("/?user=u2&long_tail=x", headers=AUTH)
         assert bad.status_code == 422 and "“Long tail” must be a number from 0 to 10" in bad.text
+
+
+def test_diversity_by_categories_everywhere(web_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``diversity_by="categories"`` (issue 17: genre MMR) varies the list's categories far more than the plain list
+    (nearly every list holds every category group), on Python, export, CLI, API and page, with its note."""
+    from kgrec.evaluation.beyond import ild_categories
+    from kgrec.fusion.rerank import CATEGORY_NOTE, category_matrix
+    from kgrec.graph import open_store
+
+    with open_store(web_store) as st:
+        rec = Recommender.load(web_store / "models" / "default", store=st)
+        C = rec.category_matrix()
+        assert C.shape[0] == len(rec.vocabs.item) and C.sum() > 0
+        assert np.array_equal(C, category_matrix(st.dataset().item_categories, rec.vocabs))
+        users = [f"u{n}" for n in range(2, 30)]
+
+        def ild(df: pd.DataFrame) -> float:
+            top = np.stack([rec.vocabs.item.numbers(g["item"].tolist()) for _, g in df.groupby("user", sort=False)])
+            return ild_categories(top, C, k=8)
+
+        plain = rec.recommend(users, 8)
+        by_vec = rec.recommend(users, 8, diversity=0.9)
+        by_cat = rec.recommend(users, 8, diversity=0.9, diversity_by="categories")
+        both = rec.recommend(users, 8, diversity=0.9, diversity_by="both")
+        assert ild(by_cat) > ild(plain) + 0.3 and ild(both) > ild(plain) + 0.3 and ild(by_vec) > ild(plain)
+
+        def groups(df: pd.DataFrame) -> list[int]:  # distinct category sets per list
+            return [len({tuple(C[i]) for i in rec.vocabs.item.numbers(g["item"].tolist())})
+                    for _, g in df.groupby("user", sort=False)]
+
+        n_sets = len({tuple(row) for row in C if row.any()})
+        assert np.mean(groups(by_cat)) > n_sets - 0.5 > np.mean(groups(plain)) + 1
+        assert by_cat["promoted"].any() and set(by_cat.columns) == set(by_vec.columns)
+        with pytest.raises(ConfigError, match="diversity_by='genres': expected one of vectors, categories, both"):
+            rec.recommend("u2", 8, diversity=0.5, diversity_by="genres")
+        out = tmp_path / "cat.parquet"
+        export(rec, out, 8, users=users, diversity=0.9, diversity_by="categories", progress=False)
+        got = pd.read_parquet(out)
+        assert got[["user", "item"]].values.tolist() == by_cat[["user", "item"]].values.tolist()
+    assert main(["recommend", "--store", str(web_store), "--user", "u2", "--k", "8", "--diversity", "0.9",
+                 "--diversity-by", "categories", "--format", "json", "--explain"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["item"] for r in rows] == by_cat[by_cat["user"] == "u2"]["item"].tolist()
+    assert any(r["explanation"].endswith(f"({CATEGORY_NOTE})") for r in rows if r["promoted"])
+    assert main(["recommend", "--store", str(web_store), "--user", "u2", "--diversity-by", "genre"]) == 2
+    assert "--diversity-by='genre': expected one of vectors, categories, both" in capsys.readouterr().err
+    with TestClient(create_app(WebConfig(store=str(web_store), token=TOKEN))) as c:
+        r = c.get("/api/users/u2/recommendations?k=8&diversity=0.9&diversity_by=categories", headers=AUTH).json()
+        assert r["diversity_by"] == "categories"
+        assert [x["item"] for x in r["items"]] == [x["item"] for x in rows]
+        assert any(x["note"] == CATEGORY_NOTE for x in r["items"])
+        assert c.get("/api/users/u2/recommendations?diversity_by=x", headers=AUTH).status_code == 422
+        page = c.get("/?user=u2&k=8&diversity=0.9&diversity_by=categories", headers=AUTH)
+        assert page.status_code == 200 and '<option value="categories" selected>' in page.text
+        assert CATEGORY_NOTE in page.text and "diversity_by=categories#detail" in page.text
+        bad = c.get("/?user=u2&diversity=0.5&diversity_by=genre", headers=AUTH)
+        assert bad.status_code == 422 and "“Variety by” must be one of vectors, categories, both" in bad.text

@@ -101,16 +101,23 @@ LangOpt = typer.Option(
     "en", "--lang", help="language of the explanation sentences and messages: en or zh (kgrec.messages)"
 )
 DiversityOpt = typer.Option(
-    0.0, "--diversity", help="re-rank for variety: MMR weight in [0, 1] over the item vectors (0: off)"
+    0.0, "--diversity", help="re-rank for variety: MMR weight in [0, 1] (0: off); alike is set by --diversity-by"
+)
+DiversityByOpt = typer.Option(
+    "vectors",
+    "--diversity-by",
+    help="what makes two items alike for --diversity: vectors (the model's item vectors), categories "
+    "(shared categories, e.g. genres) or both",
 )
 LongTailOpt = typer.Option(0.0, "--long-tail", help="re-rank towards less popular items: penalty >= 0 (0: off)")
 
 
-def _rerank_options(diversity: float, long_tail: float) -> None:
-    """Check --diversity/--long-tail before any work (ConfigError naming the option and its range)."""
-    from kgrec.fusion.rerank import check_options
+def _rerank_options(diversity: float, long_tail: float, diversity_by: str = "vectors") -> None:
+    """Check --diversity/--long-tail/--diversity-by before any work (ConfigError naming the option and its range)."""
+    from kgrec.fusion.rerank import check_by, check_options
 
     check_options(diversity, long_tail, where="--diversity/--long-tail")
+    check_by(diversity_by, where="--diversity-by")
 
 
 def _show_version(value: bool) -> None:
@@ -438,6 +445,7 @@ def recommend(
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
     diversity: float = DiversityOpt,
+    diversity_by: str = DiversityByOpt,
     long_tail: float = LongTailOpt,
     unknown_users: str = typer.Option("error", "--unknown-users", help="users the model does not know: error or skip"),
     lang: str = LangOpt,
@@ -447,7 +455,7 @@ def recommend(
 
     fmt = _format(fmt)
     lang = check_lang(lang)
-    _rerank_options(diversity, long_tail)
+    _rerank_options(diversity, long_tail, diversity_by)
     if unknown_users not in {"error", "skip"}:
         raise typer.BadParameter(f"--unknown-users {unknown_users!r}: expected error or skip")
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
@@ -455,12 +463,14 @@ def recommend(
         missing = [u for u in user if u not in rec.vocabs.user]
         if missing and unknown_users == "skip":
             err.print(f"kgrec: warning: {len(missing)} unknown user id(s) skipped, first: {missing[:5]}")
-        df = rec.recommend(user, k, diversity=diversity, long_tail=long_tail, unknown=unknown_users)
+        df = rec.recommend(
+            user, k, diversity=diversity, long_tail=long_tail, unknown=unknown_users, diversity_by=diversity_by
+        )
         if explain_:
             from kgrec.fusion.rerank import note
 
             promoted = df["promoted"].tolist() if "promoted" in df else [False] * len(df)
-            notes = [note(bool(p), diversity, long_tail) for p in promoted]
+            notes = [note(bool(p), diversity, long_tail, diversity_by) for p in promoted]
             df["explanation"] = [
                 rec.explain(u, i, st, top=1, lang=lang).headline() + (f" ({n})" if n else "")
                 for u, i, n in zip(df["user"], df["item"], notes)
@@ -540,6 +550,7 @@ def export(
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
     diversity: float = DiversityOpt,
+    diversity_by: str = DiversityByOpt,
     long_tail: float = LongTailOpt,
     lang: str = LangOpt,
     engine: str = typer.Option(
@@ -554,7 +565,7 @@ def export(
     from kgrec.fusion.export import export as run_export
     from kgrec.messages import check_lang
 
-    _rerank_options(diversity, long_tail)
+    _rerank_options(diversity, long_tail, diversity_by)
     if engine not in {"local", "spark"}:
         raise typer.BadParameter(f"--engine {engine!r}: expected local or spark")
     if engine == "spark":
@@ -623,6 +634,7 @@ def export(
             diversity=diversity,
             long_tail=long_tail,
             lang=check_lang(lang),
+            diversity_by=diversity_by,
         )
         extra = f" (resumed {rep['resumed_chunks']} of {rep['chunks']} chunks)" if rep["resumed_chunks"] else ""
         console.print(f"wrote {rep['rows']} rows for {rep['users']} users -> {out}{extra}")

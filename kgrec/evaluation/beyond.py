@@ -23,25 +23,12 @@ import pandas as pd
 import torch
 
 from kgrec.evaluation.split import Interactions
-from kgrec.graph.hetero import Vocabularies
-from kgrec.loaders import schema as S
+from kgrec.fusion.rerank import category_matrix  # noqa: F401 - re-exported: the benchmark and tests import it from here
 
 #: share of fit's interactions the short head holds
 SHORT_HEAD_SHARE = 0.8
 #: the measures, by key (without ``@k``), in table order
 MEASURES = ("ild_categories", "ild_vectors", "novelty", "long_tail", "gini", "coverage")
-
-
-def category_matrix(item_categories: pd.DataFrame, vocabs: Vocabularies) -> np.ndarray:
-    """``[n_items, n_categories]`` 0/1 matrix (float32) of the items' categories, rows by item number."""
-    cats = pd.Index(sorted(item_categories[S.CATEGORY].astype(str).unique()))
-    out = np.zeros((len(vocabs.item), len(cats)), dtype=np.float32)
-    if len(item_categories):
-        rows = vocabs.item.numbers(item_categories[S.ITEM].astype(str), missing="none")
-        cols = cats.get_indexer(item_categories[S.CATEGORY].astype(str))
-        ok = rows >= 0
-        out[rows[ok], cols[ok]] = 1.0
-    return out
 
 
 def _lists(top: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

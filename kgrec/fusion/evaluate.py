@@ -3,15 +3,18 @@
 Protocol (``docs/evaluation.md``): implicit feedback; for each user with at
 least ``min_interactions`` interactions, sort by time and hold out the last
 ``test_fraction`` as test; validation is the last ``val_fraction`` of the rest.
+Interactions of one user that share a timestamp (a *tie group*, e.g. one basket
+or one month) are never cut: a group is held out whole or kept whole
+(:func:`kgrec.fusion.ties.holdout_newest_groups`), so no split treats the order
+of tied rows (by item id or by file order) as time.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from kgrec.fusion.ranking import ranking_metrics, recall_ndcg, topk_scores
-from kgrec.loaders import schema as S
+from kgrec.fusion.ties import holdout_newest_groups
 
 __all__ = ["chronological_split", "holdout_last", "ranking_metrics", "recall_ndcg", "topk_scores"]
 
@@ -19,20 +22,14 @@ __all__ = ["chronological_split", "holdout_last", "ranking_metrics", "recall_ndc
 def holdout_last(
     interactions: pd.DataFrame, fraction: float, min_interactions: int = 5
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split each user's time-ordered history: the last ``fraction`` (at least one) held out.
+    """Split each user's time-ordered history: about the last ``fraction`` held out, whole tie groups only.
 
-    Users with fewer than ``min_interactions`` interactions keep everything.
-    Ties in time are broken by item id, so the split is deterministic.
-    Returns ``(kept, held_out)``.
+    A tie group (one user's interactions at one timestamp) is held out when more than half of it lies among
+    the user's newest ``max(1, round(n * fraction))`` interactions; a user keeps at least one group, and users
+    with fewer than ``min_interactions`` interactions keep everything. The result does not depend on the row
+    order or on how ids sort. Returns ``(kept, held_out)``.
     """
-    if fraction <= 0 or interactions.empty:
-        return interactions, interactions.iloc[:0]
-    df = interactions.sort_values([S.USER, S.TIMESTAMP, S.ITEM], kind="stable")
-    n = df.groupby(S.USER, sort=False)[S.ITEM].transform("size").to_numpy()
-    pos = df.groupby(S.USER, sort=False).cumcount().to_numpy()
-    n_out = np.maximum(1, np.round(n * fraction)).astype(int)
-    out = (n >= min_interactions) & (pos >= n - n_out)
-    return df[~out].reset_index(drop=True), df[out].reset_index(drop=True)
+    return holdout_newest_groups(interactions, fraction, min_interactions)
 
 
 def chronological_split(

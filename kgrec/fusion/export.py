@@ -59,25 +59,36 @@ def recommend_table(
     diversity: float = 0.0,
     long_tail: float = 0.0,
     lang: str | None = None,
+    diversity_by: str = "vectors",
 ) -> pa.Table:
     """Recommendations of one chunk of users as an Arrow table with the export's columns.
 
     Built from numbers with Arrow ``take`` on the id arrays (no per-row Python work
     unless ``explain``), which keeps the export close to the bare matmul + top-k speed.
     Each user gets ``min(k, items left for them)`` rows, whatever the other users of the chunk have seen.
-    ``diversity`` / ``long_tail`` re-rank each list (:mod:`kgrec.fusion.rerank`); with ``explain``, the
-    sentence of an item the re-ranker moved up ends with why.
+    ``diversity`` / ``long_tail`` re-rank each list (:mod:`kgrec.fusion.rerank`; ``diversity_by``: vectors,
+    categories or both); with ``explain``, the sentence of an item the re-ranker moved up ends with why.
     """
-    from kgrec.fusion.rerank import check_options, note, reranked_topk
+    from kgrec.fusion.rerank import check_by, check_options, note, reranked_topk
 
     st = rec.state
     ids = st.arrow_ids()
     nums = st.vocabs.user.numbers(list(users))
     diversity, long_tail = check_options(diversity, long_tail)
+    by = check_by(diversity_by)
     promoted = None
     if diversity > 0 or long_tail > 0:
+        cats = rec.category_matrix(st) if by != "vectors" and diversity > 0 else None
         rr = reranked_topk(
-            st, nums, k, diversity=diversity, long_tail=long_tail, candidates=item_numbers, exclude=exclude_numbers
+            st,
+            nums,
+            k,
+            diversity=diversity,
+            long_tail=long_tail,
+            candidates=item_numbers,
+            exclude=exclude_numbers,
+            by=by if cats is not None else "vectors",
+            categories=cats,
         )
         top, promoted = rr.top, rr.promoted[rr.top.valid]
     else:
@@ -94,7 +105,7 @@ def recommend_table(
         sentences, paths = [], []
         for n, (u, i) in enumerate(zip(cols["user"].to_pylist(), cols["item"].to_pylist(), strict=True)):
             e = rec.explain(u, i, top=1, lang=lang)
-            why = note(bool(promoted[n]), diversity, long_tail) if promoted is not None else None
+            why = note(bool(promoted[n]), diversity, long_tail, by) if promoted is not None else None
             sentences.append(e.headline() + (f" ({why})" if why else ""))
             paths.append(
                 json.dumps([[n.type, n.id] for n in e.paths[0].nodes], ensure_ascii=False) if e.paths else None
@@ -140,6 +151,7 @@ def export(
     diversity: float = 0.0,
     long_tail: float = 0.0,
     lang: str | None = None,
+    diversity_by: str = "vectors",
 ) -> dict[str, int]:
     """Write top-``k`` recommendations of ``users`` (default: all) to ``out``.
 
@@ -152,14 +164,16 @@ def export(
             assembled (``kgrec export --to-neo4j`` writes them to Neo4j this way).
         diversity: MMR weight λ in [0, 1] of the re-ranker (0: off; :mod:`kgrec.fusion.rerank`).
         long_tail: popularity penalty β >= 0 of the re-ranker (0: off).
+        diversity_by: what "alike" means for ``diversity``: vectors, categories (e.g. genres) or both.
         lang: language of the ``explanation`` sentences (``kgrec.messages``; default English).
 
     Returns:
         ``{"users", "rows", "chunks", "resumed_chunks"}``.
     """
-    from kgrec.fusion.rerank import check_options
+    from kgrec.fusion.rerank import check_by, check_options
 
     diversity, long_tail = check_options(diversity, long_tail)
+    by = check_by(diversity_by)
     fmt = output_format(out)
     check_writable(out)
     opts = _Options(
@@ -173,6 +187,7 @@ def export(
         diversity=diversity,
         long_tail=long_tail,
         lang=lang,
+        diversity_by=by,
     )
     with contextlib.nullcontext() if rec.live is None else rec.live.pinned():  # one snapshot of a live store
         return _export(rec, out, opts, users, items, exclude)
@@ -192,6 +207,7 @@ class _Options:
     diversity: float
     long_tail: float
     lang: str | None
+    diversity_by: str = "vectors"
 
 
 def _export(
@@ -218,6 +234,8 @@ def _export(
     }
     if o.diversity or o.long_tail:  # jobs without the re-ranker keep their old job.json (resumable)
         job.update(diversity=o.diversity, long_tail=o.long_tail)
+    if o.diversity and o.diversity_by != "vectors":  # old jobs (vectors) keep their job.json
+        job.update(diversity_by=o.diversity_by)
     if o.explain and o.lang not in (None, "en"):  # sentences in another language (kgrec.messages); English unchanged
         job.update(lang=o.lang)
     work = parts_dir(out)
@@ -283,6 +301,7 @@ def _export_locked(
                 diversity=o.diversity,
                 long_tail=o.long_tail,
                 lang=str(job.get("lang", "en")),
+                diversity_by=o.diversity_by,
             )
             part = work / f"part-{c:06d}.parquet"
             with atomic_file(part) as tmp:  # .done first, then the part: a part on disk always has its record

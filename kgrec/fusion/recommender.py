@@ -62,6 +62,7 @@ class Recommender(StateReader):
         self._path_index: PathIndex | None = None
         self._encoder: TextEncoder | None = None  # the one fit() used, handed to the new-user scorer
         self._new_users: NewUsers | None = None
+        self._categories: tuple[int, np.ndarray] | None = None  # (item count, category matrix) for diversity_by
         #: fresh answers on a store that took appends since training (kgrec.fusion.live); set with a store
         self.live: LiveModel | None = None
         #: the folder :meth:`load` read (read again when it is rewritten for the store's new data)
@@ -206,6 +207,7 @@ class Recommender(StateReader):
         diversity: float = 0.0,
         long_tail: float = 0.0,
         unknown: str = "error",
+        diversity_by: str = "vectors",
     ) -> pd.DataFrame:
         """Top-``k`` items for one user or many.
 
@@ -216,8 +218,11 @@ class Recommender(StateReader):
             exclude_seen: leave out items the user already interacted with.
             items: restrict candidates to these item ids (unknown ones are ignored).
             exclude: item ids never to recommend.
-            diversity: MMR weight λ in [0, 1] over the fused item vectors (0: off; see :mod:`kgrec.fusion.rerank`).
+            diversity: MMR weight λ in [0, 1] (0: off; see :mod:`kgrec.fusion.rerank`).
             long_tail: popularity penalty β >= 0 (0: off).
+            diversity_by: what "alike" means for ``diversity``: ``"vectors"`` (cosine of the fused item vectors),
+                ``"categories"`` (Jaccard of the items' categories, e.g. genres; read from the model's store) or
+                ``"both"`` (their mean).
             unknown: users the model does not know: ``"error"`` (an ``UnknownIdError``) or ``"skip"``
                 (left out of the frame, as ``kgrec export --unknown-users skip``).
 
@@ -228,16 +233,18 @@ class Recommender(StateReader):
 
         Raises:
             UnknownIdError: for a user the model does not know (with ``unknown="error"``).
-            ConfigError: ``diversity`` or ``long_tail`` out of range, ``unknown`` not error/skip.
+            ConfigError: ``diversity`` or ``long_tail`` out of range, ``unknown`` not error/skip, ``diversity_by``
+                not one of vectors/categories/both.
             TypeError: an id that is neither a string nor an int.
         """
-        from kgrec.fusion.rerank import check_options, reranked_topk
+        from kgrec.fusion.rerank import check_by, check_options, reranked_topk
 
         if k < 1:
             raise ValueError(f"k={k}: expected a positive number of recommendations")
         if unknown not in {"error", "skip"}:
             raise ConfigError(f"unknown={unknown!r}: expected 'error' or 'skip'")
         diversity, long_tail = check_options(diversity, long_tail)
+        by = check_by(diversity_by)
         user_list = id_list(users, "users")
         st = self.fresh(user_list)
         if unknown == "skip":
@@ -249,9 +256,23 @@ class Recommender(StateReader):
             "candidates": st.known_items(items),
             "exclude": st.known_items(exclude),
         }
+        if on and by != "vectors" and diversity > 0:
+            kw.update(by=by, categories=self.category_matrix(st))
         rr = reranked_topk(st, nums, k, diversity=diversity, long_tail=long_tail, **kw) if on else None
         top = rr.top if rr is not None else st.topk(nums, k, **kw)
         return topk_frame(st, user_list, top, rr.promoted if rr is not None else None)
+
+    def category_matrix(self, state: ModelState | None = None) -> np.ndarray:
+        """The items' category matrix (rows by ``state``'s item numbers; :func:`kgrec.fusion.rerank.category_matrix`)
+        for ``diversity_by="categories"|"both"``: read from the data once, again when the store has new items."""
+        from kgrec.fusion.rerank import category_matrix
+
+        st = state if state is not None else self.state
+        n = len(st.vocabs.item)
+        if self._categories is None or self._categories[0] != n:
+            ds = self.store.dataset() if self.store is not None and self._categories is not None else self.dataset()
+            self._categories = (n, category_matrix(ds.item_categories, st.vocabs))
+        return self._categories[1]
 
     # ------------------------------------------------------------------ explanations
     def path_finder(self, store: GraphStore | None = None) -> PathFinder:

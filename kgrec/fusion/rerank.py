@@ -28,10 +28,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 
 from kgrec.errors import ConfigError
 from kgrec.fusion.ranking import TopK
+from kgrec.graph.hetero import Vocabularies
+from kgrec.loaders import schema as S
 
 if TYPE_CHECKING:
     from kgrec.fusion.state import ModelState
@@ -46,6 +49,9 @@ USER_CHUNK = 128
 PAIR_BUDGET = 16_000_000
 #: the note of an item the re-ranker moved up
 VARIETY_NOTE = "added for variety: it is less like the items ranked above it than the ones it moved past"
+CATEGORY_NOTE = (
+    "added for variety: its categories differ more from the items ranked above it than the ones it moved past"
+)
 LONG_TAIL_NOTE = "moved up by the long-tail option: fewer people have it than the ones it moved past"
 
 
@@ -210,11 +216,41 @@ class Reranker:
         return out
 
 
+#: per model state: the plain re-ranker, and the one with categories with the matrix it was built from
 _CACHE: weakref.WeakKeyDictionary[ModelState, Reranker] = weakref.WeakKeyDictionary()
+_WITH_CATEGORIES: weakref.WeakKeyDictionary[ModelState, tuple[np.ndarray, Reranker]] = weakref.WeakKeyDictionary()
 
 
-def reranker_of(state: ModelState) -> Reranker:
-    """The :class:`Reranker` of a model (fused item vectors, training popularity), built once per state."""
+def check_by(by: str, *, where: str = "diversity_by") -> Similarity:
+    """``by`` as a :data:`Similarity`, or a ConfigError naming ``where`` and the choices."""
+    if by not in SIMILARITIES:
+        raise ConfigError(f"{where}={by!r}: expected one of {', '.join(SIMILARITIES)}")
+    return by  # type: ignore[return-value]  # checked against SIMILARITIES, the values of the Literal
+
+
+def category_matrix(item_categories: pd.DataFrame, vocabs: Vocabularies) -> np.ndarray:
+    """``[n_items, n_categories]`` 0/1 matrix (float32) of the items' categories, rows by item number; items
+    outside ``vocabs`` are left out, items without a category get an empty row."""
+    cats = pd.Index(sorted(item_categories[S.CATEGORY].astype(str).unique()))
+    out = np.zeros((len(vocabs.item), len(cats)), dtype=np.float32)
+    if len(item_categories):
+        rows = vocabs.item.numbers(item_categories[S.ITEM].astype(str), missing="none")
+        cols = cats.get_indexer(item_categories[S.CATEGORY].astype(str))
+        ok = rows >= 0
+        out[rows[ok], cols[ok]] = 1.0
+    return out
+
+
+def reranker_of(state: ModelState, categories: np.ndarray | None = None) -> Reranker:
+    """The :class:`Reranker` of a model (fused item vectors, training popularity; with ``categories``, also the
+    items' category matrix for ``by="categories"|"both"``), built once per state (and per category matrix)."""
+    if categories is not None:
+        hit = _WITH_CATEGORIES.get(state)
+        if hit is None or hit[0] is not categories:
+            counts = np.bincount(state.pos_items, minlength=len(state.vocabs.item))
+            hit = (categories, Reranker(state.arrays["items"], counts, categories))
+            _WITH_CATEGORIES[state] = hit
+        return hit[1]
     r = _CACHE.get(state)
     if r is None:
         counts = np.bincount(state.pos_items, minlength=len(state.vocabs.item))
@@ -233,12 +269,18 @@ def reranked_topk(
     exclude_seen: bool = True,
     candidates: np.ndarray | None = None,
     exclude: np.ndarray | None = None,
+    by: Similarity = "vectors",
+    categories: np.ndarray | None = None,
 ) -> Reranked:
-    """:meth:`ModelState.topk` of user numbers ``users``, re-ranked (``diversity`` λ, ``long_tail`` β).
+    """:meth:`ModelState.topk` of user numbers ``users``, re-ranked (``diversity`` λ, ``long_tail`` β; MMR
+    similarity ``by`` the fused item vectors, the ``categories`` matrix (:func:`category_matrix`) or both).
 
     With both 0 this is exactly ``state.topk(users, k, ...)``.
     """
     diversity, long_tail = check_options(diversity, long_tail)
+    by = check_by(by)
+    if by != "vectors" and categories is None:
+        raise ConfigError(f"diversity_by={by!r} needs the items' categories (the model's store or data set)")
     pool = state.topk(
         users,
         pool_size(k, len(state.vocabs.item), diversity, long_tail),
@@ -246,15 +288,16 @@ def reranked_topk(
         candidates=candidates,
         exclude=exclude,
     )
-    return reranker_of(state).rerank(pool, k, diversity, long_tail)
+    return reranker_of(state, categories if by != "vectors" else None).rerank(pool, k, diversity, long_tail, by)
 
 
-def note(promoted: bool, diversity: float, long_tail: float) -> str | None:
-    """Why the re-ranker moved an item up (None when it did not): variety first, else the long tail."""
+def note(promoted: bool, diversity: float, long_tail: float, by: str = "vectors") -> str | None:
+    """Why the re-ranker moved an item up (None when it did not): variety first (by categories: a different
+    category mix), else the long tail."""
     if not promoted:
         return None
     if diversity > 0:
-        return VARIETY_NOTE
+        return CATEGORY_NOTE if by == "categories" else VARIETY_NOTE
     if long_tail > 0:
         return LONG_TAIL_NOTE
     return None

@@ -108,13 +108,19 @@ def api_router(service: RecService, auth: Authenticator, limiter: anyio.Capacity
             float, Query(ge=0.0, le=MAX_LONG_TAIL, description="re-rank towards less popular items: penalty β (0: off)")
         ] = 0.0,
         lang: Annotated[str, Query(pattern=LANG_PATTERN, description=LANG_HELP)] = DEFAULT_LANG,
+        diversity_by: Annotated[
+            str,
+            Query(
+                pattern="^(vectors|categories|both)$",
+                description="what makes items alike for diversity: vectors, categories (e.g. genres) or both",
+            ),
+        ] = "vectors",
     ) -> Response:
-        hit = service.cached_recommendations_json(user, k, diversity, long_tail, lang)
-        if hit is None and service.stale_recommendations(user, k, diversity, long_tail, lang):
-            hit = await recheck(service.rechecked_recommendations_json, user, k, diversity, long_tail, lang)
-        return json_response(
-            hit if hit is not None else await compute(service.recommendations_json, user, k, diversity, long_tail, lang)
-        )
+        args = (user, k, diversity, long_tail, lang, diversity_by)
+        hit = service.cached_recommendations_json(*args)
+        if hit is None and service.stale_recommendations(*args):
+            hit = await recheck(service.rechecked_recommendations_json, *args)
+        return json_response(hit if hit is not None else await compute(service.recommendations_json, *args))
 
     @router.get(
         "/api/users/{user:path}/explanations/{item:path}",

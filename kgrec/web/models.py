@@ -175,6 +175,7 @@ class RecommendationsOut(_Out):
     items: list[RecommendationOut]
     diversity: float = Field(0.0, description="the re-ranker's MMR weight λ used (0: off)")
     long_tail: float = Field(0.0, description="the re-ranker's popularity penalty β used (0: off)")
+    diversity_by: str = Field("vectors", description="what made items alike for diversity: vectors, categories, both")
 
 
 class ItemHit(_Out):

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from kgrec.errors import KgrecError, UnknownIdError
+from kgrec.fusion.rerank import SIMILARITIES
 from kgrec.messages import LANGUAGES, messages
 from kgrec.web.auth import COOKIE_NAME, Authenticator, foreign_origin, safe_next
 from kgrec.web.models import store_unavailable_detail, store_unavailable_errors
@@ -76,7 +77,7 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
                 raise PageError(422, "Type a user id first.")
             return
         lang = ctx["m"].lang
-        ctx["recs"] = service.recommendations(user, k, ctx["diversity"], ctx["long_tail"], lang)
+        ctx["recs"] = service.recommendations(user, k, ctx["diversity"], ctx["long_tail"], lang, ctx["diversity_by"])
         ctx["reasons"] = service.staff_recommendations(ctx["recs"], lang)
         ctx["history"] = service.recent_history(user)
         target = item
@@ -107,6 +108,7 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
         diversity: str | None = None,
         long_tail: str | None = None,
         lang: str | None = None,
+        diversity_by: str | None = None,
     ) -> Response:
         if not auth.request_ok(request.headers.get("authorization"), request.cookies.get(COOKIE_NAME)):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -130,6 +132,8 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
             "verb": service.verb(lang if lang in LANGUAGES else "en"),
             "show_logout": auth.enabled,
             "diversity": 0.0,
+            "diversity_by": "vectors",
+            "similarities": SIMILARITIES,
             "long_tail": 0.0,
             "max_long_tail": MAX_LONG_TAIL,
             "rerank_q": "",
@@ -141,7 +145,12 @@ def page_router(service: RecService, auth: Authenticator) -> APIRouter:
             ctx["k"] = parse_k(k)
             ctx["diversity"] = parse_rerank(diversity, "Variety", 1.0)
             ctx["long_tail"] = parse_rerank(long_tail, "Long tail", MAX_LONG_TAIL)
-            on = {name: ctx[name] for name in ("diversity", "long_tail") if ctx[name]}
+            if diversity_by not in (None, "", *SIMILARITIES):
+                raise PageError(422, f"“Variety by” must be one of {', '.join(SIMILARITIES)} (got “{diversity_by}”).")
+            ctx["diversity_by"] = diversity_by or "vectors"
+            on: dict[str, Any] = {name: ctx[name] for name in ("diversity", "long_tail") if ctx[name]}
+            if ctx["diversity"] and ctx["diversity_by"] != "vectors":
+                on["diversity_by"] = ctx["diversity_by"]
             if lang not in (None, "", *LANGUAGES):
                 raise PageError(422, f"“lang” must be one of {', '.join(LANGUAGES)} (got “{lang}”).")
             if ctx["lang"] != "en":

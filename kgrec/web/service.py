@@ -410,8 +410,10 @@ class RecService:
         self._served[kind] += 1
         return body
 
-    def _list_key(self, user: str, k: int, diversity: float, long_tail: float, lang: str) -> tuple[Hashable, ...]:
-        return ("recommendations", self.version, user, k, diversity, long_tail, lang)
+    def _list_key(
+        self, user: str, k: int, diversity: float, long_tail: float, lang: str, by: str = "vectors"
+    ) -> tuple[Hashable, ...]:
+        return ("recommendations", self.version, user, k, diversity, long_tail, lang, by)
 
     def _explanation_key(self, user: str, item: str, k: int, top: int, lang: str) -> tuple[Hashable, ...]:
         return ("explanations", self.version, user, item, k, top, lang)
@@ -422,10 +424,10 @@ class RecService:
         return self.live_version(), self.rec.live_key(user)
 
     def cached_recommendations_json(
-        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
+        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en", by: str = "vectors"
     ) -> bytes | None:
         """The cached answer when it was computed at the store's current data (the event loop's check: no store read)."""
-        return self._cached(self._list_key(user, k, diversity, long_tail, lang), user, thorough=False)
+        return self._cached(self._list_key(user, k, diversity, long_tail, lang, by), user, thorough=False)
 
     def cached_explanation_json(self, user: str, item: str, k: int, top: int, lang: str = "en") -> bytes | None:
         """The cached answer when it was computed at the store's current data (the event loop's check: no store read)."""
@@ -437,34 +439,34 @@ class RecService:
         return entry is not None and entry[0] != self._live
 
     def stale_recommendations(
-        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
+        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en", by: str = "vectors"
     ) -> bool:
         """Whether an answer is cached that was computed at an older data version (it holds if the user's live key
         is unchanged: :meth:`rechecked_recommendations_json`). No store read: for the event loop."""
-        return self._stale(self._list_key(user, k, diversity, long_tail, lang))
+        return self._stale(self._list_key(user, k, diversity, long_tail, lang, by))
 
     def stale_explanation(self, user: str, item: str, k: int, top: int, lang: str = "en") -> bool:
         """As :meth:`stale_recommendations`, for an explanation."""
         return self._stale(self._explanation_key(user, item, k, top, lang))
 
     def rechecked_recommendations_json(
-        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
+        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en", by: str = "vectors"
     ) -> bytes | None:
         """The cached answer if the user's live key is the one it was computed at (one store read), else None
         (and the entry is dropped). Cheap next to computing an answer, so the API runs it outside the compute
         threads' queue: cached answers keep flowing while events make the cache's data version move."""
-        return self._cached(self._list_key(user, k, diversity, long_tail, lang), user, thorough=True)
+        return self._cached(self._list_key(user, k, diversity, long_tail, lang, by), user, thorough=True)
 
     def rechecked_explanation_json(self, user: str, item: str, k: int, top: int, lang: str = "en") -> bytes | None:
         """As :meth:`rechecked_recommendations_json`, for an explanation."""
         return self._cached(self._explanation_key(user, item, k, top, lang), user, thorough=True)
 
     def recommendations_json(
-        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
+        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en", by: str = "vectors"
     ) -> bytes:
         """:meth:`recommendations` as (escaped) JSON bytes."""
-        hit = self._cached(self._list_key(user, k, diversity, long_tail, lang), user, thorough=True)
-        return hit if hit is not None else to_json(self._recommendations(user, k, diversity, long_tail, lang))
+        hit = self._cached(self._list_key(user, k, diversity, long_tail, lang, by), user, thorough=True)
+        return hit if hit is not None else to_json(self._recommendations(user, k, diversity, long_tail, lang, by))
 
     def explanation_json(self, user: str, item: str, k: int, top: int, lang: str = "en") -> bytes:
         """:meth:`explanation` as (escaped) JSON bytes."""
@@ -472,7 +474,7 @@ class RecService:
         return hit if hit is not None else to_json(self._explanation(user, item, k, top, lang))
 
     def recommendations(
-        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
+        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en", by: str = "vectors"
     ) -> RecommendationsOut:
         """Top-``k`` items for ``user``, each with its top explanation sentence (in ``lang``, :mod:`kgrec.messages`);
         ``diversity`` / ``long_tail`` re-rank the list (:mod:`kgrec.fusion.rerank`) and a moved-up item carries a ``note``.
@@ -481,11 +483,11 @@ class RecService:
             UnknownIdError: the model does not know ``user``.
             ConfigError: ``diversity`` or ``long_tail`` out of range.
         """
-        hit = self._cached(self._list_key(user, k, diversity, long_tail, lang), user, thorough=True)
+        hit = self._cached(self._list_key(user, k, diversity, long_tail, lang, by), user, thorough=True)
         return (
             RecommendationsOut.model_validate_json(hit)
             if hit is not None
-            else self._recommendations(user, k, diversity, long_tail, lang)
+            else self._recommendations(user, k, diversity, long_tail, lang, by)
         )
 
     def explanation(self, user: str, item: str, k: int, top: int, lang: str = "en") -> ExplanationOut:
@@ -500,15 +502,16 @@ class RecService:
         )
 
     def _recommendations(
-        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en"
+        self, user: str, k: int, diversity: float = 0.0, long_tail: float = 0.0, lang: str = "en", by: str = "vectors"
     ) -> RecommendationsOut:
         from kgrec.fusion.explanation import headline
-        from kgrec.fusion.rerank import check_options, note
+        from kgrec.fusion.rerank import check_by, check_options, note
 
-        key = self._list_key(user, k, diversity, long_tail, lang)
+        key = self._list_key(user, k, diversity, long_tail, lang, by)
         versions = self._versions(user)
         diversity, long_tail = check_options(diversity, long_tail)
-        df = self.rec.recommend(user, k, diversity=diversity, long_tail=long_tail)
+        by = check_by(by)
+        df = self.rec.recommend(user, k, diversity=diversity, long_tail=long_tail, diversity_by=by)
         ids = df["item"].tolist()
         expl = self._explanations(user, ids, k, self.config.top_paths, lang, versions)
         promoted = df["promoted"].tolist() if "promoted" in df else [False] * len(df)
@@ -524,11 +527,17 @@ class RecService:
                     score=float(score),
                     explanation=headline(e),
                     kind=first.kind if first else None,
-                    note=note(bool(up), diversity, long_tail),
+                    note=note(bool(up), diversity, long_tail, by),
                 )
             )
         out = RecommendationsOut(
-            user=user, k=k, model_version=self.version, items=items, diversity=diversity, long_tail=long_tail
+            user=user,
+            k=k,
+            model_version=self.version,
+            items=items,
+            diversity=diversity,
+            long_tail=long_tail,
+            diversity_by=by,
         )
         self._recs.put(key, (*versions, to_json(out)))
         self._computed["recommendations"] += 1

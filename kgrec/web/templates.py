@@ -64,6 +64,7 @@ _PAGE = """{% extends "base.html" %}{% block title %}kgrec{% if user %} · {{ m[
 {% if lang != 'en' %}<input type="hidden" name="lang" value="{{ lang }}">{% endif %}<label>{{ m['page.user_id'] }}<input name="user" id="user" value="{{ user or '' }}" placeholder="{{ examples[0] if examples else '' }}" aria-describedby="user-hint" required></label>
 <label>{{ m['page.how_many'] }}<input type="number" name="k" id="k" min="1" max="{{ max_k }}" value="{{ k }}"></label>
 <label>{{ m['page.variety'] }}<input type="number" name="diversity" id="diversity" min="0" max="1" step="0.05" value="{{ diversity }}"></label>
+<label>{{ m['page.variety_by'] }}<select name="diversity_by" id="diversity_by">{% for s in similarities %}<option value="{{ s }}"{% if s == diversity_by %} selected{% endif %}>{{ m['page.by_' ~ s] }}</option>{% endfor %}</select></label>
 <label>{{ m['page.long_tail'] }} (0–{{ max_long_tail|round|int }})<input type="number" name="long_tail" id="long_tail" min="0" max="{{ max_long_tail }}" step="0.05" value="{{ long_tail }}"></label>
 <button type="submit" id="show">{{ m['page.show'] }}</button>
 </form>
@@ -88,7 +89,7 @@ _PAGE = """{% extends "base.html" %}{% block title %}kgrec{% if user %} · {{ m[
 </tbody></table>
 <form method="get" action="/#detail" class="inline" id="whynot-form" style="margin-top:14px">
 <input type="hidden" name="user" value="{{ recs.user }}"><input type="hidden" name="k" value="{{ k }}">
-{% if diversity %}<input type="hidden" name="diversity" value="{{ diversity }}">{% endif %}{% if long_tail %}<input type="hidden" name="long_tail" value="{{ long_tail }}">{% endif %}{% if lang != 'en' %}<input type="hidden" name="lang" value="{{ lang }}">{% endif %}
+{% if diversity %}<input type="hidden" name="diversity" value="{{ diversity }}">{% if diversity_by != 'vectors' %}<input type="hidden" name="diversity_by" value="{{ diversity_by }}">{% endif %}{% endif %}{% if long_tail %}<input type="hidden" name="long_tail" value="{{ long_tail }}">{% endif %}{% if lang != 'en' %}<input type="hidden" name="lang" value="{{ lang }}">{% endif %}
 <label>{{ m['page.why_not_label'] }}<input name="whynot" id="whynot" value="{{ whynot or '' }}" required></label>
 <button type="submit" id="ask">{{ m['page.why_not'] }}</button>
 </form>
