@@ -315,6 +315,18 @@ def train(
         "--warm-start",
         help="continue the saved model on the store's current data (new users and items get rows; a short schedule)",
     ),
+    finetune_text: bool = typer.Option(
+        False,
+        "--finetune-text",
+        help="first fine-tune the text encoder's top layers on the training interactions (each user's behaviour text "
+        "before an interaction against the item's text); saved in the model folder (docs/api.md)",
+    ),
+    finetune_layers: Optional[int] = typer.Option(
+        None, "--finetune-layers", help="top transformer layers fine-tuned  [default: 1, or the --config file's]"
+    ),
+    finetune_epochs: Optional[int] = typer.Option(
+        None, "--finetune-epochs", help="fine-tuning epochs  [default: 1, or the --config file's]"
+    ),
     neo4j_user: Optional[str] = Neo4jUser,
     neo4j_database: Optional[str] = Neo4jDb,
 ) -> None:
@@ -342,11 +354,33 @@ def train(
         cfg.train.seed = seed
     if text_model is not None:
         cfg.text.model_path = str(text_model)
+    if finetune_text:
+        cfg.text.finetune.enabled = True
+    for flag, value, name in (
+        ("--finetune-layers", finetune_layers, "layers"),
+        ("--finetune-epochs", finetune_epochs, "epochs"),
+    ):
+        if value is not None:
+            if not cfg.text.finetune.enabled:
+                raise typer.BadParameter(
+                    f"{flag} needs --finetune-text (or text.finetune.enabled in the --config file)"
+                )
+            setattr(cfg.text.finetune, name, value)
     cfg = RecommenderConfig.model_validate(cfg.model_dump())
     with open_store(store, user=neo4j_user, database=neo4j_database) as st:
         _check_model_writable(model_dir(st, model))  # before training, not after
         if warm_start:
-            if config or epochs is not None or dim is not None or seed is not None or text_model is not None or workers:
+            if (
+                config
+                or epochs is not None
+                or dim is not None
+                or seed is not None
+                or text_model is not None
+                or workers
+                or finetune_text
+                or finetune_layers is not None
+                or finetune_epochs is not None
+            ):
                 raise typer.BadParameter(
                     "--warm-start continues the saved model with its own config, in one process; drop the other options"
                 )
@@ -381,6 +415,13 @@ def train(
         f"trained {rec.model_version}: best epoch {m.get('best_epoch')}, validation ndcg@20 "
         f"{m.get('best_val_ndcg@20') or float('nan'):.4f}, {m['fit_seconds']:.1f} s -> {out}"
     )
+    ft = m.get("text_finetune")
+    if ft:  # metrics.json: "text_finetune" (kgrec.encoders.finetune.FinetuneReport)
+        console.print(
+            f"fine-tuned the text encoder: top {ft['layers']} of {ft['of_layers']} layers, {ft['epochs']} "
+            f"epoch{'' if ft['epochs'] == 1 else 's'}, {ft['pairs']} pairs, loss {ft['loss_first']:.3f} -> "
+            f"{ft['loss_last']:.3f}, {ft['seconds']:.1f} s on {ft['device']} -> {out / 'text-encoder'}"
+        )
     if m.get("distributed"):
         d = m["distributed"]
         console.print(

@@ -6,8 +6,10 @@ Hugging Face model folder (config.json + weights + tokenizer files), for example
 a Chinese BERT, can be configured instead. Nothing is ever downloaded: the
 model is loaded with ``local_files_only=True``.
 
-Embeddings are cached on disk, keyed by the model's fingerprint and the text,
-so a rerun does not encode again.
+Embeddings are cached on disk, keyed by the model's fingerprint (a hash of the
+contents of its config, weights and tokenizer files) and the text, so a rerun
+does not encode again and a fine-tuned copy (``text.finetune``,
+:mod:`kgrec.encoders.finetune`) never reads the vectors of the model it came from.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -47,6 +49,52 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("KGREC_CACHE", Path.home() / ".cache" / "kgrec"))
 
 
+#: sha256 of file contents by (resolved path, size, mtime in ns): a weight file is read once per process
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: Path) -> str:
+    """The sha256 of a file's contents, computed once per (path, size, modification time) in this process."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    got = _DIGESTS.get(key)
+    if got is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        got = _DIGESTS[key] = h.hexdigest()
+    return got
+
+
+class FinetuneConfig(ConfigModel):
+    """Contrastive fine-tuning of the text encoder on the training interactions (:mod:`kgrec.encoders.finetune`):
+    a user's behaviour text before an interaction against the item's text, in-batch negatives (InfoNCE)."""
+
+    enabled: bool = Field(False, description="fine-tune the text encoder before training (kgrec train --finetune-text)")
+    layers: int = Field(
+        1, ge=1, le=128, description="top transformer layers trained; the rest and the embeddings stay frozen"
+    )
+    epochs: int = Field(1, ge=1, le=100, description="passes over the sampled pairs")
+    pairs: int = Field(
+        20_000, ge=2, le=10_000_000, description="training interactions sampled as (behaviour text, item text) pairs"
+    )
+    batch_size: int = Field(
+        32, ge=2, le=4096, description="pairs per step; the other items of a step are its negatives"
+    )
+    temperature: float = Field(0.05, gt=0, le=10.0, description="softmax temperature of the InfoNCE loss")
+    lr: float = Field(
+        5e-5,
+        gt=0,
+        le=1.0,
+        description="AdamW learning rate, warmed up over the first 10% of the steps, then decayed linearly",
+    )
+    weight_decay: float = Field(0.01, ge=0, le=1.0, description="AdamW weight decay")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where fine-tuning runs: 'auto' = cuda when torch sees a GPU, else cpu"
+    )
+
+
 class TextEncoderConfig(ConfigModel):
     """Configuration of the text encoder (a bad value raises a ConfigError naming field, value and range)."""
 
@@ -55,6 +103,22 @@ class TextEncoderConfig(ConfigModel):
     batch_size: int = Field(64, ge=1, le=4096, description="texts per forward pass")
     cache: bool = Field(True, description="cache embeddings on disk")
     cache_dir: str | None = Field(None, description="cache folder; None = $KGREC_CACHE or ~/.cache/kgrec")
+    finetune: FinetuneConfig = FinetuneConfig()
+    finetuned_path: str | None = Field(
+        None,
+        description="the fine-tuned copy of model_path that this model encodes with; written by training "
+        "(finetune.enabled), 'text-encoder' inside a saved model folder; a new fit replaces it",
+    )
+
+
+def base_model_path(config: TextEncoderConfig) -> Path:
+    """The pre-trained model folder of ``config`` (``model_path``, else the default MiniLM): what fine-tuning starts from."""
+    return Path(config.model_path) if config.model_path else default_model_path()
+
+
+def encoder_path(config: TextEncoderConfig) -> Path:
+    """The folder the encoder reads: the fine-tuned copy when training made one, else the pre-trained model."""
+    return Path(config.finetuned_path) if config.finetuned_path else base_model_path(config)
 
 
 class TextEncoder:
@@ -62,10 +126,11 @@ class TextEncoder:
 
     def __init__(self, config: TextEncoderConfig | None = None) -> None:
         self.config = config or TextEncoderConfig()
-        self.model_path = Path(self.config.model_path) if self.config.model_path else default_model_path()
+        self.model_path = encoder_path(self.config)
         if not (self.model_path / "config.json").is_file():
+            field = "text.finetuned_path" if self.config.finetuned_path else "text.model_path"
             raise ConfigError(
-                f"text.model_path={str(self.model_path)!r}: no config.json there; expected a local Hugging Face "
+                f"{field}={str(self.model_path)!r}: no config.json there; expected a local Hugging Face "
                 "model folder (config.json, weights, tokenizer files)"
             )
         self._model: Any = None
@@ -76,13 +141,16 @@ class TextEncoder:
     # ---- identity
     @property
     def fingerprint(self) -> str:
-        """Identifies the model and pooling: config.json content, weight sizes, max length."""
+        """Identifies the model and pooling: the contents of config.json, the weights and the tokenizer files, and
+        the max length. Two folders whose weights differ (a fine-tuned copy of the same size) never share it."""
         h = hashlib.sha256()
         h.update((self.model_path / "config.json").read_bytes())
         for f in sorted(self.model_path.iterdir()):
-            if f.suffix in {".safetensors", ".bin"} or f.name.startswith("tokenizer") or f.name == "vocab.txt":
+            if f.is_file() and (
+                f.suffix in {".safetensors", ".bin"} or f.name.startswith("tokenizer") or f.name == "vocab.txt"
+            ):
                 h.update(f.name.encode())
-                h.update(str(f.stat().st_size).encode())
+                h.update(file_digest(f).encode())
         h.update(f"mean-pool-l2/{self.config.max_length}".encode())
         return h.hexdigest()[:16]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveFloat
+from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveFloat, model_validator
 
-from kgrec.config import ConfigModel
+from kgrec.config import ConfigModel, field_error
 from kgrec.encoders.text import TextEncoderConfig
 
 
@@ -149,3 +149,13 @@ class RecommenderConfig(ConfigModel):
     removed_settings: ClassVar[dict[str, str]] = {
         "device": "never read: kgrec trains and scores on the CPU",
     }
+
+    @model_validator(mode="after")
+    def _finetune_in_one_process(self) -> RecommenderConfig:
+        if self.text.finetune.enabled and self.train.workers > 1:
+            raise field_error(
+                "text.finetune.enabled",
+                True,
+                f"false with train.workers={self.train.workers} (fine-tuning the text encoder runs in one process)",
+            )
+        return self

@@ -1,31 +1,45 @@
-"""From a data set to a trained :class:`~kgrec.fusion.state.ModelState`: encode the item text, train, collect.
+"""From a data set to a trained :class:`~kgrec.fusion.state.ModelState`: fine-tune the text encoder (when
+``text.finetune.enabled``), encode the item text, train, collect.
 
 What :meth:`kgrec.fusion.recommender.Recommender.fit` runs; the training loop itself is :mod:`kgrec.fusion.train`.
 """
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
+import logging
 import math
+import shutil
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from kgrec.encoders.behaviour import item_texts
+from kgrec.encoders.finetune import finetune_encoder
 from kgrec.encoders.graph import GraphLayout
 from kgrec.encoders.text import TextEncoder
 from kgrec.errors import KgrecError
 from kgrec.fusion.config import RecommenderConfig
+from kgrec.fusion.distributed import world
+from kgrec.fusion.inputs import finetune_pairs
 from kgrec.fusion.model import FusedModel
+from kgrec.fusion.persist import TEXT_ENCODER_DIR
 from kgrec.fusion.remap import remap_weights
 from kgrec.fusion.state import ModelState
+from kgrec.fusion.ties import holdout_newest_groups
 from kgrec.fusion.train import TrainResult, fit_model, warm_fit_model
 from kgrec.fusion.vectors import connector_degrees, tower_arrays
 from kgrec.graph.hetero import Vocabularies
 from kgrec.loaders.schema import Dataset
 
-__all__ = ["encode_items", "fit_state", "new_model_version", "warm_state"]
+__all__ = ["encode_items", "finetune_text", "fit_state", "new_model_version", "warm_state"]
+
+log = logging.getLogger(__name__)
 
 
 def new_model_version() -> str:
@@ -42,6 +56,48 @@ def encode_items(
         return torch.zeros((len(vocabs.item), 1)), None, None
     item_text = encoder.encode(item_texts(ds, vocabs), progress=progress, desc="encoding item text")
     return torch.from_numpy(item_text), encoder, f"{encoder.name}-{encoder.fingerprint}"
+
+
+def _scratch_folder() -> Path:
+    """A folder for a fine-tuned encoder until the model is saved (removed when the process ends)."""
+    d = Path(tempfile.mkdtemp(prefix="kgrec-finetuned-"))
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    return d / TEXT_ENCODER_DIR
+
+
+def finetune_text(
+    ds: Dataset, vocabs: Vocabularies, config: RecommenderConfig, progress: bool
+) -> tuple[RecommenderConfig, dict[str, Any] | None]:
+    """With ``text.finetune.enabled``: fine-tune the text encoder (:mod:`kgrec.encoders.finetune`) on the
+    interactions the model trains on (``ds`` less the internal validation hold-out, so early stopping still reads
+    behaviour the encoder never saw), in a scratch folder; returns a copy of ``config`` whose
+    ``text.finetuned_path`` names it, and the report. Otherwise ``config`` without a fine-tuned path (a new fit
+    never reuses an old fit's encoder), and None.
+
+    Raises:
+        KgrecError: fine-tuning inside a torch.distributed process group.
+    """
+    ft = config.text.finetune
+    uses_text = config.model.use_text or config.model.item_text_in_gnn
+    if not ft.enabled or not uses_text:
+        if ft.enabled:
+            log.warning("text.finetune.enabled with a model that reads no text: nothing to fine-tune")
+        if config.text.finetuned_path is None:
+            return config, None
+        out = config.model_copy(deep=True)
+        out.text.finetuned_path = None
+        return out, None
+    if world() is not None:
+        raise KgrecError("fine-tuning the text encoder runs in one process; train with --workers 1")
+    inter = ds.interactions
+    if config.train.val_fraction > 0:
+        inter, _ = holdout_newest_groups(inter, config.train.val_fraction, min_interactions=3)
+    pairs = finetune_pairs(dataclasses.replace(ds, interactions=inter), vocabs, ft.pairs, config.train.seed)
+    folder = _scratch_folder()
+    report = finetune_encoder(config.text, pairs, folder, seed=config.train.seed, progress=progress)
+    out = config.model_copy(deep=True)
+    out.text.finetuned_path = str(folder)
+    return out, report.to_dict()
 
 
 def _state(
@@ -73,10 +129,13 @@ def fit_state(ds: Dataset, config: RecommenderConfig, progress: bool = True) -> 
         raise KgrecError("cannot train on a dataset without interactions")
     t0 = time.perf_counter()
     vocabs = Vocabularies.from_dataset(ds)
+    config, tuned = finetune_text(ds, vocabs, config, progress)
     item_text, encoder, text_model = encode_items(ds, vocabs, config, progress)
     res = fit_model(ds, vocabs, config, item_text, encoder, progress)
     lineage = {"fit_on": ds.fingerprint(), "warm_starts": []}
     metrics = {**res.metrics, "fit_seconds": time.perf_counter() - t0, "text_model": text_model, "lineage": lineage}
+    if tuned is not None:
+        metrics["text_finetune"] = tuned
     return _state(ds, vocabs, config, res, metrics), encoder
 
 
@@ -117,4 +176,6 @@ def warm_state(ds: Dataset, base: ModelState, progress: bool = True) -> tuple[Mo
         "text_model": text_model,
         "lineage": lineage,
     }
+    if base.metrics.get("text_finetune"):  # the fine-tuned encoder is kept as it is
+        metrics["text_finetune"] = base.metrics["text_finetune"]
     return _state(ds, vocabs, cfg, res, metrics), encoder

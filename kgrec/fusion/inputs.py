@@ -11,18 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 
-from kgrec.encoders.behaviour import user_texts
+from kgrec.encoders.behaviour import behaviour_text, item_texts, user_texts
+from kgrec.encoders.finetune import Pairs
 from kgrec.encoders.graph import GraphLayout
 from kgrec.encoders.text import TextEncoder
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.model import FusedModel
 from kgrec.fusion.ties import Window, canonical_order, group_bounds, recency_weights, window
 from kgrec.graph.hetero import Vocabularies, edge_arrays
+from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
 
-__all__ = ["GraphInputs", "build_inputs", "interaction_recent_weights", "window_index"]
+__all__ = ["GraphInputs", "build_inputs", "finetune_pairs", "interaction_recent_weights", "window_index"]
 
 
 @dataclass
@@ -120,6 +123,78 @@ def build_inputs(
         win, _ = inp.recent_window(cfg.model.recent_window, n_users)
         inp.recent_idx, inp.recent_mask, inp.recent_span = win.idx, win.mask, (win.lo, win.hi)
     return inp
+
+
+def finetune_pairs(ds: Dataset, vocabs: Vocabularies, n: int, seed: int, max_chars: int = 1500) -> Pairs:
+    """Up to ``n`` interactions of ``ds`` drawn at random, each as (the user's behaviour text before it, the item's
+    text), for fine-tuning the text encoder (:mod:`kgrec.encoders.finetune`).
+
+    The behaviour text is the one :func:`kgrec.encoders.behaviour.user_texts` builds (profile, tags, titles with any
+    interaction text, newest first, cut at ``max_chars``), from the interactions with a strictly earlier timestamp
+    only (ties in time are no order, :mod:`kgrec.fusion.ties`) and the tags the user put on those items. An
+    interaction with no text before it (a user's first timestamp, and no profile) is not drawn.
+    """
+    it = ds.interactions
+    items = item_texts(ds, vocabs)
+    none = np.empty(0, np.int64)
+    if it.empty or n <= 0:
+        return Pairs([], items, none, none, 0)
+    titles = dict(zip(ds.items[S.ITEM].tolist(), ds.items[S.TITLE].tolist(), strict=True))
+    u = vocabs.user.numbers(it[S.USER]).astype(np.int64)
+    i = vocabs.item.numbers(it[S.ITEM]).astype(np.int64)
+    t = it[S.TIMESTAMP].to_numpy(np.int64)
+    pieces = []
+    for item, txt in zip(it[S.ITEM].tolist(), it[S.TEXT].tolist(), strict=True):
+        piece = titles.get(item) or ""
+        if isinstance(txt, str) and txt:
+            piece = f"{piece}: {txt}" if piece else txt
+        pieces.append(piece)
+    # newest first, ties in title order, as user_texts reads a history
+    nf = pd.DataFrame(
+        {"u": u, "t": t, "title": [titles.get(x) or "" for x in it[S.ITEM].tolist()], "id": it[S.ITEM].to_numpy()}
+    )
+    nf = nf.sort_values(["u", "t", "title", "id"], ascending=[True, False, True, True], kind="stable").index.to_numpy()
+    nf_u, nf_i = u[nf], i[nf]
+    nf_piece = [pieces[r] for r in nf]
+    last = np.searchsorted(nf_u, np.arange(len(vocabs.user)), side="right")
+    profiles = {
+        int(vocabs.user.number(str(us))): str(p)
+        for us, p in zip(ds.users[S.USER].tolist(), ds.users[S.PROFILE].tolist(), strict=True)
+        if p and str(us) in vocabs.user
+    }
+    user_tags: dict[int, list[tuple[int, str]]] = {}
+    if len(ds.tags):
+        tu = vocabs.user.numbers(ds.tags[S.USER], missing="none")
+        ti = vocabs.item.numbers(ds.tags[S.ITEM], missing="none")
+        for a, b, tag in zip(tu.tolist(), ti.tolist(), ds.tags[S.TAG].tolist(), strict=True):
+            if a >= 0 and b >= 0:
+                user_tags.setdefault(a, []).append((b, str(tag)))
+    # where each interaction's strictly earlier history starts in its user's newest-first rows
+    order = canonical_order(u, t, i)
+    cu, ct = u[order], t[order]
+    gs, _ = group_bounds(cu, ct)
+    before = gs - np.searchsorted(cu, cu, side="left")  # interactions with an earlier timestamp
+    cut = last[cu] - before  # newest-first index of the newest of them
+    has_profile = np.array([int(x) in profiles for x in cu], dtype=bool)
+    eligible = np.flatnonzero((before > 0) | has_profile)
+    rng = np.random.default_rng(seed)
+    drawn = np.sort(rng.choice(eligible, size=n, replace=False)) if len(eligible) > n else eligible
+    keys: dict[tuple[int, int], int] = {}
+    queries: list[str] = []
+    q = np.empty(len(drawn), np.int64)
+    span = max_chars // 3 + 1  # pieces that can fit: each takes at least 3 characters with its separator
+    for p, row in enumerate(drawn.tolist()):
+        user, k = int(cu[row]), int(cut[row])
+        key = (user, k)
+        if key not in keys:
+            end = last[user]
+            seen = set(nf_i[k:end].tolist())
+            tags = ", ".join(dict.fromkeys(tag for item, tag in user_tags.get(user, []) if item in seen))
+            piece_list = [x for x in nf_piece[k : min(end, k + span)] if x]
+            keys[key] = len(queries)
+            queries.append(behaviour_text(piece_list, tags, max_chars, profile=profiles.get(user, "")))
+        q[p] = keys[key]
+    return Pairs(queries, items, q, i[order][drawn].astype(np.int64), len(eligible))
 
 
 def interaction_recent_weights(model: FusedModel, inp: GraphInputs, n_users: int) -> np.ndarray:

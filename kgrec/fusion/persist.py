@@ -5,6 +5,11 @@ Layout (written atomically, :func:`kgrec._atomic.atomic_dir`; ``checksums.json``
     MODEL/
       config.json  vocabs.json  metrics.json  model.json   (format version, model version, data fingerprint, degrees)
       weights.pt   vectors.npz  items.parquet  checksums.json (sha256 of every other file)
+      text-encoder/  (only with text.finetune: the fine-tuned encoder, a Hugging Face folder: config.json,
+                      model.safetensors, tokenizer files; config.json says text.finetuned_path "text-encoder")
+
+A loaded model's ``text.finetuned_path`` is that folder's absolute path, so everything that encodes text for it
+(new users, new items, the text cache) reads the fine-tuned encoder.
 
 A load first finishes or rolls back a swap cut short by a crash (:func:`kgrec._atomic.recover_dir`),
 then checks every file against ``checksums.json``.
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +58,8 @@ INTERACTION_RECENT = "interaction_recent"
 #: are also the last columns of ``users`` / ``items``, so a score stays one dot product
 USER_COOC, ITEM_COOC = "user_cooc", "item_cooc"
 OPTIONAL_ARRAYS = (INTERACTION_RECENT, USER_COOC, ITEM_COOC)
+#: the folder of a model's fine-tuned text encoder (text.finetune), inside the model directory
+TEXT_ENCODER_DIR = "text-encoder"
 
 
 def write_model_dir(
@@ -68,6 +76,10 @@ def write_model_dir(
     """Write a model directory atomically; a full disk is a :class:`~kgrec.errors.KgrecError` saying so."""
     try:
         with atomic_dir(path) as tmp:
+            if config.text.finetuned_path:  # the fine-tuned encoder travels with the model
+                shutil.copytree(config.text.finetuned_path, tmp / TEXT_ENCODER_DIR)
+                config = config.model_copy(deep=True)
+                config.text.finetuned_path = TEXT_ENCODER_DIR
             (tmp / "config.json").write_text(config.model_dump_json(indent=2) + "\n")
             (tmp / "vocabs.json").write_text(json.dumps(vocabs.to_dict()) + "\n")
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
@@ -81,7 +93,7 @@ def write_model_dir(
                     raise
             np.savez(tmp / "vectors.npz", **vectors)
             items.to_parquet(tmp / "items.parquet", index=False)
-            sums = {f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.is_file()}
+            sums = {f.relative_to(tmp).as_posix(): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
             (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n")
     except OSError as e:
         if is_disk_error(e):
@@ -127,12 +139,22 @@ def read_model_dir(path: str | Path) -> dict[str, Any]:
             f"{path}: model format {meta.get('format_version')}, this kgrec reads {FORMAT_VERSION}; retrain"
         )
     verify(path)
+    config = RecommenderConfig.model_validate_json((path / "config.json").read_text())
+    if config.text.finetuned_path:
+        tuned = Path(config.text.finetuned_path)
+        tuned = (tuned if tuned.is_absolute() else path / tuned).resolve()
+        if not (tuned / "config.json").is_file():
+            raise KgrecError(
+                f"{path}: its fine-tuned text encoder {tuned} is missing (text.finetuned_path in config.json); "
+                "retrain with `kgrec train --finetune-text`"
+            )
+        config.text.finetuned_path = str(tuned)
     with np.load(path / "vectors.npz") as z:
         arrays = {k: z[k] for k in ARRAYS}
         arrays.update({k: z[k] for k in OPTIONAL_ARRAYS if k in z.files})
         pos_users, pos_items, edge_norm = z["pos_users"], z["pos_items"], z["edge_norm"]
     return {
-        "config": RecommenderConfig.model_validate_json((path / "config.json").read_text()),
+        "config": config,
         "vocabs": Vocabularies.from_dict(json.loads((path / "vocabs.json").read_text())),
         "arrays": arrays,
         "pos_users": pos_users,
