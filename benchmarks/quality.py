@@ -53,6 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONVERTED: dict[str, tuple[str, bool, bool]] = {
     "lastfm-hetrec2011": ("benchmarks.datasets.lastfm", True, False),
     "instacart-sample": ("benchmarks.datasets.instacart", False, False),
+    "ml-100k": ("benchmarks.datasets.ml100k", False, True),
 }
 DATASETS = ("movielens", *CONVERTED)
 
