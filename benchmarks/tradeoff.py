@@ -54,7 +54,17 @@ REPO = Path(__file__).resolve().parents[1]
 K = 20
 LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 BETAS = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
-GRID: list[tuple[float, float]] = [(lam, 0.0) for lam in LAMBDAS] + [(0.0, b) for b in BETAS]
+#: (λ, β, what "alike" means for λ): a λ sweep by the fused item vectors, one by the genres (categories), a β sweep
+GRID: list[tuple[float, float, str]] = (
+    [(lam, 0.0, "vectors") for lam in LAMBDAS]
+    + [(lam, 0.0, "categories") for lam in LAMBDAS if lam > 0]
+    + [(0.0, b, "vectors") for b in BETAS]
+)
+
+
+def _by(df: pd.DataFrame) -> pd.Series:
+    """The rows' ``by`` (results written before the genre sweep have none: vectors)."""
+    return df["by"] if "by" in df else pd.Series("vectors", index=df.index)
 BEGIN, END = "<!-- tradeoff:begin -->", "<!-- tradeoff:end -->"
 
 
@@ -92,13 +102,13 @@ def sweep(scorer: FusedScorer, split: EvalSplit, data: Interactions, held_out: I
     tg = targets_by_user(held_out)
     targets = [tg[u] for u in users]
     rows = []
-    for lam, beta in GRID:
+    for lam, beta, by in GRID:
         t0 = time.perf_counter()
-        out = rr.rerank(pool, K, lam, beta)
+        out = rr.rerank(pool, K, lam, beta, by)
         secs = time.perf_counter() - t0
         top = np.where(np.isfinite(out.top.scores), out.top.items, -1)
         rec, ndcg = recall_ndcg(top, targets, K)
-        rows.append({"diversity": lam, "long_tail": beta, f"ndcg@{K}": float(np.nanmean(ndcg)),
+        rows.append({"diversity": lam, "long_tail": beta, "by": by, f"ndcg@{K}": float(np.nanmean(ndcg)),
                      f"recall@{K}": float(np.nanmean(rec)),
                      **beyond_accuracy(top, data, K, categories=categories, vectors=vectors),
                      "rerank_seconds": secs, "users": len(users)})
@@ -116,11 +126,13 @@ def choose(val: pd.DataFrame, margin: float = MARGIN) -> dict[str, Any]:
     plain = float(val[(val["diversity"] == 0) & (val["long_tail"] == 0)].iloc[0][f"ndcg@{K}"])
     others = val[(val["diversity"] > 0) | (val["long_tail"] > 0)]
     best = others.loc[others[f"ndcg@{K}"].idxmax()]
+    best_by = str(_by(others).loc[best.name])
     out = {"plain_ndcg": plain, "best_diversity": float(best["diversity"]), "best_long_tail": float(best["long_tail"]),
-           "best_ndcg": float(best[f"ndcg@{K}"]), "margin": margin}
+           "best_by": best_by, "best_ndcg": float(best[f"ndcg@{K}"]), "margin": margin}
     if best[f"ndcg@{K}"] > plain * (1 + margin):
-        return {**out, "diversity": float(best["diversity"]), "long_tail": float(best["long_tail"]), "off": False}
-    return {**out, "diversity": 0.0, "long_tail": 0.0, "off": True}
+        return {**out, "diversity": float(best["diversity"]), "long_tail": float(best["long_tail"]),
+                "diversity_by": best_by, "off": False}
+    return {**out, "diversity": 0.0, "long_tail": 0.0, "diversity_by": "vectors", "off": True}
 
 
 def throughput(scorer: FusedScorer, diversity: float, long_tail: float, repeats: int = 3) -> dict[str, float]:
@@ -164,13 +176,20 @@ def plot(test: pd.DataFrame, runs: pd.DataFrame, path: Path, where: str = "test"
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    lam = test[test["long_tail"] == 0]
+    lam = test[(test["long_tail"] == 0) & (_by(test) == "vectors")]
+    genre = test[(test["long_tail"] == 0) & ((_by(test) == "categories") | (test["diversity"] == 0))]
     beta = test[test["diversity"] == 0]
     for ax, x, label in ((axes[0], f"ild_categories@{K}", "intra-list diversity ILD@20 (1 − Jaccard of genres)"),
                          (axes[1], f"long_tail@{K}", "long-tail share of the top 20")):
-        ax.plot(lam[x], lam[f"ndcg@{K}"], "o-", label="fused + MMR, λ sweep (β = 0)")
+        ax.plot(lam[x], lam[f"ndcg@{K}"], "o-", label="fused + MMR by item vectors, λ sweep (β = 0)")
         for _, r in lam.iterrows():
             ax.annotate(f"{r['diversity']:g}", (r[x], r[f"ndcg@{K}"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        if len(genre) > 1:
+            ax.plot(genre[x], genre[f"ndcg@{K}"], "v-", label="fused + MMR by genres, λ sweep (β = 0)")
+            for _, r in genre.iterrows():
+                if r["diversity"] > 0:
+                    ax.annotate(f"{r['diversity']:g}", (r[x], r[f"ndcg@{K}"]), fontsize=7, xytext=(3, -9),
+                                textcoords="offset points")
         ax.plot(beta[x], beta[f"ndcg@{K}"], "s-", label="fused + popularity penalty, β sweep (λ = 0)")
         for _, r in beta.iterrows():
             if r["long_tail"] > 0:
@@ -191,15 +210,16 @@ def plot(test: pd.DataFrame, runs: pd.DataFrame, path: Path, where: str = "test"
 
 
 def fmt_sweep(df: pd.DataFrame) -> pd.DataFrame:
-    cols = ["diversity", "long_tail", f"ndcg@{K}", f"recall@{K}", f"ild_categories@{K}", f"ild_vectors@{K}",
+    cols = ["diversity", "by", "long_tail", f"ndcg@{K}", f"recall@{K}", f"ild_categories@{K}", f"ild_vectors@{K}",
             f"novelty@{K}", f"long_tail@{K}", f"gini@{K}", f"coverage@{K}"]
-    out = df[cols].copy()
-    for c in cols[2:]:
+    out = df.assign(by=_by(df))[cols].copy()
+    out.loc[out["diversity"] == 0, "by"] = "–"
+    for c in cols[3:]:
         digits = 4 if c.startswith(("ndcg", "recall")) else 3
         out[c] = out[c].map(lambda v, d=digits: f"{v:.{d}f}")
     out["diversity"] = out["diversity"].map(lambda v: f"{v:g}")
     out["long_tail"] = out["long_tail"].map(lambda v: f"{v:g}")
-    return out.rename(columns={"diversity": "λ (diversity)", "long_tail": "β (long_tail)", f"long_tail@{K}": f"long-tail share@{K}"})
+    return out.rename(columns={"diversity": "λ (diversity)", "by": "λ by", "long_tail": "β (long_tail)", f"long_tail@{K}": f"long-tail share@{K}"})
 
 
 ESSENTIAL = ("Popularity", "ItemKNN", "EASE", "SASRec", "fused (kgrec train)")
@@ -236,11 +256,15 @@ def report_text(result: dict[str, Any]) -> str:
                      f"{pool_size(K, 10**9, 0.5, 0.5)}; NDCG@20 on validation):\n\n" + markdown(fmt_sweep(val)))
         d = choose(val)
         gain = f"{d['best_ndcg'] - d['plain_ndcg']:+.4f} ({(d['best_ndcg'] / d['plain_ndcg'] - 1) * 100:+.1f}%)"
-        best = f"λ={d['best_diversity']:g}, β={d['best_long_tail']:g}"
+        def name(lam: float, b: float, by: str) -> str:
+            return f"λ={lam:g}" + (f" by {by}" if lam > 0 and by != "vectors" else "") + f", β={b:g}"
+
+        best = name(d["best_diversity"], d["best_long_tail"], d.get("best_by", "vectors"))
         above = val[((val["diversity"] > 0) | (val["long_tail"] > 0)) & (val[f"ndcg@{K}"] >= d["plain_ndcg"])]
-        up = [f"λ={lam:g}, β={b:g} ({n - d['plain_ndcg']:+.4f})"
-              for lam, b, n in zip(above["diversity"], above["long_tail"], above[f"ndcg@{K}"], strict=True)
-              if not (lam == d["best_diversity"] and b == d["best_long_tail"])]
+        up = [f"{name(lam, b, by)} ({n - d['plain_ndcg']:+.4f})"
+              for lam, b, by, n in zip(above["diversity"], above["long_tail"], _by(above), above[f"ndcg@{K}"],
+                                       strict=True)
+              if name(lam, b, by) != best]
         if d["off"]:
             parts.append(f"**Default: off** (`diversity=0`, `long_tail=0`). The best setting on validation, {best}, changes "
                          f"NDCG@20 by {gain} against the plain list's {d['plain_ndcg']:.4f}: less than the {d['margin']:.0%} "
