@@ -11,11 +11,16 @@ Schema (``docs/graph-schema.md``)::
     (:KgrecMeta {id: 'dataset'})  name, fingerprint, counts, lineage of the data
 
 The Cypher of the schema is in :mod:`kgrec.graph.neo4j_schema`. An ingest is batched
-``UNWIND … MERGE`` in managed write transactions (5,000 rows each) with values passed as
+``UNWIND … MERGE`` in managed write transactions (5,000 rows each, ``batch_rows``) with values passed as
 parameters; labels and relationship types are fixed strings, never taken from input. MERGE
 makes each batch idempotent, so an ingest killed midway and run again ends with the same graph
 as one clean run. An append and forgetting users are one transaction each
 (:mod:`kgrec.graph.neo4j_live`): applied whole or not at all, writers taking turns.
+
+Through a routing URI (``neo4j://``, ``neo4j+s://``: a cluster or Aura) every write is a managed write
+transaction (the leader; the driver retries it on a leader switch or a transient error) and every read a read
+transaction (a follower or read replica), all sessions sharing one bookmark manager so this process reads its
+own writes (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from kgrec.errors import StoreError, StoreUnavailableError
 from kgrec.graph import neo4j_live
 from kgrec.graph.batch import prepare_batch
 from kgrec.graph.neo4j_schema import (
+    BATCH,
     CONSTRAINTS,
     R_HISTORY,
     R_ITEM_IDS,
@@ -131,12 +137,14 @@ class Neo4jStore(GraphStore):
     """The graph in a Neo4j database (5.x; Community is enough).
 
     Args:
-        uri: ``bolt://host:port`` or ``neo4j://host:port``.
+        uri: ``bolt://host:port`` (one server), or ``neo4j://host:port`` / ``neo4j+s://…`` (routing: a cluster or
+            Aura; writes go to the leader, reads to followers, docs/scale.md).
         user: the Neo4j user (default ``neo4j``).
         database: the database (default ``neo4j``).
         password: normally None: taken from ``NEO4J_PASSWORD``, or for the local
             server from ``.neo4j/password``. Never logged.
         retries: attempts per batch when the connection is lost.
+        batch_rows: rows per write transaction of an ingest and of :meth:`write_recommendations`.
     """
 
     supports_write_back = True
@@ -148,6 +156,7 @@ class Neo4jStore(GraphStore):
         database: str | None = None,
         password: str | None = None,
         retries: int = 3,
+        batch_rows: int = BATCH,
     ) -> None:
         import neo4j
         from neo4j.exceptions import AuthError, ServiceUnavailable
@@ -157,6 +166,7 @@ class Neo4jStore(GraphStore):
         self.user = user or os.environ.get("NEO4J_USER", "neo4j")
         self.database = database or os.environ.get("NEO4J_DATABASE", "neo4j")
         self.retries = retries
+        self.batch_rows = batch_rows
         pw = password if password is not None else resolve_password(uri)
         if pw is None:
             raise StoreUnavailableError(
@@ -185,6 +195,18 @@ class Neo4jStore(GraphStore):
     def close(self) -> None:
         self._driver.close()
 
+    def _session(self, read: bool = False) -> neo4j.Session:
+        """A session on the database, WRITE (the leader of a cluster) unless ``read`` (READ: a follower or read
+        replica). Every session shares the bookmarks of :meth:`_read`'s ``execute_query``, so a read after a write
+        in this process sees that write on whichever member answers (causal consistency)."""
+        import neo4j
+
+        return self._driver.session(
+            database=self.database,
+            default_access_mode=neo4j.READ_ACCESS if read else neo4j.WRITE_ACCESS,
+            bookmark_manager=self._driver.execute_query_bookmark_manager,
+        )
+
     def _read(self, query: str, **params: Any) -> pd.DataFrame:
         import neo4j
 
@@ -208,10 +230,10 @@ class Neo4jStore(GraphStore):
         from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
         done = 0
-        for batch in batches(rows):
+        for batch in batches(rows, self.batch_rows):
             for attempt in range(self.retries):
                 try:
-                    with self._driver.session(database=self.database) as s:
+                    with self._session() as s:
                         s.execute_write(lambda tx, b=batch: _dirty_write(tx, query, b))  # type: ignore[misc]  # a lambda with a default
                     break
                 except (ServiceUnavailable, SessionExpired, TransientError) as e:
@@ -239,7 +261,6 @@ class Neo4jStore(GraphStore):
         """
         import re
 
-        import neo4j
         from neo4j.exceptions import ClientError
 
         from kgrec.graph.readonly import check_read_only
@@ -257,7 +278,7 @@ class Neo4jStore(GraphStore):
             return tx.run(query, params).to_df()
 
         try:
-            with self._driver.session(database=self.database, default_access_mode=neo4j.READ_ACCESS) as s:
+            with self._session(read=True) as s:
                 return s.execute_read(run)
         except ClientError as e:
             code = e.code or ""
@@ -284,7 +305,7 @@ class Neo4jStore(GraphStore):
 
         self._cache.clear()
         try:
-            with self._driver.session(database=self.database) as s:
+            with self._session() as s:
                 rep, after = s.execute_write(work)
         except (ServiceUnavailable, SessionExpired) as e:
             raise StoreUnavailableError(
@@ -465,7 +486,7 @@ class Neo4jStore(GraphStore):
         rows = [{"id": str(i), "v": [float(x) for x in v]} for i, v in zip(ids, vectors)]
         q = f"UNWIND $rows AS row MATCH (n:{label} {{id: row.id}}) SET n.embedding = row.v, n.model_version = $version"
         for batch in batches(rows, 2000):
-            with self._driver.session(database=self.database) as sess:
+            with self._session() as sess:
                 sess.execute_write(lambda tx, b=batch: tx.run(q, rows=b, version=model_version).consume())  # type: ignore[misc]  # a lambda with a default
         self._driver.execute_query(
             f"CREATE VECTOR INDEX {index} IF NOT EXISTS FOR (n:{label}) ON n.embedding "
@@ -477,42 +498,59 @@ class Neo4jStore(GraphStore):
         return index
 
     def write_recommendations(self, recs: pd.DataFrame, batch_users: int = 500) -> int:
-        """Replace users' ``RECOMMENDED`` relationships with ``recs`` (one transaction per batch of users).
+        """Replace users' ``RECOMMENDED`` relationships with ``recs`` in managed write transactions of whole users,
+        at most :attr:`batch_rows` rows (or ``batch_users`` users) each; returns the relationships written.
 
         ``recs`` has ``user, item, rank, score, model_version`` and optionally ``explanation`` and ``path`` (the
         explanation's path as JSON ``[[type, id], …]``, as export writes it; forgetting a user finds the
-        recommendations citing them by it).
-        Each batch deletes the users' previous recommendations and creates the new ones in
-        the same transaction, so a reader never sees a user with a mix of two versions or
-        with none. Rerunning with the same frame is idempotent.
+        recommendations citing them by it). A row whose user or item the database does not hold writes nothing.
+        Each batch deletes the users' previous recommendations and MERGEs the new ones in the same transaction, so
+        a reader never sees a user with a mix of two versions or with none, and a batch the driver retries (a
+        leader switch, a transient error) or a rerun of the same frame ends with the same relationships, never
+        twice as many.
         """
+        from neo4j.exceptions import ServiceUnavailable, SessionExpired
+
         cols = ["user", "item", "rank", "score", "model_version"]
         cols += [c for c in ("explanation", "path") if c in recs]
         df = recs[cols].copy()
         for c in ("explanation", "path"):
             if c not in df:
                 df[c] = None
-        users = list(dict.fromkeys(df["user"].astype(str).tolist()))
-        q_del = "MATCH (u:User)-[r:RECOMMENDED]->() WHERE u.id IN $users DELETE r"
+        df["user"] = df["user"].astype(str)
+        codes, users = pd.factorize(df["user"])
+        df = df.iloc[np.argsort(codes, kind="stable")]  # each user's rows together, users in first-seen order
+        sizes = np.bincount(codes, minlength=len(users)).tolist()
+        q_del = "UNWIND $users AS id MATCH (:User {id: id})-[r:RECOMMENDED]->() DELETE r"
         q_new = """
         UNWIND $rows AS row
         MATCH (u:User {id: row.user}), (i:Item {id: row.item})
-        CREATE (u)-[:RECOMMENDED {rank: row.rank, score: row.score, model_version: row.model_version,
-                                  explanation: row.explanation, path: row.path}]->(i)
+        MERGE (u)-[r:RECOMMENDED]->(i)
+        SET r.rank = row.rank, r.score = row.score, r.model_version = row.model_version,
+            r.explanation = row.explanation, r.path = row.path
         """
-        by_user = df.groupby("user", sort=False)
-        written = 0
-        for start in range(0, len(users), batch_users):
-            chunk = users[start : start + batch_users]
-            rows = records(pd.concat([by_user.get_group(u) for u in chunk]))
 
-            def work(tx: neo4j.ManagedTransaction, chunk: list[str] = chunk, rows: list[dict[str, Any]] = rows) -> None:
-                tx.run(q_del, users=chunk).consume()
-                tx.run(q_new, rows=rows).consume()
+        def work(tx: neo4j.ManagedTransaction, chunk: list[str], rows: list[dict[str, Any]]) -> int:
+            tx.run(q_del, users=chunk).consume()
+            return int(tx.run(q_new, rows=rows).consume().counters.relationships_created)
 
-            with self._driver.session(database=self.database) as sess:
-                sess.execute_write(work)
-            written += len(rows)
+        written = first = row = 0
+        while first < len(sizes):
+            last, n = first + 1, sizes[first]  # whole users: one with more rows than batch_rows goes alone
+            while last < len(sizes) and last - first < batch_users and n + sizes[last] <= self.batch_rows:
+                n += sizes[last]
+                last += 1
+            chunk, rows = [str(u) for u in users[first:last]], records(df.iloc[row : row + n])
+            try:
+                with self._session() as sess:
+                    written += sess.execute_write(work, chunk, rows)
+            except (ServiceUnavailable, SessionExpired) as e:
+                raise StoreUnavailableError(
+                    f"lost the connection to Neo4j at {self.uri} while writing recommendations: those of {first} of "
+                    f"{len(sizes)} users were committed; run the same write-back again when the server is back: it "
+                    f"replaces each user's recommendations, so nothing is doubled ({type(e).__name__})"
+                ) from None
+            first, row = last, row + n
         return written
 
     def model_root(self) -> Path:
@@ -522,7 +560,7 @@ class Neo4jStore(GraphStore):
 
     def wipe(self) -> None:
         """Delete every kgrec node and relationship (batched), write-back included. For tests and re-ingest from scratch."""
-        with self._driver.session(database=self.database) as s:  # CALL IN TRANSACTIONS needs an auto-commit tx
+        with self._session() as s:  # CALL IN TRANSACTIONS needs an auto-commit tx (WRITE: the leader)
             s.run(
                 "MATCH (n) WHERE n:User OR n:Item OR n:Category OR n:Keyword OR n:Entity OR n:Attribute OR n:KgrecMeta "
                 "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
