@@ -19,7 +19,7 @@ from kgrec import Recommender, loaders
 from kgrec.cli import main
 from kgrec.encoders.behaviour import behaviour_text, item_texts, user_texts
 from kgrec.encoders.text import TextEncoder, TextEncoderConfig
-from kgrec.errors import ConfigError
+from kgrec.errors import ConfigError, KgrecError
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.inputs import finetune_pairs
 from kgrec.graph.hetero import Vocabularies
@@ -178,6 +178,19 @@ def test_more_layers_than_the_model_has_is_a_config_error(ds: loaders.Dataset, b
         RecommenderConfig.model_validate({"text": {"finetune": {"enabled": True}}, "train": {"workers": 2}})
 
 
+def test_the_device_is_cuda_only_when_asked_for_and_there(caplog: pytest.LogCaptureFixture) -> None:
+    import torch
+
+    from kgrec.encoders.finetune import resolve_device
+
+    gpu = torch.cuda.is_available()
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if gpu else "cpu")
+    with caplog.at_level("WARNING", logger="kgrec.encoders.finetune"):
+        assert resolve_device("cuda") == ("cuda" if gpu else "cpu")
+    assert gpu or "torch sees no GPU: fine-tuning on the CPU" in caplog.text
+
+
 # ------------------------------------------------------------------ the saved model
 def test_the_saved_model_holds_its_encoder_and_a_reload_gives_the_same_vectors(
     fitted: Recommender, ds: loaders.Dataset, tmp_path: Path
@@ -206,6 +219,13 @@ def test_the_saved_model_holds_its_encoder_and_a_reload_gives_the_same_vectors(
     a = fitted.recommend_new_user(text="galaxy rocket", k=5)
     b = loaded.recommend_new_user(text="galaxy rocket", k=5)
     assert a["item"].tolist() == b["item"].tolist() and np.allclose(a["score"], b["score"], atol=1e-5)
+    # saved again over its own folder (what kgrec forget does), it still holds its encoder
+    loaded.save(moved)
+    again = Recommender.load(moved)
+    assert again.state.config.text.finetuned_path == loaded.state.config.text.finetuned_path
+    assert np.allclose(
+        TextEncoder(again.state.config.text).encode(texts, progress=False), fresh.encode(texts, progress=False)
+    )
     # a warm start keeps the fine-tuned encoder
     warm = loaded.warm_start(ds, progress=False)
     assert warm.state.config.text.finetuned_path == str((moved / "text-encoder").resolve())
@@ -215,7 +235,7 @@ def test_the_saved_model_holds_its_encoder_and_a_reload_gives_the_same_vectors(
 def test_a_broken_saved_encoder_is_reported(fitted: Recommender, tmp_path: Path) -> None:
     out = fitted.save(tmp_path / "model")
     (out / "text-encoder" / "model.safetensors").write_bytes(b"not weights")
-    with pytest.raises(Exception, match=r"text-encoder/model\.safetensors: sha256 .*retrain"):
+    with pytest.raises(KgrecError, match=r"text-encoder/model\.safetensors: sha256 .*retrain"):
         Recommender.load(out)
 
 

@@ -132,7 +132,8 @@ def finetune_pairs(ds: Dataset, vocabs: Vocabularies, n: int, seed: int, max_cha
     The behaviour text is the one :func:`kgrec.encoders.behaviour.user_texts` builds (profile, tags, titles with any
     interaction text, newest first, cut at ``max_chars``), from the interactions with a strictly earlier timestamp
     only (ties in time are no order, :mod:`kgrec.fusion.ties`) and the tags the user put on those items. An
-    interaction with no text before it (a user's first timestamp, and no profile) is not drawn.
+    interaction with no text before it (a user's first timestamp, and no profile) is not drawn; a drawn one whose
+    behaviour or item text is empty (items without a title or description) is left out.
     """
     it = ds.interactions
     items = item_texts(ds, vocabs)
@@ -194,7 +195,9 @@ def finetune_pairs(ds: Dataset, vocabs: Vocabularies, n: int, seed: int, max_cha
             keys[key] = len(queries)
             queries.append(behaviour_text(piece_list, tags, max_chars, profile=profiles.get(user, "")))
         q[p] = keys[key]
-    return Pairs(queries, items, q, i[order][drawn].astype(np.int64), len(eligible))
+    target = i[order][drawn].astype(np.int64)
+    ok = np.array([bool(queries[a].strip()) and bool(items[b].strip()) for a, b in zip(q, target, strict=True)], bool)
+    return Pairs(queries, items, q[ok], target[ok], len(eligible))
 
 
 def interaction_recent_weights(model: FusedModel, inp: GraphInputs, n_users: int) -> np.ndarray:
