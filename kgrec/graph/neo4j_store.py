@@ -172,7 +172,12 @@ class Neo4jStore(GraphStore):
             raise StoreUnavailableError(
                 f"no password for Neo4j at {uri}: set NEO4J_PASSWORD (kgrec reads .neo4j/password only for the local server)"
             )
-        self._driver = neo4j.GraphDatabase.driver(uri, auth=(self.user, pw), max_transaction_retry_time=5.0)
+        # a managed transaction is retried on a lost leader or a transient error: a cluster elects a new leader within
+        # seconds (the driver's default 30 s); one server that went away is not back sooner for waiting (5 s)
+        routed = uri.split("://", 1)[0].startswith("neo4j")
+        self._driver = neo4j.GraphDatabase.driver(
+            uri, auth=(self.user, pw), max_transaction_retry_time=30.0 if routed else 5.0
+        )
         try:
             self._driver.verify_connectivity()
         except ServiceUnavailable:
