@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kgrec.fusion.explanation import (
     COOC,
+    EXPLANATION_KINDS,
     Explanation,
     ExplanationPath,
     PathNode,
@@ -82,6 +84,42 @@ def anchor_weights(state: ModelState, u: int, hist_w: np.ndarray) -> np.ndarray:
     return hist_w / total_w + state.recent_weights(u)
 
 
+@dataclass(frozen=True)
+class PathColumns:
+    """Candidate paths as columns, in candidate order (what :func:`score_columns` reads).
+
+    ``kind`` holds indexes into :data:`~kgrec.fusion.explanation.EXPLANATION_KINDS`; ``anchor`` and ``via`` the
+    ids (object arrays, ``""`` for none); ``via_num``, when given, the numbers of the ``user`` / ``tag`` /
+    ``attribute`` paths' vias in their vocabularies (user, keyword, attribute; other kinds: anything), else they
+    are looked up (an unknown id raises :class:`~kgrec.errors.UnknownIdError`).
+    """
+
+    kind: np.ndarray
+    anchor: np.ndarray
+    via: np.ndarray
+    via_num: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, paths: list[PathRow]) -> PathColumns:
+        return cls(
+            np.array([KIND_INDEX[p[0]] for p in paths], dtype=np.int64),
+            np.array([p[1] for p in paths], dtype=object),
+            np.array([p[2] for p in paths], dtype=object),
+        )
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+
+#: index of each kind in :data:`~kgrec.fusion.explanation.EXPLANATION_KINDS` (the codes of :class:`PathColumns`)
+KIND_INDEX = {k: n for n, k in enumerate(EXPLANATION_KINDS)}
+_TAG, _ATTR, _USER, _COOC = KIND_INDEX["tag"], KIND_INDEX["attribute"], KIND_INDEX["user"], KIND_INDEX[COOC]
+_SPEC_KINDS = tuple(
+    (KIND_INDEX[k], d)
+    for k, d in (("category", "category"), ("keyword", "keyword"), ("tag", "keyword"), ("entity", "entity"))
+)
+
+
 def score_paths(
     state: ModelState,
     u: int,
@@ -93,7 +131,20 @@ def score_paths(
 ) -> np.ndarray:
     """Path scores (shares of ``score``, see the module docstring), aligned with ``paths``, for user number
     ``u`` and item number ``i`` with the user's history ``hist_items`` and its :func:`anchor_weights`."""
-    if not paths:
+    return score_columns(state, u, i, hist_items, weights, PathColumns.of(paths), score)
+
+
+def score_columns(
+    state: ModelState,
+    u: int,
+    i: int,
+    hist_items: np.ndarray,
+    weights: np.ndarray,
+    paths: PathColumns,
+    score: float,
+) -> np.ndarray:
+    """:func:`score_paths` of paths given as columns (the batch explanations call it with numbers they have)."""
+    if not len(paths):
         return np.empty(0)
     v = state.vocabs
     A = state.arrays
@@ -104,38 +155,37 @@ def score_paths(
     lay_off = state.node_offsets
     z_i = A["nodes"][lay_off["item"] + i]
 
-    kinds = np.array([p[0] for p in paths], dtype=object)
-    anchors = np.array([p[1] for p in paths], dtype=object)
-    vias = np.array([p[2] for p in paths], dtype=object)
+    kinds, anchors, vias = paths.kind, paths.anchor, paths.via
     raw = np.zeros(len(paths))
     # anchor strengths for item anchors, vectorised over distinct anchors
-    item_anchor = (kinds != "tag") & (kinds != "attribute")
+    item_anchor = (kinds != _TAG) & (kinds != _ATTR)
     if item_anchor.any():
-        a_ids = np.unique(anchors[item_anchor])
+        a_ids, where = np.unique(anchors[item_anchor], return_inverse=True)
         a_num = v.item.numbers(a_ids)
         strength = np.array([w_of.get(int(n), 0.0) for n in a_num]) * np.maximum(_cos(A["items"][a_num], f_i), 0.0)
-        s_of = dict(zip(a_ids.tolist(), strength.tolist(), strict=True))
-        raw[item_anchor] = [s_of[a] for a in anchors[item_anchor]]
-    attr = kinds == "attribute"
+        raw[item_anchor] = strength[where]
+    attr = kinds == _ATTR
     if attr.any():
-        a_num = v.attribute.numbers(vias[attr]) + lay_off["attribute"]
+        a_num = (v.attribute.numbers(vias[attr]) if paths.via_num is None else paths.via_num[attr]) + lay_off[
+            "attribute"
+        ]
         raw[attr] = mean_w * np.maximum(_cos(A["nodes"][a_num], z_i), 0.0)
-    tag = kinds == "tag"
+    tag = kinds == _TAG
     if tag.any():
-        k_num = v.keyword.numbers(vias[tag]) + lay_off["keyword"]
+        k_num = (v.keyword.numbers(vias[tag]) if paths.via_num is None else paths.via_num[tag]) + lay_off["keyword"]
         raw[tag] = mean_w * np.maximum(_cos(A["nodes"][k_num], z_i), 0.0)
     spec = np.ones(len(paths))
-    for kind, deg_key in (("category", "category"), ("keyword", "keyword"), ("tag", "keyword"), ("entity", "entity")):
+    for kind, deg_key in _SPEC_KINDS:
         m = kinds == kind
         if m.any():
             deg = state.degrees[deg_key]
             spec[m] = [1.0 + math.log((1 + n_items) / (1 + deg.get(x, 0))) for x in vias[m]]
-    m = kinds == "user"
+    m = kinds == _USER
     if m.any():
-        vv = v.user.numbers(vias[m])
+        vv = v.user.numbers(vias[m]) if paths.via_num is None else paths.via_num[m]
         spec[m] = np.maximum(_cos(A["users"][vv], A["users"][u]), 0.0)
     raw = raw * spec
-    co = kinds == COOC
+    co = kinds == _COOC
     if not co.any():
         total = raw.sum()
         if total <= 0:
@@ -154,6 +204,12 @@ def score_paths(
     return out
 
 
+def anchor_strengths(state: ModelState, hist_items: np.ndarray, weights: np.ndarray, i: int) -> np.ndarray:
+    """How strongly each history item anchors item number ``i``: ``weights * max(0, cos(f_j, f_i))`` (the order in
+    which :func:`candidate_paths` searches them)."""
+    return weights * np.maximum(_cos(state.arrays["items"][hist_items], state.arrays["items"][i]), 0.0)
+
+
 def candidate_paths(
     state: ModelState,
     find: PathFinder,
@@ -167,7 +223,7 @@ def candidate_paths(
     are the ids of the user and of item number ``i``; ``hist_items`` the user's history, ``weights`` its
     :func:`anchor_weights`)."""
     if len(hist_items):
-        strength = weights * np.maximum(_cos(state.arrays["items"][hist_items], state.arrays["items"][i]), 0.0)
+        strength = anchor_strengths(state, hist_items, weights, i)
         order = np.lexsort((hist_items, -strength))[: state.config.explain.anchors]
         anchors = state.vocabs.item.ids[hist_items[order]].tolist()
     else:
@@ -223,12 +279,7 @@ def explain(
         )
     rank = state.rank(u, i, hist_items)
     weights = anchor_weights(state, u, hist_w)
-    paths = candidate_paths(state, find, user, item, i, hist_items, weights)
-    scores = score_paths(state, u, i, hist_items, weights, paths, score)
-    order = np.lexsort((np.arange(len(paths)), -scores)) if paths else np.empty(0, dtype=int)
-    out: list[ExplanationPath] = []
-    for r in order[:top]:
-        out.append(_render(state, user, item, paths[int(r)], float(scores[r]), verb, m))
+    paths, out = top_paths(state, find, user, item, u, i, hist_items, weights, score, top, verb, m)
     gap = None
     msg = ""
     if rank > k:
@@ -239,7 +290,7 @@ def explain(
         for p in out:
             p.sentence = staff_sentence(p, verb, m, recommended=False)
     if not out:
-        note = _text_only_note(state, user, i, hist_items, title, verb, m)
+        note = text_only_note(state, user, i, hist_items, title, verb, m)
         msg = (msg + " " if msg else "") + (
             note.strip() if rank > k else m("explain.no_path", user=user, title=title) + note
         )
@@ -258,7 +309,31 @@ def explain(
     )
 
 
-def _text_only_note(
+def top_paths(
+    state: ModelState,
+    find: PathFinder,
+    user: str,
+    item: str,
+    u: int,
+    i: int,
+    hist_items: np.ndarray,
+    weights: np.ndarray,
+    score: float,
+    top: int,
+    verb: str,
+    m: Messages,
+) -> tuple[list[PathRow], list[ExplanationPath]]:
+    """The candidate paths of item number ``i`` for user number ``u`` (history ``hist_items``, its
+    :func:`anchor_weights` ``weights``; ``score`` the pair's score) and the ``top`` best of them rendered, best first
+    (equal scores in candidate order): the paths part of :func:`explain`."""
+    paths = candidate_paths(state, find, user, item, i, hist_items, weights)
+    scores = score_paths(state, u, i, hist_items, weights, paths, score)
+    order = np.lexsort((np.arange(len(paths)), -scores)) if paths else np.empty(0, dtype=int)
+    out = [render_path(state, user, item, paths[int(r)], float(scores[r]), verb, m) for r in order[:top]]
+    return paths, out
+
+
+def text_only_note(
     state: ModelState, user: str, i: int, hist_items: np.ndarray, title: str, verb: str, m: Messages
 ) -> str:
     """For a new item (nobody has interacted with it: the model knows it by its text alone) without a path,
@@ -271,9 +346,11 @@ def _text_only_note(
     return m("explain.text_only", verb=verb, title=title, user=user, nearest=state.title(nearest))
 
 
-def _render(
+def render_path(
     state: ModelState, user: str, item: str, row: PathRow, score: float, verb: str, m: Messages
 ) -> ExplanationPath:
+    """One candidate path ``row`` of ``item`` for ``user`` as an :class:`ExplanationPath` (nodes, relations and the
+    sentence in the language of ``m``; ``verb`` already in it)."""
     kind, anchor, via, rel_a, rel_b = row
     if kind == COOC:
         nodes = [

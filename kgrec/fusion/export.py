@@ -101,17 +101,17 @@ def recommend_table(
         "score": pa.array(scores.astype(np.float64)),
         "model_version": pa.array([st.model_version] * len(rows), pa.string()),
     }
-    if explain:
-        sentences, paths = [], []
-        for n, (u, i) in enumerate(zip(cols["user"].to_pylist(), cols["item"].to_pylist(), strict=True)):
-            e = rec.explain(u, i, top=1, lang=lang)
-            why = note(bool(promoted[n]), diversity, long_tail, by) if promoted is not None else None
-            sentences.append(e.headline() + (f" ({why})" if why else ""))
-            paths.append(
-                json.dumps([[n.type, n.id] for n in e.paths[0].nodes], ensure_ascii=False) if e.paths else None
-            )
+    if explain:  # rec.explain(user, item, top=1) of every row, batched over the chunk (kgrec.fusion.explain_batch)
+        from kgrec.fusion.explain_batch import explain_rows
+
+        plain = (st, nums, top) if promoted is None and item_numbers is None and exclude_numbers is None else None
+        got = explain_rows(rec, cols["user"].to_pylist(), cols["item"].to_pylist(), lang=lang, plain=plain)
+        sentences = got.sentences
+        if promoted is not None:
+            notes = [note(bool(p), diversity, long_tail, by) for p in promoted.tolist()]
+            sentences = [s + (f" ({w})" if w else "") for s, w in zip(sentences, notes, strict=True)]
         cols["explanation"] = pa.array(sentences, pa.string())
-        cols["path"] = pa.array(paths, pa.string())
+        cols["path"] = pa.array(got.paths, pa.string())
     return pa.table(cols, schema=schema(explain))
 
 

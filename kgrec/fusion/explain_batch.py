@@ -1,0 +1,706 @@
+"""Explanations of many (user, item) rows at once: what ``kgrec export --explain`` writes.
+
+Each row gets exactly what ``rec.explain(user, item, top=1)`` gives: the top path's sentence (or the message when
+there is no path) and its nodes as JSON. Per chunk of rows: the state is refreshed once and every user's history
+read once; the candidate paths of all rows come from one path index (:mod:`kgrec.graph.path_table`: the embedded
+store's data, the fitted-on data, or a Neo4j store's neighbourhood of the chunk read in a few queries,
+:mod:`kgrec.graph.neo4j_paths`); the path scores of :func:`kgrec.fusion.explain.score_paths` come from matrix
+products over each user's rows (:mod:`kgrec.fusion.explain_bounds`), each with a bound on how far float rounding
+can move it; only the top path is rendered.
+
+Where the bounds do not settle which path is on top (a near tie), where a number cannot be bounded, and for rows
+without any path (their message), the per-row code (:func:`kgrec.fusion.explain.explain`) answers the row: every
+answer is the per-row answer, not an approximation of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kgrec.fusion.explain import KIND_INDEX, PathColumns, anchor_weights, explain, render_path, score_columns
+from kgrec.fusion.explain_bounds import (
+    U32,
+    ChunkVectors,
+    UserParts,
+    co_interacted,
+    cos_bound,
+    gamma,
+    user_parts,
+)
+from kgrec.fusion.explanation import COOC
+from kgrec.fusion.ranking import TopK, rank_in
+from kgrec.fusion.state import ModelState
+from kgrec.fusion.whynot import staff_sentence
+from kgrec.graph.path_table import (
+    ATTRIBUTE,
+    CATEGORY,
+    ENTITY,
+    KEYWORD,
+    KINDS_SORTED,
+    TAG,
+    Anchors,
+    PathArrays,
+    PathTable,
+    path_arrays,
+)
+from kgrec.graph.paths import PathRow
+from kgrec.messages import Messages, messages
+
+if TYPE_CHECKING:
+    import torch
+
+    from kgrec.fusion.recommender import Recommender
+
+__all__ = ["Explained", "explain_rows"]
+
+log = logging.getLogger(__name__)
+
+#: the path kinds read from the path index row by row (``user`` paths are summed per anchor, never listed)
+DESCRIBING = ("attribute", "category", "entity", "keyword", "tag")
+#: kinds whose score is the anchor's strength times the connector's specificity
+ANCHORED = (CATEGORY, KEYWORD, ENTITY)
+#: :data:`KIND_INDEX` code of each :data:`~kgrec.graph.path_table.KINDS_SORTED` code
+KIND_OF_CODE = np.array([KIND_INDEX[k] for k in KINDS_SORTED], dtype=np.int64)
+USER_CODE = KINDS_SORTED.index("user")
+#: relative slack on every comparison (the float64 rounding of the scores themselves)
+SLACK = 1e-12
+#: extra places of the top list that tell which rows rank within k (without the export's own list)
+RANK_SPARE = 30
+EPS64 = 2.0**-53
+
+
+@dataclass
+class Explained:
+    """The ``explanation`` and ``path`` columns of a chunk; how many rows had their paths scored one by one (the
+    bounds left a doubt), and how many the per-row code answered whole (no path, or an item the user has)."""
+
+    sentences: list[str]
+    paths: list[str | None]
+    one_by_one: int
+    per_row: int
+
+
+def explain_rows(
+    rec: Recommender,
+    users: Sequence[str],
+    items: Sequence[str],
+    *,
+    lang: str | None = None,
+    k: int = 10,
+    plain: tuple[ModelState, np.ndarray, TopK] | None = None,
+) -> Explained:
+    """``rec.explain(users[r], items[r], top=1, k=k, lang=lang)``'s headline and top path (JSON nodes) of every row.
+
+    Args:
+        plain: ``(state, user numbers, top)`` when ``top`` is ``state.topk(user numbers, K)`` (seen items left out;
+            no candidates, exclusions or re-ranking): its scores tell which rows rank within ``k`` without scoring
+            the catalogue again (ignored when refreshing the users changed their rows).
+    """
+    before = None
+    if plain is not None:
+        st0, nums, _ = plain
+        before = (st0.arrays["users"][nums].copy(), [st0.history(int(u))[0].copy() for u in nums.tolist()])
+    st = rec.fresh(list(dict.fromkeys(map(str, users))))
+    if before is not None and plain is not None:
+        nums = plain[1]
+        same = np.array_equal(before[0], st.arrays["users"][nums]) and all(
+            np.array_equal(h, st.history(int(u))[0]) for h, u in zip(before[1], nums.tolist(), strict=True)
+        )
+        plain = plain if same else None
+    return _Chunk(rec, st, list(map(str, users)), list(map(str, items)), k, lang).run(plain)
+
+
+class _Chunk:
+    """One chunk's rows (see the module docstring). Arrays named per row are indexed by the row's position."""
+
+    def __init__(
+        self, rec: Recommender, st: ModelState, users: list[str], items: list[str], k: int, lang: str | None
+    ) -> None:
+        self.rec, self.st, self.users, self.items, self.k, self.lang = rec, st, users, items, k, lang
+        self.m: Messages = messages(lang)
+        self.verb = self.m.verb(st.config.explain.interaction_verb)
+        n = len(users)
+        self.u = _numbers(st, "user", users)
+        self.i = _numbers(st, "item", items)
+        if n and len(st.arrays["user_struct"]) == 0:
+            st.attribution(int(self.u[0]), int(self.i[0]))  # the per-row error: a model built from vectors alone
+        self.sentences: list[str] = [""] * n
+        self.paths: list[str | None] = [None] * n
+        #: rows the per-row code answers whole (an item the user has, no path at all)
+        self.per_row = np.zeros(n, dtype=bool)
+        #: rows whose paths are scored one by one, exactly as the per-row code scores them (score_columns)
+        self.exact = np.zeros(n, dtype=bool)
+        self.anchor_lists: list[np.ndarray | None] = [None] * n
+        self.beyond = np.zeros(n, dtype=bool)  # rank > k
+        self.score = np.zeros(n)
+        # per row, from its user's matrices (explain_bounds.UserParts)
+        self.every = np.zeros(n, dtype=bool)  # anchors: the whole history
+        self.col = np.zeros(n, dtype=np.int64)
+        self.rest = np.zeros(n)
+        self.rest_err = np.zeros(n)
+        self.co = {name: np.zeros(n) for name in ("sum", "err", "top")}
+        self.co_any = np.zeros(n, dtype=bool)
+        self.cooc_seg = np.zeros((n, 2), dtype=np.int64)  # [start, end) into the co-occurrence candidates
+        self.hist: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}
+        self.mean_w = np.ones(n)
+        # every user's strength matrix (h x m, row-major) flattened: row r's entry for history place j is at
+        # base[r] + j * width[r] + col[r]
+        self.s_parts: list[np.ndarray] = []
+        self.e_parts: list[np.ndarray] = []
+        self.base = np.zeros(n, dtype=np.int64)
+        self.width = np.ones(n, dtype=np.int64)
+        self.flat = 0
+        self.rendered: dict[tuple[PathRow, str, bool], tuple[str, str, str]] = {}
+        #: rows sent to the per-row code, by reason (a row may count under several)
+        self.why: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ the chunk
+    def run(self, plain: tuple[ModelState, np.ndarray, TopK] | None) -> Explained:
+        st, n = self.st, len(self.users)
+        if n == 0:
+            return Explained([], [], 0, 0)
+        order = np.argsort(self.u, kind="stable")
+        self.groups = np.split(order, np.flatnonzero(np.diff(self.u[order])) + 1)
+        for g in self.groups:
+            u = int(self.u[g[0]])
+            hist, hist_w = st.history(u)
+            weights = anchor_weights(st, u, hist_w)
+            self.hist[u] = (hist, hist_w, weights, float(weights.mean()) if len(weights) else 1.0)
+            self.mean_w[g] = self.hist[u][3]
+            self.per_row[g[np.isin(self.i[g], hist)]] = True  # an item the user has: the per-row message
+        self.beyond = self._beyond(plain)
+        self.score = np.array([st.score(int(u), int(i)) for u, i in zip(self.u, self.i, strict=True)])
+        arrays = self._arrays()
+        cv = self.cv = ChunkVectors(st, arrays)
+        item_code = cv.item_code
+        me = self.me = arrays.user_codes(self.users)
+        self.code_item = np.full(len(arrays.ids["items"]), -1, dtype=np.int64)  # index code -> item number
+        self.code_item[item_code[item_code >= 0]] = np.flatnonzero(item_code >= 0)
+        cooc_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        offset = 0
+        for g in self.groups:
+            g = g[~self.per_row[g]]
+            if not len(g):
+                continue
+            u = int(self.u[g[0]])
+            hist, _, weights, _ = self.hist[u]
+            p = user_parts(cv, u, hist, weights, self.i[g], int(me[g[0]]))
+            offset = self._user_rows(g, p, item_code[hist], cooc_parts, offset)
+        cols = list(zip(*cooc_parts, strict=True)) if cooc_parts else [(np.empty(0),)] * 3
+        self.cooc_val, self.cooc_err = np.concatenate(cols[0]), np.concatenate(cols[1])
+        self.cooc_item = np.concatenate(cols[2]).astype(np.int64)
+        self.s_flat = np.concatenate(self.s_parts) if self.s_parts else np.empty(0)
+        self.e_flat = np.concatenate(self.e_parts) if self.e_parts else np.empty(0)
+        self._index_history()
+        self.wait = np.zeros(n, dtype=bool)
+        live = np.flatnonzero(~self.per_row & ~self.exact)
+        anchors = Anchors.of([self.anchor_lists[r] for r in live])
+        table = arrays.table(me[live], item_code[self.i[live]], anchors, DESCRIBING)
+        again = (np.diff(table.ptr) == 0) & ~self.co_any[live] & self._second_search(live)
+        self.exact[live[again]] = True  # the per-row code's second search (whole history): rare, scored one by one
+        self._decide(table, live, ~again)
+        waiting = np.flatnonzero(self.wait)
+        if len(waiting):  # rows whose collaborative paths may be on top: with those paths listed
+            anchors = Anchors.of([self.anchor_lists[r] for r in waiting])
+            users, items = me[waiting], item_code[self.i[waiting]]
+            both = PathTable.concat(
+                arrays.table(users, items, anchors, DESCRIBING), arrays.table(users, items, anchors, ("user",))
+            )
+            self._decide(both, waiting, np.ones(len(waiting), dtype=bool), listed=True)
+        self._score_exactly(arrays, item_code, me, np.flatnonzero(self.exact & ~self.per_row))
+        self._answer_per_row(arrays)
+        done = int(self.per_row.sum())
+        log.debug(
+            "explained %d rows: %d scored one by one, %d by the per-row code (%s)",
+            n,
+            int(self.exact.sum()),
+            done,
+            self.why,
+        )
+        return Explained(self.sentences, self.paths, int((self.exact & ~self.per_row).sum()), done)
+
+    def _second_search(self, rows: np.ndarray) -> np.ndarray:
+        """Rows that search the whole history when their anchors give no path (the per-row code's second search)."""
+        n_anchor = self.st.config.explain.anchors
+        long = np.array([len(self.hist[int(self.u[r])][0]) > n_anchor for r in rows.tolist()], dtype=bool)
+        return ~self.every[rows] & long
+
+    def _index_history(self) -> None:
+        """Sorted keys ``slot(user) * width + item number`` of every history entry, with their history places."""
+        self.key_width = len(self.st.vocabs.item) + 1
+        self.slot = np.zeros(len(self.u), dtype=np.int64)
+        keys, places = [], []
+        for n, g in enumerate(self.groups):
+            self.slot[g] = n
+            hist = self.hist[int(self.u[g[0]])][0]
+            keys.append(n * self.key_width + hist.astype(np.int64))
+            places.append(np.arange(len(hist), dtype=np.int64))
+        k, p = np.concatenate(keys), np.concatenate(places)
+        order = np.argsort(k, kind="stable")
+        self.hist_keys, self.hist_pos = k[order], p[order]
+
+    def _arrays(self) -> PathArrays:
+        """The path index of this chunk: the data the per-row finder reads (:meth:`Recommender.path_finder`)."""
+        from kgrec.graph.neo4j_store import Neo4jStore
+
+        store = self.rec.store
+        if store is None:
+            return path_arrays(self.rec.dataset())
+        if isinstance(store, Neo4jStore):
+            from kgrec.graph.neo4j_paths import neighbourhood
+
+            return PathArrays(neighbourhood(store, list(dict.fromkeys(self.users)), list(dict.fromkeys(self.items))))
+        return path_arrays(store.dataset())
+
+    def _beyond(self, plain: tuple[ModelState, np.ndarray, TopK] | None) -> np.ndarray:
+        """Whether each row's item ranks beyond ``k`` (:meth:`ModelState.rank`): from a top list of the catalogue
+        where the bound on its scores settles it, else from the user's scores as :meth:`ModelState.rank` computes
+        them. A float32 dot product summed in two orders differs by at most ``2 γ_d Σ|u_k i_k|``."""
+        st, k = self.st, self.k
+        users = np.array([int(self.u[g[0]]) for g in self.groups], dtype=np.int64)
+        top = None
+        if plain is not None and plain[2].items.shape[1] > k:
+            pos = {int(x): r for r, x in enumerate(plain[1].tolist())}
+            if all(int(x) in pos for x in users.tolist()):
+                sel = np.array([pos[int(x)] for x in users.tolist()], dtype=np.int64)
+                top = TopK(plain[2].scores[sel], plain[2].items[sel])
+        if top is None:
+            top = st.topk(users, k + RANK_SPARE, seen=[self.hist[int(x)][0] for x in users.tolist()])
+        f_u, f_i = st.arrays["users"], st.arrays["items"]
+        eps = 2.02 * gamma(f_i.shape[1], U32)
+        a_i = np.abs(f_i)
+        n_i = np.linalg.norm(f_i, axis=1).astype(np.float64)
+        col_max = a_i.max(0).astype(np.float64)
+        out = np.zeros(len(self.u), dtype=bool)
+        for r, (u, g) in enumerate(zip(users.tolist(), self.groups, strict=True)):
+            valid = top.valid[r]
+            its, sc = top.items[r][valid], top.scores[r][valid].astype(np.float64)
+            if len(its) <= k:  # at most k items left for the user: every one ranks within k
+                continue
+            au = np.abs(f_u[u]).astype(np.float64)
+            bound_all = eps * min(float(np.linalg.norm(f_u[u])) * float(n_i.max()), float(au @ col_max))
+            # the rows' items: their scores and bounds (those not in the list: computed here)
+            rows_i = self.i[g]
+            s_row = (f_i[rows_i] @ f_u[u]).astype(np.float64)
+            e_row = eps * (a_i[rows_i] @ au)
+            s_list, e_list = sc, eps * (a_i[its] @ au)
+            lo_row, hi_row = s_row - e_row, s_row + e_row
+            # items certainly ahead of a row's item, and items that may be ahead (the list's, then the rest)
+            ahead = ((s_list - e_list)[None, :] > hi_row[:, None]).sum(1)
+            maybe = ((s_list + e_list)[None, :] >= lo_row[:, None]) & (its[None, :] != rows_i[:, None])
+            rest_may = float(sc[-1]) + bound_all >= lo_row
+            inside = (maybe.sum(1) <= k - 1) & ~rest_may
+            beyond = ahead >= k
+            out[g] = beyond
+            unsure = ~inside & ~beyond
+            if unsure.any():
+                with _no_grad():
+                    s = (st.users_t[u : u + 1] @ st.items_t.T)[0]
+                out[g[unsure]] = [rank_in(s, int(i), self.hist[u][0]) > k for i in rows_i[unsure].tolist()]
+        return out
+
+    # ------------------------------------------------------------------ per user
+    def _user_rows(
+        self,
+        g: np.ndarray,
+        p: UserParts,
+        hist_codes: np.ndarray,
+        cooc_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        offset: int,
+    ) -> int:
+        """Each row's anchors, co-occurrence rest and collaborative sums, from its user's matrices."""
+        u = int(self.u[g[0]])
+        hist = self.hist[u][0]
+        m = len(g)
+        self.col[g] = np.arange(m)
+        self.base[g], self.width[g] = self.flat, m
+        self.s_parts.append(p.strength.ravel())
+        self.e_parts.append(p.strength_err.ravel())
+        self.flat += p.strength.size
+        bad = p.unsure.copy()
+        mask = np.ones((len(hist), m), dtype=bool) if p.anchors is None else p.anchors
+        self.every[g] = p.anchors is None
+        if p.anchors is not None:
+            for c, r in enumerate(g.tolist()):
+                self.anchor_lists[r] = hist_codes[mask[:, c]]
+        s, e = p.strength, p.strength_err
+        raw = s * p.co_sum
+        raw_err = e * (p.co_sum + p.co_sum_err) + s * p.co_sum_err
+        top = (s + e) * p.co_max[:, None]
+        has = p.co_count > 0
+        self.co["sum"][g], self.co["err"][g] = (raw * mask).sum(0), (raw_err * mask).sum(0)
+        self.co["top"][g] = np.where(has & mask, top, 0.0).max(0, initial=0.0)
+        self.co_any[g] = (has & mask).any(0)
+        if p.cooc is not None and p.cooc_err is not None and p.cooc_path is not None:
+            self.rest[g] = self.score[g] - p.cooc.sum(0)
+            self.rest_err[g] = p.cooc_err.sum(0) + 4 * EPS64 * len(hist) * np.abs(p.cooc).sum(0)
+            cc, jj = np.nonzero(p.cooc_path.T)  # by column, then history position
+            counts = np.bincount(cc, minlength=m)
+            start = offset + np.cumsum(counts) - counts
+            self.cooc_seg[g, 0], self.cooc_seg[g, 1] = start, start + counts
+            cooc_parts.append((p.cooc[jj, cc], p.cooc_err[jj, cc], hist[jj].astype(np.float64)))
+            offset += len(cc)
+        self.exact[g[bad]] = True
+        self.why["unsure numbers"] = self.why.get("unsure numbers", 0) + int(bad.sum())
+        return offset
+
+    # ------------------------------------------------------------------ the top path
+    def _decide(self, tab: PathTable, rows: np.ndarray, use: np.ndarray, listed: bool = False) -> None:
+        """The top path of the ``rows`` whose describing paths ``tab`` holds (question q is row ``rows[q]``; only
+        where ``use``): written where the bounds settle it. A row whose collaborative paths may be on top waits for
+        :meth:`_decide` with them ``listed`` in ``tab``; any other doubt sends it to :meth:`_score_exactly`."""
+        st = self.st
+        nq = len(rows)
+        counts = np.diff(tab.ptr)
+        owner = np.repeat(np.arange(nq), counts)
+        r_of = rows[owner]
+        kinds = tab.kind.astype(np.int64)
+        raw, err, spec, anchor, bad = self._describing_scores(tab, r_of, kinds)
+        bad_q = np.bincount(owner[bad], minlength=nq) > 0
+        co_any = np.zeros(nq, dtype=bool) if listed else self.co_any[rows]
+        total = np.bincount(owner, weights=raw, minlength=nq) + (0.0 if listed else self.co["sum"][rows])
+        total_err = np.bincount(owner, weights=err, minlength=nq) + (0.0 if listed else self.co["err"][rows])
+        total_err += 4 * EPS64 * (counts + 1) * total
+        t_lo, t_hi = total - total_err, total + total_err
+        score = self.score[rows]
+        seg = self.cooc_seg[rows]
+        n_cooc = seg[:, 1] - seg[:, 0]
+        has_co = n_cooc > 0
+        others = (counts > 0) | co_any
+        # share of the score: rest * raw / total with co-occurrence paths, else (score > 0) raw itself
+        lo, hi = raw - err, raw + err
+        sh_lo, sh_hi = _share(
+            (self.rest - self.rest_err)[r_of],
+            (self.rest + self.rest_err)[r_of],
+            np.maximum(lo, 0.0),
+            hi,
+            t_lo[owner],
+            t_hi[owner],
+        )
+        co_row = has_co[owner]
+        lo, hi = np.where(co_row, sh_lo, lo), np.where(co_row, sh_hi, hi)
+        rest_hi = (self.rest + self.rest_err)[rows]
+        user_hi = np.where(
+            has_co,
+            np.maximum(rest_hi, 0.0) * self.co["top"][rows] / np.where(t_lo > 0, t_lo, np.inf),
+            self.co["top"][rows],
+        )
+        user_hi = np.where(co_any, user_hi, -np.inf)
+        doubt = bad_q | np.where(has_co, others & (t_lo <= 0), (score <= 0) | (t_lo <= 0))
+        # the best candidate per question: describing rows first (their order), then co-occurrence paths
+        best_d = _seg_max(lo, tab.ptr)
+        c_idx = _ranges(seg[:, 0], n_cooc)
+        c_owner = np.repeat(np.arange(nq), n_cooc)
+        c_lo = self.cooc_val[c_idx] - self.cooc_err[c_idx]
+        c_hi = self.cooc_val[c_idx] + self.cooc_err[c_idx]
+        best_c = _seg_max(c_lo, np.concatenate([[0], np.cumsum(n_cooc)]))
+        best = np.maximum(best_d, best_c)
+        floor = best - SLACK * np.maximum(np.abs(best), 1e-300)
+        d_first = _seg_first(lo >= best[owner], tab.ptr)  # index of the describing winner, -1: none
+        from_d = d_first >= 0
+        c_first = _seg_first(c_lo >= best[c_owner], np.concatenate([[0], np.cumsum(n_cooc)]))
+        # rivals: anything that may reach the winner, except rows equal to it by construction (same anchor, same
+        # specificity: the same number in the per-row code too)
+        w_anchor = np.where(from_d, anchor[np.maximum(d_first, 0)] if len(anchor) else -1, -2)
+        w_spec = np.where(from_d, spec[np.maximum(d_first, 0)] if len(spec) else 0.0, np.nan)
+        w_kind = np.where(from_d, kinds[np.maximum(d_first, 0)] if len(kinds) else -1, -1)
+        twin = np.isin(kinds, ANCHORED) & np.isin(w_kind[owner], ANCHORED) & (anchor == w_anchor[owner])
+        twin &= spec == w_spec[owner]
+        is_best_d = np.zeros(len(lo), dtype=bool)
+        is_best_d[d_first[from_d]] = True
+        rival_d = (hi >= floor[owner]) & ~twin & ~is_best_d
+        is_best_c = np.zeros(len(c_lo), dtype=bool)
+        is_best_c[c_first[~from_d & (c_first >= 0)]] = True
+        rival_c = (c_hi >= floor[c_owner]) & ~is_best_c
+        rivals = np.bincount(owner[rival_d], minlength=nq) + np.bincount(c_owner[rival_c], minlength=nq)
+        wait = co_any & (user_hi >= floor) & ~doubt & (rivals == 0) & np.isfinite(best) & use
+        doubt |= (rivals > 0) | (user_hi >= floor) | ~np.isfinite(best)
+        self.wait[rows[wait]] = True  # decided again with its collaborative paths listed
+        for name, flag in (
+            ("unscorable path", bad_q),
+            ("no path", ~np.isfinite(best)),
+            ("total", t_lo <= 0),
+            ("near tie", rivals > 0),
+            ("user paths", user_hi >= floor),
+        ):
+            self.why[name] = self.why.get(name, 0) + int((flag & use).sum())
+        for q in np.flatnonzero(use & ~wait).tolist():
+            r = int(rows[q])
+            if doubt[q]:
+                self.exact[r] = True
+            elif from_d[q]:
+                self._write(r, tab.row(int(d_first[q])))
+            else:
+                item = st.vocabs.item.id(int(self.cooc_item[c_idx[c_first[q]]]))
+                self._write(r, (COOC, item, "", "", ""))
+
+    def _describing_scores(
+        self, tab: PathTable, r_of: np.ndarray, kinds: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per describing path: its raw score and bound, specificity, anchor (item number; -1 for tag / attribute
+        paths) and whether it cannot be scored here (an id the model does not know: the per-row code raises)."""
+        st = self.st
+        n = len(kinds)
+        raw, err, spec = np.zeros(n), np.zeros(n), np.ones(n)
+        anchor = np.full(n, -1, dtype=np.int64)
+        bad = np.zeros(n, dtype=bool)
+        if not n:
+            return raw, err, spec, anchor, bad
+        for kind, deg_key in ((CATEGORY, "category"), (KEYWORD, "keyword"), (TAG, "keyword"), (ENTITY, "entity")):
+            sel = kinds == kind
+            if sel.any():
+                vias, inv = np.unique(tab.via[sel], return_inverse=True)
+                deg, ids, n_items = st.degrees[deg_key], tab.via_ids(kind), len(st.vocabs.item)
+                vals = [1.0 + math.log((1 + n_items) / (1 + deg.get(str(ids[v]), 0))) for v in vias.tolist()]
+                spec[sel] = np.asarray(vals)[inv]
+        item_num = self.code_item
+        anc = np.isin(kinds, (*ANCHORED, USER_CODE))
+        a = item_num[tab.anchor[anc]]
+        ra = r_of[anc]
+        # the anchor's place in its user's history, and its strength there
+        key = self.slot[ra] * self.key_width + a
+        pos = np.minimum(np.searchsorted(self.hist_keys, key), max(len(self.hist_keys) - 1, 0))
+        hit = (self.hist_keys[pos] == key) if len(self.hist_keys) else np.zeros(len(key), dtype=bool)
+        j = np.where(hit & (a >= 0), self.hist_pos[pos] if len(self.hist_pos) else 0, -1)
+        bad[anc] = j < 0
+        anchor[anc] = a
+        ok = np.flatnonzero(anc)[j >= 0]
+        rr = r_of[ok]
+        flat = self.base[rr] + j[j >= 0] * self.width[rr] + self.col[rr]
+        s_ok, e_ok = self.s_flat[flat], self.e_flat[flat]
+        coll = kinds[ok] == USER_CODE
+        if coll.any():  # collaborative paths: the similarity of the user and the other user is the specificity
+            cv = self.cv
+            vn = cv.user_of_code[tab.via[ok[coll]]]
+            bad[ok[coll][vn < 0]] = True
+            vn, un = np.maximum(vn, 0), self.u[rr[coll]]
+            den = (cv.user_norm[vn] * cv.user_norm[un]).astype(np.float64)
+            bad[ok[coll][(den > 0) & (den < 1e-6)]] = True
+            dots = np.einsum("ij,ij->i", cv.users[vn], cv.users[un]).astype(np.float64)
+            spec[ok[coll]] = np.maximum(dots / np.maximum(den, 1e-12), 0.0)
+        raw[ok], err[ok] = s_ok * spec[ok], e_ok * spec[ok]
+        if coll.any():
+            d_u = cos_bound(self.cv.users.shape[1])
+            err[ok[coll]] = e_ok[coll] * (spec[ok[coll]] + d_u) + s_ok[coll] * d_u
+        node = np.flatnonzero(~anc)
+        if len(node):
+            z = st.arrays["nodes"]
+            offs = st.node_offsets
+            kw = st.vocabs.keyword.numbers(tab.ids["keywords"], missing="none") if len(tab.ids["keywords"]) else None
+            at = (
+                st.vocabs.attribute.numbers(tab.ids["attributes"], missing="none")
+                if len(tab.ids["attributes"])
+                else None
+            )
+            num = np.full(len(node), -1, dtype=np.int64)
+            tag = kinds[node] == TAG
+            if kw is not None:
+                num[tag] = np.where(kw[tab.via[node[tag]]] >= 0, kw[tab.via[node[tag]]] + offs["keyword"], -1)
+            if at is not None:
+                num[~tag] = np.where(at[tab.via[node[~tag]]] >= 0, at[tab.via[node[~tag]]] + offs["attribute"], -1)
+            known = num >= 0
+            bad[node[~known]] = True
+            zi = z[offs["item"] + self.i[r_of[node]]]
+            za = z[np.maximum(num, 0)]
+            den = np.linalg.norm(za, axis=1).astype(np.float64) * np.linalg.norm(zi, axis=1).astype(np.float64)
+            bad[node[(den > 0) & (den < 1e-6)]] = True
+            cos = np.einsum("ij,ij->i", za, zi).astype(np.float64) / np.maximum(den, 1e-12)
+            mean_w = self.mean_w[r_of[node]]
+            raw[node] = mean_w * np.maximum(cos, 0.0) * spec[node]
+            err[node] = mean_w * cos_bound(z.shape[1]) * spec[node]
+        return raw, err, spec, anchor, bad
+
+    # ------------------------------------------------------------------ answers
+    def _write(self, r: int, row: PathRow) -> None:
+        """Row ``r``'s sentence and path JSON for its top path ``row`` (the same path of the same item reads the same
+        for every user but for the user node, so its wording is made once)."""
+        key = (row, self.items[r], bool(self.beyond[r]))
+        got = self.rendered.get(key)
+        if got is None:
+            p = render_path(self.st, self.users[r], self.items[r], row, 0.0, self.verb, self.m)
+            text = staff_sentence(p, self.verb, self.m, recommended=False) if self.beyond[r] else p.sentence
+            tail = "".join(f", [{_js(n.type)}, {_js(n.id)}]" for n in p.nodes[1:])
+            got = self.rendered[key] = (text, f"[[{_js(p.nodes[0].type)}, ", tail + "]")
+        text, head, tail = got
+        self.sentences[r] = text
+        self.paths[r] = head + _js(self.users[r]) + "]" + tail
+
+    def _score_exactly(self, arrays: PathArrays, item_code: np.ndarray, me: np.ndarray, rows: np.ndarray) -> None:
+        """Rows the bounds left: every candidate path listed (the index's, with the same anchors and second search
+        as the per-row code, then the co-occurrence paths) and scored by :func:`score_columns`, the per-row code's
+        scoring itself."""
+        if not len(rows):
+            return
+        st = self.st
+        anchors = Anchors.of([self.anchor_lists[r] for r in rows])
+        users, items = me[rows], item_code[self.i[rows]]
+        first = (arrays.table(users, items, anchors, DESCRIBING), arrays.table(users, items, anchors, ("user",)))
+        found = np.diff(first[0].ptr) + np.diff(first[1].ptr)
+        again = (found == 0) & self._second_search(rows)
+        second = (
+            arrays.table(users[again], items[again], None, DESCRIBING),
+            arrays.table(users[again], items[again], None, ("user",)),
+        )
+        where2 = np.cumsum(again) - 1
+        for q, r in enumerate(rows.tolist()):
+            tabs, tq = (second, int(where2[q])) if again[q] else (first, q)
+            u, i = int(self.u[r]), int(self.i[r])
+            hist, _, weights, _ = self.hist[u]
+            segs = [(t, int(t.ptr[tq]), int(t.ptr[tq + 1])) for t in tabs]
+            cooc = self._cooc_paths(i, hist)
+            if sum(b - a for _, a, b in segs) == 0 and not cooc:
+                self.per_row[r] = True  # no path: the per-row message
+                continue
+            cols = self._columns(segs, cooc)
+            scores = score_columns(st, u, i, hist, weights, cols, float(self.score[r]))
+            best = int(np.lexsort((np.arange(len(scores)), -scores))[0])
+            for t, a, b in segs:
+                if best < b - a:
+                    self._write(r, t.row(a + best))
+                    break
+                best -= b - a
+            else:
+                self._write(r, cooc[best])
+
+    def _cooc_paths(self, i: int, hist: np.ndarray) -> list[PathRow]:
+        """The co-occurrence paths of item number ``i`` for a user with history ``hist``, as
+        :func:`kgrec.fusion.explain.candidate_paths` lists them."""
+        st = self.st
+        if not (st.cooc_alpha and len(hist)):
+            return []
+        contrib = st.cooc_contributions(i, hist)
+        ids = st.vocabs.item.ids[hist]
+        real = co_interacted(self.cv, i, hist)
+        return [(COOC, str(ids[r]), "", "", "") for r in np.lexsort((hist, -contrib)) if contrib[r] != 0 and real[r]]
+
+    def _columns(self, segs: list[tuple[PathTable, int, int]], cooc: list[PathRow]) -> PathColumns:
+        """One row's candidate paths as :class:`PathColumns`: the index's rows (in order), then the co-occurrence
+        paths; the vias' numbers from the index's codes (looked up again, raising as the per-row code, when the
+        model does not know one)."""
+        st, cv = self.st, self.cv
+        kinds, anchors, vias, nums = [], [], [], []
+        for t, a, b in segs:
+            k = t.kind[a:b].astype(np.int64)
+            kinds.append(KIND_OF_CODE[k])
+            anc = t.anchor[a:b]
+            anchors.append(np.where(anc >= 0, t.ids["items"][np.maximum(anc, 0)], "").astype(object))
+            via, v_id, v_num = t.via[a:b], np.empty(b - a, dtype=object), np.full(b - a, -1, dtype=np.int64)
+            for code in np.unique(k).tolist():
+                sel = k == code
+                v_id[sel] = t.via_ids(code)[via[sel]]
+                if code == USER_CODE:
+                    v_num[sel] = cv.user_of_code[via[sel]]
+                elif code == TAG:
+                    v_num[sel] = st.vocabs.keyword.numbers(v_id[sel], missing="none")
+                elif code == ATTRIBUTE:
+                    v_num[sel] = st.vocabs.attribute.numbers(v_id[sel], missing="none")
+            vias.append(v_id)
+            nums.append(v_num)
+        n_c = len(cooc)
+        kinds.append(np.full(n_c, KIND_INDEX[COOC], dtype=np.int64))
+        anchors.append(np.array([c[1] for c in cooc], dtype=object))
+        vias.append(np.full(n_c, "", dtype=object))
+        nums.append(np.full(n_c, -1, dtype=np.int64))
+        kind, via_num = np.concatenate(kinds), np.concatenate(nums)
+        cols = PathColumns(kind, np.concatenate(anchors), np.concatenate(vias), via_num)
+        looked = np.isin(kind, [KIND_INDEX[x] for x in ("user", "tag", "attribute")])
+        if (via_num[looked] < 0).any():
+            return PathColumns(cols.kind, cols.anchor, cols.via)
+        return cols
+
+    def _answer_per_row(self, arrays: PathArrays) -> None:
+        """The per-row code, whole, for the rows left: an item the user has, or no path at all."""
+        st = self.st
+        find = self.rec.path_finder() if self._neo4j() else _finder(arrays)
+        for r in np.flatnonzero(self.per_row).tolist():
+            user, item, u, i = self.users[r], self.items[r], int(self.u[r]), int(self.i[r])
+            hist, hist_w, _, _ = self.hist[u]
+            e = explain(st, find, user, item, u, i, hist, hist_w, top=1, k=self.k, lang=self.lang)
+            self.sentences[r] = e.headline()
+            self.paths[r] = (
+                json.dumps([[n.type, n.id] for n in e.paths[0].nodes], ensure_ascii=False) if e.paths else None
+            )
+
+    def _neo4j(self) -> bool:
+        from kgrec.graph.neo4j_store import Neo4jStore
+
+        return isinstance(self.rec.store, Neo4jStore)
+
+
+def _finder(arrays: PathArrays) -> Callable[[str, str, list[str] | None], list[PathRow]]:
+    """A per-row path finder over ``arrays`` (the rows :class:`~kgrec.graph.paths.PathIndex` gives for the same data)."""
+
+    def find(user: str, item: str, anchors: list[str] | None) -> list[PathRow]:
+        a = None if anchors is None else Anchors.of([arrays.item_codes(anchors)])
+        return arrays.table(arrays.user_codes([user]), arrays.item_codes([item]), a).rows(0)
+
+    return find
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _js(text: str) -> str:
+    """``json.dumps(text, ensure_ascii=False)`` (the path column's encoding of one string), remembered."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _share(
+    rest_lo: np.ndarray, rest_hi: np.ndarray, raw_lo: np.ndarray, raw_hi: np.ndarray, t_lo: np.ndarray, t_hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of ``rest * raw / total`` over the intervals (``raw >= 0``; where ``total`` may be 0: unbounded)."""
+    a = np.minimum(rest_lo * raw_lo, rest_lo * raw_hi)
+    b = np.maximum(rest_hi * raw_lo, rest_hi * raw_hi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = np.where(a >= 0, a / t_hi, a / t_lo)
+        hi = np.where(b >= 0, b / t_lo, b / t_hi)
+    ok = t_lo > 0
+    return np.where(ok, lo, -np.inf), np.where(ok, hi, np.inf)
+
+
+def _seg_max(x: np.ndarray, ptr: np.ndarray) -> np.ndarray:
+    """Maximum of each segment ``x[ptr[q]:ptr[q + 1]]`` (-inf for an empty one)."""
+    out = np.full(len(ptr) - 1, -np.inf)
+    full = np.flatnonzero(np.diff(ptr) > 0)
+    if len(full):
+        out[full] = np.maximum.reduceat(x, ptr[full])
+    return out
+
+
+def _seg_first(flag: np.ndarray, ptr: np.ndarray) -> np.ndarray:
+    """Index of the first true ``flag`` in each segment (-1: none)."""
+    idx = np.where(flag, np.arange(len(flag)), len(flag))
+    out = np.full(len(ptr) - 1, -1, dtype=np.int64)
+    full = np.flatnonzero(np.diff(ptr) > 0)
+    if len(full):
+        first = np.minimum.reduceat(idx, ptr[full])
+        out[full] = np.where(first < len(flag), first, -1)
+    return out
+
+
+def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(start[q], start[q] + count[q])``."""
+    total = int(count.sum())
+    return np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(count) - count - start, count)
+
+
+def _numbers(st: ModelState, kind: str, ids: list[str]) -> np.ndarray:
+    """Numbers of ``ids``; an unknown one raises what the per-row code raises for it."""
+    vocab = st.vocabs.user if kind == "user" else st.vocabs.item
+    nums = vocab.numbers(ids, missing="none") if ids else np.empty(0, dtype=np.int64)
+    bad = np.flatnonzero(nums < 0)
+    if len(bad):
+        (st.user_number if kind == "user" else st.item_number)(ids[int(bad[0])])
+    return nums
+
+
+def _no_grad() -> torch.no_grad:
+    import torch
+
+    return torch.no_grad()

@@ -1,0 +1,207 @@
+"""Issue 15: ``kgrec export --explain`` explains a chunk at once (kgrec.fusion.explain_batch), and every row's
+sentence and path are exactly what ``rec.explain(user, item, top=1)`` gives for it: on the embedded store and on
+Neo4j, for plain, restricted and re-ranked lists, rows ranked past 10 (worded as links), and a live store that took
+events after training.
+
+The model has every path kind in play: categories, keywords, facts, tags, other users, user attributes, and the
+co-occurrence part (forced on), so its co-occurrence paths compete with the shares of the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kgrec import Recommender
+from kgrec.fusion.config import RecommenderConfig
+from kgrec.fusion.explain_batch import explain_rows
+from kgrec.fusion.export import export
+from kgrec.fusion.rerank import note
+from kgrec.graph import GraphStore, open_store
+from kgrec.graph.neo4j_paths import neighbourhood
+from kgrec.graph.path_table import Anchors, PathArrays, PathTable
+from kgrec.graph.paths import PathIndex
+from kgrec.loaders import SyntheticConfig, batch_from_frames, synthetic
+from kgrec.loaders import schema as S
+from kgrec.loaders.schema import Dataset
+
+URI = os.environ.get("KGREC_TEST_NEO4J_URI", "bolt://127.0.0.1:7687")
+BACKENDS = ["embedded", pytest.param("neo4j", marks=pytest.mark.neo4j)]
+
+
+@pytest.fixture(scope="module")
+def world() -> Dataset:
+    return synthetic(SyntheticConfig(users=90, items=140, communities=4, seed=5, user_attributes=True))
+
+
+@pytest.fixture(scope="module")
+def fitted(world: Dataset) -> Recommender:
+    """A small model fitted on the data set (no store), the co-occurrence part forced on (one weight to choose)."""
+    cfg = RecommenderConfig.model_validate(
+        {
+            "model": {"dim": 16, "cooc_rank": 24, "cooc_weights": [1.0], "cooc_l2": [10.0]},
+            "train": {"epochs": 8, "batch_size": 256, "patience": 3, "seed": 0, "threads": 1},
+        }
+    )
+    rec = Recommender(cfg).fit(world, progress=False)
+    assert rec.state.cooc_alpha > 0
+    return rec
+
+
+@pytest.fixture(scope="module")
+def saved(fitted: Recommender, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fitted.save(tmp_path_factory.mktemp("explain-batch") / "model")
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path, world: Dataset) -> Iterator[GraphStore]:
+    """The data in a store of each backend (Neo4j: the test database, left empty afterwards)."""
+    st = open_store(tmp_path / "store" if request.param == "embedded" else URI)
+    st.wipe()
+    st.ingest(world)
+    yield st
+    st.wipe()
+    st.close()
+
+
+def per_row(rec: Recommender, users: list[str], items: list[str], notes: list[str | None] | None = None):  # noqa: ANN201
+    """What the export wrote before: ``rec.explain(user, item, top=1)`` row by row."""
+    sentences, paths = [], []
+    for n, (u, i) in enumerate(zip(users, items, strict=True)):
+        e = rec.explain(u, i, top=1)
+        why = notes[n] if notes else None
+        sentences.append(e.headline() + (f" ({why})" if why else ""))
+        paths.append(json.dumps([[x.type, x.id] for x in e.paths[0].nodes], ensure_ascii=False) if e.paths else None)
+    return sentences, paths
+
+
+def exported(rec: Recommender, out: Path, k: int, **kw: object) -> pd.DataFrame:
+    export(rec, out, k, explain=True, chunk_size=16, progress=False, **kw)  # several chunks
+    return pd.read_parquet(out)
+
+
+def assert_same(df: pd.DataFrame, want: tuple[list[str], list[str | None]]) -> None:
+    sentences, paths = want
+    got_paths = [None if p is None or (isinstance(p, float) and np.isnan(p)) else p for p in df["path"].tolist()]
+    assert df["explanation"].tolist() == sentences
+    assert got_paths == paths
+
+
+def test_path_arrays_list_the_rows_the_path_index_lists(world: Dataset) -> None:
+    """Every kind, with anchors, without, with unknown anchors, ids the data lacks, and an item the user has."""
+    index, arrays = PathIndex(world), PathArrays(world)
+    rng = np.random.default_rng(0)
+    users, items = arrays.ids["users"], arrays.ids["items"]
+    asks: list[tuple[str, str, list[str] | None]] = []
+    for n in range(400):
+        u, i = str(rng.choice(users)), str(rng.choice(items))
+        hist = sorted(index.history.get(u, set()))
+        anchors = None if n % 3 == 0 else [*rng.choice(hist, min(len(hist), 5), replace=False).tolist(), "nope"]
+        if n % 7 == 0 and hist:
+            i = hist[0]
+        asks.append((u, i, anchors))
+    asks += [("nobody", str(items[0]), None), (str(users[0]), "no-item", None)]
+    table = arrays.table(
+        arrays.user_codes([a[0] for a in asks]),
+        arrays.item_codes([a[1] for a in asks]),
+        Anchors.of([None if a[2] is None else arrays.item_codes(a[2]) for a in asks]),
+    )
+    kinds = set()
+    for q, (u, i, anchors) in enumerate(asks):
+        want = index.paths(u, i, anchors)
+        assert table.rows(q) == want, (u, i, anchors)
+        kinds |= {r[0] for r in want}
+    assert kinds == {"category", "keyword", "tag", "entity", "user", "attribute"}
+    # tables from a store's answers read back the same rows
+    assert PathTable.from_rows([table.rows(q) for q in range(20)]).rows(7) == table.rows(7)
+
+
+@pytest.mark.neo4j
+def test_a_neo4j_neighbourhood_lists_the_rows_the_server_finds(world: Dataset) -> None:
+    st = open_store(URI)
+    try:
+        st.wipe()
+        st.ingest(world)
+        users = sorted(world.interactions[S.USER].unique().tolist())[:25]
+        items = sorted(world.items[S.ITEM].tolist())[::7]
+        arrays = PathArrays(neighbourhood(st, users, items))
+        asks = [(u, i) for u in users for i in items]
+        table = arrays.table(arrays.user_codes([a[0] for a in asks]), arrays.item_codes([a[1] for a in asks]))
+        for q, (u, i) in enumerate(asks):
+            assert table.rows(q) == st.path_rows(u, i), (u, i)
+    finally:
+        st.wipe()
+        st.close()
+
+
+@pytest.mark.slow
+def test_exported_explanations_are_the_per_row_ones(store: GraphStore, saved: Path, tmp_path: Path) -> None:
+    """k = 14: rows past the 10th read as links ("... but that is not enough"); several chunks."""
+    rec = Recommender.load(saved, store=store)
+    users = rec.vocabs.user.to_list()[:: 3 if store.location.startswith("bolt") else 1]
+    df = exported(rec, tmp_path / "recs.parquet", 14, users=users)
+    assert df["explanation"].str.contains("not enough").any() and df["path"].notna().all()
+    assert_same(df, per_row(rec, df["user"].tolist(), df["item"].tolist()))
+
+
+@pytest.mark.slow
+def test_restricted_and_reranked_lists_keep_the_per_row_explanations(
+    saved: Path, world: Dataset, tmp_path: Path
+) -> None:
+    st = open_store(tmp_path / "store")
+    st.ingest(world)
+    rec = Recommender.load(saved, store=st)
+    users = rec.vocabs.user.to_list()[:40]
+    items = rec.vocabs.item.to_list()
+    stock, banned = items[::2], items[1:12:2]
+    df = exported(rec, tmp_path / "stock.parquet", 12, users=users, items=stock, exclude=banned)
+    assert set(df["item"]) <= set(stock)
+    assert_same(df, per_row(rec, df["user"].tolist(), df["item"].tolist()))
+    # re-ranked: the promoted items' sentences end with the re-ranker's note
+    df = exported(rec, tmp_path / "mmr.parquet", 12, users=users, diversity=0.7, long_tail=0.2)
+    ref = rec.recommend(users, 12, diversity=0.7, long_tail=0.2)
+    assert ref["item"].tolist() == df["item"].tolist() and ref["promoted"].any()
+    notes = [note(bool(p), 0.7, 0.2) for p in ref["promoted"].tolist()]
+    assert_same(df, per_row(rec, df["user"].tolist(), df["item"].tolist(), notes))
+
+
+@pytest.mark.slow
+def test_a_live_store_is_explained_as_the_per_row_code_explains_it(
+    store: GraphStore, saved: Path, world: Dataset, tmp_path: Path
+) -> None:
+    """Events after training: users' new items are seen and can anchor paths, a user and an item new since
+    training are explained too."""
+    rec = Recommender.load(saved, store=store)
+    users = rec.vocabs.user.to_list()[:12]
+    top = rec.recommend(users, 3)
+    t = int(world.interactions[S.TIMESTAMP].max()) + 60
+    known = rec.vocabs.item.to_list()
+    rows = [(u, i, t + n) for n, (u, i) in enumerate(zip(top["user"], top["item"], strict=True))]
+    rows += [("newcomer", known[n], t + 100 + n) for n in range(5)] + [("newcomer", "fresh-item", t + 200)]
+    fresh = pd.DataFrame({"item": ["fresh-item"], "title": ["A fresh thing"], "description": ["new"]})
+    store.append(batch_from_frames(pd.DataFrame(rows, columns=["user", "item", "timestamp"]), fresh, known_items=known))
+    df = exported(rec, tmp_path / "live.parquet", 11, users=[*users, "newcomer"])
+    assert "newcomer" in set(df["user"])
+    assert not set(zip(df["user"], df["item"], strict=True)) & {(u, i) for u, i, _ in rows}  # new events are seen
+    assert_same(df, per_row(rec, df["user"].tolist(), df["item"].tolist()))
+
+
+@pytest.mark.slow
+def test_without_a_store_and_in_another_language(fitted: Recommender) -> None:
+    """A model fitted on a data set (no store: the in-memory index of its data), sentences in Chinese."""
+    rec = fitted
+    users = rec.vocabs.user.to_list()[:30]
+    top = rec.recommend(users, 12)
+    got = explain_rows(rec, top["user"].tolist(), top["item"].tolist(), lang="zh")
+    want_s, want_p = [], []
+    for u, i in zip(top["user"], top["item"], strict=True):
+        e = rec.explain(u, i, top=1, lang="zh")
+        want_s.append(e.headline())
+        want_p.append(json.dumps([[x.type, x.id] for x in e.paths[0].nodes], ensure_ascii=False) if e.paths else None)
+    assert got.sentences == want_s and got.paths == want_p
