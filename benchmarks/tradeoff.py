@@ -256,15 +256,15 @@ def report_text(result: dict[str, Any]) -> str:
                      f"{pool_size(K, 10**9, 0.5, 0.5)}; NDCG@20 on validation):\n\n" + markdown(fmt_sweep(val)))
         d = choose(val)
         gain = f"{d['best_ndcg'] - d['plain_ndcg']:+.4f} ({(d['best_ndcg'] / d['plain_ndcg'] - 1) * 100:+.1f}%)"
-        def name(lam: float, b: float, by: str) -> str:
+        def setting(lam: float, b: float, by: str) -> str:
             return f"λ={lam:g}" + (f" by {by}" if lam > 0 and by != "vectors" else "") + f", β={b:g}"
 
-        best = name(d["best_diversity"], d["best_long_tail"], d.get("best_by", "vectors"))
+        best = setting(d["best_diversity"], d["best_long_tail"], d.get("best_by", "vectors"))
         above = val[((val["diversity"] > 0) | (val["long_tail"] > 0)) & (val[f"ndcg@{K}"] >= d["plain_ndcg"])]
-        up = [f"{name(lam, b, by)} ({n - d['plain_ndcg']:+.4f})"
+        up = [f"{setting(lam, b, by)} ({n - d['plain_ndcg']:+.4f})"
               for lam, b, by, n in zip(above["diversity"], above["long_tail"], _by(above), above[f"ndcg@{K}"],
                                        strict=True)
-              if name(lam, b, by) != best]
+              if setting(lam, b, by) != best]
         if d["off"]:
             parts.append(f"**Default: off** (`diversity=0`, `long_tail=0`). The best setting on validation, {best}, changes "
                          f"NDCG@20 by {gain} against the plain list's {d['plain_ndcg']:.4f}: less than the {d['margin']:.0%} "
