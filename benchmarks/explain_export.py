@@ -158,6 +158,7 @@ def main() -> None:
     ap.add_argument("--neo4j", default=None, help="also on this Neo4j server (wiped before and after)")
     ap.add_argument("--neo4j-old-users", type=int, nargs=2, default=[60, 10])
     ap.add_argument("--no-cli", action="store_true")
+    ap.add_argument("--skip-embedded", action="store_true", help="only the Neo4j part (with --neo4j)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     import torch
@@ -176,8 +177,9 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
-        res["embedded"] = backend(rec, args, work)
-        if not args.no_cli:
+        if not args.skip_embedded:
+            res["embedded"] = backend(rec, args, work)
+        if not (args.no_cli or args.skip_embedded):
             plain = [cli(args.store, args.model, 20, False, work) for _ in range(2)]
             explained = [cli(args.store, args.model, 20, True, work) for _ in range(2)]
             res["cli_k20_all_users"] = {
