@@ -16,8 +16,10 @@ This is the data set with **user attributes** (the users file, docs/data-format.
 - users.csv: ``user, age:number, gender:category, occupation:category, region:category``. Age is numeric, so
   kgrec puts it into 5 quantile bands over the file's ages (``NUMERIC_BANDS``). The zip code itself is left out
   (795 distinct codes for 943 users: almost every value would be a node linking one user, no signal to share)
-  and replaced by a coarse ``region``: the first digit of a US zip code (the USPS national area, 0 = the
-  north-east … 9 = the west coast; 56 to 170 users each), ``CA`` for the 18 Canadian postal codes (letters).
+  and replaced by a coarse ``region``: the first digit of a US zip code (the USPS national area, ``zip 0xxxx`` =
+  the north-east … ``zip 9xxxx`` = the west coast; 56 to 170 users each), ``Canada`` for the 18 Canadian postal
+  codes (they start with a letter). The values are written so that an explanation reads ("people who share your
+  region, zip 3xxxx, …").
 
 The data's licence allows research use only and forbids redistribution: the output is never committed.
 """
@@ -63,12 +65,12 @@ def extract_from_git(git_dir: Path, raw: Path, folder: str = "ml-100k") -> None:
 
 
 def region(zip_code: str) -> str:
-    """The coarse region of a ml-100k zip code: the first digit of a 5-digit US code, ``CA`` for a Canadian
-    postal code (it starts with a letter), ``other`` for anything else."""
+    """The coarse region of a ml-100k zip code: ``zip 3xxxx`` (the first digit of a 5-digit US code, its USPS
+    national area), ``Canada`` for a Canadian postal code (it starts with a letter), ``other`` for anything else."""
     z = zip_code.strip()
     if _US_ZIP.match(z):
-        return z[0]
-    return "CA" if z[:1].isalpha() else "other"
+        return f"zip {z[0]}xxxx"
+    return "Canada" if z[:1].isalpha() else "other"
 
 
 def _read(raw: Path, name: str, columns: list[object]) -> pd.DataFrame:
