@@ -184,3 +184,21 @@ def test_a_new_user_is_told_why_in_plain_words(cold_world) -> None:
     assert row["sentence"] == f"Recommended because people who share your occupation, cook, interacted with {rec.title(item)}."
     assert why["users"].is_monotonic_decreasing
     assert rec.explain_new_user(item, attrs, lang="zh")["sentence"].str.startswith("推荐理由：和你").all()
+
+
+def test_a_user_without_any_text_has_a_zero_text_vector(small_config) -> None:
+    # Regression: the text tower mapped an empty text (an all-zero encoding) to its biases, one vector shared by every
+    # user without text, which dominated a cold user's score (ml-100k: below popularity on every seed).
+    f = generate_frames(SyntheticConfig(users=60, items=80, communities=2, interactions_per_user=10, seed=2,
+                                        user_attributes=True))
+    inter, tags, users = f["interactions"], f["tags"], f["users"].copy()
+    users.loc[users["user"].isin(COLD), "profile"] = ""  # attributes only: no behaviour, no profile line
+    ds = from_frames(inter[~inter["user"].isin(COLD)], f["items"], f["triples"], tags[~tags["user"].isin(COLD)],
+                     users=users, name="textless")
+    cfg = small_config.model_copy(update={"train": small_config.train.model_copy(update={"epochs": 2})})
+    state = Recommender(cfg).fit(ds, progress=False)._state
+    cold = state.vocabs.user.numbers(pd.Series(COLD), missing="none")
+    warm = state.vocabs.user.numbers(pd.Series(["u20", "u21"]), missing="none")
+    assert (cold >= 0).all() and (warm >= 0).all()
+    assert np.abs(state.arrays["user_text"][cold]).max() == 0.0
+    assert np.abs(state.arrays["user_text"][warm]).max() > 0.0, "users with behaviour text keep a text vector"

@@ -64,9 +64,9 @@ class NewUsers:
         if not cfg.use_text or not texts:
             return torch.zeros(len(texts), cfg.dim)
         with torch.no_grad():
-            t = self.torch_model().text_tower(torch.from_numpy(self.text_encoder().encode(list(texts), progress=False)))
-        empty = torch.tensor([not x.strip() for x in texts])
-        return torch.where(empty[:, None], torch.zeros_like(t), t)
+            return self.torch_model().text_vectors(
+                torch.from_numpy(self.text_encoder().encode(list(texts), progress=False))
+            )
 
     def long_term(
         self, text: str, nums: np.ndarray, attrs: np.ndarray

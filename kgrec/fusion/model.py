@@ -145,6 +145,14 @@ class FusedModel(nn.Module):
             nn.init.zeros_(g.bias)
         self.recent = RecentInterest(d, cfg.recent_window) if cfg.recent_window > 0 else None
 
+    def text_vectors(self, encodings: torch.Tensor) -> torch.Tensor:
+        """The text tower on ``[n, text_dim]`` encodings, with a zero vector for an all-zero encoding (an empty
+        text: the encoder's vectors are unit length otherwise), not the tower's biases, which would be one
+        vector shared by every user or item without text."""
+        out = self.text_tower(encodings)
+        empty = ~(encodings != 0).any(dim=1, keepdim=True)
+        return out.masked_fill(empty, 0.0)
+
     def gate(self, layer: nn.Linear, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The fusion gate ``g`` of one side (``self.user_gate`` or ``self.item_gate``) for structural
         vectors ``s`` and text vectors ``t``: 1 without text, 0 without structure, 0.5 for ``fusion=mean``."""
@@ -176,8 +184,8 @@ class FusedModel(nn.Module):
             nodes = torch.zeros(self.layout.num_nodes, d)
         us = nodes[self.layout.slice("user")]
         its = nodes[self.layout.slice("item")]
-        ut = self.text_tower(user_text) if self.cfg.use_text else torch.zeros_like(us)
-        it = self.text_tower(item_text) if self.cfg.use_text else torch.zeros_like(its)
+        ut = self.text_vectors(user_text) if self.cfg.use_text else torch.zeros_like(us)
+        it = self.text_vectors(item_text) if self.cfg.use_text else torch.zeros_like(its)
         # a user with no behaviour text has a zero text vector; the gate sees it.
         # An item without interactions (a cold item: no id embedding, no users) is scored from its
         # text alone (gate 0), the content vector that training teaches to rank (content_dropout).
