@@ -428,6 +428,14 @@ def train(
             f"data-parallel on {d['workers']} processes ({d['backend']}, {d['launcher']}, {d['threads_per_worker']} "
             f"thread(s) each): every rank ended with the same weights (sha256 {d['checksums'][0][:12]})"
         )
+    if m.get("towers"):
+        console.print(f"towers: {m['towers']}")
+    if m.get("alternatives"):  # model settings tried on validation (metrics.json: "alternatives")
+        tried = ", ".join(
+            f"{' '.join(f'{k}={v}' for k, v in t['settings'].items()) or 'as configured'}: {t['val_ndcg@20']:.4f}"
+            for t in m["alternatives"]
+        )
+        console.print(f"model settings chosen on validation: {m['model_settings']} (validation ndcg@20 {tried})")
     chosen = m.get("chosen") or {}
     if chosen:  # what fit chose on its validation split (metrics.json: "chosen", every candidate: "selection")
         part = (

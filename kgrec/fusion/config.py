@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveFloat, model_validator
 
@@ -108,6 +108,14 @@ class TrainConfig(ConfigModel):
         description="share of the saved model's best epoch count that `kgrec train --warm-start` trains on (at half "
         "the learning rate, no validation)",
     )
+    alternatives: list[dict[str, Any]] = Field(
+        default_factory=lambda: [{"recent_window": 0}],
+        max_length=8,
+        description="model settings (each a partial `model` section) trained on the internal validation split "
+        "beside the configured ones; the best by validation NDCG@20 is kept (ties: the configured ones) and "
+        "recorded in the model's metrics; [] = the configured settings only. Each costs one more training run on "
+        "the fit part (early stopping bounds it)",
+    )
     seed: int = Field(0, description="random seed")
     threads: int | None = Field(None, ge=1, le=1024, description="torch threads (None = torch's default)")
     workers: int = Field(
@@ -117,6 +125,18 @@ class TrainConfig(ConfigModel):
         description="data-parallel training processes (torch.distributed, gloo on the CPU) that kgrec train starts; "
         "each takes its shard of every step's batch (batch_size per process); threads: cores / workers",
     )
+
+    @model_validator(mode="after")
+    def _alternatives_are_model_settings(self) -> TrainConfig:
+        for n, alt in enumerate(self.alternatives):
+            unknown = sorted(set(alt) - set(ModelConfig.model_fields))
+            if unknown or not alt:
+                raise ValueError(
+                    f"train.alternatives[{n}]: {', '.join(unknown) or 'empty'}: expected model settings "
+                    f"(e.g. {{'recent_window': 0}}); known: {', '.join(sorted(ModelConfig.model_fields))}"
+                )
+            ModelConfig.model_validate({**ModelConfig().model_dump(), **alt})  # each value in its range
+        return self
 
 
 class ExplainConfig(ConfigModel):

@@ -35,6 +35,7 @@ from kgrec.fusion.ties import holdout_newest_groups
 from kgrec.fusion.train import TrainResult, fit_model, warm_fit_model
 from kgrec.fusion.vectors import connector_degrees, tower_arrays
 from kgrec.graph.hetero import Vocabularies
+from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
 
 __all__ = ["encode_items", "finetune_text", "fit_state", "new_model_version", "warm_state"]
@@ -100,6 +101,26 @@ def finetune_text(
     return out, report.to_dict()
 
 
+#: ``metrics["towers"]`` of a model whose data has no text at all
+NO_TEXT = (
+    "structure only: the data has no text (item titles, descriptions, categories, keywords, tags, interaction "
+    "text and user profiles are all empty), so the text tower would only add noise"
+)
+
+
+def has_any_text(ds: Dataset, item_text: torch.Tensor) -> bool:
+    """Whether any item or user has text: an item's encoding (title, description, categories, keywords) is
+    not zero, or an interaction carries text, or a user has tags or a profile line."""
+    if bool((item_text != 0).any()):
+        return True
+    blank = lambda col: col.fillna("").astype(str).str.strip().eq("")  # noqa: E731
+    return bool(
+        (S.TEXT in ds.interactions and not blank(ds.interactions[S.TEXT]).all())
+        or len(ds.tags)
+        or (S.PROFILE in ds.users and not blank(ds.users[S.PROFILE]).all())
+    )
+
+
 def _state(
     ds: Dataset, vocabs: Vocabularies, config: RecommenderConfig, res: TrainResult, metrics: dict[str, Any]
 ) -> ModelState:
@@ -131,7 +152,15 @@ def fit_state(ds: Dataset, config: RecommenderConfig, progress: bool = True) -> 
     vocabs = Vocabularies.from_dataset(ds)
     config, tuned = finetune_text(ds, vocabs, config, progress)
     item_text, encoder, text_model = encode_items(ds, vocabs, config, progress)
+    towers = None
+    if config.model.use_text and config.model.use_structure and not has_any_text(ds, item_text):
+        towers = NO_TEXT
+        log.info("the data has no text: training the graph tower alone (model.use_text off for this model)")
+        config = config.model_copy(update={"model": config.model.model_copy(update={"use_text": False})})
     res = fit_model(ds, vocabs, config, item_text, encoder, progress)
+    if towers is not None:
+        res.metrics["towers"] = towers
+    config = res.config or config  # with the model settings fit chose on validation
     lineage = {"fit_on": ds.fingerprint(), "warm_starts": []}
     metrics = {**res.metrics, "fit_seconds": time.perf_counter() - t0, "text_model": text_model, "lineage": lineage}
     if tuned is not None:

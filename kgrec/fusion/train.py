@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,8 @@ class TrainResult:
     towers: Towers
     inputs: GraphInputs
     metrics: dict[str, object]
+    #: the configuration the model was trained with: the one given, with the alternative fit chose (if any)
+    config: RecommenderConfig | None = None
 
 
 def effective_batch_size(n: int, batch_size: int, min_steps: int = 8, floor: int = 64) -> int:
@@ -90,13 +92,15 @@ def _epoch(
     group = world()
     rank, workers = group if group is not None else (0, 1)
     bs = effective_batch_size(-(-n // workers), tc.batch_size)
+    has_text = (item_text != 0).any(dim=1, keepdim=True)
     for b, step_rows in rank_batches(perm, bs, rank, workers):
         towers = model(inp.adj, inp.id_mask, item_text, inp.user_text)
         user_vecs, item_vecs = towers.user_base, towers.items
         p = cfg.model.content_dropout
         if p > 0 and cfg.model.use_text and cfg.model.use_structure:
-            # score a random share of items from their text alone, as cold items are scored
-            drop = torch.from_numpy(rng.random(n_items) < p).unsqueeze(1)
+            # score a random share of items from their text alone, as cold items are scored; an item without
+            # text is never dropped (its text vector is zero: there is nothing to learn to rank it from)
+            drop = torch.from_numpy(rng.random(n_items) < p).unsqueeze(1) & has_text
             item_vecs = torch.where(drop, towers.item_text, item_vecs)
         u = user_vecs[torch.from_numpy(inp.pos_users[b])]
         if model.recent is not None:
@@ -231,6 +235,16 @@ def _train_run(
     return model, inp, history, best_epoch
 
 
+def _tried(settings: dict[str, Any], hist: list[dict[str, float]], best_epoch: int) -> dict[str, Any]:
+    """One candidate's row of ``metrics["alternatives"]``: its settings, best validation NDCG@20 and epoch."""
+    val = max((h.get("val_ndcg@20", -1.0) for h in hist), default=-1.0)
+    return {"settings": dict(settings), "val_ndcg@20": float(val), "best_epoch": best_epoch}
+
+
+def _val(row: dict[str, Any]) -> float:
+    return float(row["val_ndcg@20"])
+
+
 def fit_model(
     ds: Dataset,
     vocabs: Vocabularies,
@@ -255,6 +269,25 @@ def fit_model(
         fit_part, val = holdout_newest_groups(ds.interactions, cfg.train.val_fraction, min_interactions=3)
         sub = dataclasses.replace(ds, interactions=fit_part)  # users and attributes kept
         model, inp, hist, best_epoch = _train_run(sub, vocabs, cfg, item_text, encoder, epochs, val, progress)
+        tried = [_tried({}, hist, best_epoch)]
+        for alt in cfg.train.alternatives:
+            acfg = cfg.model_copy(update={"model": cfg.model.model_copy(update=alt)})
+            if acfg.model == cfg.model:
+                continue  # the configured settings already
+            t1 = time.perf_counter()
+            run = _train_run(sub, vocabs, acfg, item_text, encoder, epochs, val, progress)
+            tried.append({**_tried(alt, run[2], run[3]), "seconds": time.perf_counter() - t1})
+            better = _val(tried[-1]) > max(_val(t) for t in tried[:-1])
+            if world() is not None:  # rank 0 alone validated: every rank follows its choice
+                better = broadcast_float(1.0 if better else 0.0) > 0.5
+            if better:
+                cfg = acfg
+                model, inp, hist, best_epoch = run
+        if len(tried) > 1:
+            best = max(tried, key=_val)
+            metrics["alternatives"] = tried
+            metrics["model_settings"] = best["settings"] or "as configured"
+            log.info("model settings chosen on validation: %s (%s)", metrics["model_settings"], tried)
         metrics["validation"] = hist
         metrics["best_epoch"] = best_epoch
         metrics["best_val_ndcg@20"] = max((h.get("val_ndcg@20", -1) for h in hist), default=None)
@@ -296,7 +329,9 @@ def fit_model(
         metrics["refit"] = hist
     else:
         inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress)
-    return finish(model, inp, vocabs, cfg, item_text, chosen, metrics, t0)
+    res = finish(model, inp, vocabs, cfg, item_text, chosen, metrics, t0)
+    res.config = cfg
+    return res
 
 
 def finish(
