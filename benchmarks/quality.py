@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from kgrec import loaders
 from kgrec._atomic import write_text_atomic
 from kgrec.evaluation.benchmark import BenchmarkResult, ModelSpec, default_models, run_benchmark
@@ -145,6 +147,35 @@ def write_outputs(res: BenchmarkResult, meta: dict[str, Any], write_docs: bool) 
     return text
 
 
+def merge_results(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with the runs and selection rows of ``new``'s models replaced by ``new``'s (a rerun of some rows on
+    the same split: the splits must agree); ``meta.code`` and ``meta.reruns`` say which rows came from which code."""
+    if base["meta"]["split"] != new["meta"]["split"]:
+        raise SystemExit(f"cannot merge: the splits differ ({base['meta']['split']} vs {new['meta']['split']})")
+    models = list(dict.fromkeys(r["model"] for r in new["runs"]))
+
+    def replace(rows: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out, placed = [], False
+        for r in rows:
+            if r.get("model") in models:
+                if not placed:
+                    out += fresh
+                    placed = True
+            else:
+                out.append(r)
+        return out if placed else out + fresh
+
+    reruns = [*base["meta"].get("reruns", []),
+              {"models": models, "code": new["meta"].get("code"), "date": new["meta"].get("date"),
+               "seeds": new["meta"].get("seeds")}]
+    runs = replace(base["runs"], new["runs"])
+    selection = replace(base.get("selection", []), new.get("selection", []))
+    meta = {**base["meta"], "reruns": reruns,
+            "code": f"{base['meta'].get('code')}; rerun of {', '.join(models)}: {new['meta'].get('code')}"}
+    res = BenchmarkResult(pd.DataFrame(runs), pd.DataFrame(selection), meta["split"])
+    return json.loads(result_json(res, meta))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_argument_group("data (named data sets, MovieLens, or bring-your-own files)")
@@ -163,8 +194,17 @@ def main() -> None:
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--from-results", nargs="+", type=Path, metavar="JSON",
                     help="run nothing: rebuild the plot and docs section of finished results (quality-<data>.json)")
+    ap.add_argument("--merge", type=Path, default=None, metavar="NEW_JSON",
+                    help="with one --from-results BASE: replace BASE's rows of the models rerun in NEW_JSON (same "
+                         "split), rewrite BASE, then rebuild as --from-results does")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if a.merge:
+        if not a.from_results or len(a.from_results) != 1:
+            ap.error("--merge NEW.json needs exactly one --from-results BASE.json (rewritten with NEW's rows)")
+        base = a.from_results[0]
+        merged = merge_results(json.loads(base.read_text()), json.loads(a.merge.read_text()))
+        write_text_atomic(base, json.dumps(merged, indent=2, default=float) + "\n")
     if a.from_results:
         for path in a.from_results:
             meta = json.loads(path.read_text())["meta"]
