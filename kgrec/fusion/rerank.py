@@ -84,8 +84,8 @@ def pool_size(k: int, n_items: int, diversity: float, long_tail: float) -> int:
 
     By vectors the greedy costs about ``k·pool + (pool − k)²`` vector products per user (k = 100: 17,500, 1.8 times
     the plain scoring's 9,742 on MovieLens). Measured on the MovieLens demo model at k = 100 on a shared 2-core
-    machine, the re-ranked export runs at 0.39-0.44 of the plain export's speed by vectors (λ = 0.3), 0.61-0.76 by
-    categories, 0.35-0.38 by both, 0.81-0.90 with β = 0.3 alone (``benchmarks/tradeoff.py --throughput-only``;
+    machine, the re-ranked export runs at 0.40-0.42 of the plain export's speed by vectors (λ = 0.3), 0.61-0.74 by
+    categories, 0.36-0.38 by both, 0.86-0.90 with β = 0.3 alone (``benchmarks/tradeoff.py --throughput-only``;
     docs/benchmarks.md, "Beyond accuracy")."""
     if diversity == 0.0 and long_tail == 0.0:
         return min(k, n_items)
