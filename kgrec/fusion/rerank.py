@@ -257,10 +257,11 @@ class _Cosines:
     """The cosine of a chosen pool place with each place of its pool, one ``[B, P]`` row per greedy step, from the rows
     of the first ``m`` places (``head``: ``[B, m, P]``, one batched product) and the pairs among the other places
     (``tail``: ``[B, P − m, P − m]``); the row of a later place ``j`` starts with column ``j`` of ``head`` (a
-    product of vectors with themselves is symmetric, to the bit). With ``m = w`` (the list length) a greedy that
-    mostly picks the plain top-``w`` reads ``head`` nearly always, and the ``(P − m)·m`` products of the later places
-    with the first ones, which the full ``[P, P]`` product repeats, are not computed twice (about 1/5 of the product
-    at k = 100, P = 150)."""
+    product of vectors with themselves is symmetric to the bit with MKL, which the tests' comparison with the
+    full-matrix greedy relies on). With ``m = w`` (the list length) a greedy that mostly picks the plain top-``w``
+    reads ``head`` nearly always, and the ``(P − m)·m`` products of the later places with the first ones, which the
+    full ``[P, P]`` product repeats, are not computed twice: 1/5 of the products at k = 100, P = 150, but only about
+    5% of the time, the small ``tail`` product being slower per product."""
 
     def __init__(self, head: np.ndarray, tail: np.ndarray) -> None:
         self.head, self.tail = head, tail
