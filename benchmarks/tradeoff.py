@@ -12,7 +12,13 @@ One run, one seed, the quality benchmark's split (docs/evaluation.md):
    seed) give each model's NDCG@20 and measures on *test*; the fused row's model (fit on train + validation)
    is re-ranked with the same grid on test for the curves; EASE and SASRec are points.
 3. **Export throughput.** ``kgrec.fusion.export.export`` of every user's top 100 to Parquet, plain and with the
-   re-ranker on (the chosen default, else λ = 0.3), same model, same run, best of 3 each.
+   re-ranker on (the chosen default, else λ = 0.3), same model, same run, best of 3 each (alternating).
+
+``--throughput-only MODEL_DIR`` measures only step 3, on a saved model (``kgrec demo``'s
+``~/.cache/kgrec/demo-store/models/default``), for each of :data:`THROUGHPUT_SETTINGS` (λ = 0.3 by vectors, by
+categories, by both; β = 0.3; λ = 0.3 + β = 0.3), and appends the run to ``benchmarks/results/tradeoff-throughput.json``::
+
+    OMP_NUM_THREADS=1 python -m benchmarks.tradeoff --throughput-only ~/.cache/kgrec/demo-store/models/default
 
 Writes ``benchmarks/results/tradeoff-<data>.json`` and ``docs/img/tradeoff-<data>.png``; ``--write-docs`` puts
 the tables and the plot into docs/benchmarks.md between ``<!-- tradeoff:begin -->`` and ``<!-- tradeoff:end -->``.
@@ -135,38 +141,57 @@ def choose(val: pd.DataFrame, margin: float = MARGIN) -> dict[str, Any]:
     return {**out, "diversity": 0.0, "long_tail": 0.0, "diversity_by": "vectors", "off": True}
 
 
-def throughput(scorer: FusedScorer, diversity: float, long_tail: float, repeats: int = 3) -> dict[str, float]:
-    """Users per second of the Parquet export of every user's top 100, plain and re-ranked (best of ``repeats``)."""
+def throughput(scorer: FusedScorer, diversity: float, long_tail: float, repeats: int = 3,
+               diversity_by: str = "vectors") -> dict[str, Any]:
+    """Users per second of the Parquet export of every user's top 100, plain and re-ranked (best of ``repeats``, the
+    two alternating so that both see the same machine)."""
     from kgrec.fusion.export import export
 
     rec = scorer.recommender
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
+    best = {"plain": float("inf"), "reranked": float("inf")}
+    cpu = dict(best)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (lam, beta) in (("plain", (0.0, 0.0)), ("reranked", (diversity, long_tail))):
-            best = float("inf")
-            for r in range(repeats):
-                t0 = time.perf_counter()
-                rep = export(rec, Path(tmp) / f"{name}-{r}.parquet", 100, progress=False, diversity=lam, long_tail=beta)
-                best = min(best, time.perf_counter() - t0)
-            out[f"{name}_users_per_s"] = rep["users"] / best
-            out[f"{name}_seconds"] = best
+        for r in range(repeats):
+            for name, (lam, beta) in (("plain", (0.0, 0.0)), ("reranked", (diversity, long_tail))):
+                t0, c0 = time.perf_counter(), time.process_time()
+                rep = export(rec, Path(tmp) / f"{name}-{r}.parquet", 100, progress=False, diversity=lam, long_tail=beta,
+                             diversity_by=diversity_by)
+                best[name] = min(best[name], time.perf_counter() - t0)
+                cpu[name] = min(cpu[name], time.process_time() - c0)
+    for name, secs in best.items():
+        out[f"{name}_users_per_s"] = rep["users"] / secs
+        out[f"{name}_seconds"] = secs
+        out[f"{name}_cpu_seconds"] = cpu[name]
     out["ratio"] = out["reranked_users_per_s"] / out["plain_users_per_s"]
-    out["diversity"], out["long_tail"] = diversity, long_tail
+    # the same ratio by this process's CPU time: on a shared machine, less moved by the other jobs than the wall time
+    out["cpu_ratio"] = cpu["plain"] / cpu["reranked"]
+    out["diversity"], out["long_tail"], out["by"] = diversity, long_tail, diversity_by
     return out
 
 
-def throughput_of_model_dir(model: Path, diversity: float, long_tail: float, repeats: int = 3) -> dict[str, float]:
-    """:func:`throughput` on the fused vectors and training history of a saved model directory (e.g. ``kgrec demo``'s
-    ``STORE/models/default``), ranking-only (``Recommender.from_vectors``): the export's cost without a fresh training."""
-    from kgrec.fusion.recommender import Recommender
+#: the settings ``--throughput-only`` measures: (λ, β, what "alike" means for λ)
+THROUGHPUT_SETTINGS: tuple[tuple[float, float, str], ...] = (
+    (0.3, 0.0, "vectors"), (0.3, 0.0, "categories"), (0.3, 0.0, "both"), (0.0, 0.3, "vectors"), (0.3, 0.3, "vectors"))
 
-    with np.load(model / "vectors.npz") as z:
-        users, items, hu, hi = z["users"], z["items"], z["pos_users"], z["pos_items"]
-    rec = Recommender.from_vectors([str(u) for u in range(len(users))], users, [str(i) for i in range(len(items))], items,
-                                   history_index=(hu, hi))
+
+def throughput_of_model_dir(model: Path, settings: tuple[tuple[float, float, str], ...] = THROUGHPUT_SETTINGS,
+                            repeats: int = 3, store: Path | None = None) -> list[dict[str, Any]]:
+    """:func:`throughput` of each setting on a saved model directory (e.g. ``kgrec demo``'s ``STORE/models/default``),
+    loaded without its store (no live checks), so the export's cost without a fresh training. The items' categories
+    (``diversity_by`` categories or both) are read once from ``store`` (default: the store the folder sits in)."""
+    from kgrec.fusion.recommender import Recommender
+    from kgrec.graph import open_store
+
+    rec = Recommender.load(model)
+    if any(by != "vectors" and lam > 0 for lam, _, by in settings):
+        with open_store(store if store is not None else model.parents[1]) as st:
+            rec.attach(st)
+            rec.category_matrix()  # read from the store once, kept by the recommender
+            rec.attach(None)  # export without the store: the same setup as the plain export
     holder = FusedScorer("fused (kgrec train)", fused_config())
     holder.recommender = rec
-    return {**throughput(holder, diversity, long_tail, repeats), "model": str(model)}
+    return [{**throughput(holder, lam, beta, repeats, by), "model": str(model)} for lam, beta, by in settings]
 
 
 def plot(test: pd.DataFrame, runs: pd.DataFrame, path: Path, where: str = "test") -> None:
@@ -294,11 +319,11 @@ def report_text(result: dict[str, Any]) -> str:
         parts.append(f"![trade-off](img/tradeoff-{name}.png)")
     tps = result.get("throughput_runs", [])
     if tps:
-        rows = [f"| {t['diversity']:g} | {t['long_tail']:g} | {t['plain_users_per_s']:.0f} | {t['reranked_users_per_s']:.0f} | "
-                f"{t['ratio']:.2f} |" for t in tps]
+        rows = [f"| {t['diversity']:g} | {t.get('by', 'vectors') if t['diversity'] > 0 else '–'} | {t['long_tail']:g} | "
+                f"{t['plain_users_per_s']:.0f} | {t['reranked_users_per_s']:.0f} | {t['ratio']:.2f} |" for t in tps]
         parts.append("Export throughput (`--throughput-only`: every user's top 100 to Parquet, best of 3, plain and re-ranked "
-                     "back to back on the same model):\n\n| λ | β | plain users/s | re-ranked users/s | ratio |\n|---|---|---|---|---|\n"
-                     + "\n".join(rows))
+                     "alternating on the same model):\n\n| λ | λ by | β | plain users/s | re-ranked users/s | ratio |\n"
+                     "|---|---|---|---|---|---|\n" + "\n".join(rows))
     if tp:
         parts.append(f"Export throughput (all {meta.get('split', {}).get('users', '?')} users, top 100, Parquet, best of 3, "
                      f"same model, same run): plain {tp['plain_users_per_s']:.0f} users/s, re-ranked "
@@ -365,7 +390,11 @@ def main() -> None:
                     help="with --points-on-validation: the item vectors of ILD by vectors")
     ap.add_argument("--from-results", type=Path, default=None, metavar="JSON", help="print the section of a finished result")
     ap.add_argument("--throughput-only", type=Path, default=None, metavar="MODEL_DIR",
-                    help="only measure the export throughput (plain, λ=0.3, β=0.3, both) on a saved model's vectors")
+                    help="only measure the export throughput on a saved model (plain against λ=0.3 by vectors, by "
+                         "categories, by both, β=0.3, λ=0.3 + β=0.3), printed and added to the results JSON")
+    ap.add_argument("--store", type=Path, default=None,
+                    help="with --throughput-only: the store of the items' categories (default: the model's store)")
+    ap.add_argument("--repeats", type=int, default=3, help="with --throughput-only: runs of each export (best kept)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if a.points_on_validation is not None:
@@ -375,8 +404,17 @@ def main() -> None:
         print(report_text(json.loads(a.from_results.read_text())), flush=True)
         return
     if a.throughput_only is not None:
-        for lam, beta in ((0.3, 0.0), (0.0, 0.3), (0.3, 0.3)):
-            print(json.dumps(throughput_of_model_dir(a.throughput_only, lam, beta)), flush=True)
+        runs = throughput_of_model_dir(a.throughput_only, repeats=a.repeats, store=a.store)
+        for r in runs:
+            print(json.dumps(r), flush=True)
+        path = Path(a.out) / "tradeoff-throughput.json"  # every run kept: on a shared machine one run is not enough
+        done = json.loads(path.read_text()) if path.is_file() else {"runs": []}
+        done["runs"].append({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "code": code_version(),
+                             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads "
+                                        f"{torch.get_num_threads()}", "load_average": os.getloadavg()[0],
+                             "settings": runs})
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(done, indent=2, default=float) + "\n")
         return
     if not a.movielens:
         ap.error("set KGREC_DATA or give --movielens ROOT")
@@ -417,7 +455,9 @@ def main() -> None:
     res = run_benchmark(split, first, seeds=[a.seed])
     fused = res.models.get("fused (kgrec train)")
     test = sweep(fused, split, split.fit, split.test, categories) if fused is not None else pd.DataFrame()
-    tp = throughput(fused, default["diversity"] or 0.3, default["long_tail"]) if fused is not None else {}
+    tp = (throughput(fused, default["diversity"] or 0.3, default["long_tail"],
+                     diversity_by=default["diversity_by"] if default["diversity"] else "vectors")
+          if fused is not None else {})
     result.update(split=res.split, test=test.to_dict("records"), runs=res.runs.to_dict("records"), throughput=tp)
     meta["split"] = res.split
     save()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from _webdata import TOKEN, build_web_store
 from fastapi.testclient import TestClient
 
@@ -69,43 +70,120 @@ def test_lambda_one_picks_the_most_dissimilar() -> None:
 
 
 def mmr_reference(scores: np.ndarray, items: np.ndarray, V: np.ndarray, z: np.ndarray, k: int, lam: float,
-                  beta: float) -> list[int]:
-    """One user's MMR, written out as the docs say it, in float64: pool places in chosen order."""
+                  beta: float, C: np.ndarray | None = None, by: str = "vectors") -> list[int]:
+    """One user's MMR, written out as the docs say it, in float64: pool places in chosen order (``C``: the 0/1
+    category matrix, for ``by="categories"|"both"``)."""
     ok = np.isfinite(scores)
     lo, hi = scores[ok].min(), scores[ok].max()
     rel = (scores - lo) / (hi - lo) if hi > lo else np.ones_like(scores)
     a = rel - beta * z[items]
     Vn = V / np.linalg.norm(V, axis=1, keepdims=True)
+
+    def sim(i: int, j: int) -> float:
+        cos = float(Vn[i] @ Vn[j])
+        if by == "vectors" or C is None:
+            return cos
+        union = np.logical_or(C[i], C[j]).sum()
+        jac = np.logical_and(C[i], C[j]).sum() / union if union else 1.0
+        return jac if by == "categories" else (cos + jac) / 2
+
     chosen: list[int] = []
     for _ in range(min(k, int(ok.sum()))):
         best, best_v = -1, -np.inf
         for p in range(len(items)):
             if p in chosen or not ok[p]:
                 continue
-            sim = max((float(Vn[items[p]] @ Vn[items[q]]) for q in chosen), default=0.0)
-            v = (1 - lam) * a[p] - lam * sim if chosen else (1 - lam) * a[p]
+            s = max((sim(items[p], items[q]) for q in chosen), default=0.0)
+            v = (1 - lam) * a[p] - lam * s if chosen else (1 - lam) * a[p]
             if v > best_v + 1e-9:  # strictly better: ties keep the earlier place
                 best, best_v = p, v
         chosen.append(best)
     return chosen
 
 
+@pytest.mark.parametrize("by", ["vectors", "categories", "both"])
 @pytest.mark.parametrize(("lam", "beta"), [(0.3, 0.0), (0.7, 0.2), (1.0, 0.0)])
-def test_greedy_equals_the_written_out_mmr(lam: float, beta: float) -> None:
+def test_greedy_equals_the_written_out_mmr(lam: float, beta: float, by: str) -> None:
     rng = np.random.default_rng(3)
     V = rng.normal(size=(200, 8)).astype(np.float32)
+    C = (rng.random((200, 6)) < 0.3).astype(np.float32)  # some items without a category
     pop = rng.integers(0, 50, 200)
-    r = Reranker(V, pop)
+    r = Reranker(V, pop, C)
     users = 300  # more than one chunk of users
     scores = np.sort(rng.normal(size=(users, 40)).astype(np.float32), axis=1)[:, ::-1].copy()
     scores[::7, 30:] = -np.inf  # users with fewer items left
     items = np.stack([rng.choice(200, 40, replace=False) for _ in range(users)])
-    got = r.rerank(TopK(scores, items), 12, lam, beta)
+    got = r.rerank(TopK(scores, items), 12, lam, beta, by)  # pool 40, list 12: most lists pick past place 12
     z = popularity_z(pop)
     for u in range(0, users, 13):
-        want = mmr_reference(scores[u].astype(np.float64), items[u], V.astype(np.float64), z.astype(np.float64), 12, lam, beta)
+        want = mmr_reference(scores[u].astype(np.float64), items[u], V.astype(np.float64), z.astype(np.float64), 12, lam,
+                             beta, C, by)
         assert got.plain_rank[u][: len(want)].tolist() == [p + 1 for p in want], u
         assert np.isfinite(got.top.scores[u]).sum() == len(want)
+
+
+def full_matrix_order(r: Reranker, scores: np.ndarray, items: np.ndarray, w: int, lam: float, beta: float,
+                      by: str) -> np.ndarray:
+    """The re-ranker as it was before its speed-up (issue 17), in float32: every pool pair's similarity in one batched
+    product (``[B, P, P]``), then ``w`` greedy steps of a gather and a minimum; plain places from 1. The same order,
+    ties included, is the speed-up's contract."""
+    s, it = torch.from_numpy(scores), torch.from_numpy(items)
+    valid = torch.isfinite(s)
+    lo = torch.where(valid, s, torch.inf).min(1, keepdim=True).values
+    hi = torch.where(valid, s, -torch.inf).max(1, keepdim=True).values
+    span = hi - lo
+    rel = torch.where(span > 0, (torch.where(valid, s, torch.nan) - lo) / torch.where(span > 0, span, 1.0), 1.0)
+    adj = rel - beta * r.z[it] if beta else rel
+    B, P = s.shape
+    vec = r.vectors[it]
+    cos = torch.bmm(vec, vec.transpose(1, 2))
+    jac = cos
+    if by != "vectors" and r.categories is not None:
+        cat = r.categories[it]
+        inter = torch.bmm(cat, cat.transpose(1, 2))
+        size = cat.sum(2)
+        union = size.unsqueeze(2) + size.unsqueeze(1) - inter
+        jac = torch.where(union > 0, inter / union.clamp_min(1e-12), 1.0)
+    sims = cos if by == "vectors" else jac if by == "categories" else (cos + jac) / 2
+    base = torch.where(valid, (1.0 - lam) * adj, torch.tensor(-1e30))
+    h = sims.mul_(-lam).add_(base.unsqueeze(1)).view(B * P, P)
+    val, rows = base.clone(), torch.arange(B)
+    out = torch.empty((B, w), dtype=torch.long)
+    for t in range(w):
+        j = torch.argmax(val, dim=1)
+        out[:, t] = j
+        row = h.index_select(0, rows * P + j)
+        val = row if t == 0 else torch.minimum(val, row)
+        val[rows, j] = -torch.inf
+    return out.numpy() + 1
+
+
+@pytest.mark.parametrize("by", ["vectors", "categories", "both"])
+@pytest.mark.parametrize(("lam", "beta", "k"), [(0.3, 0.0, 10), (0.5, 0.3, 20), (1.0, 0.0, 10), (0.2, 0.0, 30)])
+def test_same_order_as_the_full_matrix_greedy_ties_included(lam: float, beta: float, k: int, by: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many exact ties (small integer vectors, every item twice, equal scores, 4 categories): the re-ranker (one
+    similarity row per step, the first k places' rows in one product, a table of the category sets) gives the
+    full-matrix greedy's order to every user, with the category table and without it (computed per step)."""
+    from kgrec.fusion import rerank
+
+    rng = np.random.default_rng(11)
+    V = rng.integers(-2, 3, size=(120, 5)).astype(np.float32)
+    V[V.sum(1) == 0, 0] = 1.0
+    V[60:] = V[:60]  # every vector twice
+    C = (rng.random((120, 4)) < 0.4).astype(np.float32)
+    pop = rng.integers(0, 5, 120)
+    r = Reranker(V, pop, C)
+    users, pool = 150, max(k + k // 2, 20)
+    scores = -np.sort(rng.integers(0, 6, size=(users, pool)), axis=1).astype(np.float32)  # many equal scores
+    scores[::9, pool - 5 :] = -np.inf
+    items = np.stack([rng.choice(120, pool, replace=False) for _ in range(users)])
+    want = full_matrix_order(r, scores, items, k, lam, beta, by)
+    assert r.rerank(TopK(scores, items), k, lam, beta, by).plain_rank.tolist() == want.tolist()
+    if by != "vectors":
+        monkeypatch.setattr(rerank, "TABLE_BUDGET", 0)
+        per_step = Reranker(V, pop, C)
+        assert per_step.rerank(TopK(scores, items), k, lam, beta, by).plain_rank.tolist() == want.tolist()
 
 
 def test_lambda_one_by_categories() -> None:

@@ -14,9 +14,13 @@ seen/excluded items already out). Within the pool, with ``s`` the model scores:
 
 Ties go to the earlier pool place, i.e. the top-k's own tie rule (higher score, then lower item number).
 ``λ = 0, β = 0`` returns the plain top-k unchanged (same items, order and scores); ``λ = 0, β > 0``
-is a sort by ``a``; ``λ > 0`` computes the pool's pairwise similarities per chunk of users in one batched
-matrix product, then runs ``k`` greedy steps of one gather and one element-wise minimum over the chunk (the
-value of a candidate after the choices ``S`` is ``min_{j ∈ S} (1 − λ)·a_i − λ·sim(i, j)``), no per-user loop.
+is a sort by ``a``; ``λ > 0`` runs ``k`` greedy steps over a chunk of users at once, no per-user loop: the
+value of a candidate after the choices ``S`` is ``min_{j ∈ S} (1 − λ)·a_i − λ·sim(i, j)``, so a step needs only the
+similarity row of the item just chosen (one gather and one element-wise minimum). The cosines come from batched
+matrix products over the pools' vectors, a few users at a time: the rows of the first ``k`` places, and the pairs
+among the places after them (the rest by symmetry); the Jaccard row is looked up in a table of the distinct category
+sets (built once per re-ranker). The steps themselves run in NumPy. The order is the one the full ``[P, P]``
+similarity matrix gives, ties included (``tests/test_rerank.py`` checks both against a written-out MMR).
 The score shown for a re-ranked item stays the model's score; only the order changes.
 """
 
@@ -47,6 +51,10 @@ MAX_POOL = 5000
 USER_CHUNK = 128
 #: pool pairs held at once (users × pool² similarities, 4 bytes each: 64 MB)
 PAIR_BUDGET = 16_000_000
+#: users whose pool vectors are gathered and multiplied at once (8 × 150 × 576 floats: 2.8 MB, about one L2 cache)
+GATHER_USERS = 8
+#: most entries of the Jaccard table of the distinct category sets (4 bytes each: 64 MB); past it, computed per step
+TABLE_BUDGET = 16_000_000
 #: the note of an item the re-ranker moved up
 VARIETY_NOTE = "added for variety: it is less like the items ranked above it than the ones it moved past"
 CATEGORY_NOTE = (
@@ -74,8 +82,11 @@ def check_options(diversity: float | None, long_tail: float | None, *, where: st
 def pool_size(k: int, n_items: int, diversity: float, long_tail: float) -> int:
     """Candidates per user: ``k`` when the re-ranker is off, else ``max(1.5k, 50)`` up to :data:`MAX_POOL`.
 
-    The greedy costs ``pool²`` per user (the pool's similarities); 1.5k keeps the export with the re-ranker on
-    at about half the plain export's speed for k = 100 (``benchmarks/tradeoff.py``)."""
+    By vectors the greedy costs about ``k·pool + (pool − k)²`` vector products per user (k = 100: 17,500, 1.8 times
+    the plain scoring's 9,742 on MovieLens). Measured on the MovieLens demo model at k = 100 on a shared 2-core
+    machine, the re-ranked export runs at 0.40-0.42 of the plain export's speed by vectors (λ = 0.3), 0.61-0.74 by
+    categories, 0.36-0.38 by both, 0.86-0.90 with β = 0.3 alone (``benchmarks/tradeoff.py --throughput-only``;
+    docs/benchmarks.md, "Beyond accuracy")."""
     if diversity == 0.0 and long_tail == 0.0:
         return min(k, n_items)
     return min(n_items, max(k, min(MAX_POOL, max(k + k // 2, 50))))
@@ -110,8 +121,10 @@ class Reranker:
     def __init__(self, item_vectors: np.ndarray, popularity: np.ndarray, categories: np.ndarray | None = None) -> None:
         v = torch.as_tensor(np.asarray(item_vectors, dtype=np.float32))
         self.vectors = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        self._vectors_np = self.vectors.numpy()  # NumPy's row gather is about 2x torch's index_select here
         self.z = torch.from_numpy(popularity_z(popularity))
         self.categories = None if categories is None else torch.as_tensor(np.asarray(categories, dtype=np.float32))
+        self._table: tuple[np.ndarray, np.ndarray] | Literal[False] | None = None  # built on first use
         if len(self.z) != len(self.vectors) or (
             self.categories is not None and len(self.categories) != len(self.vectors)
         ):
@@ -175,45 +188,140 @@ class Reranker:
             key = torch.where(valid, adj, invalid_value)
             return torch.argsort(key, dim=1, descending=True, stable=True)[:, :w]
         B, P = scores.shape
-        rows = torch.arange(B)
-        # h[b, j, i] = (1 − λ)·a_i − λ·sim(i, j): candidate i's value once j is chosen. The value of i after the
-        # choices S is min over j ∈ S of h[b, j, i] (max_sim only grows), so each step is one gather and one minimum.
-        h = self._pairs(items, by)  # [B, P, P]: one batched matrix product
-        base = torch.where(valid, (1.0 - lam) * adj, invalid_value)  # empty places: after every real item
-        h.mul_(-lam).add_(base.unsqueeze(1))
-        flat = h.view(B * P, P)
-        val = base.clone()
-        offsets = rows * P
-        out = torch.empty((B, w), dtype=torch.long)
+        if w == 0:
+            return torch.empty((B, 0), dtype=torch.long)
+        base = torch.where(valid, (1.0 - lam) * adj, invalid_value).numpy()  # empty places: after every real item
+        # The value of candidate i after the choices S is min over j ∈ S of h(j, i) = (1 − λ)·a_i − λ·sim(i, j)
+        # (max_sim only grows), so each step needs one row h(j, ·) of the item j just chosen, no more. The steps
+        # run in NumPy: on rows this small its argmax and gathers cost a fraction of torch's per call.
+        cos = self._cosines(items, w) if by in ("vectors", "both") else None
+        cats = self._category_rows(items) if by in ("categories", "both") else None
+        rows = np.arange(B)
+        neg = np.float32(-lam)
+        val = base
+        out = np.empty((B, w), dtype=np.int64)
         for t in range(w):
-            j = torch.argmax(val, dim=1)  # first maximum: the earlier pool place
+            j = val.argmax(axis=1)  # first maximum: the earlier pool place
             out[:, t] = j
             if t == w - 1:
                 break
-            row = flat.index_select(0, offsets + j)
+            if cos is not None:
+                row = cos.row(rows, j)
+                if cats is not None:
+                    row += cats.jaccard(rows, j)
+                    row /= np.float32(2)
+            elif cats is not None:
+                row = cats.jaccard(rows, j)
+            else:
+                raise ConfigError(f"by={by!r}: expected one of {', '.join(SIMILARITIES)}")
+            row *= neg
+            row += base
             if t == 0:
                 val = row  # the first choice alone: max over S is its similarity, negative ones included
             else:
-                torch.minimum(val, row, out=val)
-            val[rows, j] = -torch.inf  # taken
+                np.minimum(val, row, out=val)
+            val[rows, j] = -np.inf  # taken
+        return torch.from_numpy(out)
+
+    def _cosines(self, items: torch.Tensor, w: int) -> _Cosines:
+        """The cosines of each row of ``items`` (``[B, P]`` pools) that a greedy of ``w`` steps may read (see
+        :class:`_Cosines`): gathered and multiplied a few users at a time (:data:`GATHER_USERS`), so that the gathered
+        vectors are still in the cache when the products read them."""
+        B, P = items.shape
+        m = min(w, P)
+        head = torch.empty((B, m, P), dtype=torch.float32)
+        tail = torch.empty((B, P - m, P - m), dtype=torch.float32)
+        flat = items.numpy().reshape(-1)
+        for s in range(0, B, GATHER_USERS):
+            n = min(GATHER_USERS, B - s)
+            vec = torch.from_numpy(self._vectors_np[flat[s * P : (s + n) * P]]).view(n, P, -1)
+            torch.bmm(vec[:, :m], vec.transpose(1, 2), out=head[s : s + n])
+            if m < P:
+                rest = vec[:, m:]
+                torch.bmm(rest, rest.transpose(1, 2), out=tail[s : s + n])
+        return _Cosines(head.numpy(), tail.numpy())
+
+    def _category_rows(self, items: torch.Tensor) -> _Categories:
+        """The chunk's categories: set numbers for the table of the distinct category sets when it fits, else rows."""
+        if self.categories is None:
+            raise ConfigError("by='categories' needs the items' categories; this re-ranker was built without them")
+        if self._table is None:
+            self._table = _jaccard_table(self.categories)
+        if self._table is not False:
+            set_of, table = self._table
+            return _Categories(sets=set_of[items.numpy()], table=table)
+        return _Categories(cat=self.categories.index_select(0, items.reshape(-1)).view(*items.shape, -1).numpy())
+
+
+class _Cosines:
+    """The cosine of a chosen pool place with each place of its pool, one ``[B, P]`` row per greedy step, from the rows
+    of the first ``m`` places (``head``: ``[B, m, P]``, one batched product) and the pairs among the other places
+    (``tail``: ``[B, P − m, P − m]``); the row of a later place ``j`` starts with column ``j`` of ``head`` (a
+    product of vectors with themselves is symmetric to the bit with MKL, which the tests' comparison with the
+    full-matrix greedy relies on). With ``m = w`` (the list length) a greedy that mostly picks the plain top-``w``
+    reads ``head`` nearly always, and the ``(P − m)·m`` products of the later places with the first ones, which the
+    full ``[P, P]`` product repeats, are not computed twice: 1/5 of the products at k = 100, P = 150, but only about
+    5% of the time, the small ``tail`` product being slower per product."""
+
+    def __init__(self, head: np.ndarray, tail: np.ndarray) -> None:
+        self.head, self.tail = head, tail
+        self.m = head.shape[1]
+        self.flat = head.reshape(-1, head.shape[2])
+
+    def row(self, rows: np.ndarray, j: np.ndarray) -> np.ndarray:
+        m = self.m
+        out = self.flat[rows * m + np.minimum(j, m - 1)]
+        later = np.flatnonzero(j >= m)
+        if len(later):
+            jl = j[later]
+            out[later, :m] = self.head[later, :, jl]
+            out[later, m:] = self.tail[later, jl - m]
         return out
 
-    def _pairs(self, items: torch.Tensor, by: str) -> torch.Tensor:
-        """``[B, P, P]`` similarity of every pair of each row of ``items`` (one batched matrix product)."""
-        out = None
-        if by in ("vectors", "both"):
-            vec = self.vectors[items]
-            out = torch.bmm(vec, vec.transpose(1, 2))
-        if by in ("categories", "both") and self.categories is not None:
-            cat = self.categories[items]
-            inter = torch.bmm(cat, cat.transpose(1, 2))
-            size = cat.sum(2)
-            union = size.unsqueeze(2) + size.unsqueeze(1) - inter
-            jac = torch.where(union > 0, inter / union.clamp_min(1e-12), 1.0)
-            out = jac if out is None else (out + jac) / 2
-        if out is None:
-            raise ConfigError(f"by={by!r}: expected one of {', '.join(SIMILARITIES)}")
-        return out
+
+def _jaccard(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Jaccard index of 0/1 rows ``a [n, C]`` with rows ``b [m, C]``: ``[n, m]`` (1 for two empty sets). The counts
+    are whole numbers (exact in float32), so the one division gives the same bits however they were summed."""
+    inter = a @ b.T
+    union = a.sum(1).unsqueeze(1) + b.sum(1).unsqueeze(0) - inter
+    return torch.where(union > 0, inter / union.clamp_min(1e-12), 1.0)
+
+
+def _jaccard_table(categories: torch.Tensor) -> tuple[np.ndarray, np.ndarray] | Literal[False]:
+    """``(set number per item, flat [n_sets × n_sets] Jaccard table)`` of the distinct category sets (MovieLens:
+    951 sets for 9,742 items, a 3.6 MB table), or False when the table would pass :data:`TABLE_BUDGET` entries."""
+    sets, set_of = torch.unique(categories, dim=0, return_inverse=True)
+    if len(sets) ** 2 > TABLE_BUDGET:
+        return False
+    return set_of.reshape(-1).numpy(), _jaccard(sets, sets).reshape(-1).numpy()
+
+
+class _Categories:
+    """The Jaccard index of one chosen pool place per user with the user's whole pool, one ``[B, P]`` row per greedy
+    step: looked up in the flat table of the distinct category sets (``sets``: ``[B, P]`` set numbers), or computed
+    from the pools' 0/1 category rows ``cat`` (``[B, P, C]``)."""
+
+    def __init__(
+        self, *, sets: np.ndarray | None = None, table: np.ndarray | None = None, cat: np.ndarray | None = None
+    ) -> None:
+        self.sets, self.table, self.cat = sets, table, cat
+        if sets is not None and table is not None:
+            n_sets = math.isqrt(len(table))
+            self.scaled = sets * n_sets  # where each place's row starts in the flat table
+        elif cat is not None:
+            self.size = cat.sum(2)
+        else:
+            raise ValueError("_Categories needs sets and table, or cat")
+
+    def jaccard(self, rows: np.ndarray, j: np.ndarray) -> np.ndarray:
+        if self.sets is not None and self.table is not None:
+            return self.table[self.scaled[rows, j][:, None] + self.sets]
+        cat = self.cat
+        assert cat is not None  # checked in __init__
+        inter = np.matmul(cat, cat[rows, j][:, :, None])[:, :, 0]
+        union = self.size + self.size[rows, j][:, None] - inter
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(union > 0, inter / np.maximum(union, np.float32(1e-12)), np.float32(1.0))
 
 
 #: per model state: the plain re-ranker, and the one with categories with the matrix it was built from
