@@ -194,6 +194,28 @@ def throughput_of_model_dir(model: Path, settings: tuple[tuple[float, float, str
     return [{**throughput(holder, lam, beta, repeats, by), "model": str(model)} for lam, beta, by in settings]
 
 
+def throughput_of_catalogue(n_items: int, n_users: int = 2000, dim: int = 576, repeats: int = 3,
+                            seed: int = 0) -> list[dict[str, Any]]:
+    """:func:`throughput` of the vector settings (λ = 0.3, β = 0.3, both) on a ranking-only recommender over random
+    vectors (``Recommender.from_vectors``: ``n_items`` items, ``n_users`` users with 20 seen items each, ``dim``
+    dimensions as the demo model's fused + co-occurrence vectors): how the ratio moves with the catalogue, since the
+    plain export's cost grows with it and the re-ranker's (a fixed pool per user) does not."""
+    from kgrec.fusion.recommender import Recommender
+
+    g = np.random.default_rng(seed)
+    items = g.standard_normal((n_items, dim), dtype=np.float32)
+    users = g.standard_normal((n_users, dim), dtype=np.float32)
+    seen_u = np.repeat(np.arange(n_users), 20)
+    seen_i = g.integers(0, n_items, len(seen_u))
+    rec = Recommender.from_vectors([f"u{u}" for u in range(n_users)], users, [f"i{i}" for i in range(n_items)], items,
+                                   history_index=(seen_u, seen_i))
+    holder = FusedScorer("from_vectors", fused_config())
+    holder.recommender = rec
+    settings = [s for s in THROUGHPUT_SETTINGS if s[2] == "vectors"]
+    return [{**throughput(holder, lam, beta, repeats, by), "items": n_items, "users": n_users, "dim": dim}
+            for lam, beta, by in settings]
+
+
 def plot(test: pd.DataFrame, runs: pd.DataFrame, path: Path, where: str = "test") -> None:
     import matplotlib
 
@@ -394,6 +416,9 @@ def main() -> None:
                          "categories, by both, β=0.3, λ=0.3 + β=0.3), printed and added to the results JSON")
     ap.add_argument("--store", type=Path, default=None,
                     help="with --throughput-only: the store of the items' categories (default: the model's store)")
+    ap.add_argument("--throughput-catalogue", type=int, nargs="+", default=None, metavar="N_ITEMS",
+                    help="only measure the export throughput on random vectors of catalogues of N_ITEMS items (2,000 "
+                         "users, 576 dimensions; vector settings only), printed and added to the results JSON")
     ap.add_argument("--repeats", type=int, default=3, help="with --throughput-only: runs of each export (best kept)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -403,8 +428,10 @@ def main() -> None:
     if a.from_results is not None:
         print(report_text(json.loads(a.from_results.read_text())), flush=True)
         return
-    if a.throughput_only is not None:
-        runs = throughput_of_model_dir(a.throughput_only, repeats=a.repeats, store=a.store)
+    if a.throughput_only is not None or a.throughput_catalogue:
+        runs = (throughput_of_model_dir(a.throughput_only, repeats=a.repeats, store=a.store)
+                if a.throughput_only is not None else
+                [r for n in a.throughput_catalogue for r in throughput_of_catalogue(n, repeats=a.repeats)])
         for r in runs:
             print(json.dumps(r), flush=True)
         path = Path(a.out) / "tradeoff-throughput.json"  # every run kept: on a shared machine one run is not enough
