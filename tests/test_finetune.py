@@ -169,6 +169,21 @@ def test_the_loss_goes_down_and_the_metrics_say_what_was_tuned(fitted: Recommend
     assert r["base_model"] != r["model"] and fitted.metrics["text_model"] == r["model"]
 
 
+def test_after_fit_the_recommender_s_config_is_the_one_it_was_trained_with(
+    fitted: Recommender, ds: loaders.Dataset
+) -> None:
+    """An in-process fit with fine-tuning: ``rec.config`` names the fine-tuned encoder (it showed the pre-fit config,
+    so whatever encoded text from ``rec.config``, e.g. the deletion test's rescorer, used the frozen encoder)."""
+    from kgrec.fusion.faithfulness import Rescorer
+
+    tuned = fitted.state.config.text.finetuned_path
+    assert tuned is not None and fitted.config.text.finetuned_path == tuned
+    assert fitted.config == fitted.state.config
+    rescorer = Rescorer(fitted, ds)
+    assert rescorer.encoder is not None
+    assert rescorer.encoder.fingerprint == TextEncoder(fitted.state.config.text).fingerprint
+
+
 def test_more_layers_than_the_model_has_is_a_config_error(ds: loaders.Dataset, bert: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=rf"^text\.finetune\.layers=4: expected an integer from 1 to {LAYERS} "):
         Recommender(_config(bert, tmp_path, layers=4)).fit(ds, progress=False)
