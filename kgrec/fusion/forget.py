@@ -5,7 +5,9 @@
 1. each model is brought up to date with the store's appends (:meth:`~kgrec.fusion.live.LiveModel.refresh_all`), so
    folding nothing is lost for the users who stay;
 2. the users' behaviour texts are collected from the store (the training text of each, and the text of every
-   prefix of their history, which the cold-start path may have encoded) and their cached vectors are deleted;
+   prefix of their history, which the cold-start path may have encoded) and their cached vectors are deleted from
+   every encoder's cache folder (frozen or fine-tuned, of any model) under the cache folder of each model and of
+   ``$KGREC_CACHE``;
 3. the store forgets them (:meth:`~kgrec.graph.store.GraphStore.forget_users`: every snapshot that held them is
    rewritten, Neo4j loses their node, relationships and vector-index entries);
 4. each model is rewritten without them (:func:`~kgrec.fusion.remap.materialize`: vocabularies, vectors, node
@@ -23,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kgrec.encoders.behaviour import behaviour_text, user_texts
-from kgrec.encoders.text import TextEncoder
+from kgrec.encoders.text import TextEncoder, default_cache_dir, forget_cached_texts, text_cache_root
 from kgrec.errors import KgrecError, ModelMismatchError, UnknownIdError
 from kgrec.fusion.fitting import new_model_version
 from kgrec.fusion.live import LiveModel
@@ -75,7 +77,8 @@ def behaviour_texts_of(store: GraphStore, users: Sequence[str]) -> list[str]:
 def forget_users(
     store: GraphStore, users: Sequence[str], model_dirs: Sequence[Path], *, encoder: TextEncoder | None = None
 ) -> ForgetReport:
-    """Remove ``users`` from ``store``, from each model in ``model_dirs`` and from the text cache.
+    """Remove ``users`` from ``store``, from each model in ``model_dirs`` and from the text caches (every encoder's,
+    under each model's cache folder, ``encoder``'s and the default one; ``encoder``'s memory too).
 
     Raises:
         UnknownIdError: a user neither the store nor any of the models holds (nothing is changed).
@@ -96,10 +99,10 @@ def forget_users(
             log.warning("%s: the store has moved on from this model by more than appends; forgetting only", d)
             folded[d] = st
     texts = behaviour_texts_of(store, in_store)
-    enc = encoder
-    if enc is None and states:
-        enc = TextEncoder(next(iter(states.values())).config.text)
-    removed = enc.forget(texts) if enc is not None else 0
+    removed = encoder.forget(texts) if encoder is not None else 0  # its memory too
+    roots = [text_cache_root(st.config.text) for st in states.values()]
+    roots += [text_cache_root(encoder.config)] if encoder is not None else []
+    removed += forget_cached_texts(texts, [*roots, default_cache_dir() / "text"])
     rep = store.forget_users(in_store) if in_store else None
     fp = rep.fingerprint if rep is not None else store.fingerprint()
     for d, st in folded.items():
