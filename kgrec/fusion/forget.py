@@ -11,7 +11,8 @@
 3. the store forgets them (:meth:`~kgrec.graph.store.GraphStore.forget_users`: every snapshot that held them is
    rewritten, Neo4j loses their node, relationships and vector-index entries);
 4. each model is rewritten without them (:func:`~kgrec.fusion.remap.materialize`: vocabularies, vectors, node
-   vectors, the GNN's id embedding rows, histories) for the store's new data, under a new model version.
+   vectors, the GNN's id embedding rows, histories, their share of the users-per-attribute-value counts) for the
+   store's new data, under a new model version.
 
 Run again after a crash, it finishes the job: users the store no longer holds are still removed from the models.
 What stays, and how to remove it, is in ``docs/privacy.md``.
@@ -35,7 +36,7 @@ from kgrec.graph.hetero import Vocabularies
 from kgrec.graph.store import GraphStore
 from kgrec.loaders import schema as S
 
-__all__ = ["ForgetReport", "behaviour_texts_of", "forget_users"]
+__all__ = ["ForgetReport", "attribute_values_of", "behaviour_texts_of", "forget_users"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,31 @@ def behaviour_texts_of(store: GraphStore, users: Sequence[str]) -> list[str]:
     return texts
 
 
+def attribute_values_of(store: GraphStore, users: Sequence[str]) -> dict[str, list[str]]:
+    """The attribute node ids (``name=value``) each of ``users`` holds in ``store``."""
+    if not users or not store.exists():
+        return {}
+    ua = store.dataset().user_attributes
+    ua = ua.loc[ua[S.USER].isin(set(users))]
+    out: dict[str, list[str]] = {}
+    for u, a, v in zip(ua[S.USER], ua[S.ATTRIBUTE], ua[S.VALUE], strict=True):
+        out.setdefault(str(u), []).append(S.attribute_id(a, v))
+    return out
+
+
+def _without_holders(state: ModelState, held: dict[str, list[str]]) -> dict[str, dict[str, int]]:
+    """``state``'s connector degrees less the forgotten users it knew in the users-per-attribute-value counts."""
+    if "attribute" not in state.degrees:
+        return state.degrees
+    counts = dict(state.degrees["attribute"])
+    for user, values in held.items():
+        if user in state.vocabs.user:
+            for a in values:
+                if counts.get(a, 0) > 0:
+                    counts[a] -= 1
+    return {**state.degrees, "attribute": {a: n for a, n in counts.items() if n > 0}}
+
+
 def forget_users(
     store: GraphStore, users: Sequence[str], model_dirs: Sequence[Path], *, encoder: TextEncoder | None = None
 ) -> ForgetReport:
@@ -103,10 +129,13 @@ def forget_users(
     roots = [text_cache_root(st.config.text) for st in states.values()]
     roots += [text_cache_root(encoder.config)] if encoder is not None else []
     removed += forget_cached_texts(texts, [*roots, default_cache_dir() / "text"])
+    held = attribute_values_of(store, in_store)
     rep = store.forget_users(in_store) if in_store else None
     fp = rep.fingerprint if rep is not None else store.fingerprint()
     for d, st in folded.items():
         metrics = {**st.metrics, "lineage": {**dict(st.metrics.get("lineage") or {}), "forgotten_users": True}}
-        materialize(st, drop_users=ids, data_fingerprint=fp, model_version=new_model_version(), metrics=metrics).save(d)
+        out = materialize(st, drop_users=ids, data_fingerprint=fp, model_version=new_model_version(), metrics=metrics)
+        out.degrees = _without_holders(st, held)
+        out.save(d)
         log.info("%s: rewritten without %d user(s)", d, len(ids))
     return ForgetReport(ids, rep is not None and rep.changed, [str(d) for d in folded], removed, fp)
