@@ -169,6 +169,21 @@ def test_the_loss_goes_down_and_the_metrics_say_what_was_tuned(fitted: Recommend
     assert r["base_model"] != r["model"] and fitted.metrics["text_model"] == r["model"]
 
 
+def test_after_fit_the_recommender_s_config_is_the_one_it_was_trained_with(
+    fitted: Recommender, ds: loaders.Dataset
+) -> None:
+    """An in-process fit with fine-tuning: ``rec.config`` names the fine-tuned encoder (it showed the pre-fit config,
+    so whatever encoded text from ``rec.config``, e.g. the deletion test's rescorer, used the frozen encoder)."""
+    from kgrec.fusion.faithfulness import Rescorer
+
+    tuned = fitted.state.config.text.finetuned_path
+    assert tuned is not None and fitted.config.text.finetuned_path == tuned
+    assert fitted.config == fitted.state.config
+    rescorer = Rescorer(fitted, ds)
+    assert rescorer.encoder is not None
+    assert rescorer.encoder.fingerprint == TextEncoder(fitted.state.config.text).fingerprint
+
+
 def test_more_layers_than_the_model_has_is_a_config_error(ds: loaders.Dataset, bert: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=rf"^text\.finetune\.layers=4: expected an integer from 1 to {LAYERS} "):
         Recommender(_config(bert, tmp_path, layers=4)).fit(ds, progress=False)
@@ -277,6 +292,59 @@ def test_same_size_weights_with_different_values_get_different_fingerprints(
     assert sorted(p.name for p in (cache / "text").iterdir()) == sorted(
         {f"bert-{ea.fingerprint}", f"bert-{eb.fingerprint}"}
     )
+
+
+def _cached_keys(root: Path) -> dict[str, set[str]]:
+    """The cache keys held by each encoder's cache folder under ``root`` (``<cache_dir>/text``)."""
+    out: dict[str, set[str]] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        out[folder.name] = set()
+        for shard in folder.glob("*.npz"):
+            with np.load(shard, allow_pickle=False) as z:
+                out[folder.name].update(z["keys"].tolist())
+    return out
+
+
+def test_forget_clears_the_user_s_texts_from_every_encoder_s_cache(
+    fitted: Recommender, ds: loaders.Dataset, bert: Path, tmp_path: Path
+) -> None:
+    """Two models in the store (fine-tuned, cache folder A; frozen, cache folder B) and an encoder no model uses any
+    more (B): a forgotten user's behaviour texts leave all three caches (only the first model's was cleared)."""
+    from kgrec.fusion.forget import behaviour_texts_of, forget_users
+    from kgrec.graph import open_store
+    from kgrec.loaders import batch_from_frames
+
+    gone = "forget-me-tuned"
+    cache_b = tmp_path / "cache-b"
+    st = open_store(tmp_path / "store")
+    st.ingest(ds)
+    tuned_dir = fitted.save(tmp_path / "store" / "models" / "tuned")
+    frozen = Recommender(_config(bert, cache_b, enabled=False)).fit(st, progress=False)
+    frozen_dir = frozen.save(tmp_path / "store" / "models" / "frozen")
+    items = frozen.vocabs.item.to_list()
+    t = int(ds.interactions["timestamp"].max()) + 100
+    rows = pd.DataFrame([(gone, items[n], t + n) for n in range(4)], columns=["user", "item", "timestamp"])
+    st.append(batch_from_frames(rows, known_items=items))
+    for d in (tuned_dir, frozen_dir):
+        assert len(Recommender.load(d, store=st).recommend(gone, k=5)) == 5  # their behaviour text is encoded
+    titles = set(ds.items["title"].tolist())
+    private = [x for x in behaviour_texts_of(st, [gone]) if x and x not in titles]
+    assert private
+    old = TextEncoder(TextEncoderConfig(model_path=str(bert), max_length=48, cache_dir=str(cache_b)))
+    old.encode(private, progress=False)  # an encoder of an earlier model
+    keys = {TextEncoder._key(x) for x in private}
+    root_a = Path(str(fitted.state.config.text.cache_dir)) / "text"
+    before = {**_cached_keys(root_a), **_cached_keys(cache_b / "text")}
+    tuned_fp = TextEncoder(fitted.state.config.text).fingerprint
+    frozen_fp = TextEncoder(frozen.state.config.text).fingerprint
+    holding = {name for name, held in before.items() if held & keys}
+    assert {name.rsplit("-", 1)[1] for name in holding} >= {tuned_fp, frozen_fp, old.fingerprint}
+
+    rep = forget_users(st, [gone], [tuned_dir, frozen_dir])
+    assert rep.cache_entries >= sum(len(held & keys) for held in before.values())  # counted in each folder
+    after = {**_cached_keys(root_a), **_cached_keys(cache_b / "text")}
+    assert {name: held & keys for name, held in after.items() if held & keys} == {}
+    assert not st.has_user(gone)
 
 
 # ------------------------------------------------------------------ the command line

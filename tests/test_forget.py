@@ -99,3 +99,27 @@ def test_a_running_recommender_follows_a_forget_done_elsewhere(tmp_path, synth_d
     assert server.model_version != before and gone not in server.vocabs.user
     with pytest.raises(UnknownIdError):
         server.recommend(gone, k=5)
+
+
+def test_a_forgotten_user_leaves_the_users_per_attribute_value_counts(tmp_path, small_config):
+    """The model's attribute specificity counts (users per attribute value) lose the forgotten user too."""
+    from kgrec.loaders import SyntheticConfig, synthetic
+
+    ds = synthetic(
+        SyntheticConfig(users=40, items=30, communities=2, interactions_per_user=8, seed=4, user_attributes=True)
+    )
+    st = open_store(tmp_path / "store")
+    st.ingest(ds)
+    cfg = small_config.model_copy(update={"train": small_config.train.model_copy(update={"epochs": 2})})
+    model = Recommender(cfg).fit(st, progress=False).save(tmp_path / "store" / "models" / "default")
+    gone = "u3"
+    ua = ds.user_attributes
+    values = [f"{a}={v}" for a, v in zip(ua.loc[ua[S.USER] == gone, "attribute"], ua.loc[ua[S.USER] == gone, "value"])]
+    assert values
+    before = json.loads((model / "model.json").read_text())["degrees"]["attribute"]
+    forget_users(st, [gone], [model])
+    after = json.loads((model / "model.json").read_text())["degrees"]["attribute"]
+    assert after == {a: n - (a in values) for a, n in before.items() if n - (a in values) > 0}
+    left = st.dataset().user_attributes
+    want = left.groupby(["attribute", "value"])[S.USER].nunique()
+    assert after == {f"{a}={v}": int(n) for (a, v), n in want.items()}

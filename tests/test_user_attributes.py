@@ -51,9 +51,18 @@ def test_users_file_kinds_bands_profile_and_unknown_users(tmp_path: Path) -> Non
     ("users", "message"),
     [
         ("name,age\nx,1\n", r"u\.csv: missing required column 'user' for users"),
-        ("user,age\n1,20\n2,21\n1,22\n", r"u\.csv, line 4, column 'user': user '1' is listed again \(first at .*u\.csv, line 2\)"),
-        ("user,age:num\n1,20\n2,old\n", r"u\.csv, line 3, column 'age:num': 'old' is not a finite number; expected a number"),
-        ("user,age:integer\n1,20\n", r"column 'age:integer' declares the kind 'integer'; expected a header 'name:kind'"),
+        (
+            "user,age\n1,20\n2,21\n1,22\n",
+            r"u\.csv, line 4, column 'user': user '1' is listed again \(first at .*u\.csv, line 2\)",
+        ),
+        (
+            "user,age:num\n1,20\n2,old\n",
+            r"u\.csv, line 3, column 'age:num': 'old' is not a finite number; expected a number",
+        ),
+        (
+            "user,age:integer\n1,20\n",
+            r"column 'age:integer' declares the kind 'integer'; expected a header 'name:kind'",
+        ),
         ("user,a=b\n1,x\n", r"column 'a=b' is not a usable attribute name; expected a non-empty name without '='"),
         ("user,job,job:category\n1,x,y\n", r"columns 'job' and 'job:category' name the same attribute 'job'"),
         ("user\n", r"u\.csv: no data rows; expected at least one users row"),
@@ -82,7 +91,11 @@ def test_hetero_data_has_attribute_nodes_and_edges() -> None:
     f = generate_frames(SyntheticConfig(users=40, items=60, communities=4, seed=3, user_attributes=True))
     ds = from_frames(f["interactions"], f["items"], users=f["users"])
     data, vocabs = to_hetero_data(ds)
-    assert data["attribute"].num_nodes == len(vocabs.attribute) == len(ds.user_attributes[["attribute", "value"]].drop_duplicates())
+    assert (
+        data["attribute"].num_nodes
+        == len(vocabs.attribute)
+        == len(ds.user_attributes[["attribute", "value"]].drop_duplicates())
+    )
     ei = data[("user", "has_attribute", "attribute")].edge_index
     assert ei.shape[1] == len(ds.user_attributes)
     assert "occupation=astronomer" in vocabs.attribute
@@ -99,8 +112,22 @@ def test_generate_with_user_attributes_writes_a_loadable_users_file(tmp_path: Pa
     assert set(ds.user_attributes["attribute"]) == {"occupation", "age", "gender"}
     assert ds.users["profile"].str.startswith("I enjoy ").all()
     store = tmp_path / "store"
-    assert main(["ingest", "--store", str(store), "--interactions", str(out / "interactions.parquet"),
-                 "--items-file", str(out / "items.parquet"), "--users", str(out / "users.parquet")]) == 0
+    assert (
+        main(
+            [
+                "ingest",
+                "--store",
+                str(store),
+                "--interactions",
+                str(out / "interactions.parquet"),
+                "--items-file",
+                str(out / "items.parquet"),
+                "--users",
+                str(out / "users.parquet"),
+            ]
+        )
+        == 0
+    )
     import kgrec
 
     assert kgrec.open_store(store).dataset().user_attributes.equals(ds.user_attributes)
@@ -113,11 +140,26 @@ COLD = [f"u{n}" for n in range(8)]
 @pytest.fixture(scope="module")
 def cold_world(small_config):
     """Planted data; the first 8 users keep their attributes and lose every interaction and tag."""
-    f = generate_frames(SyntheticConfig(users=160, items=240, communities=4, interactions_per_user=16, seed=1,
-                                        user_attributes=True, attribute_signal=1.0))
+    f = generate_frames(
+        SyntheticConfig(
+            users=160,
+            items=240,
+            communities=4,
+            interactions_per_user=16,
+            seed=1,
+            user_attributes=True,
+            attribute_signal=1.0,
+        )
+    )
     inter, tags = f["interactions"], f["tags"]
-    ds = from_frames(inter[~inter["user"].isin(COLD)], f["items"], f["triples"], tags[~tags["user"].isin(COLD)],
-                     users=f["users"], name="cold")
+    ds = from_frames(
+        inter[~inter["user"].isin(COLD)],
+        f["items"],
+        f["triples"],
+        tags[~tags["user"].isin(COLD)],
+        users=f["users"],
+        name="cold",
+    )
     cfg = small_config.model_copy(update={"train": small_config.train.model_copy(update={"epochs": 12})})
     rec = Recommender(cfg).fit(ds, progress=False)
     truth = f["communities"].set_index(["kind", "id"])["community"]
@@ -145,8 +187,9 @@ def test_a_cold_user_is_explained_in_plain_words(cold_world) -> None:
     p = e.paths[kinds.index("attribute")]
     occupation = ds.user_attributes.query("user == 'u6' and attribute == 'occupation'")["value"].iloc[0]
     if p.nodes[1].id == f"occupation={occupation}":
-        assert p.sentence == (f"Recommended because people who share your occupation, {occupation}, "
-                              f"interacted with {rec.title(top)}.")
+        assert p.sentence == (
+            f"Recommended because people who share your occupation, {occupation}, interacted with {rec.title(top)}."
+        )
     assert [n.type for n in p.nodes] == ["user", "attribute", "item"] and p.relations[0] == "HAS_ATTRIBUTE"
     assert p.sentence.startswith("Recommended because people who share your ")
     assert sum(x.score for x in rec.explain("u6", top, top=50).paths) == pytest.approx(e.score, rel=1e-4)
@@ -155,11 +198,15 @@ def test_a_cold_user_is_explained_in_plain_words(cold_world) -> None:
 def test_a_new_user_given_attributes_only(cold_world) -> None:
     rec, _, truth = cold_world
     for occupation, community in (("astronomer", 0), ("cook", 2)):
-        got = rec.recommend_new_user(attributes={"occupation": occupation, "age": 18 + 45 * (community + 0.5) / 4}, k=10)
+        got = rec.recommend_new_user(
+            attributes={"occupation": occupation, "age": 18 + 45 * (community + 0.5) / 4}, k=10
+        )
         share = np.mean([truth[("item", i)] == community for i in got["item"]])
         assert share >= 0.8, (occupation, share)
     unknown_only = {"occupation": "astronaut-chef"}
-    with pytest.raises(Exception, match=r"needs behaviour text, at least one known item or at least one known attribute"):
+    with pytest.raises(
+        Exception, match=r"needs behaviour text, at least one known item or at least one known attribute"
+    ):
         rec.recommend_new_user(attributes=unknown_only)
 
 
@@ -176,12 +223,19 @@ def test_a_new_user_is_told_why_in_plain_words(cold_world) -> None:
     attrs = {"occupation": "cook", "age": 18 + 45 * 2.5 / 4, "gender": "f", "hobby": "never seen"}
     item = rec.recommend_new_user(attributes=attrs, k=1)["item"].iloc[0]
     why = rec.explain_new_user(item, attrs)
-    assert list(why.columns) == ["attribute", "value", "users", "sentence"] and set(why["attribute"]) <= {"occupation", "age", "gender"}
+    assert list(why.columns) == ["attribute", "value", "users", "sentence"] and set(why["attribute"]) <= {
+        "occupation",
+        "age",
+        "gender",
+    }
     chose = set(ds.interactions.loc[ds.interactions["item"] == item, "user"])
     cooks = set(ds.user_attributes.query("attribute == 'occupation' and value == 'cook'")["user"])
     row = why[why["attribute"] == "occupation"].iloc[0]
     assert row["users"] == len(chose & cooks) > 0
-    assert row["sentence"] == f"Recommended because people who share your occupation, cook, interacted with {rec.title(item)}."
+    assert (
+        row["sentence"]
+        == f"Recommended because people who share your occupation, cook, interacted with {rec.title(item)}."
+    )
     assert why["users"].is_monotonic_decreasing
     assert rec.explain_new_user(item, attrs, lang="zh")["sentence"].str.startswith("推荐理由：和你").all()
 
@@ -189,12 +243,19 @@ def test_a_new_user_is_told_why_in_plain_words(cold_world) -> None:
 def test_a_user_without_any_text_has_a_zero_text_vector(small_config) -> None:
     # Regression: the text tower mapped an empty text (an all-zero encoding) to its biases, one vector shared by every
     # user without text, which dominated a cold user's score (ml-100k: below popularity on every seed).
-    f = generate_frames(SyntheticConfig(users=60, items=80, communities=2, interactions_per_user=10, seed=2,
-                                        user_attributes=True))
+    f = generate_frames(
+        SyntheticConfig(users=60, items=80, communities=2, interactions_per_user=10, seed=2, user_attributes=True)
+    )
     inter, tags, users = f["interactions"], f["tags"], f["users"].copy()
     users.loc[users["user"].isin(COLD), "profile"] = ""  # attributes only: no behaviour, no profile line
-    ds = from_frames(inter[~inter["user"].isin(COLD)], f["items"], f["triples"], tags[~tags["user"].isin(COLD)],
-                     users=users, name="textless")
+    ds = from_frames(
+        inter[~inter["user"].isin(COLD)],
+        f["items"],
+        f["triples"],
+        tags[~tags["user"].isin(COLD)],
+        users=users,
+        name="textless",
+    )
     cfg = small_config.model_copy(update={"train": small_config.train.model_copy(update={"epochs": 2})})
     state = Recommender(cfg).fit(ds, progress=False)._state
     cold = state.vocabs.user.numbers(pd.Series(COLD), missing="none")
@@ -202,3 +263,62 @@ def test_a_user_without_any_text_has_a_zero_text_vector(small_config) -> None:
     assert (cold >= 0).all() and (warm >= 0).all()
     assert np.abs(state.arrays["user_text"][cold]).max() == 0.0
     assert np.abs(state.arrays["user_text"][warm]).max() > 0.0, "users with behaviour text keep a text vector"
+
+
+def test_an_attribute_value_everybody_shares_is_weak_evidence(small_config) -> None:
+    # Regression (ml-100k): attribute paths were weighed by closeness alone, so a value held by most users (gender,
+    # a large region) explained a cold user as often as a specific one. Now, like a category or keyword, a value held
+    # by n_a of the U users has specificity 1 + log((1 + U) / (1 + n_a)): one every user holds gets the minimum, 1.
+    import math
+
+    from kgrec.fusion.explain_batch import explain_rows
+
+    f = generate_frames(
+        SyntheticConfig(
+            users=160,
+            items=240,
+            communities=4,
+            interactions_per_user=16,
+            seed=1,
+            user_attributes=True,
+            attribute_signal=1.0,
+        )
+    )
+    inter, tags = f["interactions"], f["tags"]
+    users = f["users"].assign(planet="earth")  # a categorical value every user shares
+    ds = from_frames(
+        inter[~inter["user"].isin(COLD)],
+        f["items"],
+        f["triples"],
+        tags[~tags["user"].isin(COLD)],
+        users=users,
+        name="everybody",
+    )
+    cfg = small_config.model_copy(update={"train": small_config.train.model_copy(update={"epochs": 4})})
+    rec = Recommender(cfg).fit(ds, progress=False)
+    st = rec.state
+    deg, n_users = st.degrees["attribute"], len(st.vocabs.user)
+    ua = ds.user_attributes
+    assert deg["planet=earth"] == n_users == ua["user"].nunique()
+    assert deg == {f"{a}={v}": int(n) for (a, v), n in ua.groupby(["attribute", "value"])["user"].nunique().items()}
+    z, off = st.arrays["nodes"], st.node_offsets
+
+    def closeness(attribute: str, item: str) -> float:
+        za = z[off["attribute"] + st.vocabs.attribute.number(attribute)]
+        zi = z[off["item"] + st.item_number(item)]
+        return max(0.0, float(za @ zi / (np.linalg.norm(za) * np.linalg.norm(zi))))
+
+    top = rec.recommend(COLD, k=1)
+    for u, item in zip(top["user"], top["item"], strict=True):
+        e = rec.explain(u, item, top=50)
+        got = {p.nodes[1].id: p.score for p in e.paths if p.kind == "attribute"}
+        assert "planet=earth" in got and len(got) == len(e.paths) >= 3, e.text()
+        spec = {a: 1.0 + math.log((1 + n_users) / (1 + deg[a])) for a in got}
+        assert spec["planet=earth"] == pytest.approx(1.0) and min(spec.values()) == spec["planet=earth"]
+        # each path's score is its share of the score: closeness x specificity over the sum of them
+        raw = {a: closeness(a, item) * spec[a] for a in got}
+        assert got == pytest.approx({a: e.score * r / sum(raw.values()) for a, r in raw.items()}, rel=1e-5)
+    batch = explain_rows(rec, top["user"].tolist(), top["item"].tolist())  # the batched code weighs them alike
+    assert batch.sentences == [
+        rec.explain(u, i, top=1).headline() for u, i in zip(top["user"], top["item"], strict=True)
+    ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -218,27 +218,12 @@ class TextEncoder:
                 np.savez(fh, keys=np.array(keys), vectors=vecs.astype(np.float32))
 
     def forget(self, texts: Sequence[str]) -> int:
-        """Remove the cached vectors of ``texts`` from memory and from every cache shard (each shard holding one is
-        rewritten atomically without it, or deleted when nothing else is left); returns the entries removed."""
-        keys = {self._key(t) for t in texts if isinstance(t, str) and t.strip()}
+        """Remove the cached vectors of ``texts`` from memory and from every shard of this encoder's cache folder (each
+        shard holding one is rewritten atomically without it, or deleted when nothing else is left); returns the
+        entries removed. :func:`forget_cached_texts` does it for every encoder's cache folder."""
+        keys = text_keys(texts)
         found = {k for k in keys if self._memory.pop(k, None) is not None}
-        d = self._cache_path()
-        if not keys or not d.is_dir():
-            return len(found)
-        for shard in sorted(d.glob("*.npz")):
-            with np.load(shard, allow_pickle=False) as z:
-                names, vecs = z["keys"].tolist(), z["vectors"]
-            keep = [n for n, k in enumerate(names) if k not in keys]
-            if len(keep) == len(names):
-                continue
-            found.update(k for k in names if k in keys)
-            if not keep:
-                shard.unlink()
-                continue
-            with atomic_file(shard) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.savez(fh, keys=np.array([names[n] for n in keep]), vectors=vecs[keep])
-        return len(found)
+        return len(found | _forget_in_folder(self._cache_path(), keys))
 
     # ---- encoding
     def encode(self, texts: Sequence[str], *, progress: bool = True, desc: str = "encoding text") -> np.ndarray:
@@ -291,3 +276,48 @@ class TextEncoder:
             if t.strip():
                 out[r] = self._memory[k]
         return out
+
+
+def text_cache_root(config: TextEncoderConfig) -> Path:
+    """The folder holding every encoder's text cache for ``config``'s cache folder: ``<cache_dir>/text``, one
+    ``<model name>-<fingerprint>`` folder in it per encoder (a frozen and a fine-tuned one each have their own)."""
+    return (Path(config.cache_dir) if config.cache_dir else default_cache_dir()) / "text"
+
+
+def text_keys(texts: Iterable[str]) -> set[str]:
+    """The cache keys of the non-empty ``texts`` (the same for every encoder: a hash of the text)."""
+    return {TextEncoder._key(t) for t in texts if isinstance(t, str) and t.strip()}
+
+
+def _forget_in_folder(folder: Path, keys: set[str]) -> set[str]:
+    """Delete ``keys`` from every shard of one encoder's cache folder; returns the keys found there."""
+    found: set[str] = set()
+    if not keys or not folder.is_dir():
+        return found
+    for shard in sorted(folder.glob("*.npz")):
+        with np.load(shard, allow_pickle=False) as z:
+            names, vecs = z["keys"].tolist(), z["vectors"]
+        keep = [n for n, k in enumerate(names) if k not in keys]
+        if len(keep) == len(names):
+            continue
+        found.update(k for k in names if k in keys)
+        if not keep:
+            shard.unlink()
+            continue
+        with atomic_file(shard) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, keys=np.array([names[n] for n in keep]), vectors=vecs[keep])
+    return found
+
+
+def forget_cached_texts(texts: Sequence[str], roots: Iterable[Path]) -> int:
+    """Remove the cached vectors of ``texts`` from every encoder's cache folder under each of ``roots``
+    (:func:`text_cache_root` folders): whichever model, fine-tuned or not, old or current, encoded them. Returns the
+    entries removed (a text cached by two encoders counts twice)."""
+    keys = text_keys(texts)
+    removed = 0
+    for root in dict.fromkeys(Path(r) for r in roots):
+        if keys and root.is_dir():
+            for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+                removed += len(_forget_in_folder(folder, keys))
+    return removed

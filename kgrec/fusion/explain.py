@@ -15,7 +15,9 @@ How a path is scored (``docs/explanations.md``):
    without history).
 2. The connector's *specificity*: ``1 + log((1 + N) / (1 + n_c))`` for a
    category, keyword or entity shared by ``n_c`` of the ``N`` items (rare links
-   say more), and ``max(0, cos(f_u, f_v))`` for a similar user ``v``.
+   say more), likewise ``1 + log((1 + U) / (1 + n_a))`` for an attribute value
+   held by ``n_a`` of the ``U`` users (a value nearly everybody shares says
+   little about anyone), and ``max(0, cos(f_u, f_v))`` for a similar user ``v``.
 3. ``raw = a * specificity``; a path's score is its share of the
    recommendation's score: ``score(u, i) * raw / sum(raw over all candidate
    paths)``. The path scores of one recommendation add up to its score.
@@ -180,6 +182,9 @@ def score_columns(
         if m.any():
             deg = state.degrees[deg_key]
             spec[m] = [1.0 + math.log((1 + n_items) / (1 + deg.get(x, 0))) for x in vias[m]]
+    if attr.any() and "attribute" in state.degrees:  # a model saved before attribute degrees: 1
+        deg, n_users = state.degrees["attribute"], len(v.user)
+        spec[attr] = [1.0 + math.log((1 + n_users) / (1 + deg.get(x, 0))) for x in vias[attr]]
     m = kinds == _USER
     if m.any():
         vv = v.user.numbers(vias[m]) if paths.via_num is None else paths.via_num[m]

@@ -461,6 +461,12 @@ class _Chunk:
                 deg, ids, n_items = st.degrees[deg_key], tab.via_ids(kind), len(st.vocabs.item)
                 vals = [1.0 + math.log((1 + n_items) / (1 + deg.get(str(ids[v]), 0))) for v in vias.tolist()]
                 spec[sel] = np.asarray(vals)[inv]
+        sel = kinds == ATTRIBUTE
+        if sel.any() and "attribute" in st.degrees:  # users per attribute value, as explain.score_columns
+            vias, inv = np.unique(tab.via[sel], return_inverse=True)
+            deg, ids, n_users = st.degrees["attribute"], tab.via_ids(ATTRIBUTE), len(st.vocabs.user)
+            vals = [1.0 + math.log((1 + n_users) / (1 + deg.get(str(ids[v]), 0))) for v in vias.tolist()]
+            spec[sel] = np.asarray(vals)[inv]
         item_num = self.code_item
         anc = np.isin(kinds, (*ANCHORED, USER_CODE))
         a = item_num[tab.anchor[anc]]

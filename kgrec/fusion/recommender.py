@@ -119,6 +119,7 @@ class Recommender(StateReader):
             self._state.model_version,
         )
         self._state = ModelState.load(self.source)
+        self.config = self._state.config
         self._path_index = self._new_users = None
         self.attach(self.store)
         return True
@@ -145,6 +146,7 @@ class Recommender(StateReader):
         ds = data if isinstance(data, Dataset) else data.dataset()
         self._path_index = self._new_users = None  # caches of a previous fit
         self._state, encoder = fit_state(ds, self.config, progress)
+        self.config = self._state.config  # what the model was trained with (e.g. the fine-tuned encoder's folder)
         self._encoder = encoder
         self.attach(None if isinstance(data, Dataset) else data)
         self._dataset = ds
@@ -160,6 +162,7 @@ class Recommender(StateReader):
         ds = data if isinstance(data, Dataset) else data.dataset()
         self._path_index = self._new_users = None
         self._state, self._encoder = warm_state(ds, self._state, progress)
+        self.config = self._state.config
         self.attach(None if isinstance(data, Dataset) else data)
         self._dataset = ds
         return self

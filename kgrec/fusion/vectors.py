@@ -36,11 +36,15 @@ def tower_arrays(towers: Any) -> dict[str, np.ndarray]:
 
 
 def connector_degrees(ds: Dataset) -> dict[str, dict[str, int]]:
-    """Items per category / keyword / entity (for path specificity)."""
+    """Items per category / keyword / entity, and users per attribute value (id ``name=value``), for path
+    specificity."""
+    ua = ds.user_attributes
+    ids = [S.attribute_id(a, v) for a, v in zip(ua[S.ATTRIBUTE], ua[S.VALUE], strict=True)]
     return {
         "category": ds.item_categories.groupby(S.CATEGORY)[S.ITEM].nunique().astype(int).to_dict(),
         "keyword": ds.item_keywords.groupby(S.KEYWORD)[S.ITEM].nunique().astype(int).to_dict(),
         "entity": ds.triples.groupby(S.ENTITY)[S.ITEM].nunique().astype(int).to_dict(),
+        "attribute": ua[S.USER].groupby(ids).nunique().astype(int).to_dict() if len(ua) else {},
     }
 
 
