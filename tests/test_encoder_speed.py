@@ -86,13 +86,16 @@ def test_a_precision_other_than_fp32_has_its_own_fingerprint_and_cache(tmp_path:
 
 
 def test_auto_is_bf16_only_on_a_cpu_with_bf16_matrix_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    auto = TextEncoderConfig(precision="auto")
     monkeypatch.setattr(speed, "fast_bf16", lambda: False)
-    assert TextEncoder(TextEncoderConfig()).precision == "fp32"
+    assert TextEncoder(auto).precision == "fp32"
     fp32_fingerprint = TextEncoder(TextEncoderConfig(precision="fp32")).fingerprint
-    assert TextEncoder(TextEncoderConfig()).fingerprint == fp32_fingerprint
+    assert TextEncoder(auto).fingerprint == fp32_fingerprint
     monkeypatch.setattr(speed, "fast_bf16", lambda: True)
-    assert TextEncoder(TextEncoderConfig()).precision == "bf16"
-    assert TextEncoder(TextEncoderConfig()).fingerprint == TextEncoder(TextEncoderConfig(precision="bf16")).fingerprint
+    assert TextEncoder(auto).precision == "bf16"
+    assert TextEncoder(auto).fingerprint == TextEncoder(TextEncoderConfig(precision="bf16")).fingerprint
+    # the default stays fp32 on every CPU until bf16 is measured on more seeds (docs/scale.md)
+    assert TextEncoder(TextEncoderConfig()).precision == "fp32"
 
 
 def test_the_fp32_fingerprint_is_the_one_before_issue_15() -> None:

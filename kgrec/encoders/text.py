@@ -106,7 +106,7 @@ class TextEncoderConfig(ConfigModel):
         True, description="batch texts of like token counts together, so batches pad little (exact; issue 15)"
     )
     precision: speed.Precision = Field(
-        "auto",
+        "fp32",
         description="'fp32', 'bf16' (bfloat16 weights; cosine > 0.999 to fp32) or 'auto' = bf16 where the CPU has "
         "bfloat16 matrix units (AMX), else fp32 (kgrec.encoders.speed)",
     )
