@@ -94,7 +94,9 @@ class GRU4Rec:
         batch_size: users per step (default: 32).
         epochs: the most epochs (default: 300); early stopping picks fewer when validation is given.
         patience: validations without gain before stopping (default: 4).
-        eval_every: epochs between validations (default: 2).
+        eval_every: epochs between validations (default: 5): training goes on for 20 epochs without gain, as
+            SASRec's; on MovieLens latest-small validation NDCG@20 stays on a popularity-level plateau from
+            epoch 4 to about 14 before it climbs (0.054 -> 0.12 at epoch 40), where 4 x 2 epochs stopped at 12.
         negatives: shared uniform negatives per step; ``None`` for a softmax over all items (default: 1024).
     """
 
@@ -109,7 +111,7 @@ class GRU4Rec:
         batch_size: int = 32,
         epochs: int = 300,
         patience: int = 4,
-        eval_every: int = 2,
+        eval_every: int = 5,
         negatives: int | None = 1024,
     ) -> None:
         if hidden < 1 or max_len < 2 or batch_size < 1 or epochs < 1 or patience < 1 or eval_every < 1:
