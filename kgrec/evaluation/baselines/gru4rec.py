@@ -55,6 +55,7 @@ class GRU4RecNet(nn.Module):
     def __init__(self, n_items: int, hidden: int, dropout: float) -> None:
         super().__init__()
         self.item = nn.Embedding(n_items + 1, hidden, padding_idx=0)  # 0 = padding, item number + 1
+        self.bias = nn.Parameter(torch.zeros(n_items))  # GRU4Rec's output bias: an item's score offset
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
         self.drop_in = nn.Dropout(dropout)
         self.drop_out = nn.Dropout(dropout)
@@ -93,7 +94,9 @@ class GRU4Rec:
         batch_size: users per step (default: 32).
         epochs: the most epochs (default: 300); early stopping picks fewer when validation is given.
         patience: validations without gain before stopping (default: 4).
-        eval_every: epochs between validations (default: 2).
+        eval_every: epochs between validations (default: 5): training goes on for 20 epochs without gain, as
+            SASRec's; on MovieLens latest-small validation NDCG@20 stays on a popularity-level plateau from
+            epoch 4 to about 14 before it climbs (0.054 -> 0.12 at epoch 40), where 4 x 2 epochs stopped at 12.
         negatives: shared uniform negatives per step; ``None`` for a softmax over all items (default: 1024).
     """
 
@@ -108,7 +111,7 @@ class GRU4Rec:
         batch_size: int = 32,
         epochs: int = 300,
         patience: int = 4,
-        eval_every: int = 2,
+        eval_every: int = 5,
         negatives: int | None = 1024,
     ) -> None:
         if hidden < 1 or max_len < 2 or batch_size < 1 or epochs < 1 or patience < 1 or eval_every < 1:
@@ -125,6 +128,7 @@ class GRU4Rec:
         self.best_epoch = epochs
         self.epochs_run = 0
         self.val_ndcg = float("nan")
+        self.val_history: list[tuple[int, float]] = []  # (epoch, validation NDCG@20) of every validation
         self.seconds_per_epoch = float("nan")
 
     def fit(self, ctx: FitContext) -> GRU4Rec:
@@ -145,14 +149,15 @@ class GRU4Rec:
             t0 = time.perf_counter()
             net.train()
             hist = tie_shuffled_histories(d, rng)  # a fresh order inside every tie group
-            perm = rng.permutation(users)
+            windows = self._windows(hist, users, rng)
+            perm = rng.permutation(len(windows))
             for s in range(0, len(perm), self.batch_size):
-                seqs = [self._window(hist[u], rng) for u in perm[s : s + self.batch_size]]
+                seqs = [windows[w] for w in perm[s : s + self.batch_size]]
                 x, _ = _pad_right([q[:-1] for q in seqs], self.max_len)
                 y, _ = _pad_right([q[1:] for q in seqs], self.max_len)
                 h = net(x)
                 valid = y > 0
-                loss = self._loss(h[valid], y[valid] - 1, net.item_matrix(), rng, d.n_items)
+                loss = self._loss(h[valid], y[valid] - 1, net, rng, d.n_items)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -160,6 +165,7 @@ class GRU4Rec:
             self.epochs_run = epoch
             if validate and (epoch % self.eval_every == 0 or epoch == self.epochs):
                 score = validation_ndcg(self, ctx, self._hist)
+                self.val_history.append((epoch, score))
                 bar.set_postfix(val_ndcg=f"{score:.4f}")
                 log.debug("GRU4Rec epoch %d: validation NDCG@20 %.4f", epoch, score)
                 if stopper.step(epoch, score, net):
@@ -172,23 +178,31 @@ class GRU4Rec:
         return self
 
     def _loss(
-        self, h: torch.Tensor, target: torch.Tensor, items: torch.Tensor, rng: np.random.Generator, n_items: int
+        self, h: torch.Tensor, target: torch.Tensor, net: GRU4RecNet, rng: np.random.Generator, n_items: int
     ) -> torch.Tensor:
+        items, bias = net.item_matrix(), net.bias
         if self.negatives is None or self.negatives >= n_items:
-            return F.cross_entropy(h @ items.T, target)
+            return F.cross_entropy(h @ items.T + bias, target)
         neg = torch.from_numpy(rng.integers(0, n_items, self.negatives))
-        pos_logit = (h * items[target]).sum(1, keepdim=True)
-        neg_logit = (h @ items[neg].T).masked_fill(neg.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
+        pos_logit = (h * items[target]).sum(1, keepdim=True) + bias[target].unsqueeze(1)
+        neg_logit = (h @ items[neg].T + bias[neg]).masked_fill(neg.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
         return F.cross_entropy(torch.cat([pos_logit, neg_logit], 1), torch.zeros(len(target), dtype=torch.long))
 
-    def _window(self, hist: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """``max_len + 1`` consecutive items; for long histories a random window each epoch, so
-        every part of the history is trained on over the epochs (half the time the newest)."""
-        n = self.max_len + 1
-        if len(hist) <= n or rng.random() < 0.5:
-            return hist[-n:]
-        end = int(rng.integers(n, len(hist) + 1))
-        return hist[end - n : end]
+    def _windows(self, hist: list[np.ndarray], users: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        """Every history of ``users`` cut into windows of at most ``max_len + 1`` consecutive items that
+        overlap by one item, so that an epoch trains on every transition exactly once (as GRU4Rec does);
+        the cut points move by a random offset every epoch. Each window starts from an empty state, as the
+        state a user is scored from does."""
+        n, out = self.max_len, []
+        for u in users:
+            h = hist[u]
+            if len(h) <= n + 1:
+                out.append(h)
+                continue
+            # the targets h[1:] in blocks of n, the first block of a random size in 1..n
+            cuts = [1, *range(1 + int(rng.integers(1, n + 1)), len(h), n), len(h)]
+            out += [h[a - 1 : b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+        return out
 
     def scores(self, users: np.ndarray) -> torch.Tensor:
         """``[len(users), n_items]``: the state after each user's last ``max_len`` items against every item
@@ -201,4 +215,4 @@ class GRU4Rec:
             empty = lens == 0
             if empty.any():
                 last[empty] = 0.0
-            return last @ self._net.item_matrix().T
+            return last @ self._net.item_matrix().T + self._net.bias
