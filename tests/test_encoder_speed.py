@@ -134,3 +134,12 @@ def test_int8_quantisation_is_a_copy_and_runs() -> None:
     rows, vecs = next(speed.encode_batches(q, enc._tokenizer, TEXTS[:4], max_length=32, batch_size=4))
     assert sorted(rows) == [0, 1, 2, 3]
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+
+
+def test_fast_bf16_reads_the_cpu_flags(tmp_path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f amx_tile amx_bf16 avx512_bf16 amx_int8\n")
+    assert speed.fast_bf16(str(info)) is True
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n")  # no AMX: emulated, slow
+    assert speed.fast_bf16(str(info)) is False
+    assert speed.fast_bf16(str(tmp_path / "missing")) is False

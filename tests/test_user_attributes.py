@@ -137,10 +137,9 @@ def test_generate_with_user_attributes_writes_a_loadable_users_file(tmp_path: Pa
 COLD = [f"u{n}" for n in range(8)]
 
 
-@pytest.fixture(scope="module")
-def cold_world(small_config):
-    """Planted data; the first 8 users keep their attributes and lose every interaction and tag."""
-    f = generate_frames(
+def _planted_frames() -> dict[str, pd.DataFrame]:
+    """4 communities of 40 users; occupation and profile always follow the community."""
+    return generate_frames(
         SyntheticConfig(
             users=160,
             items=240,
@@ -151,6 +150,12 @@ def cold_world(small_config):
             attribute_signal=1.0,
         )
     )
+
+
+@pytest.fixture(scope="module")
+def cold_world(small_config):
+    """Planted data; the first 8 users keep their attributes and lose every interaction and tag."""
+    f = _planted_frames()
     inter, tags = f["interactions"], f["tags"]
     ds = from_frames(
         inter[~inter["user"].isin(COLD)],
@@ -273,17 +278,7 @@ def test_an_attribute_value_everybody_shares_is_weak_evidence(small_config) -> N
 
     from kgrec.fusion.explain_batch import explain_rows
 
-    f = generate_frames(
-        SyntheticConfig(
-            users=160,
-            items=240,
-            communities=4,
-            interactions_per_user=16,
-            seed=1,
-            user_attributes=True,
-            attribute_signal=1.0,
-        )
-    )
+    f = _planted_frames()
     inter, tags = f["interactions"], f["tags"]
     users = f["users"].assign(planet="earth")  # a categorical value every user shares
     ds = from_frames(

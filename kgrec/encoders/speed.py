@@ -33,14 +33,21 @@ Precision = Literal["auto", "fp32", "bf16"]
 Resolved = Literal["fp32", "bf16"]
 
 
-def fast_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX tiles and AVX-512 BF16)."""
-    import torch
+#: the CPU flags (Linux ``/proc/cpuinfo``) of bfloat16 matrix units: Intel AMX tiles with bf16, and AVX-512 BF16
+BF16_FLAGS = frozenset({"amx_tile", "amx_bf16", "avx512_bf16"})
 
+
+def fast_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (every flag of :data:`BF16_FLAGS` in ``cpuinfo``;
+    False where the file is missing, e.g. not Linux, or names no flags)."""
     try:
-        return bool(torch.cpu._is_amx_tile_supported() and torch.cpu._is_avx512_bf16_supported())
-    except (AttributeError, RuntimeError):  # an older torch, or a non-x86 build
-        return False
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return BF16_FLAGS <= set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return False
 
 
 def resolve_precision(precision: Precision) -> Resolved:
