@@ -152,19 +152,25 @@ def _planted_frames() -> dict[str, pd.DataFrame]:
     )
 
 
-@pytest.fixture(scope="module")
-def cold_world(small_config):
-    """Planted data; the first 8 users keep their attributes and lose every interaction and tag."""
-    f = _planted_frames()
+def _without_cold(f: dict[str, pd.DataFrame], users: pd.DataFrame, name: str):
+    """The data set of frames ``f`` with every interaction and tag of the :data:`COLD` users removed (their users-file
+    rows stay)."""
     inter, tags = f["interactions"], f["tags"]
-    ds = from_frames(
+    return from_frames(
         inter[~inter["user"].isin(COLD)],
         f["items"],
         f["triples"],
         tags[~tags["user"].isin(COLD)],
-        users=f["users"],
-        name="cold",
+        users=users,
+        name=name,
     )
+
+
+@pytest.fixture(scope="module")
+def cold_world(small_config):
+    """Planted data; the first 8 users keep their attributes and lose every interaction and tag."""
+    f = _planted_frames()
+    ds = _without_cold(f, f["users"], "cold")
     cfg = small_config.model_copy(update={"train": small_config.train.model_copy(update={"epochs": 12})})
     rec = Recommender(cfg).fit(ds, progress=False)
     truth = f["communities"].set_index(["kind", "id"])["community"]
@@ -251,16 +257,9 @@ def test_a_user_without_any_text_has_a_zero_text_vector(small_config) -> None:
     f = generate_frames(
         SyntheticConfig(users=60, items=80, communities=2, interactions_per_user=10, seed=2, user_attributes=True)
     )
-    inter, tags, users = f["interactions"], f["tags"], f["users"].copy()
+    users = f["users"].copy()
     users.loc[users["user"].isin(COLD), "profile"] = ""  # attributes only: no behaviour, no profile line
-    ds = from_frames(
-        inter[~inter["user"].isin(COLD)],
-        f["items"],
-        f["triples"],
-        tags[~tags["user"].isin(COLD)],
-        users=users,
-        name="textless",
-    )
+    ds = _without_cold(f, users, "textless")
     cfg = small_config.model_copy(update={"train": small_config.train.model_copy(update={"epochs": 2})})
     state = Recommender(cfg).fit(ds, progress=False)._state
     cold = state.vocabs.user.numbers(pd.Series(COLD), missing="none")
@@ -279,16 +278,8 @@ def test_an_attribute_value_everybody_shares_is_weak_evidence(small_config) -> N
     from kgrec.fusion.explain_batch import explain_rows
 
     f = _planted_frames()
-    inter, tags = f["interactions"], f["tags"]
     users = f["users"].assign(planet="earth")  # a categorical value every user shares
-    ds = from_frames(
-        inter[~inter["user"].isin(COLD)],
-        f["items"],
-        f["triples"],
-        tags[~tags["user"].isin(COLD)],
-        users=users,
-        name="everybody",
-    )
+    ds = _without_cold(f, users, "everybody")
     cfg = small_config.model_copy(update={"train": small_config.train.model_copy(update={"epochs": 4})})
     rec = Recommender(cfg).fit(ds, progress=False)
     st = rec.state
