@@ -234,7 +234,7 @@ def test_a_new_user_is_told_why_in_plain_words(cold_world) -> None:
     attrs = {"occupation": "cook", "age": 18 + 45 * 2.5 / 4, "gender": "f", "hobby": "never seen"}
     item = rec.recommend_new_user(attributes=attrs, k=1)["item"].iloc[0]
     why = rec.explain_new_user(item, attrs)
-    assert list(why.columns) == ["attribute", "value", "users", "sentence"] and set(why["attribute"]) <= {
+    assert list(why.columns) == ["attribute", "value", "users", "strength", "sentence"] and set(why["attribute"]) <= {
         "occupation",
         "age",
         "gender",
@@ -247,7 +247,18 @@ def test_a_new_user_is_told_why_in_plain_words(cold_world) -> None:
         row["sentence"]
         == f"Recommended because people who share your occupation, cook, interacted with {rec.title(item)}."
     )
-    assert why["users"].is_monotonic_decreasing
+    # Ordered as the attribute path of kgrec.fusion.explain weighs it (regression: ordered by raw counts, so a value
+    # nearly everybody holds came first whenever many of its holders chose a popular item): the structural cosine of
+    # the value and the item times the value's specificity 1 + log((1 + U) / (1 + n_a)), computed here from scratch.
+    st, nodes = rec.state, rec.state.arrays["nodes"]
+    z_i = nodes[st.node_offsets["item"] + rec.item_number(item)]
+    n_users = len(st.vocabs.user)
+    for r in why.itertuples():
+        z_a = nodes[st.node_offsets["attribute"] + st.vocabs.attribute.number(f"{r.attribute}={r.value}")]
+        n_a = ds.user_attributes.query("attribute == @r.attribute and value == @r.value")["user"].nunique()
+        cos = z_a @ z_i / (np.linalg.norm(z_a) * np.linalg.norm(z_i))
+        assert r.strength == pytest.approx(max(cos, 0) * (1 + np.log((1 + n_users) / (1 + n_a))), rel=1e-5)
+    assert why["strength"].is_monotonic_decreasing
     assert rec.explain_new_user(item, attrs, lang="zh")["sentence"].str.startswith("推荐理由：和你").all()
 
 

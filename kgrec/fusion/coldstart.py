@@ -126,13 +126,19 @@ class NewUsers:
 def attribute_reasons(
     state: ModelState, ds: Dataset, item: str, numbers: np.ndarray, lang: str | None = None
 ) -> pd.DataFrame:
-    """Why ``item`` suits a new user with attribute node ``numbers``: per attribute value, how many users who hold it
-    chose the item, as a sentence of the ``attribute`` path kind (most users first; values nobody who chose the item
-    holds are left out).
+    """Why ``item`` suits a new user with attribute node ``numbers``: per attribute value that at least one user who
+    chose the item holds, how many such users there are and the sentence of an ``attribute`` path, strongest first.
+
+    The strength is the attribute path's raw weight in :mod:`kgrec.fusion.explain` for a user without history:
+    ``max(0, cos(z_a, z_i)) * (1 + log((1 + U) / (1 + n_a)))``, the GNN's structural vectors of the value and the item
+    times the value's specificity (``n_a`` of the model's ``U`` users hold it), so a value nearly everybody shares
+    (a gender) does not come first because many of its holders chose a popular item.
 
     Returns:
-        DataFrame ``attribute, value, users, sentence``.
+        DataFrame ``attribute, value, users, strength, sentence`` (strength descending, then users).
     """
+    import math
+
     from kgrec.fusion.explanation import sentence
     from kgrec.messages import messages
 
@@ -140,12 +146,21 @@ def attribute_reasons(
     ua = ds.user_attributes
     m = messages(lang)
     verb = m.verb(state.config.explain.interaction_verb)
+    nodes, off = state.arrays["nodes"], state.node_offsets
+    z_i = nodes[off["item"] + state.item_number(str(item))]
+    degrees, n_users = state.degrees.get("attribute", {}), len(state.vocabs.user)
     rows = []
-    for ident in state.vocabs.attribute.ids[numbers].tolist():
+    for num, ident in zip(numbers.tolist(), state.vocabs.attribute.ids[numbers].tolist(), strict=True):
         name, value = S.split_attribute_id(ident)
         holders = ua.loc[(ua[S.ATTRIBUTE] == name) & (ua[S.VALUE] == value), S.USER]
         n = int(holders.isin(chose).sum())
         if n:
-            rows.append((name, value, n, sentence("attribute", verb, "", ident, state.title(str(item)), lang=m.lang)))
-    df = pd.DataFrame(rows, columns=["attribute", "value", "users", "sentence"])
-    return df.sort_values(["users", "attribute"], ascending=[False, True], kind="stable").reset_index(drop=True)
+            z_a = nodes[off["attribute"] + num]
+            cos = float(z_a @ z_i) / max(float(np.linalg.norm(z_a) * np.linalg.norm(z_i)), 1e-12)
+            spec = 1.0 + math.log((1 + n_users) / (1 + degrees.get(ident, 0)))
+            text = sentence("attribute", verb, "", ident, state.title(str(item)), lang=m.lang)
+            rows.append((name, value, n, max(cos, 0.0) * spec, text))
+    df = pd.DataFrame(rows, columns=["attribute", "value", "users", "strength", "sentence"])
+    return df.sort_values(
+        ["strength", "users", "attribute"], ascending=[False, False, True], kind="stable"
+    ).reset_index(drop=True)
