@@ -37,15 +37,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks._validation import MovieLensValidation
 from benchmarks.quality import REPO, code_version
 from kgrec import loaders
 from kgrec._atomic import write_text_atomic
 from kgrec.encoders import speed
 from kgrec.encoders.behaviour import item_texts, user_texts
 from kgrec.encoders.text import TextEncoder, TextEncoderConfig
-from kgrec.evaluation.baselines.base import FitContext
-from kgrec.evaluation.fused import FusedScorer
-from kgrec.evaluation.metrics import evaluate_topk, full_ranking_topk
 from kgrec.evaluation.split import make_split
 from kgrec.fusion.config import RecommenderConfig
 
@@ -149,30 +147,23 @@ def speed_rows(groups: dict[str, list[str]], threads: Sequence[int], max_length:
 
 
 def ndcg_rows(root: str, seeds: Sequence[int], precisions: Sequence[str]) -> list[dict[str, Any]]:
-    split = make_split(loaders.movielens(root))
-    train, val = split.train, split.val
-    users = np.unique(val.users)
-    dataset = split.dataset_of(split.train_frame)
+    ml = MovieLensValidation(root)
     rows = []
     for seed in seeds:
         for p in precisions:
             with tempfile.TemporaryDirectory(prefix="kgrec-enc-bench-") as cache:
                 cfg = RecommenderConfig.model_validate({"text": {"precision": p, "cache_dir": cache}})
-                t0 = time.perf_counter()
-                m = FusedScorer(p, cfg).fit(
-                    FitContext(train, None, seed, False, dataset, split.vocabs.user.ids, split.vocabs.item.ids)
-                )
-                fit_seconds = time.perf_counter() - t0
-            r = evaluate_topk(full_ranking_topk(m.scores, users, train.by_user()), users, train, val)
+                fit = ml.fit(p, cfg, seed)
+            f = fit.figures
             rows.append(
                 {
                     "precision": p,
                     "seed": seed,
-                    "val_ndcg@20": r["ndcg@20"],
-                    "val_recall@20": r["recall@20"],
-                    "fit_seconds": fit_seconds,
-                    "best_epoch": m.best_epoch,
-                    "text_model": m.recommender.metrics.get("text_model"),
+                    "val_ndcg@20": f["val_ndcg@20"],
+                    "val_recall@20": f["val_recall@20"],
+                    "fit_seconds": fit.fit_seconds,
+                    "best_epoch": f["best_epoch"],
+                    "text_model": fit.scorer.recommender.metrics.get("text_model"),
                 }
             )
             log.info("%s", rows[-1])

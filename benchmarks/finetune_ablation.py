@@ -25,13 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._validation import MovieLensValidation
 from benchmarks.quality import REPO, code_version
-from kgrec import loaders
 from kgrec._atomic import write_text_atomic
-from kgrec.evaluation.baselines.base import FitContext
-from kgrec.evaluation.fused import FusedScorer
-from kgrec.evaluation.metrics import evaluate_cold_only, evaluate_topk, full_ranking_topk
-from kgrec.evaluation.split import make_split
 from kgrec.fusion.config import RecommenderConfig
 
 log = logging.getLogger(__name__)
@@ -108,10 +104,7 @@ def main() -> None:
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     t_all = time.perf_counter()
-    split = make_split(loaders.movielens(a.movielens))
-    train, val = split.train, split.val
-    users = np.unique(val.users)
-    dataset = split.dataset_of(split.train_frame)
+    ml = MovieLensValidation(a.movielens)
     variants = ([0] if not a.no_frozen else []) + [n for n in a.layers if n > 0]
     rows: list[dict[str, Any]] = []
     earlier: dict[str, Any] = {}
@@ -146,26 +139,16 @@ def main() -> None:
             if (name, seed) in done:
                 log.info("%s, seed %d: already in %s", name, seed, a.out)
                 continue
-            t0 = time.perf_counter()
-            m = FusedScorer(name, variant_config(n, a.pairs, a.epochs, a.lr)).fit(
-                FitContext(train, None, seed, False, dataset, split.vocabs.user.ids, split.vocabs.item.ids)
-            )
-            fit_seconds = time.perf_counter() - t0
-            r = evaluate_topk(full_ranking_topk(m.scores, users, train.by_user()), users, train, val)
-            c = evaluate_cold_only(m.scores, train, val)
+            fit = ml.fit(name, variant_config(n, a.pairs, a.epochs, a.lr), seed, cold_only=True)
+            m = fit.scorer
             ft = m.recommender.metrics.get("text_finetune") or {}
             rows.append(
                 {
                     "variant": name,
                     "layers": n,
                     "seed": seed,
-                    "val_ndcg@20": r["ndcg@20"],
-                    "val_recall@20": r["recall@20"],
-                    "val_cold_recall@20": r["cold_recall@20"],
-                    "val_cold_only_recall@20": c["cold_only_recall@20"],
-                    "cold_only_random_recall@20": c["cold_only_random_recall@20"],
-                    "best_epoch": m.best_epoch,
-                    "fit_seconds": fit_seconds,
+                    **fit.figures,
+                    "fit_seconds": fit.fit_seconds,
                     "finetune_seconds": ft.get("seconds"),
                     "finetune_frozen_seconds": ft.get("frozen_seconds"),
                     "loss_first": ft.get("loss_first"),
