@@ -35,17 +35,57 @@ MARK = "pipeline-scale"
 STAGES = ("generate", "ingest", "train", "export")
 
 
-def timed(cmd: list[str], log: Path, env: dict[str, str]) -> dict[str, Any]:
-    """Run ``cmd`` under ``/usr/bin/time -v``; its wall seconds and peak RSS (GB), or RuntimeError with the log's tail."""
+def _rss_kb(pid: int) -> int:
+    """Resident memory (kB) of ``pid`` and its descendants, 0 when it is gone."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _rss_kb(int(child))
+    except (OSError, ValueError):
+        pass
+    return total
+
+
+def _last_line(log: Path) -> str:
+    """The log's last line or progress-bar state (what the stage was doing), at most 160 characters."""
+    try:
+        with log.open("rb") as fh:
+            fh.seek(max(0, log.stat().st_size - 4000))
+            tail = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    parts = [p.strip() for p in re.split(r"[\r\n]", tail) if p.strip()]
+    return parts[-1][:160] if parts else ""
+
+
+def timed(cmd: list[str], log: Path, env: dict[str, str], every: float = 2.0) -> dict[str, Any]:
+    """Run ``cmd`` under ``/usr/bin/time -v``: its wall seconds and peak RSS (GB), plus, sampled every ``every``
+    seconds, what its log said when the resident memory was highest (``peak_during``); RuntimeError with the log's
+    tail when it fails."""
     t0 = time.perf_counter()
+    peak = {"kb": 0, "during": ""}
     with log.open("w") as fh:
-        rc = subprocess.run(["/usr/bin/time", "-v", *cmd], stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
+        proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stdout=fh, stderr=subprocess.STDOUT, env=env)
+        while proc.poll() is None:
+            kb = _rss_kb(proc.pid)
+            if kb > peak["kb"]:
+                peak = {"kb": kb, "during": _last_line(log)}
+            time.sleep(every)
+        rc = proc.returncode
     wall = time.perf_counter() - t0
     text = log.read_text(errors="replace")
     if rc != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed (exit {rc}); the end of {log}:\n{text[-3000:]}")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    return {"seconds": round(wall, 1), "peak_rss_gb": round(int(rss.group(1)) / 1e6, 2) if rss else None}
+    return {
+        "seconds": round(wall, 1),
+        "peak_rss_gb": round(int(rss.group(1)) / 1e6, 2) if rss else None,
+        "peak_during": peak["during"],
+    }
 
 
 def run_size(users: int, items: int, per_user: float, work: Path, precision: str, epochs: int | None) -> list[dict]:

@@ -50,6 +50,55 @@ def test_length_buckets_give_the_unbucketed_vectors_in_the_callers_order(fp32_ve
         assert np.abs(alone[0] - got[r]).max() < 1e-5
 
 
+def test_chunked_tokenisation_gives_the_same_vectors_and_batch_count(fp32_vectors: np.ndarray) -> None:
+    """Texts are tokenised a chunk at a time (a million texts' token lists at once would hold gigabytes): every row
+    still comes back once, with its own vector, and batch_count says how many batches come."""
+    enc = TextEncoder(TextEncoderConfig(cache=False, precision="fp32"))
+    enc._load(progress=False)
+    out = list(speed.encode_batches(enc._model, enc._tokenizer, TEXTS, max_length=128, batch_size=4, chunk=7))
+    rows = [r for batch_rows, _ in out for r in batch_rows]
+    assert sorted(rows) == list(range(len(TEXTS)))
+    assert len(out) == speed.batch_count(len(TEXTS), 4, 7) == 5 * 2 + 1  # 38 texts: 5 full chunks of 7 (2 batches each), 3 left
+    got = np.zeros_like(fp32_vectors)
+    for batch_rows, vecs in out:
+        got[batch_rows] = vecs
+    assert np.abs(got - fp32_vectors).max() < 1e-5
+    with pytest.raises(ValueError, match="chunk"):
+        next(speed.encode_batches(enc._model, enc._tokenizer, TEXTS, max_length=32, batch_size=4, chunk=0))
+
+
+def test_an_interrupted_encode_keeps_every_finished_chunk_in_the_cache(tmp_path, fp32_vectors: np.ndarray) -> None:
+    """Encoding a million behaviour texts takes hours: a crash in the last chunk must not lose the others."""
+    cfg = TextEncoderConfig(cache_dir=str(tmp_path), precision="fp32", batch_size=4, encode_chunk=8)
+    enc = TextEncoder(cfg)
+    enc._load(progress=False)
+    model, calls = enc._model, {"n": 0}
+
+    class Failing:  # the real model, which fails on its 5th forward pass (the 3rd chunk)
+        def __call__(self, **batch):
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise RuntimeError("out of memory (planted)")
+            return model(**batch)
+
+    enc._model = Failing()
+    with pytest.raises(RuntimeError, match="planted"):
+        enc.encode(TEXTS, progress=False)
+    assert len(list((tmp_path / "text").glob("*/*.npz"))) == 2  # the two finished chunks of 8 texts
+    again = TextEncoder(cfg)
+    again._load(progress=False)
+    model2, seen = again._model, []
+
+    def counting(**batch):
+        seen.append(len(batch["input_ids"]))
+        return model2(**batch)
+
+    again._model = counting
+    vecs = again.encode(TEXTS, progress=False)
+    assert sum(seen) == len(TEXTS) - 16  # only what was not finished is encoded again
+    assert np.abs(vecs - fp32_vectors).max() < 1e-5
+
+
 def test_batches_sort_by_length_and_keep_every_row_once() -> None:
     lengths = [5, 1, 9, 1, 3, 7, 2]
     bucketed = speed.batches(lengths, 3)

@@ -57,6 +57,10 @@ def resolve_precision(precision: Precision) -> Resolved:
     return precision
 
 
+TOKENIZE_CHUNK = 8192
+"""Texts tokenised (and, by the text encoder, cached) at a time."""
+
+
 def prepare_model(model: Any, precision: Resolved) -> Any:
     """``model`` ready to encode in ``precision`` (eval mode; cast to bfloat16 for bf16)."""
     import torch
@@ -97,25 +101,36 @@ def mean_pool(hidden: Any, mask: Any) -> np.ndarray:
 
 
 def encode_batches(
-    model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int, batch_size: int, bucket: bool = True
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    batch_size: int,
+    bucket: bool = True,
+    chunk: int = TOKENIZE_CHUNK,
 ) -> Iterator[tuple[list[int], np.ndarray]]:
     """Encode ``texts``: yields ``(rows, vectors)`` per batch, ``rows`` the positions in ``texts`` of the
-    ``vectors`` (float32, L2-normalised mean pooling). Each text is tokenised once; with ``bucket`` the batches
+    ``vectors`` (float32, L2-normalised mean pooling). Texts are tokenised ``chunk`` at a time, each once (the token
+    lists of a million texts at once would hold gigabytes of Python integers); with ``bucket`` the batches of a chunk
     group texts of like token counts. Runs under ``torch.inference_mode``; the caller sets threads."""
     import torch
 
-    if not texts:
-        return
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length)
-    fields = list(enc.keys())
-    lengths = [len(ids) for ids in enc["input_ids"]]
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1 text, got {chunk}")
     with torch.inference_mode():
-        for rows in batches(lengths, batch_size, bucket):
-            batch = tokenizer.pad({f: [enc[f][r] for r in rows] for f in fields}, return_tensors="pt")
-            out = model(**batch).last_hidden_state
-            yield rows, mean_pool(out, batch["attention_mask"])
+        for start in range(0, len(texts), chunk):
+            enc = tokenizer(list(texts[start : start + chunk]), truncation=True, max_length=max_length)
+            fields = list(enc.keys())
+            lengths = [len(ids) for ids in enc["input_ids"]]
+            for rows in batches(lengths, batch_size, bucket):
+                batch = tokenizer.pad({f: [enc[f][r] for r in rows] for f in fields}, return_tensors="pt")
+                out = model(**batch).last_hidden_state
+                yield [start + r for r in rows], mean_pool(out, batch["attention_mask"])
+            del enc
 
 
-def batch_count(n: int, batch_size: int) -> int:
+def batch_count(n: int, batch_size: int, chunk: int = TOKENIZE_CHUNK) -> int:
     """How many batches :func:`encode_batches` yields for ``n`` texts."""
-    return -(-n // batch_size)
+    full, rest = divmod(n, chunk)
+    return full * -(-chunk // batch_size) + -(-rest // batch_size)

