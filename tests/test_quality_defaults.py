@@ -160,3 +160,61 @@ def test_fit_tries_the_alternatives_on_validation_and_keeps_the_best(small_confi
         RecommenderConfig.model_validate({"train": {"alternatives": [{"recent_windw": 0}]}})
     with pytest.raises(ValueError, match="recent_window"):
         RecommenderConfig.model_validate({"train": {"alternatives": [{"recent_window": -1}]}})
+
+
+def _old_grid(u_f, i_f, x, targets, history, users, cfg):
+    """The co-occurrence grid as it was first written: one product over the joined vectors per grid point."""
+    from kgrec.fusion.ranking import ranking_metrics, topk_scores
+    from kgrec.fusion.selection import score_spread_ratio
+
+    m = cfg.model
+    sigma, v = spectrum(x, m.cooc_rank, cfg.train.seed)
+    ut = torch.from_numpy(users)
+    exclude = {r: history[int(u)] for r, u in enumerate(users)}
+    tg = [targets[u] for u in users]
+    rows = []
+
+    def measure(uv, iv, w, l2):
+        r = ranking_metrics(topk_scores(uv, iv, 20, exclude)[1].numpy(), tg, 20)
+        rows.append((w, l2, r["ndcg@20"], r["recall@20"]))
+
+    measure(u_f[ut], i_f, 0.0, 0.0)
+    for l2 in m.cooc_l2:
+        e = item_factors(sigma, v, l2)
+        c = user_factors(x, e)
+        ratio = score_spread_ratio(u_f, i_f, c, e, cfg.train.seed)
+        for w in sorted(set(m.cooc_weights) - {0.0}):
+            measure(torch.cat([u_f[ut], (w * ratio) * c[ut]], 1), torch.cat([i_f, e], 1), w, l2)
+    return rows
+
+
+@pytest.mark.parametrize("val_users", [None, 150])
+def test_the_grid_scores_once_per_part_and_gives_the_joined_products_rows(val_users) -> None:
+    """The fused scores once, the co-occurrence scores once per l2, a weight only adds them: the same metrics as one
+    product over the joined vectors per grid point; with ``train.val_users`` on a fixed sample of the users."""
+    from types import SimpleNamespace
+
+    from kgrec.fusion.selection import score_rows, select_cooccurrence, validation_users
+
+    rng = np.random.default_rng(4)
+    n_users, n_items = 400, 90
+    pu, pi = np.nonzero(rng.random((n_users, n_items)) < 0.12)
+    history = {u: pi[pu == u] for u in range(n_users)}
+    targets = [rng.choice(n_items, rng.integers(0, 4), replace=False) for _ in range(n_users)]
+    u_f, i_f = torch.randn(n_users, 8), torch.randn(n_items, 8)
+    cfg = RecommenderConfig.model_validate(
+        {"model": {"cooc_rank": 24, "cooc_l2": [5.0, 50.0], "cooc_weights": [0.0, 0.5, 2.0]},
+         "train": {"val_users": val_users, "seed": 3}}
+    )
+    inp = SimpleNamespace(pos_users=pu, pos_items=pi, history=history)
+    rows, best = select_cooccurrence(SimpleNamespace(users=u_f, items=i_f), inp, targets, cfg, n_users, n_items)
+    users = validation_users(targets, val_users, 3)
+    with_items = [u for u in range(n_users) if len(targets[u])]
+    assert len(users) == (len(with_items) if val_users is None else 150) and set(users) <= set(with_items)
+    assert np.array_equal(users, validation_users(targets, val_users, 3))  # fixed by the seed
+    old = _old_grid(u_f, i_f, binary_matrix(pu, pi, n_users, n_items), targets, history, users, cfg)
+    got = [(r["cooc_weight"], r["cooc_l2"], r["val_ndcg@20"], r["val_recall@20"]) for r in rows]
+    assert [g[:2] for g in got] == [o[:2] for o in old]
+    assert np.allclose([g[2:] for g in got], [o[2:] for o in old], atol=1e-9)
+    assert best == max(rows, key=lambda r: (r["val_ndcg@20"], -r["cooc_weight"]))
+    assert score_rows(100_000) * 100_000 <= 1 << 26 and score_rows(10) == 2048

@@ -92,6 +92,13 @@ class TrainConfig(ConfigModel):
         0.1, ge=0.0, lt=0.5, description="last fraction of each user's history held out for early stopping"
     )
     patience: int = Field(8, ge=1, le=1000, description="validations without gain before stopping")
+    val_users: int | None = Field(
+        20_000,
+        ge=100,
+        le=100_000_000,
+        description="validation inside fit (early stopping, the co-occurrence grid) scores at most this many users, "
+        "a fixed seeded sample of those with held-out items; its cost grows with users x items (None = all)",
+    )
     eval_every: int = Field(2, ge=1, le=100, description="validate every this many epochs")
     refit: Literal["continue", "scratch", "none"] = Field(
         "continue",

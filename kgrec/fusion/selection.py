@@ -13,12 +13,14 @@ from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.inputs import GraphInputs
 from kgrec.fusion.itemitem import binary_matrix, item_factors, spectrum, user_factors
 from kgrec.fusion.model import Towers
-from kgrec.fusion.ranking import ranking_metrics, topk_scores
+from kgrec.fusion.ranking import ranking_metrics, top_items
 
-__all__ = ["SCALE_USERS", "score_spread_ratio", "select_cooccurrence"]
+__all__ = ["SCALE_USERS", "score_rows", "score_spread_ratio", "select_cooccurrence", "validation_users"]
 
 #: users sampled to measure the spread of the fused and co-occurrence scores (their ratio scales the weight)
 SCALE_USERS = 512
+#: floats in one matrix of scores (users x all items) while validating: 64 M floats = 256 MB
+SCORE_BUDGET = 1 << 26
 
 
 def score_spread_ratio(u_f: torch.Tensor, i_f: torch.Tensor, u_c: torch.Tensor, i_c: torch.Tensor, seed: int) -> float:
@@ -30,6 +32,20 @@ def score_spread_ratio(u_f: torch.Tensor, i_f: torch.Tensor, u_c: torch.Tensor, 
     return sf / sc if sc > 0 else 0.0
 
 
+def validation_users(targets: list[np.ndarray], cap: int | None, seed: int) -> np.ndarray:
+    """The user numbers validation scores: those with held-out items, at most ``cap`` of them (a sample fixed by
+    ``seed``, in ascending order; every one when ``cap`` is None or not smaller)."""
+    users = np.array([u for u, t in enumerate(targets) if len(t)], dtype=np.int64)
+    if cap is None or len(users) <= cap:
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, cap, replace=False))
+
+
+def score_rows(n_items: int, budget: int = SCORE_BUDGET) -> int:
+    """Users scored against all ``n_items`` at a time, so that one score matrix holds at most ``budget`` floats."""
+    return max(1, min(2048, budget // max(n_items, 1)))
+
+
 def select_cooccurrence(
     towers: Towers,
     inp: GraphInputs,
@@ -39,29 +55,43 @@ def select_cooccurrence(
     n_items: int,
 ) -> tuple[list[dict[str, float]], dict[str, float]]:
     """Every (weight, l2) of the co-occurrence grids scored on the internal validation split, with the
-    fused towers trained on the fit part; returns ``(rows, best)`` (best by NDCG@20, ties: the smaller weight)."""
+    fused towers trained on the fit part; returns ``(rows, best)`` (best by NDCG@20, ties: the smaller weight).
+
+    The score of a grid point is ``u_f . i_f + w * ratio * (c_u . e_i)``: per chunk of users the fused scores are
+    computed once and the co-occurrence scores once per l2, each weight only adds them (not one product over the
+    joined vectors per grid point, which cost as many full products as there are grid points)."""
     m = cfg.model
-    users = np.array([u for u, t in enumerate(targets) if len(t)], dtype=np.int64)
+    users = validation_users(targets, cfg.train.val_users, cfg.train.seed)
     x = binary_matrix(inp.pos_users, inp.pos_items, n_users, n_items)
     sigma, v = spectrum(x, m.cooc_rank, cfg.train.seed)
     u_f, i_f = towers.users.detach(), towers.items.detach()
-    exclude = {r: inp.history.get(int(u), np.empty(0, dtype=np.int64)) for r, u in enumerate(users)}
-    tg = [targets[u] for u in users]
-    ut = torch.from_numpy(users)
-    rows: list[dict[str, float]] = []
-
-    def measure(uv: torch.Tensor, iv: torch.Tensor, w: float, l2: float) -> None:
-        _, top = topk_scores(uv, iv, 20, exclude)
-        r = ranking_metrics(top.numpy(), tg, 20)
-        rows.append({"cooc_weight": w, "cooc_l2": l2, "val_ndcg@20": r["ndcg@20"], "val_recall@20": r["recall@20"]})
-
-    if 0.0 in m.cooc_weights:
-        measure(u_f[ut], i_f, 0.0, 0.0)  # the fused towers alone
+    parts = []  # per l2: (l2, item factors, user factors of the sample, spread ratio)
     for l2 in m.cooc_l2:
         e = item_factors(sigma, v, l2)
         c = user_factors(x, e)
-        ratio = score_spread_ratio(u_f, i_f, c, e, cfg.train.seed)
-        for w in sorted(set(m.cooc_weights) - {0.0}):
-            measure(torch.cat([u_f[ut], (w * ratio) * c[ut]], 1), torch.cat([i_f, e], 1), w, l2)
+        parts.append((l2, e, c[torch.from_numpy(users)], score_spread_ratio(u_f, i_f, c, e, cfg.train.seed)))
+    weights = sorted(set(m.cooc_weights) - {0.0})
+    grid = ([(0.0, 0.0)] if 0.0 in m.cooc_weights else []) + [(w, l2) for l2, *_ in parts for w in weights]
+    tops: dict[tuple[float, float], list[torch.Tensor]] = {g: [] for g in grid}
+    step = score_rows(n_items)
+    for start in range(0, len(users), step):
+        rows_u = users[start : start + step]
+        base = u_f[torch.from_numpy(rows_u)] @ i_f.T
+        ex = [inp.history.get(int(u), np.empty(0, dtype=np.int64)) for u in rows_u]
+        r = np.concatenate([np.full(len(h), j) for j, h in enumerate(ex)]) if ex else np.empty(0)
+        if len(r):  # a user's own items score -inf at every grid point (-inf plus a finite score stays -inf)
+            base[torch.from_numpy(r.astype(np.int64)), torch.from_numpy(np.concatenate(ex))] = float("-inf")
+        if (0.0, 0.0) in tops:
+            tops[(0.0, 0.0)].append(top_items(base, 20)[1])  # the fused towers alone
+        for l2, e, c_s, ratio in parts:
+            sc = c_s[start : start + step] @ e.T
+            for w in weights:
+                tops[(w, l2)].append(top_items(base + (w * ratio) * sc, 20)[1])
+    tg = [targets[u] for u in users]
+    rows: list[dict[str, float]] = []
+    for w, l2 in grid:
+        top = torch.cat(tops[(w, l2)]) if tops[(w, l2)] else torch.zeros((0, 20), dtype=torch.long)
+        met = ranking_metrics(top.numpy(), tg, 20)
+        rows.append({"cooc_weight": w, "cooc_l2": l2, "val_ndcg@20": met["ndcg@20"], "val_recall@20": met["recall@20"]})
     best = max(rows, key=lambda r: (r["val_ndcg@20"], -r["cooc_weight"]))
     return rows, best

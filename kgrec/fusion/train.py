@@ -42,7 +42,7 @@ from kgrec.fusion.inputs import GraphInputs, build_inputs, interaction_recent_we
 from kgrec.fusion.itemitem import binary_matrix, item_factors, spectrum, user_factors
 from kgrec.fusion.model import FusedModel, Towers
 from kgrec.fusion.ranking import ranking_metrics, topk_scores
-from kgrec.fusion.selection import score_spread_ratio, select_cooccurrence
+from kgrec.fusion.selection import score_rows, score_spread_ratio, select_cooccurrence, validation_users
 from kgrec.fusion.stopping import EarlyStopping
 from kgrec.fusion.ties import holdout_newest_groups
 from kgrec.graph.hetero import Vocabularies
@@ -140,16 +140,22 @@ def _epoch(
 
 
 def _evaluate(
-    model: FusedModel, inp: GraphInputs, item_text: torch.Tensor, targets: list[np.ndarray], k: int = 20
+    model: FusedModel,
+    inp: GraphInputs,
+    item_text: torch.Tensor,
+    targets: list[np.ndarray],
+    cfg: RecommenderConfig,
+    k: int = 20,
 ) -> dict[str, float]:
     model.eval()
     with torch.no_grad():
         towers = model(inp.adj, inp.id_mask, item_text, inp.user_text, inp.recent_idx, inp.recent_mask, inp.recent_span)
-    users = np.array([u for u, t in enumerate(targets) if len(t)], dtype=np.int64)
+    users = validation_users(targets, cfg.train.val_users, cfg.train.seed)
     if len(users) == 0:
         return {f"recall@{k}": float("nan"), f"ndcg@{k}": float("nan")}
     exclude = {r: inp.history.get(int(u), np.empty(0, dtype=np.int64)) for r, u in enumerate(users)}
-    _, top = topk_scores(towers.users[torch.from_numpy(users)], towers.items, k, exclude)
+    step = score_rows(towers.items.shape[0])
+    _, top = topk_scores(towers.users[torch.from_numpy(users)], towers.items, k, exclude, chunk=step)
     return ranking_metrics(top.numpy(), [targets[u] for u in users], k)
 
 
@@ -213,7 +219,7 @@ def _train_run(
         if targets is not None and (epoch % cfg.train.eval_every == 0 or epoch == epochs):
             score = float("nan")
             if main:
-                m = _evaluate(model, inp, item_text, targets)
+                m = _evaluate(model, inp, item_text, targets, cfg)
                 row.update({f"val_{k}": v for k, v in m.items() if k != "users"})
                 score = m["ndcg@20"]
                 bar.set_postfix(loss=f"{loss:.3f}", val_ndcg=f"{score:.4f}")
