@@ -206,7 +206,7 @@ def test_the_grid_scores_once_per_part_and_gives_the_joined_products_rows(val_us
         {"model": {"cooc_rank": 24, "cooc_l2": [5.0, 50.0], "cooc_weights": [0.0, 0.5, 2.0]},
          "train": {"val_users": val_users, "seed": 3}}
     )
-    inp = SimpleNamespace(pos_users=pu, pos_items=pi, history=history)
+    inp = SimpleNamespace(pos_users=pu, pos_items=pi, seen=history.__getitem__)
     rows, best = select_cooccurrence(SimpleNamespace(users=u_f, items=i_f), inp, targets, cfg, n_users, n_items)
     users = validation_users(targets, val_users, 3)
     with_items = [u for u in range(n_users) if len(targets[u])]

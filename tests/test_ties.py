@@ -169,3 +169,18 @@ def test_renaming_items_to_reverse_their_sort_order_changes_no_input(synth_datas
     assert len(out_a) > 0
     assert set(zip(out_a[S.USER], out_a[S.ITEM])) == set(zip(out_b[S.USER], out_b[S.ITEM].map(back)))
     assert user_texts(ds, Vocabularies.from_dataset(ds)) == user_texts(other, Vocabularies.from_dataset(other))
+
+
+def test_the_inputs_hold_every_users_items_as_two_arrays(synth_dataset) -> None:
+    """The training inputs keep each user's items as one CSR pair (no Python object per user: a million users)."""
+    from kgrec.fusion.inputs import build_inputs
+    from kgrec.graph.hetero import Vocabularies
+
+    v = Vocabularies.from_dataset(synth_dataset)
+    inp = build_inputs(synth_dataset, v, RecommenderConfig(), None, 8, progress=False)
+    assert isinstance(inp.history_ptr, np.ndarray) and len(inp.history_ptr) == len(v.user) + 1
+    it = synth_dataset.interactions
+    for u in range(len(v.user)):
+        want = sorted(v.item.numbers(it.loc[it["user"] == v.user.id(u), "item"].astype(str).to_numpy()).tolist())
+        assert sorted(inp.seen(u).tolist()) == want
+    assert inp.seen(len(v.user) + 5).size == 0

@@ -38,7 +38,10 @@ class GraphInputs:
     pos_users: np.ndarray  # interaction user numbers
     pos_items: np.ndarray  # interaction item numbers
     edge_norm: np.ndarray  # normalised adjacency value of each interaction (u -> i)
-    history: dict[int, np.ndarray] = field(default_factory=dict)  # user number -> item numbers
+    # every user's items, by user number (CSR: user u's are history_items[history_ptr[u]:history_ptr[u + 1]]);
+    # two arrays, not one Python object per user (a million users)
+    history_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    history_items: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     # the interactions are in canonical order (user, time, item number: kgrec.fusion.ties), so row p of
     # pos_users/pos_items is place p of seq_items
     seq_items: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # item numbers by user, oldest first
@@ -50,6 +53,12 @@ class GraphInputs:
     recent_idx: torch.Tensor | None = None  # [n_users, slots] each user's newest items, newest first
     recent_mask: torch.Tensor | None = None
     recent_span: tuple[torch.Tensor, torch.Tensor] | None = None  # (lo, hi) of the tie groups in recent_idx
+
+    def seen(self, user: int) -> np.ndarray:
+        """The item numbers of ``user``'s interactions (a view; empty for a user number without any)."""
+        if user + 1 >= len(self.history_ptr):
+            return self.history_items[:0]
+        return self.history_items[self.history_ptr[user] : self.history_ptr[user + 1]]
 
     def prefix(self, rows: np.ndarray, size: int) -> Window:
         """The newest items strictly earlier than each interaction in ``rows`` (ties kept whole)."""
@@ -105,14 +114,8 @@ def build_inputs(
     else:
         utext = torch.zeros(len(vocabs.user), text_dim)
     order = np.argsort(ui["src"], kind="stable")
-    users_sorted, items_sorted = ui["src"][order], ui["dst"][order]
-    splits = np.flatnonzero(np.diff(users_sorted)) + 1
-    history = {
-        int(us[0]): it
-        for us, it in zip(np.split(users_sorted, splits), np.split(items_sorted, splits), strict=True)
-        if len(us)
-    }
-    inp = GraphInputs(adj, torch.from_numpy(mask), utext, ui["src"], ui["dst"], edge_norm, history)
+    ptr = np.searchsorted(ui["src"][order], np.arange(len(vocabs.user) + 1)).astype(np.int64)
+    inp = GraphInputs(adj, torch.from_numpy(mask), utext, ui["src"], ui["dst"], edge_norm, ptr, ui["dst"][order])
     # time order of every user's interactions, ties as groups (the rows are already in that order)
     n_users = len(vocabs.user)
     bounds = np.searchsorted(ui["src"], np.arange(n_users + 1))

@@ -77,7 +77,7 @@ def select_cooccurrence(
     for start in range(0, len(users), step):
         rows_u = users[start : start + step]
         base = u_f[torch.from_numpy(rows_u)] @ i_f.T
-        ex = [inp.history.get(int(u), np.empty(0, dtype=np.int64)) for u in rows_u]
+        ex = [inp.seen(int(u)) for u in rows_u]
         r = np.concatenate([np.full(len(h), j) for j, h in enumerate(ex)]) if ex else np.empty(0)
         if len(r):  # a user's own items score -inf at every grid point (-inf plus a finite score stays -inf)
             base[torch.from_numpy(r.astype(np.int64)), torch.from_numpy(np.concatenate(ex))] = float("-inf")

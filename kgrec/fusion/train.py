@@ -153,7 +153,7 @@ def _evaluate(
     users = validation_users(targets, cfg.train.val_users, cfg.train.seed)
     if len(users) == 0:
         return {f"recall@{k}": float("nan"), f"ndcg@{k}": float("nan")}
-    exclude = {r: inp.history.get(int(u), np.empty(0, dtype=np.int64)) for r, u in enumerate(users)}
+    exclude = {r: inp.seen(int(u)) for r, u in enumerate(users)}
     step = score_rows(towers.items.shape[0])
     _, top = topk_scores(towers.users[torch.from_numpy(users)], towers.items, k, exclude, chunk=step)
     return ranking_metrics(top.numpy(), [targets[u] for u in users], k)
