@@ -182,3 +182,21 @@ def test_checksum_sees_every_weight() -> None:
     assert state_checksum(a) == state_checksum(dict(a)) != state_checksum(b)
     assert state_checksum(a) != state_checksum({"w": torch.zeros(3), "c": torch.ones(2)})  # names count too
     assert len(state_checksum(a)) == len(hashlib.sha256().hexdigest())
+
+
+@pytest.mark.parametrize("n,workers", [(20_000_000, 1), (20_000_000, 2), (524_288, 1), (195_014, 1), (90_000, 2)])
+def test_an_epoch_takes_at_most_max_steps_per_epoch_steps(n: int, workers: int) -> None:
+    """Every step propagates over the whole graph, so an epoch's steps are bounded: above max_steps x batch_size
+    interactions the batch grows; below, the batches are cut as before (the data sets of the benchmarks)."""
+    from kgrec.fusion.config import TrainConfig
+
+    tc = TrainConfig()
+    share = math.ceil(n / workers)
+    bs = effective_batch_size(share, tc.batch_size, max_steps=tc.max_steps_per_epoch)
+    steps = math.ceil(share / bs)
+    assert steps <= tc.max_steps_per_epoch
+    if share <= tc.max_steps_per_epoch * tc.batch_size:
+        assert bs == effective_batch_size(share, tc.batch_size)  # unchanged
+    else:
+        assert bs > tc.batch_size and steps == tc.max_steps_per_epoch
+    assert effective_batch_size(share, tc.batch_size, max_steps=None) == effective_batch_size(share, tc.batch_size)

@@ -76,6 +76,14 @@ class TrainConfig(ConfigModel):
         le=1_000_000,
         description="interactions per step (at most 1/8 of the data, so every epoch has at least 8 steps)",
     )
+    max_steps_per_epoch: int | None = Field(
+        64,
+        ge=8,
+        le=1_000_000,
+        description="at most this many steps per epoch: above max_steps_per_epoch x batch_size interactions (524,288 "
+        "by default) the batch grows instead, because each step propagates over the whole graph, so an epoch stays "
+        "linear in the data (None = no bound: batch_size always)",
+    )
     full_softmax_items: int = Field(
         0,
         ge=0,

@@ -62,9 +62,14 @@ class TrainResult:
     config: RecommenderConfig | None = None
 
 
-def effective_batch_size(n: int, batch_size: int, min_steps: int = 8, floor: int = 64) -> int:
-    """``batch_size``, shrunk so that small data sets still take ``min_steps`` steps per epoch."""
-    return max(1, min(batch_size, max(floor, -(-n // min_steps))))
+def effective_batch_size(
+    n: int, batch_size: int, min_steps: int = 8, floor: int = 64, max_steps: int | None = None
+) -> int:
+    """``batch_size``, shrunk so that small data sets still take ``min_steps`` steps per epoch, and grown so that
+    large ones take at most ``max_steps`` (every step propagates over the whole graph: without a bound an epoch
+    costs steps x graph, both growing with the data)."""
+    bs = max(1, min(batch_size, max(floor, -(-n // min_steps))))
+    return bs if max_steps is None else max(bs, -(-n // max_steps))
 
 
 def full_softmax(tc: object, n_items: int) -> bool:
@@ -91,7 +96,7 @@ def _epoch(
     # numbers (same seed, same calls), so the permutation, dropped items and negatives agree across ranks
     group = world()
     rank, workers = group if group is not None else (0, 1)
-    bs = effective_batch_size(-(-n // workers), tc.batch_size)
+    bs = effective_batch_size(-(-n // workers), tc.batch_size, max_steps=tc.max_steps_per_epoch)
     has_text = (item_text != 0).any(dim=1, keepdim=True)
     for b, step_rows in rank_batches(perm, bs, rank, workers):
         towers = model(inp.adj, inp.id_mask, item_text, inp.user_text)
