@@ -178,7 +178,7 @@ def test_the_inputs_hold_every_users_items_as_two_arrays(synth_dataset) -> None:
 
     v = Vocabularies.from_dataset(synth_dataset)
     inp = build_inputs(synth_dataset, v, RecommenderConfig(), None, 8, progress=False)
-    assert isinstance(inp.history_ptr, np.ndarray) and len(inp.history_ptr) == len(v.user) + 1
+    assert isinstance(inp.user_ptr, np.ndarray) and len(inp.user_ptr) == len(v.user) + 1
     it = synth_dataset.interactions
     for u in range(len(v.user)):
         want = sorted(v.item.numbers(it.loc[it["user"] == v.user.id(u), "item"].astype(str).to_numpy()).tolist())

@@ -38,16 +38,14 @@ class GraphInputs:
     pos_users: np.ndarray  # interaction user numbers
     pos_items: np.ndarray  # interaction item numbers
     edge_norm: np.ndarray  # normalised adjacency value of each interaction (u -> i)
-    # every user's items, by user number (CSR: user u's are history_items[history_ptr[u]:history_ptr[u + 1]]);
-    # two arrays, not one Python object per user (a million users)
-    history_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
-    history_items: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     # the interactions are in canonical order (user, time, item number: kgrec.fusion.ties), so row p of
     # pos_users/pos_items is place p of seq_items
     seq_items: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # item numbers by user, oldest first
     seq_start: np.ndarray = field(
         default_factory=lambda: np.empty(0, np.int64)
     )  # each interaction's user's first place
+    # user u's places in seq_items are user_ptr[u]:user_ptr[u + 1] (CSR: no Python object per user)
+    user_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
     seq_gs: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # first place of each one's tie group
     seq_ge: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # end of each one's tie group
     recent_idx: torch.Tensor | None = None  # [n_users, slots] each user's newest items, newest first
@@ -56,9 +54,9 @@ class GraphInputs:
 
     def seen(self, user: int) -> np.ndarray:
         """The item numbers of ``user``'s interactions (a view; empty for a user number without any)."""
-        if user + 1 >= len(self.history_ptr):
-            return self.history_items[:0]
-        return self.history_items[self.history_ptr[user] : self.history_ptr[user + 1]]
+        if user + 1 >= len(self.user_ptr):
+            return self.seq_items[:0]
+        return self.seq_items[self.user_ptr[user] : self.user_ptr[user + 1]]
 
     def prefix(self, rows: np.ndarray, size: int) -> Window:
         """The newest items strictly earlier than each interaction in ``rows`` (ties kept whole)."""
@@ -113,14 +111,13 @@ def build_inputs(
         )
     else:
         utext = torch.zeros(len(vocabs.user), text_dim)
-    order = np.argsort(ui["src"], kind="stable")
-    ptr = np.searchsorted(ui["src"][order], np.arange(len(vocabs.user) + 1)).astype(np.int64)
-    inp = GraphInputs(adj, torch.from_numpy(mask), utext, ui["src"], ui["dst"], edge_norm, ptr, ui["dst"][order])
+    inp = GraphInputs(adj, torch.from_numpy(mask), utext, ui["src"], ui["dst"], edge_norm)
     # time order of every user's interactions, ties as groups (the rows are already in that order)
     n_users = len(vocabs.user)
     bounds = np.searchsorted(ui["src"], np.arange(n_users + 1))
     inp.seq_items = ui["dst"].astype(np.int64)
     inp.seq_start = bounds[ui["src"]]
+    inp.user_ptr = bounds.astype(np.int64)
     inp.seq_gs, inp.seq_ge = group_bounds(ui["src"], ui["time"])
     if cfg.model.recent_window > 0:
         win, _ = inp.recent_window(cfg.model.recent_window, n_users)

@@ -78,9 +78,9 @@ def select_cooccurrence(
         rows_u = users[start : start + step]
         base = u_f[torch.from_numpy(rows_u)] @ i_f.T
         ex = [inp.seen(int(u)) for u in rows_u]
-        r = np.concatenate([np.full(len(h), j) for j, h in enumerate(ex)]) if ex else np.empty(0)
-        if len(r):  # a user's own items score -inf at every grid point (-inf plus a finite score stays -inf)
-            base[torch.from_numpy(r.astype(np.int64)), torch.from_numpy(np.concatenate(ex))] = float("-inf")
+        r = np.repeat(np.arange(len(ex)), [len(h) for h in ex])
+        # a user's own items score -inf at every grid point (-inf plus a finite score stays -inf)
+        base[torch.from_numpy(r), torch.from_numpy(np.concatenate(ex))] = float("-inf")
         if (0.0, 0.0) in tops:
             tops[(0.0, 0.0)].append(top_items(base, 20)[1])  # the fused towers alone
         for l2, e, c_s, ratio in parts:
