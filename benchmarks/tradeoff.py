@@ -54,6 +54,7 @@ from kgrec.evaluation.report import markdown
 from kgrec.evaluation.split import EvalSplit, Interactions, assert_no_leak, make_split
 from kgrec.fusion.ranking import TopK, recall_ndcg, top_items
 from kgrec.fusion.rerank import Reranker, pool_size
+from kgrec.fusion.state import similarity_vectors
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
@@ -78,8 +79,9 @@ def split_vectors(scorer: FusedScorer, split: EvalSplit) -> np.ndarray:
     """The fused item vectors by the split's item numbers (0 for items the model does not know)."""
     rec = scorer.recommender
     inum = rec.vocabs.item.numbers(np.asarray(split.vocabs.item.ids).astype(str), missing="none")
-    out = np.zeros((len(inum), rec.arrays["items"].shape[1]), dtype=np.float32)
-    out[inum >= 0] = rec.arrays["items"][inum[inum >= 0]]
+    vecs = similarity_vectors(rec.arrays)  # v_i, without the co-occurrence block, as the re-ranker of a model
+    out = np.zeros((len(inum), vecs.shape[1]), dtype=np.float32)
+    out[inum >= 0] = vecs[inum[inum >= 0]]
     return out
 
 

@@ -294,6 +294,31 @@ def test_cli_recommend_and_export(web_store: Path, tmp_path: Path, capsys: pytes
     assert "long_tail=-0.5: expected a number >= 0" in capsys.readouterr().err
 
 
+def test_alike_by_vectors_is_the_fused_vectors_without_the_cooccurrence_block(web_store: Path) -> None:
+    """MMR by vectors (and ILD by vectors) read ``v_i``, not the joined scoring vector ``[v_i, e_i]``: the
+    co-occurrence factor ``e_i`` is a part of the score, not the item's representation, and was 8/9 of the products."""
+    from kgrec.fusion.rerank import reranked_topk, reranker_of
+    from kgrec.fusion.state import ITEM_COOC, similarity_vectors
+
+    st = Recommender.load(web_store / "models" / "default").state
+    a = st.arrays
+    assert ITEM_COOC in a  # the trained default appends the block to the scoring vectors
+    v = similarity_vectors(a)
+    assert v.shape[1] == a["items"].shape[1] - a[ITEM_COOC].shape[1] > 0
+    np.testing.assert_array_equal(v, a["items"][:, : v.shape[1]])
+    assert reranker_of(st).vectors.shape[1] == v.shape[1]
+    users = np.arange(len(st.vocabs.user))
+    k, lam = 8, 0.7
+    got = reranked_topk(st, users, k, diversity=lam)
+    pool = st.topk(users, pool_size(k, len(st.vocabs.item), lam, 0.0))
+    z = popularity_z(np.bincount(st.pos_items, minlength=len(st.vocabs.item)))
+    for r in range(len(users)):
+        want = mmr_reference(pool.scores[r].astype(np.float64), pool.items[r], v.astype(np.float64), z, k, lam, 0.0)
+        assert got.top.items[r].tolist() == pool.items[r][want].tolist()
+    vec_only = Recommender.from_vectors(["u"], np.ones((1, 3), np.float32), ["a", "b"], np.eye(2, 3, dtype=np.float32))
+    assert similarity_vectors(vec_only.state.arrays) is vec_only.state.arrays["items"]  # no block: the whole vectors
+
+
 def test_every_reranked_item_is_explained(web_store: Path) -> None:
     from kgrec.graph import open_store
 

@@ -31,6 +31,7 @@ from kgrec.evaluation.fused import FusedScorer, fused_config, structure_only_con
 from kgrec.evaluation.metrics import evaluate_cold_only, evaluate_topk, full_ranking_topk
 from kgrec.evaluation.split import EvalSplit, Interactions, make_split
 from kgrec.fusion.config import RecommenderConfig
+from kgrec.fusion.state import similarity_vectors
 from kgrec.loaders.schema import Dataset
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def fused_item_vectors(models: dict[str, Any], split: EvalSplit) -> tuple[str, n
         if rec is None or not name.startswith("fused"):
             continue
         inum = rec.vocabs.item.numbers(np.asarray(split.vocabs.item.ids).astype(str), missing="none")
-        vecs = rec.arrays["items"]
+        vecs = similarity_vectors(rec.arrays)  # v_i, the re-ranker's "alike"
         out = np.zeros((len(inum), vecs.shape[1]), dtype=np.float32)
         out[inum >= 0] = vecs[inum[inum >= 0]]
         return name, out

@@ -9,7 +9,8 @@ seen/excluded items already out). Within the pool, with ``s`` the model scores:
   of ``log(1 + users_i)`` (``users_i``: interactions of item ``i`` in the training data);
 - greedy MMR (Carbonell & Goldstein, 1998): the next item is
   ``argmax_{i ∉ S} (1 − λ) · a_i − λ · max_{j ∈ S} sim(i, j)``, with ``sim`` the cosine of the fused
-  item vectors (``by="vectors"``), the Jaccard index of the category sets (``by="categories"``), or
+  item vectors ``v_i`` (``by="vectors"``; :func:`kgrec.fusion.state.similarity_vectors`: without the
+  co-occurrence block the score appends), the Jaccard index of the category sets (``by="categories"``), or
   their mean (``by="both"``). The first pick has no ``S``: it is the best ``a_i``.
 
 Ties go to the earlier pool place, i.e. the top-k's own tie rule (higher score, then lower item number).
@@ -37,6 +38,7 @@ import torch
 
 from kgrec.errors import ConfigError
 from kgrec.fusion.ranking import TopK
+from kgrec.fusion.state import similarity_vectors
 from kgrec.graph.hetero import Vocabularies
 from kgrec.loaders import schema as S
 
@@ -356,13 +358,13 @@ def reranker_of(state: ModelState, categories: np.ndarray | None = None) -> Rera
         hit = _WITH_CATEGORIES.get(state)
         if hit is None or hit[0] is not categories:
             counts = np.bincount(state.pos_items, minlength=len(state.vocabs.item))
-            hit = (categories, Reranker(state.arrays["items"], counts, categories))
+            hit = (categories, Reranker(similarity_vectors(state.arrays), counts, categories))
             _WITH_CATEGORIES[state] = hit
         return hit[1]
     r = _CACHE.get(state)
     if r is None:
         counts = np.bincount(state.pos_items, minlength=len(state.vocabs.item))
-        r = Reranker(state.arrays["items"], counts)
+        r = Reranker(similarity_vectors(state.arrays), counts)
         _CACHE[state] = r
     return r
 
