@@ -369,7 +369,7 @@ def points_on_validation(result_path: Path, movielens: str, selection: Path, vec
     vectors = None
     if vectors_dir is not None:
         with np.load(vectors_dir / "vectors.npz") as z:
-            items = z["items"]
+            items = np.array(similarity_vectors({k: z[k] for k in ("items", "item_cooc") if k in z.files}))
         ids = json.loads((vectors_dir / "vocabs.json").read_text())["item"]
         pos = {str(i): n for n, i in enumerate(ids if isinstance(ids, list) else ids["ids"])}
         vectors = np.zeros((len(split.vocabs.item), items.shape[1]), dtype=np.float32)
