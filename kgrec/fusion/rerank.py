@@ -84,11 +84,11 @@ def check_options(diversity: float | None, long_tail: float | None, *, where: st
 def pool_size(k: int, n_items: int, diversity: float, long_tail: float) -> int:
     """Candidates per user: ``k`` when the re-ranker is off, else ``max(1.5k, 50)`` up to :data:`MAX_POOL`.
 
-    By vectors the greedy costs about ``k·pool + (pool − k)²`` vector products per user (k = 100: 17,500, 1.8 times
-    the plain scoring's 9,742 on MovieLens). Measured on the MovieLens demo model at k = 100 on a shared 2-core
-    machine, the re-ranked export runs at 0.40-0.42 of the plain export's speed by vectors (λ = 0.3), 0.61-0.74 by
-    categories, 0.36-0.38 by both, 0.86-0.90 with β = 0.3 alone (``benchmarks/tradeoff.py --throughput-only``;
-    docs/benchmarks.md, "Beyond accuracy")."""
+    By vectors the greedy costs about ``k·pool + (pool − k)²`` products of the ``v_i`` (k = 100: 17,500 per user, of
+    64 columns for a trained model against the plain scoring's 9,742 of 576 on MovieLens). Measured on the MovieLens
+    demo model at k = 100 on the 2-core machine, the re-ranked export runs at 0.67-0.78 of the plain export's speed
+    by vectors (λ = 0.3), 0.70-0.75 by categories, 0.50-0.68 by both, 0.86-0.97 with β = 0.3 alone
+    (``benchmarks/tradeoff.py --throughput-only``; docs/benchmarks.md, "Beyond accuracy")."""
     if diversity == 0.0 and long_tail == 0.0:
         return min(k, n_items)
     return min(n_items, max(k, min(MAX_POOL, max(k + k // 2, 50))))
