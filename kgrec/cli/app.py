@@ -430,6 +430,15 @@ def train(
         )
     if m.get("towers"):
         console.print(f"towers: {m['towers']}")
+    if m.get("user_text") in ("encode", "compose"):  # model.user_text, resolved for this data's size
+        console.print(
+            "user text vectors: "
+            + (
+                "composed from the item text vectors of each user's newest items, the encoder run on users' own text"
+                if m["user_text"] == "compose"
+                else "the encoder run on each user's behaviour text"
+            )
+        )
     if m.get("alternatives"):  # model settings tried on validation (metrics.json: "alternatives")
         tried = ", ".join(
             f"{' '.join(f'{k}={v}' for k, v in t['settings'].items()) or 'as configured'}: {t['val_ndcg@20']:.4f}"

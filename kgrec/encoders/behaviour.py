@@ -37,26 +37,44 @@ def item_texts(ds: Dataset, vocabs: Vocabularies) -> list[str]:
     return out
 
 
-def user_texts(ds: Dataset, vocabs: Vocabularies, max_chars: int = 1500) -> list[str]:
-    """One behaviour text per user, in user-number order (newest behaviour first)."""
+def _history_pieces(ds: Dataset, *, titles_too: bool = True) -> dict[str, list[str]]:
+    """Each user's behaviour pieces, newest first: ``title: interaction text`` (``titles_too``) or the interaction
+    texts alone (the user's own words)."""
     titles = dict(zip(ds.items[S.ITEM].tolist(), ds.items[S.TITLE].tolist()))
     # ties in time (one timestamp) in title order: neither item ids nor file order decide (kgrec.fusion.ties)
     it = ds.interactions.assign(_title=ds.interactions[S.ITEM].map(titles).fillna(""))
     it = it.sort_values([S.USER, S.TIMESTAMP, "_title", S.ITEM], ascending=[True, False, True, True], kind="stable")
-    tags = ds.tags.groupby(S.USER)[S.TAG].agg(lambda s: ", ".join(dict.fromkeys(s)))
-    profiles = {u: p for u, p in zip(ds.users[S.USER].tolist(), ds.users[S.PROFILE].tolist(), strict=True) if p}
     per_user: dict[str, list[str]] = {}
     for u, i, txt in zip(it[S.USER].tolist(), it[S.ITEM].tolist(), it[S.TEXT].tolist()):
         parts = per_user.setdefault(u, [])
-        piece = titles.get(i) or ""
+        piece = (titles.get(i) or "") if titles_too else ""
         if txt:
             piece = f"{piece}: {txt}" if piece else str(txt)
         if piece:
             parts.append(piece)
+    return per_user
+
+
+def _texts(ds: Dataset, vocabs: Vocabularies, max_chars: int, *, titles_too: bool) -> list[str]:
+    per_user = _history_pieces(ds, titles_too=titles_too)
+    tags = ds.tags.groupby(S.USER)[S.TAG].agg(lambda s: ", ".join(dict.fromkeys(s)))
+    profiles = {u: p for u, p in zip(ds.users[S.USER].tolist(), ds.users[S.PROFILE].tolist(), strict=True) if p}
     return [
         behaviour_text(per_user.get(u, []), tags[u] if u in tags.index else "", max_chars, profile=profiles.get(u, ""))
         for u in vocabs.user.to_list()
     ]
+
+
+def user_texts(ds: Dataset, vocabs: Vocabularies, max_chars: int = 1500) -> list[str]:
+    """One behaviour text per user, in user-number order (newest behaviour first)."""
+    return _texts(ds, vocabs, max_chars, titles_too=True)
+
+
+def own_texts(ds: Dataset, vocabs: Vocabularies, max_chars: int = 1500) -> list[str]:
+    """One text per user of what is the user's own: the profile, the tags, the interaction texts (newest first), no
+    item titles ('' for a user with none). With ``model.user_text = "compose"`` only these are encoded; the items'
+    part of the behaviour comes from the item text vectors (:mod:`kgrec.encoders.compose`)."""
+    return _texts(ds, vocabs, max_chars, titles_too=False)
 
 
 def behaviour_text(pieces_newest_first: list[str], tags: str = "", max_chars: int = 1500, *, profile: str = "") -> str:

@@ -9,11 +9,13 @@ import pandas as pd
 import torch
 
 from kgrec.encoders.behaviour import behaviour_text
+from kgrec.encoders.compose import compose
 from kgrec.encoders.text import TextEncoder
 from kgrec.errors import KgrecError
 from kgrec.fusion.model import FusedModel
 from kgrec.fusion.ranking import TopK, topk_scores
-from kgrec.fusion.state import ModelState
+from kgrec.fusion.state import ITEM_ENCODING, ModelState
+from kgrec.fusion.ties import group_bounds, window, window_share
 from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
 from kgrec.loaders.tables import band_of
@@ -68,14 +70,40 @@ class NewUsers:
                 torch.from_numpy(self.text_encoder().encode(list(texts), progress=False))
             )
 
+    @property
+    def composes(self) -> bool:
+        """Whether the model's user text vectors are composed from item text vectors (``model.user_text``)."""
+        return ITEM_ENCODING in self.state.arrays and self.state.config.model.use_text
+
+    def composed_text_vector(self, text: str, nums: np.ndarray, times: np.ndarray | None = None) -> torch.Tensor:
+        """``[1, dim]`` text-tower vector of a user with own ``text`` and items ``nums`` (oldest first; ``times``:
+        their timestamps, so that tie groups share their window positions as in training), composed as in training
+        (:func:`kgrec.encoders.compose.compose`)."""
+        st = self.state
+        size = st.config.model.compose_window
+        enc = st.arrays[ITEM_ENCODING]
+        nums = np.asarray(nums, dtype=np.int64)
+        t = np.arange(len(nums), dtype=np.int64) if times is None else np.asarray(times, dtype=np.int64)
+        gs, ge = group_bounds(np.zeros(len(nums), dtype=np.int64), t)
+        win = window(nums, gs, ge, np.zeros(1, np.int64), np.full(1, len(nums), np.int64), size)
+        own = np.zeros((1, enc.shape[1]), dtype=np.float32)
+        if text.strip():
+            own[0] = self.text_encoder().encode([text], progress=False)[0]
+        chars = np.array([len(st.titles.get(i) or "") + 2 for i in st.vocabs.item.to_list()], dtype=np.float32)
+        raw = compose(enc, win.idx.numpy(), window_share(win, size), chars, own, np.array([len(text)], np.float32))
+        with torch.no_grad():
+            return self.torch_model().text_vectors(torch.from_numpy(raw))
+
     def long_term(
-        self, text: str, nums: np.ndarray, attrs: np.ndarray
+        self, text: str, nums: np.ndarray, attrs: np.ndarray, times: np.ndarray | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(s, t, g)`` of a user known by behaviour ``text``, item numbers ``nums`` and attribute numbers ``attrs``:
-        the structural vector (mean of the items' and attributes' structural vectors), the text vector and the gate."""
+        """``(s, t, g)`` of a user known by behaviour ``text``, item numbers ``nums`` (oldest first; ``times``: their
+        timestamps, for a model that composes user text vectors) and attribute numbers ``attrs``: the structural
+        vector (mean of the items' and attributes' structural vectors), the text vector and the gate. A model that
+        composes its user text vectors composes this one too, with ``text`` as the user's own text."""
         st = self.state
         model = self.torch_model()
-        t = self.text_vectors([text])
+        t = self.composed_text_vector(text, nums, times) if self.composes else self.text_vectors([text])
         parts = []
         if len(nums):
             parts.append(st.arrays["item_struct"][nums].mean(0, keepdims=True))
@@ -104,7 +132,7 @@ class NewUsers:
                 "a new user needs behaviour text, at least one known item or at least one known attribute "
                 "value to be recommended anything"
             )
-        if not text.strip() and len(nums):
+        if not text.strip() and len(nums) and not self.composes:
             titles = (st.titles.get(st.vocabs.item.id(int(n))) for n in nums[::-1])
             text = behaviour_text([t for t in titles if t])
         f = self.fused(text, nums, attrs)

@@ -61,6 +61,17 @@ class ModelConfig(ConfigModel):
         "chosen on validation)",
     )
     use_text: bool = Field(True, description="use the text tower (False = structure only)")
+    user_text: Literal["auto", "encode", "compose"] = Field(
+        "auto",
+        description="how a user's text vector is made: 'encode' runs the text encoder on the whole behaviour text; "
+        "'compose' takes the mean of the item text vectors of the newest compose_window items and encodes only the "
+        "user's own text (profile, tags, interaction texts; kgrec.encoders.compose); 'auto' = compose when the data "
+        "has more than compose_above_users users, else encode",
+    )
+    compose_window: int = Field(20, ge=1, le=1000, description="newest items a composed user text vector pools")
+    compose_above_users: int = Field(
+        100_000, ge=0, description="with user_text='auto': compose above this many users (encoding is the bound there)"
+    )
     use_structure: bool = Field(True, description="use the graph tower (False = text only)")
 
 
@@ -194,3 +205,10 @@ class RecommenderConfig(ConfigModel):
                 f"false with train.workers={self.train.workers} (fine-tuning the text encoder runs in one process)",
             )
         return self
+
+
+def user_text_mode(cfg: ModelConfig, n_users: int) -> Literal["encode", "compose"]:
+    """What ``cfg.user_text`` resolves to for data with ``n_users`` users."""
+    if cfg.user_text == "auto":
+        return "compose" if n_users > cfg.compose_above_users else "encode"
+    return cfg.user_text

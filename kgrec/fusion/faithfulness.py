@@ -78,7 +78,13 @@ class Rescorer:
             user_attributes=ds.user_attributes,
         )
         inp = build_inputs(
-            changed, self.rec.vocabs, self.rec.config, self.encoder, self.item_text.shape[1], progress=False
+            changed,
+            self.rec.vocabs,
+            self.rec.config,
+            self.encoder,
+            self.item_text.shape[1],
+            progress=False,
+            item_text=self.item_text,
         )
         with torch.no_grad():
             towers = self.model(

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kgrec.encoders.behaviour import behaviour_text, user_texts
+from kgrec.encoders.behaviour import behaviour_text, own_texts, user_texts
 from kgrec.encoders.text import TextEncoder, default_cache_dir, forget_cached_texts, text_cache_root
 from kgrec.errors import KgrecError, ModelMismatchError, UnknownIdError
 from kgrec.fusion.fitting import new_model_version
@@ -53,8 +53,9 @@ class ForgetReport:
 
 
 def behaviour_texts_of(store: GraphStore, users: Sequence[str]) -> list[str]:
-    """Every behaviour text of ``users`` kgrec may have encoded: the training text (history, tags, profile) and
-    the newest-first title list of every prefix of their history (the cold-start path's text)."""
+    """Every behaviour text of ``users`` kgrec may have encoded: the training text (history, tags, profile), the
+    user's own text alone (profile, tags, interaction texts: what a model that composes user text vectors encodes)
+    and the newest-first title list of every prefix of their history (the cold-start path's text)."""
     if not store.exists():
         return []
     ds = store.dataset()
@@ -66,7 +67,9 @@ def behaviour_texts_of(store: GraphStore, users: Sequence[str]) -> list[str]:
         users=ds.users.loc[ds.users[S.USER].isin(ids)],
         user_attributes=ds.user_attributes.loc[ds.user_attributes[S.USER].isin(ids)],
     )
-    texts = list(user_texts(sub, Vocabularies.from_dataset(sub))) if not sub.interactions.empty else []
+    vocabs = Vocabularies.from_dataset(sub)
+    # the whole behaviour text (model.user_text 'encode') and the user's own text alone ('compose')
+    texts = [*user_texts(sub, vocabs), *own_texts(sub, vocabs)] if not sub.interactions.empty else []
     titles = dict(zip(ds.items[S.ITEM].tolist(), ds.items[S.TITLE].tolist(), strict=True))
     for user in users:
         h = store.user_history(user)

@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kgrec.encoders.behaviour import behaviour_text, item_texts, user_texts
+from kgrec.encoders.behaviour import behaviour_text, item_texts, own_texts, user_texts
+from kgrec.encoders.compose import compose
 from kgrec.encoders.finetune import Pairs
 from kgrec.encoders.graph import GraphLayout
 from kgrec.encoders.text import TextEncoder
-from kgrec.fusion.config import RecommenderConfig
+from kgrec.fusion.config import RecommenderConfig, user_text_mode
 from kgrec.fusion.model import FusedModel
-from kgrec.fusion.ties import Window, canonical_order, group_bounds, recency_weights, window
+from kgrec.fusion.ties import Window, canonical_order, group_bounds, recency_weights, window, window_share
 from kgrec.graph.hetero import Vocabularies, edge_arrays
 from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
@@ -84,8 +85,10 @@ def build_inputs(
     encoder: TextEncoder | None,
     text_dim: int,
     progress: bool = True,
+    item_text: np.ndarray | torch.Tensor | None = None,
 ) -> GraphInputs:
-    """Adjacency, id mask and user behaviour-text vectors for ``ds`` under fixed vocabularies."""
+    """Adjacency, id mask and user behaviour-text vectors for ``ds`` under fixed vocabularies (``item_text``: the
+    item text encodings, which a composed user text vector is made of; ``model.user_text``)."""
     layout = GraphLayout(vocabs.sizes())
     edges = edge_arrays(ds, vocabs)
     key = ("user", "interacts", "item")
@@ -105,13 +108,9 @@ def build_inputs(
         mask[layout.slice(t)] = 1.0
     tg = edges[("user", "tagged", "keyword")]["src"]
     mask[tg + layout.offsets["user"]] = 1.0
-    if encoder is not None and cfg.model.use_text:
-        utext = torch.from_numpy(
-            encoder.encode(user_texts(ds, vocabs), progress=progress, desc="encoding user behaviour")
-        )
-    else:
-        utext = torch.zeros(len(vocabs.user), text_dim)
-    inp = GraphInputs(adj, torch.from_numpy(mask), utext, ui["src"], ui["dst"], edge_norm)
+    inp = GraphInputs(
+        adj, torch.from_numpy(mask), torch.zeros(len(vocabs.user), text_dim), ui["src"], ui["dst"], edge_norm
+    )
     # time order of every user's interactions, ties as groups (the rows are already in that order)
     n_users = len(vocabs.user)
     bounds = np.searchsorted(ui["src"], np.arange(n_users + 1))
@@ -119,10 +118,48 @@ def build_inputs(
     inp.seq_start = bounds[ui["src"]]
     inp.user_ptr = bounds.astype(np.int64)
     inp.seq_gs, inp.seq_ge = group_bounds(ui["src"], ui["time"])
+    if encoder is not None and cfg.model.use_text:
+        if user_text_mode(cfg.model, n_users) == "compose":
+            if item_text is None:
+                raise ValueError("model.user_text='compose' needs the item text encodings (build_inputs item_text=)")
+            inp.user_text = torch.from_numpy(composed_user_text(ds, vocabs, cfg, encoder, inp, item_text, progress))
+        else:
+            texts = user_texts(ds, vocabs)
+            inp.user_text = torch.from_numpy(encoder.encode(texts, progress=progress, desc="encoding user behaviour"))
     if cfg.model.recent_window > 0:
         win, _ = inp.recent_window(cfg.model.recent_window, n_users)
         inp.recent_idx, inp.recent_mask, inp.recent_span = win.idx, win.mask, (win.lo, win.hi)
     return inp
+
+
+def item_title_chars(ds: Dataset, vocabs: Vocabularies) -> np.ndarray:
+    """``[n_items]`` characters each item takes in a behaviour text: its title and the ``"; "`` after it."""
+    titles = dict(zip(ds.items[S.ITEM].tolist(), ds.items[S.TITLE].tolist(), strict=True))
+    return np.array([len(titles.get(i) or "") + 2 for i in vocabs.item.to_list()], dtype=np.float32)
+
+
+def composed_user_text(
+    ds: Dataset,
+    vocabs: Vocabularies,
+    cfg: RecommenderConfig,
+    encoder: TextEncoder,
+    inp: GraphInputs,
+    item_text: np.ndarray | torch.Tensor,
+    progress: bool = True,
+) -> np.ndarray:
+    """``[n_users, text_dim]`` user text vectors composed (:func:`kgrec.encoders.compose.compose`) from the item text
+    encodings of each user's newest ``model.compose_window`` items (tie groups sharing their positions) and the
+    encoding of the user's own text (:func:`kgrec.encoders.behaviour.own_texts`; encoded only where there is one)."""
+    size = cfg.model.compose_window
+    win, _ = inp.recent_window(size, len(vocabs.user))
+    own = own_texts(ds, vocabs)
+    has_own = [r for r, t in enumerate(own) if t.strip()]
+    enc = np.asarray(item_text, dtype=np.float32)
+    own_vec = np.zeros((len(own), enc.shape[1]), dtype=np.float32)
+    if has_own:
+        own_vec[has_own] = encoder.encode([own[r] for r in has_own], progress=progress, desc="encoding users' own text")
+    own_chars = np.array([len(t) for t in own], dtype=np.float32)
+    return compose(enc, win.idx.numpy(), window_share(win, size), item_title_chars(ds, vocabs), own_vec, own_chars)
 
 
 def finetune_pairs(ds: Dataset, vocabs: Vocabularies, n: int, seed: int, max_chars: int = 1500) -> Pairs:

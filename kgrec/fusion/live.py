@@ -40,7 +40,7 @@ from kgrec.encoders.text import TextEncoder
 from kgrec.errors import ModelMismatchError
 from kgrec.fusion.coldstart import NewUsers
 from kgrec.fusion.livestate import LiveState
-from kgrec.fusion.persist import ITEM_COOC, USER_COOC
+from kgrec.fusion.persist import ITEM_COOC, ITEM_ENCODING, USER_COOC
 from kgrec.fusion.state import ModelState
 from kgrec.fusion.ties import group_bounds, window
 from kgrec.graph.vocab import Vocab
@@ -169,8 +169,13 @@ class LiveModel:
             return
         ids = new[S.ITEM].tolist()
         texts = item_texts(ds, replace(st.vocabs, item=Vocab("item", ids)))
-        t = self.newcomers.text_vectors(texts)
         model = self.newcomers.torch_model()
+        raw = self.newcomers.text_encoder().encode(texts, progress=False) if st.config.model.use_text else None
+        if raw is None:
+            t = torch.zeros(len(texts), st.config.model.dim)
+        else:
+            with torch.no_grad():
+                t = model.text_vectors(torch.from_numpy(raw))
         with torch.no_grad():
             s = torch.zeros_like(t)
             g = model.gate(model.item_gate, s, t)
@@ -182,6 +187,8 @@ class LiveModel:
             "item_text": t.numpy(),
             "item_gate": g.numpy(),
         }
+        if ITEM_ENCODING in st.arrays and raw is not None:  # a composed user text vector may pool them
+            rows[ITEM_ENCODING] = raw
         st.grow("item", ids, rows)
         st.titles.update(zip(ids, new[S.TITLE].tolist(), strict=True))
         st.items_table = pd.concat([st.items_table, new], ignore_index=True)
@@ -255,14 +262,19 @@ class LiveModel:
     def _user_rows(self, user: str, u: int | None, seq: np.ndarray, times: np.ndarray) -> dict[str, np.ndarray]:
         """Every per-user array row of ``user`` with live history ``seq`` (item numbers, oldest first)."""
         st = self.state
-        known = seq[seq < len(self.base.vocabs.item)]
+        keep = seq < len(self.base.vocabs.item)
+        known = seq[keep]
         if u is not None and u < len(self.base.vocabs.user):
             s = torch.from_numpy(self.base.arrays["user_struct"][u : u + 1])
             tx = torch.from_numpy(self.base.arrays["user_text"][u : u + 1])
             g = torch.from_numpy(self.base.arrays["user_gate"][u : u + 1])
         else:
-            titles = [st.titles.get(st.vocabs.item.id(int(n))) for n in seq[::-1]]
-            s, tx, g = self.newcomers.long_term(behaviour_text([x for x in titles if x]), known, np.empty(0, np.int64))
+            if self.newcomers.composes:  # the items' part is composed from their text vectors, ties as in training
+                s, tx, g = self.newcomers.long_term("", known, np.empty(0, np.int64), times=np.asarray(times)[keep])
+            else:
+                titles = [st.titles.get(st.vocabs.item.id(int(n))) for n in seq[::-1]]
+                text = behaviour_text([x for x in titles if x])
+                s, tx, g = self.newcomers.long_term(text, known, np.empty(0, np.int64))
         rs, rt, w = self.recent_parts(seq, times)
         fused = g * s + (1 - g) * tx + rs + rt
         rows = {

@@ -128,3 +128,11 @@ def window(seq: np.ndarray, gs: np.ndarray, ge: np.ndarray, start: np.ndarray, e
         torch.from_numpy(np.where(mask, lo, 0).astype(np.int64)),
         torch.from_numpy(np.where(mask, hi, 1).astype(np.int64)),
     )
+
+
+def window_share(win: Window, size: int) -> np.ndarray:
+    """``[B, W]`` weight of each item of ``win`` when each of the newest ``size`` positions weighs 1: a tie group
+    shares the positions it covers inside the window equally (0 on padding), so no order inside a group counts."""
+    lo, hi, mask = win.lo.numpy(), win.hi.numpy(), win.mask.numpy()
+    inside = np.clip(np.minimum(hi, size) - lo, 0, None)
+    return np.where(mask, inside / np.maximum(hi - lo, 1), 0.0).astype(np.float32)

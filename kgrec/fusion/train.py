@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from kgrec.encoders.graph import GraphLayout
 from kgrec.encoders.text import TextEncoder
-from kgrec.fusion.config import RecommenderConfig
+from kgrec.fusion.config import RecommenderConfig, user_text_mode
 from kgrec.fusion.distributed import (
     all_reduce_gradients,
     all_reduce_sum,
@@ -199,7 +199,7 @@ def _train_run(
     main = group is None or group[0] == 0
     if group is not None and not main:
         barrier()  # rank 0 encodes the behaviour texts first; the others then read them from its text cache
-    inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress and main)
+    inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress and main, item_text=item_text)
     if group is not None and main:
         barrier()
     if model is None:
@@ -339,7 +339,7 @@ def fit_model(
         )
         metrics["refit"] = hist
     else:
-        inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress)
+        inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress, item_text=item_text)
     res = finish(model, inp, vocabs, cfg, item_text, chosen, metrics, t0)
     res.config = cfg
     return res
@@ -368,6 +368,10 @@ def finish(
             alpha = chosen["cooc_weight"] * score_spread_ratio(towers.users, towers.items, c, e, cfg.train.seed)
             towers.user_cooc, towers.item_cooc = alpha * c, e
             chosen["cooc_alpha"] = alpha
+        user_text = user_text_mode(cfg.model, len(vocabs.user)) if cfg.model.use_text else "none"
+        if user_text == "compose":
+            towers.item_encoding = item_text.numpy()
+    metrics["user_text"] = user_text
     metrics["chosen"] = chosen
     metrics["train_seconds"] = time.perf_counter() - t0
     all_epochs = [h for k in ("validation", "refit") for h in cast("list[dict[str, float]]", metrics.get(k, []))]

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from kgrec.fusion.config import RecommenderConfig
-from kgrec.fusion.state import ARRAYS, INTERACTION_RECENT, ITEM_COOC, USER_COOC, ModelState
+from kgrec.fusion.state import ARRAYS, INTERACTION_RECENT, ITEM_COOC, ITEM_ENCODING, USER_COOC, ModelState
 from kgrec.graph.hetero import Vocabularies
 from kgrec.graph.vocab import Vocab
 from kgrec.loaders import schema as S
@@ -26,6 +26,9 @@ def tower_arrays(towers: Any) -> dict[str, np.ndarray]:
     w = getattr(towers, "interaction_recent", None)
     if w is not None:
         out[INTERACTION_RECENT] = np.asarray(w, dtype=np.float32)
+    enc = getattr(towers, "item_encoding", None)
+    if enc is not None:  # user text vectors composed from these (model.user_text): a new user's are composed too
+        out[ITEM_ENCODING] = np.asarray(enc, dtype=np.float32)
     uc, ic = getattr(towers, "user_cooc", None), getattr(towers, "item_cooc", None)
     if uc is not None and ic is not None:  # the co-occurrence part joins the fused vectors as an extra block
         out[USER_COOC] = uc.detach().numpy().astype(np.float32)
