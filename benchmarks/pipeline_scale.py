@@ -1,6 +1,7 @@
 """The whole job at growing sizes: ``kgrec generate → ingest → train → export --k 100``, each stage its own process.
 
-    python -m benchmarks.pipeline_scale --users 10000 100000 [--items 100000] [--precision auto] [--work DIR]
+    python -m benchmarks.pipeline_scale --users 10000 100000 [--items 100000] [--precision auto] [--user-text auto]
+        [--work DIR] [--out JSON]
 
 Each stage runs as the CLI a pipeline would run, under ``/usr/bin/time -v`` (wall time and peak resident memory of
 the stage's process), with one torch thread when ``OMP_NUM_THREADS`` says so. The text cache is a fresh folder per
@@ -88,13 +89,17 @@ def timed(cmd: list[str], log: Path, env: dict[str, str], every: float = 2.0) ->
     }
 
 
-def run_size(users: int, items: int, per_user: float, work: Path, precision: str, epochs: int | None) -> list[dict]:
+def run_size(
+    users: int, items: int, per_user: float, work: Path, precision: str, epochs: int | None, user_text: str = "auto"
+) -> list[dict]:
     """The four stages at one size; one row each."""
     here = work / f"u{users}"
     data, store, cache = here / "data", here / "store", here / "text-cache"
     here.mkdir(parents=True, exist_ok=True)
     cfg = here / "config.json"
-    cfg.write_text(json.dumps({"text": {"precision": precision, "cache_dir": str(cache)}}))
+    cfg.write_text(
+        json.dumps({"text": {"precision": precision, "cache_dir": str(cache)}, "model": {"user_text": user_text}})
+    )
     env = {**os.environ, "KGREC_CACHE": str(cache)}
     kgrec = [sys.executable, "-m", "kgrec"]
     train = [*kgrec, "train", "-s", str(store), "--config", str(cfg)]
@@ -141,6 +146,7 @@ def run_size(users: int, items: int, per_user: float, work: Path, precision: str
         if stage == "train":
             m = json.loads((store / "models" / "default" / "metrics.json").read_text())
             row["epochs"] = m.get("epochs")
+            row["user_text"] = m.get("user_text")
         LOG.info("%s", row)
         rows.append(row)
     return rows
@@ -191,6 +197,7 @@ def report(result: dict[str, Any]) -> str:
         "",
         f"Machine {meta['machine']}, {meta['cpus']} cores, OMP_NUM_THREADS={meta['threads']}; items "
         f"{meta['items']:,}, ~{meta['per_user']:g} draws per user; text.precision {meta['precision']}; "
+        f"model.user_text {meta.get('user_text', 'encode (before the option)')}; "
         f"code {meta['code']}; {meta['date']}.",
     ]
     return "\n".join(lines)
@@ -203,6 +210,7 @@ def main() -> None:
     ap.add_argument("--per-user", type=float, default=20.0, help="mean draws per user (kgrec generate)")
     ap.add_argument("--precision", default="auto", choices=["fp32", "bf16", "auto"], help="text.precision")
     ap.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: kgrec train's)")
+    ap.add_argument("--user-text", default="auto", choices=["auto", "encode", "compose"], help="model.user_text")
     ap.add_argument("--work", type=Path, default=Path("/tmp/kgrec-pipeline-scale"))
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--write-docs", action="store_true")
@@ -219,11 +227,12 @@ def main() -> None:
             "items": a.items,
             "per_user": a.per_user,
             "precision": a.precision,
+            "user_text": a.user_text,
             "code": code or "unknown",
             "date": time.strftime("%Y-%m-%d"),
         }
         for users in a.users:
-            rows = run_size(users, a.items, a.per_user, a.work, a.precision, a.epochs)
+            rows = run_size(users, a.items, a.per_user, a.work, a.precision, a.epochs, a.user_text)
             result["rows"] = [r for r in result["rows"] if r["users"] != users] + rows
             a.out.parent.mkdir(parents=True, exist_ok=True)
             a.out.write_text(json.dumps(result, indent=1))
