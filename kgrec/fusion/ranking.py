@@ -93,6 +93,18 @@ class TopK:
         return rows, ranks.astype(np.int64), self.items[v], self.scores[v]
 
 
+def mask_items(scores: torch.Tensor, items_per_row: Sequence[np.ndarray | None]) -> None:
+    """Set ``scores[r, items_per_row[r]]`` to ``-inf`` in place, for every row ``r`` (None or empty: nothing): a
+    user's own (seen / excluded) items, which no ranking may return. ``-inf`` plus a finite score stays ``-inf``, so
+    a masked base score stays masked when other parts are added to it."""
+    lens = [0 if x is None else len(x) for x in items_per_row]
+    if not sum(lens):
+        return
+    rows = np.repeat(np.arange(len(lens)), lens)
+    cols = np.concatenate([np.asarray(x, dtype=np.int64) for x in items_per_row if x is not None and len(x)])
+    scores[torch.from_numpy(rows), torch.from_numpy(cols)] = float("-inf")
+
+
 def topk_scores(
     user_vecs: torch.Tensor,
     item_vecs: torch.Tensor,
@@ -116,14 +128,7 @@ def topk_scores(
             mask[candidates] = 0.0
             s = s + mask
         if exclude:
-            rows, cols = [], []
-            for r in range(s.shape[0]):
-                ex = exclude.get(start + r)
-                if ex is not None and len(ex):
-                    rows.append(np.full(len(ex), r))
-                    cols.append(ex)
-            if rows:
-                s[torch.from_numpy(np.concatenate(rows)), torch.from_numpy(np.concatenate(cols))] = float("-inf")
+            mask_items(s, [exclude.get(start + r) for r in range(s.shape[0])])
         v, i = top_items(s, k)
         all_s.append(v)
         all_i.append(i)

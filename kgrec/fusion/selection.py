@@ -13,7 +13,7 @@ from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.inputs import GraphInputs
 from kgrec.fusion.itemitem import binary_matrix, item_factors, spectrum, user_factors
 from kgrec.fusion.model import Towers
-from kgrec.fusion.ranking import ranking_metrics, top_items
+from kgrec.fusion.ranking import mask_items, ranking_metrics, top_items
 
 __all__ = ["SCALE_USERS", "score_rows", "score_spread_ratio", "select_cooccurrence", "validation_users"]
 
@@ -77,10 +77,7 @@ def select_cooccurrence(
     for start in range(0, len(users), step):
         rows_u = users[start : start + step]
         base = u_f[torch.from_numpy(rows_u)] @ i_f.T
-        ex = [inp.seen(int(u)) for u in rows_u]
-        r = np.repeat(np.arange(len(ex)), [len(h) for h in ex])
-        # a user's own items score -inf at every grid point (-inf plus a finite score stays -inf)
-        base[torch.from_numpy(r), torch.from_numpy(np.concatenate(ex))] = float("-inf")
+        mask_items(base, [inp.seen(int(u)) for u in rows_u])  # -inf at every grid point: -inf + finite is -inf
         if (0.0, 0.0) in tops:
             tops[(0.0, 0.0)].append(top_items(base, 20)[1])  # the fused towers alone
         for l2, e, c_s, ratio in parts:

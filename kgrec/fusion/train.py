@@ -144,24 +144,32 @@ def _epoch(
     return total / max(n, 1)
 
 
+@dataclass
+class ValidationSample:
+    """The users an epoch's validation scores (``train.val_users`` of them, seeded), their seen items and held-out
+    targets: drawn once per training run, read at every validation."""
+
+    users: np.ndarray
+    exclude: dict[int, np.ndarray]
+    targets: list[np.ndarray]
+
+    @classmethod
+    def of(cls, targets: list[np.ndarray], inp: GraphInputs, cfg: RecommenderConfig) -> ValidationSample:
+        users = validation_users(targets, cfg.train.val_users, cfg.train.seed)
+        return cls(users, {r: inp.seen(int(u)) for r, u in enumerate(users)}, [targets[u] for u in users])
+
+
 def _evaluate(
-    model: FusedModel,
-    inp: GraphInputs,
-    item_text: torch.Tensor,
-    targets: list[np.ndarray],
-    cfg: RecommenderConfig,
-    k: int = 20,
+    model: FusedModel, inp: GraphInputs, item_text: torch.Tensor, sample: ValidationSample, k: int = 20
 ) -> dict[str, float]:
     model.eval()
     with torch.no_grad():
         towers = model(inp.adj, inp.id_mask, item_text, inp.user_text, inp.recent_idx, inp.recent_mask, inp.recent_span)
-    users = validation_users(targets, cfg.train.val_users, cfg.train.seed)
-    if len(users) == 0:
+    if len(sample.users) == 0:
         return {f"recall@{k}": float("nan"), f"ndcg@{k}": float("nan")}
-    exclude = {r: inp.seen(int(u)) for r, u in enumerate(users)}
     step = score_rows(towers.items.shape[0])
-    _, top = topk_scores(towers.users[torch.from_numpy(users)], towers.items, k, exclude, chunk=step)
-    return ranking_metrics(top.numpy(), [targets[u] for u in users], k)
+    _, top = topk_scores(towers.users[torch.from_numpy(sample.users)], towers.items, k, sample.exclude, chunk=step)
+    return ranking_metrics(top.numpy(), sample.targets, k)
 
 
 def val_targets(val: pd.DataFrame, vocabs: Vocabularies) -> list[np.ndarray]:
@@ -208,6 +216,7 @@ def _train_run(
             broadcast_module(model)  # one handed in (refit) is never overwritten: the final checksums see any drift
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr * lr_scale, weight_decay=cfg.train.weight_decay)
     targets = val_targets(val, vocabs) if val is not None and len(val) else None
+    sample = ValidationSample.of(targets, inp, cfg) if targets is not None else None
     history: list[dict[str, float]] = []
     stopper = EarlyStopping(cfg.train.patience)
     bar = tqdm(
@@ -221,10 +230,10 @@ def _train_run(
         t0 = time.perf_counter()
         loss = _epoch(model, opt, inp, item_text, cfg, rng)
         row: dict[str, float] = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - t0}
-        if targets is not None and (epoch % cfg.train.eval_every == 0 or epoch == epochs):
+        if sample is not None and (epoch % cfg.train.eval_every == 0 or epoch == epochs):
             score = float("nan")
             if main:
-                m = _evaluate(model, inp, item_text, targets, cfg)
+                m = _evaluate(model, inp, item_text, sample)
                 row.update({f"val_{k}": v for k, v in m.items() if k != "users"})
                 score = m["ndcg@20"]
                 bar.set_postfix(loss=f"{loss:.3f}", val_ndcg=f"{score:.4f}")
