@@ -95,8 +95,10 @@ def tagged(synth_dataset):  # noqa: ANN001
     return replace(ds, interactions=it, users=pd.concat([prof, rest], ignore_index=True).astype(ds.users.dtypes))
 
 
-def test_training_composes_from_item_vectors_and_encodes_only_own_text(tagged, compose_config) -> None:  # noqa: ANN001
-    ds, cfg = tagged, compose_config
+def test_training_composes_from_item_vectors_and_encodes_only_own_text(tagged, compose_config, tmp_path) -> None:  # noqa: ANN001
+    # an empty cache of its own: the session's cache holds behaviour texts other tests encoded
+    ds, cfg = tagged, compose_config.model_copy(deep=True)
+    cfg.text.cache_dir = str(tmp_path / "text-cache")
     vocabs = Vocabularies.from_dataset(ds)
     item_text, encoder, _ = encode_items(ds, vocabs, cfg, progress=False)
     assert encoder is not None
@@ -104,6 +106,7 @@ def test_training_composes_from_item_vectors_and_encodes_only_own_text(tagged, c
     assert sum(bool(t) for t in own) >= 10 and own[vocabs.user.number(ds.users[S.USER].iloc[0])].startswith("I like")
     behaviour = user_texts(ds, vocabs)
     before = set(encoder._memory)
+    assert not {TextEncoder._key(t) for t in behaviour if t not in own} & before
     inp = build_inputs(ds, vocabs, cfg, encoder, item_text.shape[1], progress=False, item_text=item_text)
     encoded = set(encoder._memory) - before
     assert encoded <= {TextEncoder._key(t) for t in own if t.strip()}  # no behaviour text was encoded
