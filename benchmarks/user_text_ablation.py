@@ -122,6 +122,22 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def merge(out: Path, others: list[Path]) -> None:
+    """Add the rows of ``others`` to ``out`` (a (mode, seed) already there is an error), summarise, print."""
+    result = json.loads(out.read_text())
+    have = {(r["mode"], r["seed"]) for r in result["rows"]}
+    for path in others:
+        for r in json.loads(path.read_text())["rows"]:
+            if (r["mode"], r["seed"]) in have:
+                raise SystemExit(f"{path}: mode {r['mode']!r} seed {r['seed']} is already in {out}")
+            have.add((r["mode"], r["seed"]))
+            result["rows"].append(r)
+    result["seeds"] = sorted({r["seed"] for r in result["rows"]})
+    result["summary"] = summarise(result["rows"])
+    write_text_atomic(out, json.dumps(result, indent=2, default=float) + "\n")
+    print(markdown(result))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--movielens", required=True, metavar="ROOT", help="folder holding ml-latest-small/")
@@ -130,8 +146,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="speed part: runs of each way (best kept)")
     ap.add_argument("--no-speed", action="store_true", help="leave out the speed part")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "user-text-ablation.json"))
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="no fits: add these files' rows (seeds run apart) to --out, summarise again and print the tables",
+    )
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if a.merge:
+        merge(Path(a.out), [Path(m) for m in a.merge])
+        return
     t_all = time.perf_counter()
     ml = MovieLensValidation(a.movielens)
     result: dict[str, Any] = {
