@@ -12,6 +12,8 @@ A ground-floor module: it imports nothing of kgrec but :mod:`kgrec.errors`, so e
 
 from __future__ import annotations
 
+import functools
+from types import MappingProxyType
 from typing import Any
 
 from kgrec.errors import ConfigError
@@ -269,7 +271,7 @@ class Messages:
 
     def __init__(self, lang: str | None = None) -> None:
         self.lang = check_lang(lang)
-        self.table = {**EN, **CATALOGUES[self.lang]}
+        self.table = MappingProxyType({**EN, **CATALOGUES[self.lang]})
 
     def __call__(self, key: str, **fields: Any) -> str:
         return self.table[key].format(**fields) if fields else self.table[key]
@@ -283,5 +285,11 @@ class Messages:
 
 
 def messages(lang: str | None = None) -> Messages:
-    """The :class:`Messages` of ``lang`` (default English)."""
+    """The :class:`Messages` of ``lang`` (default English): one object per language, made once (a catalogue is a
+    constant; an explained export renders one sentence per row)."""
+    return _messages(check_lang(lang))
+
+
+@functools.cache
+def _messages(lang: str) -> Messages:
     return Messages(lang)
