@@ -9,7 +9,7 @@ k = 100 (``--users100`` users), in one process on one loaded model:
 
   plain:    ``kgrec.fusion.export.export(...)`` to Parquet, no explanations (median of three runs);
   batched:  the same with ``explain=True`` (kgrec.fusion.explain_batch; median of three);
-  per-row:  what ``--explain`` did before: the plain export plus ``rec.explain(user, item, top=1)`` row by row
+  per-row:  what ``--explain`` did before: the plain export plus ``rec.explain(user, item, top=1, k=k)`` row by row
             (the loop the export ran), timed on the first ``--old-users`` users of the same lists, once.
 
 Reported: seconds, rows, the ratios batched/plain and per-row/plain (the per-row one scaled to all users from its
@@ -41,11 +41,11 @@ from kgrec.fusion.export import export
 from kgrec.graph import GraphStore, open_store
 
 
-def per_row(rec: Recommender, users: list[str], items: list[str]) -> tuple[list[str], list[str | None]]:
-    """The explained export's loop before the batch: one ``rec.explain`` per row."""
+def per_row(rec: Recommender, users: list[str], items: list[str], k: int) -> tuple[list[str], list[str | None]]:
+    """The explained export's loop before the batch: one ``rec.explain(..., k=k)`` per row."""
     sentences, paths = [], []
     for u, i in zip(users, items, strict=True):
-        e = rec.explain(u, i, top=1)
+        e = rec.explain(u, i, top=1, k=k)
         sentences.append(e.headline())
         paths.append(json.dumps([[n.type, n.id] for n in e.paths[0].nodes], ensure_ascii=False) if e.paths else None)
     return sentences, paths
@@ -88,7 +88,7 @@ def measure(rec: Recommender, users: list[str], k: int, old_users: int, work: Pa
     rows = df[df["user"].isin(set(sub))]
     t_sub_plain, _, _ = timed_export(rec, sub, k, False, work, 1)
     t0 = time.perf_counter()
-    sentences, paths = per_row(rec, rows["user"].tolist(), rows["item"].tolist())
+    sentences, paths = per_row(rec, rows["user"].tolist(), rows["item"].tolist(), k)
     loop = time.perf_counter() - t0
     got_paths = [None if not isinstance(p, str) else p for p in rows["path"].tolist()]
     same = sentences == rows["explanation"].tolist() and paths == got_paths

@@ -50,6 +50,13 @@ def test_whole_job_from_csv(byo: Path, tmp_path: Path, capsys) -> None:
         assert first[0] == ["user", str(df["user"].iloc[0])] and first[-1] == ["item", str(df["item"].iloc[0])]
     recs = pd.read_parquet(tmp_path / "recs.parquet")
     u, i = recs.iloc[0]["user"], recs.iloc[0]["item"]
+    # a 12-long list explains every row as a recommendation (ranks 11, 12 were worded "..., but that is not enough",
+    # the why-not wording of the default k = 10)
+    rc, out, err = run(capsys, "recommend", "--store", store, "--user", u, "--k", "12", "--explain", "--format", "json")
+    assert rc == 0, err
+    listed = pd.DataFrame(json.loads(out))
+    assert len(listed) == 12 and not listed["explanation"].str.contains("not enough").any()
+    assert listed["explanation"].str.startswith("Recommended because").mean() > 0.9
     rc, out, _ = run(capsys, "explain", "--store", store, "--user", u, "--item", i, "--format", "json")
     assert rc == 0
     e = json.loads(out)

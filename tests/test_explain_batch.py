@@ -70,15 +70,22 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, world: Dataset) -> Ite
     st.close()
 
 
-def per_row(rec: Recommender, users: list[str], items: list[str], notes: list[str | None] | None = None):  # noqa: ANN201
-    """What the export wrote before: ``rec.explain(user, item, top=1)`` row by row."""
+def per_row(  # noqa: ANN201
+    rec: Recommender, users: list[str], items: list[str], k: int, notes: list[str | None] | None = None
+):
+    """The per-row answer of a k-long list: ``rec.explain(user, item, top=1, k=k)`` row by row."""
     sentences, paths = [], []
     for n, (u, i) in enumerate(zip(users, items, strict=True)):
-        e = rec.explain(u, i, top=1)
+        e = rec.explain(u, i, top=1, k=k)
         why = notes[n] if notes else None
         sentences.append(e.headline() + (f" ({why})" if why else ""))
         paths.append(json.dumps([[x.type, x.id] for x in e.paths[0].nodes], ensure_ascii=False) if e.paths else None)
     return sentences, paths
+
+
+def export_plain(rec: Recommender, out: Path, k: int, users: list[str]) -> Path:
+    export(rec, out, k, users=users, chunk_size=16, progress=False)
+    return out
 
 
 def exported(rec: Recommender, out: Path, k: int, **kw: object) -> pd.DataFrame:
@@ -142,12 +149,17 @@ def test_a_neo4j_neighbourhood_lists_the_rows_the_server_finds(world: Dataset) -
 
 @pytest.mark.slow
 def test_exported_explanations_are_the_per_row_ones(store: GraphStore, saved: Path, tmp_path: Path) -> None:
-    """k = 14: rows past the 10th read as links ("... but that is not enough"); several chunks."""
+    """k = 14, several chunks. Every row of the list is explained as a recommendation: rows past the 10th were
+    worded as links ("Linked to their history: ..., but that is not enough"), the per-row default k = 10."""
     rec = Recommender.load(saved, store=store)
     users = rec.vocabs.user.to_list()[:: 3 if store.location.startswith("bolt") else 1]
     df = exported(rec, tmp_path / "recs.parquet", 14, users=users)
-    assert df["explanation"].str.contains("not enough").any() and df["path"].notna().all()
-    assert_same(df, per_row(rec, df["user"].tolist(), df["item"].tolist()))
+    assert (df["rank"] > 10).any() and df["path"].notna().all()
+    assert not df["explanation"].str.contains("not enough").any()
+    assert df["explanation"].str.startswith("Recommended because").all()
+    assert_same(df, per_row(rec, df["user"].tolist(), df["item"].tolist(), 14))
+    plain = pd.read_parquet(export_plain(rec, tmp_path / "plain.parquet", 14, users))
+    assert plain[["user", "item", "rank"]].equals(df[["user", "item", "rank"]])
 
 
 @pytest.mark.slow
@@ -162,13 +174,13 @@ def test_restricted_and_reranked_lists_keep_the_per_row_explanations(
     stock, banned = items[::2], items[1:12:2]
     df = exported(rec, tmp_path / "stock.parquet", 12, users=users, items=stock, exclude=banned)
     assert set(df["item"]) <= set(stock)
-    assert_same(df, per_row(rec, df["user"].tolist(), df["item"].tolist()))
+    assert_same(df, per_row(rec, df["user"].tolist(), df["item"].tolist(), 12))
     # re-ranked: the promoted items' sentences end with the re-ranker's note
     df = exported(rec, tmp_path / "mmr.parquet", 12, users=users, diversity=0.7, long_tail=0.2)
     ref = rec.recommend(users, 12, diversity=0.7, long_tail=0.2)
     assert ref["item"].tolist() == df["item"].tolist() and ref["promoted"].any()
     notes = [note(bool(p), 0.7, 0.2) for p in ref["promoted"].tolist()]
-    assert_same(df, per_row(rec, df["user"].tolist(), df["item"].tolist(), notes))
+    assert_same(df, per_row(rec, df["user"].tolist(), df["item"].tolist(), 12, notes))
 
 
 @pytest.mark.slow
@@ -189,7 +201,7 @@ def test_a_live_store_is_explained_as_the_per_row_code_explains_it(
     df = exported(rec, tmp_path / "live.parquet", 11, users=[*users, "newcomer"])
     assert "newcomer" in set(df["user"])
     assert not set(zip(df["user"], df["item"], strict=True)) & {(u, i) for u, i, _ in rows}  # new events are seen
-    assert_same(df, per_row(rec, df["user"].tolist(), df["item"].tolist()))
+    assert_same(df, per_row(rec, df["user"].tolist(), df["item"].tolist(), 11))
 
 
 @pytest.mark.slow
@@ -198,10 +210,11 @@ def test_without_a_store_and_in_another_language(fitted: Recommender) -> None:
     rec = fitted
     users = rec.vocabs.user.to_list()[:30]
     top = rec.recommend(users, 12)
-    got = explain_rows(rec, top["user"].tolist(), top["item"].tolist(), lang="zh")
+    got = explain_rows(rec, top["user"].tolist(), top["item"].tolist(), lang="zh")  # k = 10: ranks 11, 12 are links
     want_s, want_p = [], []
     for u, i in zip(top["user"], top["item"], strict=True):
         e = rec.explain(u, i, top=1, lang="zh")
         want_s.append(e.headline())
         want_p.append(json.dumps([[x.type, x.id] for x in e.paths[0].nodes], ensure_ascii=False) if e.paths else None)
     assert got.sentences == want_s and got.paths == want_p
+    assert any(s.startswith("与其历史的联系") for s in got.sentences), "ranks past k = 10 read as links"

@@ -530,7 +530,7 @@ def recommend(
             promoted = df["promoted"].tolist() if "promoted" in df else [False] * len(df)
             notes = [note(bool(p), diversity, long_tail, diversity_by) for p in promoted]
             df["explanation"] = [
-                rec.explain(u, i, st, top=1, lang=lang).headline() + (f" ({n})" if n else "")
+                rec.explain(u, i, st, top=1, k=k, lang=lang).headline() + (f" ({n})" if n else "")
                 for u, i, n in zip(df["user"], df["item"], notes)
             ]
     _print_frame(df, fmt)

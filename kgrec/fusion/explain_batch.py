@@ -1,6 +1,6 @@
 """Explanations of many (user, item) rows at once: what ``kgrec export --explain`` writes.
 
-Each row gets exactly what ``rec.explain(user, item, top=1)`` gives: the top path's sentence (or the message when
+Each row gets exactly what ``rec.explain(user, item, top=1, k=k)`` gives: the top path's sentence (or the message when
 there is no path) and its nodes as JSON. Per chunk of rows: the state is refreshed once and every user's history
 read once; the candidate paths of all rows come from one path index (:mod:`kgrec.graph.path_table`: the embedded
 store's data, the fitted-on data, or a Neo4j store's neighbourhood of the chunk read in a few queries,

@@ -41,6 +41,7 @@ from kgrec.fusion.export_files import (
     parts_dir,
     schema,
 )
+from kgrec.fusion.ranking import TopK
 from kgrec.fusion.recommender import Recommender
 
 __all__ = ["check_writable", "export", "output_format", "parts_dir", "recommend_chunk", "recommend_table"]
@@ -92,7 +93,9 @@ def recommend_table(
         )
         top, promoted = rr.top, rr.promoted[rr.top.valid]
     else:
-        top = st.topk(nums, k, candidates=item_numbers, exclude=exclude_numbers)
+        # explained: one place more, which tells the explainer that the k-th item ranks within k
+        wide = st.topk(nums, k + 1 if explain else k, candidates=item_numbers, exclude=exclude_numbers)
+        top = TopK(wide.scores[:, :k], wide.items[:, :k]) if explain else wide
     rows, ranks, inums, scores = top.flat()
     cols = {
         "user": ids[0].take(pa.array(nums[rows])),
@@ -101,11 +104,13 @@ def recommend_table(
         "score": pa.array(scores.astype(np.float64)),
         "model_version": pa.array([st.model_version] * len(rows), pa.string()),
     }
-    if explain:  # rec.explain(user, item, top=1) of every row, batched over the chunk (kgrec.fusion.explain_batch)
+    if explain:  # rec.explain(user, item, top=1, k=k) of every row, batched (kgrec.fusion.explain_batch)
         from kgrec.fusion.explain_batch import explain_rows
 
-        plain = (st, nums, top) if promoted is None and item_numbers is None and exclude_numbers is None else None
-        got = explain_rows(rec, cols["user"].to_pylist(), cols["item"].to_pylist(), lang=lang, plain=plain)
+        # k: a row of a k-long list is explained as a recommendation ("Recommended because ..."), as the web page
+        # and `kgrec explain --k` word it; only an item the re-ranker brought in from beyond k reads as a link
+        plain = (st, nums, wide) if promoted is None and item_numbers is None and exclude_numbers is None else None
+        got = explain_rows(rec, cols["user"].to_pylist(), cols["item"].to_pylist(), lang=lang, k=k, plain=plain)
         sentences = got.sentences
         if promoted is not None:
             notes = [note(bool(p), diversity, long_tail, by) for p in promoted.tolist()]
