@@ -351,45 +351,21 @@ def text_only_note(
     return m("explain.text_only", verb=verb, title=title, user=user, nearest=state.title(nearest))
 
 
-def render_path(
-    state: ModelState, user: str, item: str, row: PathRow, score: float, verb: str, m: Messages
-) -> ExplanationPath:
-    """One candidate path ``row`` of ``item`` for ``user`` as an :class:`ExplanationPath` (nodes, relations and the
-    sentence in the language of ``m``; ``verb`` already in it)."""
+def path_ids(row: PathRow, user: str, item: str) -> list[tuple[str, str]]:
+    """The (type, id) of each node of the candidate path ``row`` from ``user`` to ``item``, in order."""
+    kind, anchor, via = row[0], row[1], row[2]
+    if kind == COOC:
+        return [("user", user), ("item", anchor), ("item", item)]
+    ids = [user, via, item] if kind in ("tag", "attribute") else [user, anchor, via, item]
+    return list(zip(KIND_NODES[kind], ids, strict=False))
+
+
+def path_sentence(state: ModelState, row: PathRow, item: str, verb: str, m: Messages) -> str:
+    """The sentence of the candidate path ``row`` of ``item`` in the language of ``m`` (``verb`` already in it)."""
     kind, anchor, via, rel_a, rel_b = row
     if kind == COOC:
-        nodes = [
-            PathNode("user", user, m("node.user", id=user)),
-            PathNode("item", anchor, state.title(anchor)),
-            PathNode("item", item, state.title(item)),
-        ]
-        return ExplanationPath(
-            score=score,
-            sentence=sentence(kind, verb, state.title(anchor), "", state.title(item), lang=m.lang),
-            kind=kind,
-            nodes=nodes,
-            relations=["INTERACTED", "CO_OCCURS"],
-        )
-    types = KIND_NODES[kind]
-    ids = {
-        "category": [user, anchor, via, item],
-        "keyword": [user, anchor, via, item],
-        "entity": [user, anchor, via, item],
-        "user": [user, anchor, via, item],
-        "tag": [user, via, item],
-        "attribute": [user, via, item],
-    }[kind]
-    nodes = []
-    for t, x in zip(types, ids, strict=False):
-        name = state.title(x) if t == "item" else (m("node.user", id=x) if t == "user" else x)
-        if t == "attribute":
-            a_name, _, a_value = x.partition("=")
-            name = m("node.attribute", name=humanise(a_name), value=a_value)
-        nodes.append(PathNode(t, x, name))
-    rels = list(KIND_RELATIONS[kind])
-    if kind == "entity":
-        rels = ["INTERACTED", rel_a.upper(), rel_b.upper()]
-    text = sentence(
+        return sentence(kind, verb, state.title(anchor), "", state.title(item), lang=m.lang)
+    return sentence(
         kind,
         verb,
         state.title(anchor) if anchor else "",
@@ -400,4 +376,26 @@ def render_path(
         via_name=m("node.user", id=via) if kind == "user" else via,
         lang=m.lang,
     )
+
+
+def render_path(
+    state: ModelState, user: str, item: str, row: PathRow, score: float, verb: str, m: Messages
+) -> ExplanationPath:
+    """One candidate path ``row`` of ``item`` for ``user`` as an :class:`ExplanationPath` (nodes, relations and the
+    sentence in the language of ``m``; ``verb`` already in it)."""
+    kind, rel_a, rel_b = row[0], row[3], row[4]
+    nodes = []
+    for t, x in path_ids(row, user, item):
+        name = state.title(x) if t == "item" else (m("node.user", id=x) if t == "user" else x)
+        if t == "attribute":
+            a_name, _, a_value = x.partition("=")
+            name = m("node.attribute", name=humanise(a_name), value=a_value)
+        nodes.append(PathNode(t, x, name))
+    if kind == COOC:
+        rels = ["INTERACTED", "CO_OCCURS"]
+    elif kind == "entity":
+        rels = ["INTERACTED", rel_a.upper(), rel_b.upper()]
+    else:
+        rels = list(KIND_RELATIONS[kind])
+    text = path_sentence(state, row, item, verb, m)
     return ExplanationPath(score=score, sentence=text, kind=kind, nodes=nodes, relations=rels)

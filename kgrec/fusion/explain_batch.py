@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kgrec.fusion.explain import KIND_INDEX, PathColumns, anchor_weights, explain, render_path, score_columns
+from kgrec.fusion.explain import (
+    KIND_INDEX,
+    PathColumns,
+    anchor_weights,
+    explain,
+    path_ids,
+    path_sentence,
+    render_path,
+    score_columns,
+)
 from kgrec.fusion.explain_bounds import (
     U32,
     ChunkVectors,
@@ -531,10 +540,15 @@ class _Chunk:
         key = (row, self.items[r], bool(self.beyond[r]))
         got = self.rendered.get(key)
         if got is None:
-            p = render_path(self.st, self.users[r], self.items[r], row, 0.0, self.verb, self.m)
-            text = staff_sentence(p, self.verb, self.m, recommended=False) if self.beyond[r] else p.sentence
-            tail = "".join(f", [{_js(n.type)}, {_js(n.id)}]" for n in p.nodes[1:])
-            got = self.rendered[key] = (text, f"[[{_js(p.nodes[0].type)}, ", tail + "]")
+            user, item = self.users[r], self.items[r]
+            if self.beyond[r]:  # worded as a link (whynot.staff_sentence), from the rendered path
+                p = render_path(self.st, user, item, row, 0.0, self.verb, self.m)
+                text = staff_sentence(p, self.verb, self.m, recommended=False)
+            else:  # the sentence render_path writes, without making its nodes
+                text = path_sentence(self.st, row, item, self.verb, self.m)
+            nodes = path_ids(row, user, item)
+            tail = "".join(f", [{_js(t)}, {_js(x)}]" for t, x in nodes[1:])
+            got = self.rendered[key] = (text, f"[[{_js(nodes[0][0])}, ", tail + "]")
         text, head, tail = got
         self.sentences[r] = text
         self.paths[r] = head + _js(self.users[r]) + "]" + tail
