@@ -1,7 +1,7 @@
 """The whole job at growing sizes: ``kgrec generate → ingest → train → export --k 100``, each stage its own process.
 
     python -m benchmarks.pipeline_scale --users 10000 100000 [--items 100000] [--precision auto] [--user-text auto]
-        [--work DIR] [--out JSON]
+        [--work DIR] [--out JSON] [--write-docs [--mark pipeline-scale]]
 
 Each stage runs as the CLI a pipeline would run, under ``/usr/bin/time -v`` (wall time and peak resident memory of
 the stage's process), with one torch thread when ``OMP_NUM_THREADS`` says so. The text cache is a fresh folder per
@@ -145,7 +145,7 @@ def run_size(
         row = {"users": users, "items": items, "interactions": n_inter, "stage": stage, **r}
         if stage == "train":
             m = json.loads((store / "models" / "default" / "metrics.json").read_text())
-            row["epochs"] = m.get("epochs")
+            row["epochs"] = len(m.get("validation", []))
             row["user_text"] = m.get("user_text")
         LOG.info("%s", row)
         rows.append(row)
@@ -214,6 +214,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/kgrec-pipeline-scale"))
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--mark", default=MARK, help="the docs/benchmarks.md markers the table goes between")
     ap.add_argument("--from-results", action="store_true", help="run nothing: rewrite the docs table from --out")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -239,7 +240,7 @@ def main() -> None:
     text = report(result)
     print(text)
     if a.write_docs:
-        DOCS.write_text(replace_between(DOCS.read_text(), MARK, text))
+        DOCS.write_text(replace_between(DOCS.read_text(), a.mark, text))
 
 
 if __name__ == "__main__":
