@@ -9,7 +9,7 @@ k = 100 (``--users100`` users), in one process on one loaded model:
 
   plain:    ``kgrec.fusion.export.export(...)`` to Parquet, no explanations (median of three runs);
   batched:  the same with ``explain=True`` (kgrec.fusion.explain_batch; median of three);
-  per-row:  what ``--explain`` did before: the plain export plus ``rec.explain(user, item, top=1, k=k)`` row by row
+  per-row:  what ``--explain`` did before: the plain export plus ``rec.explain(user, item, top=1, k=k, listed=True)`` row by row
             (the loop the export ran), timed on the first ``--old-users`` users of the same lists, once.
 
 Reported: seconds, rows, the ratios batched/plain and per-row/plain (the per-row one scaled to all users from its
@@ -42,10 +42,10 @@ from kgrec.graph import GraphStore, open_store
 
 
 def per_row(rec: Recommender, users: list[str], items: list[str], k: int) -> tuple[list[str], list[str | None]]:
-    """The explained export's loop before the batch: one ``rec.explain(..., k=k)`` per row."""
+    """The explained export's loop before the batch: one ``rec.explain(..., k=k, listed=True)`` per row (a row of the list is a recommendation)."""
     sentences, paths = [], []
     for u, i in zip(users, items, strict=True):
-        e = rec.explain(u, i, top=1, k=k)
+        e = rec.explain(u, i, top=1, k=k, listed=True)
         sentences.append(e.headline())
         paths.append(json.dumps([[n.type, n.id] for n in e.paths[0].nodes], ensure_ascii=False) if e.paths else None)
     return sentences, paths

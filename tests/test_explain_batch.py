@@ -1,7 +1,8 @@
 """Issue 15: ``kgrec export --explain`` explains a chunk at once (kgrec.fusion.explain_batch), and every row's
-sentence and path are exactly what ``rec.explain(user, item, top=1)`` gives for it: on the embedded store and on
-Neo4j, for plain, restricted and re-ranked lists, rows ranked past 10 (worded as links), and a live store that took
-events after training.
+sentence and path are exactly what ``rec.explain(user, item, top=1, k=k, listed=True)`` gives for it: on the embedded
+store and on Neo4j, for plain, restricted and re-ranked lists (every row of a list explained as a recommendation, also
+one ranked past k by score), and a live store that took events after training; rows that are not a list's (``listed``
+off) are worded as links past k, as the per-row code words them.
 
 The model has every path kind in play: categories, keywords, facts, tags, other users, user attributes, and the
 co-occurrence part (forced on), so its co-occurrence paths compete with the shares of the others.
@@ -73,10 +74,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, world: Dataset) -> Ite
 def per_row(  # noqa: ANN201
     rec: Recommender, users: list[str], items: list[str], k: int, notes: list[str | None] | None = None
 ):
-    """The per-row answer of a k-long list: ``rec.explain(user, item, top=1, k=k)`` row by row."""
+    """The per-row answer for the rows of a k-long list: ``rec.explain(user, item, top=1, k=k, listed=True)``."""
     sentences, paths = [], []
     for n, (u, i) in enumerate(zip(users, items, strict=True)):
-        e = rec.explain(u, i, top=1, k=k)
+        e = rec.explain(u, i, top=1, k=k, listed=True)
         why = notes[n] if notes else None
         sentences.append(e.headline() + (f" ({why})" if why else ""))
         paths.append(json.dumps([[x.type, x.id] for x in e.paths[0].nodes], ensure_ascii=False) if e.paths else None)
@@ -174,12 +175,16 @@ def test_restricted_and_reranked_lists_keep_the_per_row_explanations(
     stock, banned = items[::2], items[1:12:2]
     df = exported(rec, tmp_path / "stock.parquet", 12, users=users, items=stock, exclude=banned)
     assert set(df["item"]) <= set(stock)
+    # rows of a restricted list rank past 12 among all items, yet are recommendations: never the why-not wording
+    ranks = [rec.state.rank(rec.state.user_number(u), rec.state.item_number(i)) for u, i in zip(df["user"], df["item"])]
+    assert max(ranks) > 12 and not df["explanation"].str.contains("not enough").any()
     assert_same(df, per_row(rec, df["user"].tolist(), df["item"].tolist(), 12))
     # re-ranked: the promoted items' sentences end with the re-ranker's note
     df = exported(rec, tmp_path / "mmr.parquet", 12, users=users, diversity=0.7, long_tail=0.2)
     ref = rec.recommend(users, 12, diversity=0.7, long_tail=0.2)
     assert ref["item"].tolist() == df["item"].tolist() and ref["promoted"].any()
     notes = [note(bool(p), 0.7, 0.2) for p in ref["promoted"].tolist()]
+    assert not df["explanation"].str.contains("not enough").any()
     assert_same(df, per_row(rec, df["user"].tolist(), df["item"].tolist(), 12, notes))
 
 

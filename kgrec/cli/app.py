@@ -525,14 +525,14 @@ def recommend(
             user, k, diversity=diversity, long_tail=long_tail, unknown=unknown_users, diversity_by=diversity_by
         )
         if explain_:
+            from kgrec.fusion.explain_batch import explain_rows
             from kgrec.fusion.rerank import note
 
             promoted = df["promoted"].tolist() if "promoted" in df else [False] * len(df)
             notes = [note(bool(p), diversity, long_tail, diversity_by) for p in promoted]
-            df["explanation"] = [
-                rec.explain(u, i, st, top=1, k=k, lang=lang).headline() + (f" ({n})" if n else "")
-                for u, i, n in zip(df["user"], df["item"], notes)
-            ]
+            # the list's rows explained as recommendations, batched (what `kgrec export --explain` writes)
+            got = explain_rows(rec, df["user"].tolist(), df["item"].tolist(), lang=lang, k=k, listed=True)
+            df["explanation"] = [s + (f" ({n})" if n else "") for s, n in zip(got.sentences, notes, strict=True)]
     _print_frame(df, fmt)
 
 

@@ -260,10 +260,13 @@ def explain(
     top: int = 3,
     k: int = 10,
     lang: str | None = None,
+    listed: bool = False,
 ) -> Explanation:
     """Build the :class:`Explanation` of ``item`` (number ``i``) for ``user`` (number ``u``, history
     ``hist_items, hist_w``): the ids were turned into numbers, and the history fetched, by the caller.
-    Sentences and messages are in ``lang`` (:mod:`kgrec.messages`; default English)."""
+    Sentences and messages are in ``lang`` (:mod:`kgrec.messages`; default English). ``listed``: the item is in a
+    list shown to the user (a restricted or re-ranked one too), so it is explained as recommended whatever its rank
+    by score; otherwise an item ranked past ``k`` gets the "why not" wording."""
     m = messages(lang)
     verb = m.verb(state.config.explain.interaction_verb)
     title = state.title(item)
@@ -287,7 +290,8 @@ def explain(
     paths, out = top_paths(state, find, user, item, u, i, hist_items, weights, score, top, verb, m)
     gap = None
     msg = ""
-    if rank > k:
+    beyond = rank > k and not listed
+    if beyond:
         s_top = state.topk(np.array([u]), k, seen=[hist_items]).scores
         gap = float(s_top[0, -1] - score)
         # not recommended: say so in plain words, and word its paths as links, not reasons (kgrec.fusion.whynot)
@@ -297,7 +301,7 @@ def explain(
     if not out:
         note = text_only_note(state, user, i, hist_items, title, verb, m)
         msg = (msg + " " if msg else "") + (
-            note.strip() if rank > k else m("explain.no_path", user=user, title=title) + note
+            note.strip() if beyond else m("explain.no_path", user=user, title=title) + note
         )
     return Explanation(
         user=user,

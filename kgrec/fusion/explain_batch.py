@@ -1,6 +1,6 @@
 """Explanations of many (user, item) rows at once: what ``kgrec export --explain`` writes.
 
-Each row gets exactly what ``rec.explain(user, item, top=1, k=k)`` gives: the top path's sentence (or the message when
+Each row gets exactly what ``rec.explain(user, item, top=1, k=k, listed=listed)`` gives: the top path's sentence (or the message when
 there is no path) and its nodes as JSON. Per chunk of rows: the state is refreshed once and every user's history
 read once; the candidate paths of all rows come from one path index (:mod:`kgrec.graph.path_table`: the embedded
 store's data, the fitted-on data, or a Neo4j store's neighbourhood of the chunk read in a few queries,
@@ -45,7 +45,7 @@ from kgrec.fusion.explain_bounds import (
     user_parts,
 )
 from kgrec.fusion.explanation import COOC
-from kgrec.fusion.ranking import TopK, rank_in
+from kgrec.fusion.ranking import rank_in
 from kgrec.fusion.state import ModelState
 from kgrec.fusion.whynot import staff_sentence
 from kgrec.graph.path_table import (
@@ -104,36 +104,35 @@ def explain_rows(
     *,
     lang: str | None = None,
     k: int = 10,
-    plain: tuple[ModelState, np.ndarray, TopK] | None = None,
+    listed: bool = False,
 ) -> Explained:
-    """``rec.explain(users[r], items[r], top=1, k=k, lang=lang)``'s headline and top path (JSON nodes) of every row.
+    """``rec.explain(users[r], items[r], top=1, k=k, lang=lang, listed=listed)``'s headline and top path (JSON
+    nodes) of every row.
 
     Args:
-        plain: ``(state, user numbers, top)`` when ``top`` is ``state.topk(user numbers, K)`` (seen items left out;
-            no candidates, exclusions or re-ranking): its scores tell which rows rank within ``k`` without scoring
-            the catalogue again (ignored when refreshing the users changed their rows).
+        listed: the rows are a list given to the users (an export's, ``kgrec recommend``'s): every row is explained
+            as a recommendation, and no rank is computed. Otherwise a row whose item ranks past ``k`` (by the
+            per-row code's rank) is worded as a link to the history, the "why not" wording.
     """
-    before = None
-    if plain is not None:
-        st0, nums, _ = plain
-        before = (st0.arrays["users"][nums].copy(), [st0.history(int(u))[0].copy() for u in nums.tolist()])
     st = rec.fresh(list(dict.fromkeys(map(str, users))))
-    if before is not None and plain is not None:
-        nums = plain[1]
-        same = np.array_equal(before[0], st.arrays["users"][nums]) and all(
-            np.array_equal(h, st.history(int(u))[0]) for h, u in zip(before[1], nums.tolist(), strict=True)
-        )
-        plain = plain if same else None
-    return _Chunk(rec, st, list(map(str, users)), list(map(str, items)), k, lang).run(plain)
+    return _Chunk(rec, st, list(map(str, users)), list(map(str, items)), k, lang, listed).run()
 
 
 class _Chunk:
     """One chunk's rows (see the module docstring). Arrays named per row are indexed by the row's position."""
 
     def __init__(
-        self, rec: Recommender, st: ModelState, users: list[str], items: list[str], k: int, lang: str | None
+        self,
+        rec: Recommender,
+        st: ModelState,
+        users: list[str],
+        items: list[str],
+        k: int,
+        lang: str | None,
+        listed: bool = False,
     ) -> None:
         self.rec, self.st, self.users, self.items, self.k, self.lang = rec, st, users, items, k, lang
+        self.listed = listed
         self.m: Messages = messages(lang)
         self.verb = self.m.verb(st.config.explain.interaction_verb)
         n = len(users)
@@ -172,7 +171,7 @@ class _Chunk:
         self.why: dict[str, int] = {}
 
     # ------------------------------------------------------------------ the chunk
-    def run(self, plain: tuple[ModelState, np.ndarray, TopK] | None) -> Explained:
+    def run(self) -> Explained:
         st, n = self.st, len(self.users)
         if n == 0:
             return Explained([], [], 0, 0)
@@ -185,7 +184,7 @@ class _Chunk:
             self.hist[u] = (hist, hist_w, weights, float(weights.mean()) if len(weights) else 1.0)
             self.mean_w[g] = self.hist[u][3]
             self.per_row[g[np.isin(self.i[g], hist)]] = True  # an item the user has: the per-row message
-        self.beyond = self._beyond(plain)
+        self.beyond = np.zeros(n, dtype=bool) if self.listed else self._beyond()
         self.score = np.array([st.score(int(u), int(i)) for u, i in zip(self.u, self.i, strict=True)])
         arrays = self._arrays()
         cv = self.cv = ChunkVectors(st, arrays)
@@ -269,20 +268,13 @@ class _Chunk:
             return PathArrays(neighbourhood(store, list(dict.fromkeys(self.users)), list(dict.fromkeys(self.items))))
         return path_arrays(store.dataset())
 
-    def _beyond(self, plain: tuple[ModelState, np.ndarray, TopK] | None) -> np.ndarray:
+    def _beyond(self) -> np.ndarray:
         """Whether each row's item ranks beyond ``k`` (:meth:`ModelState.rank`): from a top list of the catalogue
         where the bound on its scores settles it, else from the user's scores as :meth:`ModelState.rank` computes
         them. A float32 dot product summed in two orders differs by at most ``2 γ_d Σ|u_k i_k|``."""
         st, k = self.st, self.k
         users = np.array([int(self.u[g[0]]) for g in self.groups], dtype=np.int64)
-        top = None
-        if plain is not None and plain[2].items.shape[1] > k:
-            pos = {int(x): r for r, x in enumerate(plain[1].tolist())}
-            if all(int(x) in pos for x in users.tolist()):
-                sel = np.array([pos[int(x)] for x in users.tolist()], dtype=np.int64)
-                top = TopK(plain[2].scores[sel], plain[2].items[sel])
-        if top is None:
-            top = st.topk(users, k + RANK_SPARE, seen=[self.hist[int(x)][0] for x in users.tolist()])
+        top = st.topk(users, k + RANK_SPARE, seen=[self.hist[int(x)][0] for x in users.tolist()])
         f_u, f_i = st.arrays["users"], st.arrays["items"]
         eps = 2.02 * gamma(f_i.shape[1], U32)
         a_i = np.abs(f_i)
@@ -643,7 +635,7 @@ class _Chunk:
         for r in np.flatnonzero(self.per_row).tolist():
             user, item, u, i = self.users[r], self.items[r], int(self.u[r]), int(self.i[r])
             hist, hist_w, _, _ = self.hist[u]
-            e = explain(st, find, user, item, u, i, hist, hist_w, top=1, k=self.k, lang=self.lang)
+            e = explain(st, find, user, item, u, i, hist, hist_w, top=1, k=self.k, lang=self.lang, listed=self.listed)
             self.sentences[r] = e.headline()
             self.paths[r] = (
                 json.dumps([[n.type, n.id] for n in e.paths[0].nodes], ensure_ascii=False) if e.paths else None

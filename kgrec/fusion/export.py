@@ -41,7 +41,6 @@ from kgrec.fusion.export_files import (
     parts_dir,
     schema,
 )
-from kgrec.fusion.ranking import TopK
 from kgrec.fusion.recommender import Recommender
 
 __all__ = ["check_writable", "export", "output_format", "parts_dir", "recommend_chunk", "recommend_table"]
@@ -93,9 +92,7 @@ def recommend_table(
         )
         top, promoted = rr.top, rr.promoted[rr.top.valid]
     else:
-        # explained: one place more, which tells the explainer that the k-th item ranks within k
-        wide = st.topk(nums, k + 1 if explain else k, candidates=item_numbers, exclude=exclude_numbers)
-        top = TopK(wide.scores[:, :k], wide.items[:, :k]) if explain else wide
+        top = st.topk(nums, k, candidates=item_numbers, exclude=exclude_numbers)
     rows, ranks, inums, scores = top.flat()
     cols = {
         "user": ids[0].take(pa.array(nums[rows])),
@@ -104,13 +101,12 @@ def recommend_table(
         "score": pa.array(scores.astype(np.float64)),
         "model_version": pa.array([st.model_version] * len(rows), pa.string()),
     }
-    if explain:  # rec.explain(user, item, top=1, k=k) of every row, batched (kgrec.fusion.explain_batch)
+    if explain:  # rec.explain(user, item, top=1, listed=True) of every row, batched (kgrec.fusion.explain_batch)
         from kgrec.fusion.explain_batch import explain_rows
 
-        # k: a row of a k-long list is explained as a recommendation ("Recommended because ..."), as the web page
-        # and `kgrec explain --k` word it; only an item the re-ranker brought in from beyond k reads as a link
-        plain = (st, nums, wide) if promoted is None and item_numbers is None and exclude_numbers is None else None
-        got = explain_rows(rec, cols["user"].to_pylist(), cols["item"].to_pylist(), lang=lang, k=k, plain=plain)
+        # listed: every row of the list is explained as a recommendation ("Recommended because ..."), also in a
+        # restricted or re-ranked list, never with the why-not wording of an item outside the top k by score
+        got = explain_rows(rec, cols["user"].to_pylist(), cols["item"].to_pylist(), lang=lang, k=k, listed=True)
         sentences = got.sentences
         if promoted is not None:
             notes = [note(bool(p), diversity, long_tail, by) for p in promoted.tolist()]

@@ -299,6 +299,7 @@ class Recommender(StateReader):
         top: int = 3,
         k: int = 10,
         lang: str | None = None,
+        listed: bool = False,
     ) -> Explanation:
         """Why ``item`` is (or is not) recommended to ``user``: scored paths and sentences.
 
@@ -309,12 +310,15 @@ class Recommender(StateReader):
             top: number of paths to return.
             k: list length for the "why not" part (rank, gap to the k-th item).
             lang: language of the sentences and messages (``kgrec.messages.LANGUAGES``; default English).
+            listed: ``item`` is in a list given to the user (e.g. a restricted or re-ranked one): explained as a
+                recommendation, never with the "why not" wording, whatever its rank by score.
         """
         user, item = str(user), str(item)
         st = self.fresh([user])
         u, i = st.user_number(user), st.item_number(item)
         hist_items, hist_w = st.history(u)
-        return explain(st, self.path_finder(store), user, item, u, i, hist_items, hist_w, top=top, k=k, lang=lang)
+        find = self.path_finder(store)
+        return explain(st, find, user, item, u, i, hist_items, hist_w, top=top, k=k, lang=lang, listed=listed)
 
     def explain_many(
         self,
