@@ -283,6 +283,8 @@ def test_cli_recommend_and_export(web_store: Path, tmp_path: Path, capsys: pytes
     moved = [r for r in rows if r["promoted"]]
     assert moved and all(r["explanation"].endswith(f"({VARIETY_NOTE})") for r in moved)
     assert not any(VARIETY_NOTE in r["explanation"] for r in rows if not r["promoted"])
+    # a row brought in from past k is still a recommendation of the list: never the why-not wording
+    assert not any("not enough" in r["explanation"] for r in rows)
     out = tmp_path / "recs.csv"
     assert main(["export", "--store", str(web_store), "--out", str(out), "--k", "6", "--long-tail", "0.5", "--explain"]) == 0
     df = pd.read_csv(out)
@@ -333,6 +335,10 @@ def test_every_reranked_item_is_explained(web_store: Path) -> None:
             assert e.rank == rec.rank(u, i)  # the model's own rank: the explanation is of the item, not of the list
 
 
+def service_rank(c: TestClient, user: str, item: str) -> int:
+    return int(c.get(f"/api/users/{user}/explanations/{item}?k=8", headers=AUTH).json()["rank"])
+
+
 def test_api_and_page(web_store: Path) -> None:
     with TestClient(create_app(WebConfig(store=str(web_store), token=TOKEN))) as c:
         plain = c.get("/api/users/u2/recommendations?k=8", headers=AUTH).json()
@@ -341,6 +347,8 @@ def test_api_and_page(web_store: Path) -> None:
         assert [r["item"] for r in div["items"]] != [r["item"] for r in plain["items"]]
         assert all(r["note"] is None for r in plain["items"])
         assert any(r["note"] == VARIETY_NOTE for r in div["items"])
+        ranks = [service_rank(c, "u2", r["item"]) for r in div["items"]]
+        assert max(ranks) > 8 and not any("not enough" in (r["explanation"] or "") for r in div["items"])
         tail = c.get("/api/users/u2/recommendations?k=8&long_tail=1", headers=AUTH).json()
         assert any(r["note"] == LONG_TAIL_NOTE for r in tail["items"])
         for bad, field in (("diversity=1.5", "diversity"), ("diversity=-1", "diversity"), ("long_tail=-0.1", "long_tail"),

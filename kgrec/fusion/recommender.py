@@ -329,9 +329,11 @@ class Recommender(StateReader):
         top: int = 3,
         k: int = 10,
         lang: str | None = None,
+        listed: bool = False,
     ) -> list[Explanation]:
         """:meth:`explain` of several items for one user (a list's explanations): the user is refreshed, turned into a
-        number and their history fetched once for all of them; each item's answer equals :meth:`explain`'s."""
+        number and their history fetched once for all of them; each item's answer equals :meth:`explain`'s
+        (``listed``: as there)."""
         user = str(user)
         st = self.fresh([user])
         u = st.user_number(user)
@@ -339,7 +341,7 @@ class Recommender(StateReader):
         hist_items, hist_w = st.history(u)
         find = self.path_finder(store)
         return [
-            explain(st, find, user, str(item), u, i, hist_items, hist_w, top=top, k=k, lang=lang)
+            explain(st, find, user, str(item), u, i, hist_items, hist_w, top=top, k=k, lang=lang, listed=listed)
             for item, i in zip(items, nums, strict=True)
         ]
 

@@ -415,8 +415,12 @@ class RecService:
     ) -> tuple[Hashable, ...]:
         return ("recommendations", self.version, user, k, diversity, long_tail, lang, by)
 
-    def _explanation_key(self, user: str, item: str, k: int, top: int, lang: str) -> tuple[Hashable, ...]:
-        return ("explanations", self.version, user, item, k, top, lang)
+    def _explanation_key(
+        self, user: str, item: str, k: int, top: int, lang: str, listed: bool = False
+    ) -> tuple[Hashable, ...]:
+        """``listed``: the explanation of a row of the user's list (a recommendation whatever its rank by score,
+        e.g. brought in by the re-ranker), not the answer to "why (not) this item"."""
+        return ("explanations", self.version, user, item, k, top, lang, listed)
 
     def _versions(self, user: str) -> tuple[str, str]:
         """The store fingerprint and the user's live key, read before an answer is computed (a change meanwhile
@@ -551,17 +555,18 @@ class RecService:
         out: dict[str, ExplanationOut] = {}
         todo: list[str] = []
         for item in items:
-            hit = self._cached(self._explanation_key(user, item, k, top, lang), user, thorough=True, versions=versions)
+            key = self._explanation_key(user, item, k, top, lang, listed=True)
+            hit = self._cached(key, user, thorough=True, versions=versions)
             if hit is not None:
                 out[item] = ExplanationOut.model_validate_json(hit)
             else:
                 todo.append(item)
         if todo:
             for item, e in zip(
-                todo, self.rec.explain_many(user, todo, self.store, top=top, k=k, lang=lang), strict=True
+                todo, self.rec.explain_many(user, todo, self.store, top=top, k=k, lang=lang, listed=True), strict=True
             ):
                 out[item] = self._keep_explanation(
-                    self._explanation_key(user, item, k, top, lang), explanation_dict(e), versions
+                    self._explanation_key(user, item, k, top, lang, listed=True), explanation_dict(e), versions
                 )
         return out
 
