@@ -31,7 +31,7 @@ from kgrec.evaluation.fused import FusedScorer, fused_config
 from kgrec.evaluation.metrics import evaluate_topk, full_ranking_topk
 from kgrec.evaluation.report import markdown
 from kgrec.evaluation.split import make_split
-from kgrec.fusion.itemitem import binary_matrix, item_factors, spectrum, user_factors
+from kgrec.fusion.itemitem import binary_matrix, candidate_factors, item_factors, spectrum, user_factors
 from kgrec.fusion.selection import score_spread_ratio
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,8 @@ def check(ds_name: str, data_home: Path, seed: int) -> dict[str, object]:
         if w > 0:
             if l2 not in cache:
                 e = item_factors(sigma, v, l2)
-                c = user_factors(x, e)
-                cache[l2] = (c, e, score_spread_ratio(uf, itf, c, e, cfg.train.seed))
+                c, f = user_factors(x, e), candidate_factors(e, cfg.model.cooc_zero_diagonal)
+                cache[l2] = (c, f, score_spread_ratio(uf, itf, c, f, cfg.train.seed))
             c, e, ratio = cache[l2]
             U, I = torch.cat([uf, (w * ratio) * c], 1), torch.cat([itf, e], 1)
         else:

@@ -2,8 +2,8 @@
 
 - ``fit`` scores every (weight, l2) of the co-occurrence grids on its internal validation split and
   records them (``metrics["selection"]``) and the choice (``metrics["chosen"]``);
-- the co-occurrence part (kgrec.fusion.itemitem) is ``S = E E^T``, the closed-form ridge item-item model,
-  folded into the vectors: a score is still one dot product and splits exactly into structure / text /
+- the co-occurrence part (kgrec.fusion.itemitem) is EASE's item-item model ``E F^T`` (history side ``E``,
+  candidate side ``F = diag(1 / (1 - |e_i|^2)) E``) in low rank, folded into the vectors: a score is still one dot product and splits exactly into structure / text /
   co-occurrence; each co-occurrence path gets exactly its history item's term.
 """
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from kgrec.fusion.config import RecommenderConfig
-from kgrec.fusion.itemitem import binary_matrix, item_factors, spectrum, user_factors
+from kgrec.fusion.itemitem import binary_matrix, candidate_factors, item_factors, spectrum, user_factors
 
 
 def _cfg(**model: object) -> RecommenderConfig:
@@ -36,6 +36,25 @@ def test_cooccurrence_factors_are_the_ridge_item_item_model() -> None:
     ridge = torch.linalg.solve(g + 5.0 * torch.eye(12, dtype=torch.float64), g)
     assert torch.allclose(e @ e.T, ridge, atol=1e-4)
     assert torch.allclose(user_factors(xs, e.float()).double(), torch.from_numpy(x).double() @ e, atol=1e-5)
+
+
+def test_candidate_factors_give_ease_off_the_diagonal() -> None:
+    """At full rank ``E F^T`` is EASE's ``B = I - P diag(1 / diag(P))``, ``P = (X^T X + l2 I)^-1``, off the
+    diagonal (the diagonal never counts: a user's own items are never recommended); without the zero diagonal
+    the candidate side is ``E`` itself."""
+    rng = np.random.default_rng(1)
+    x = (rng.random((40, 15)) < 0.3).astype(np.float32)
+    u, i = np.nonzero(x)
+    sigma, v = spectrum(binary_matrix(u, i, 40, 15), 15)
+    e = item_factors(sigma.double(), v.double(), 3.0)
+    g = torch.from_numpy(x.T @ x).double()
+    p = torch.linalg.inv(g + 3.0 * torch.eye(15, dtype=torch.float64))
+    ease = -p / p.diagonal().unsqueeze(0)
+    off = ~torch.eye(15, dtype=torch.bool)
+    assert torch.allclose((e @ candidate_factors(e).T)[off], ease[off], atol=1e-6)
+    assert torch.equal(candidate_factors(e, zero_diagonal=False), e)
+    # the plain autoencoder is not EASE: the scale matters
+    assert not torch.allclose((e @ e.T)[off], ease[off], atol=1e-3)
 
 
 def test_fit_selects_the_cooccurrence_part_on_validation_and_records_it(synth_dataset) -> None:
@@ -113,6 +132,12 @@ def test_cooccurrence_survives_save_load_and_reaches_new_users(with_cooc, tmp_pa
     item = rec.recommend(u, 1)["item"].iloc[0]
     assert back.score(u, item) == pytest.approx(rec.score(u, item))
     assert back.attribution(u, item) == pytest.approx(rec.attribution(u, item))
+    # two sides (EASE's zero diagonal): the history side is saved, and a user's block is alpha * sum of it
+    a, b = rec.state.arrays, back.state.arrays
+    assert "hist_cooc" in b and np.array_equal(a["hist_cooc"], b["hist_cooc"])
+    assert not np.allclose(a["hist_cooc"], a["item_cooc"])
+    un = rec.user_number(u)
+    assert np.allclose(back.state.cooc_user(rec.history(u)[0])[0], a["user_cooc"][un], rtol=1e-4, atol=1e-5)
     hist = [rec.vocabs.item.id(int(i)) for i in rec.history(u)[0]]
     new = back.recommend_new_user(history=hist, k=5)
     assert len(new) == 5 and not set(new["item"]) & set(hist)
@@ -181,10 +206,10 @@ def _old_grid(u_f, i_f, x, targets, history, users, cfg):
     measure(u_f[ut], i_f, 0.0, 0.0)
     for l2 in m.cooc_l2:
         e = item_factors(sigma, v, l2)
-        c = user_factors(x, e)
-        ratio = score_spread_ratio(u_f, i_f, c, e, cfg.train.seed)
+        c, f = user_factors(x, e), candidate_factors(e, m.cooc_zero_diagonal)
+        ratio = score_spread_ratio(u_f, i_f, c, f, cfg.train.seed)
         for w in sorted(set(m.cooc_weights) - {0.0}):
-            measure(torch.cat([u_f[ut], (w * ratio) * c[ut]], 1), torch.cat([i_f, e], 1), w, l2)
+            measure(torch.cat([u_f[ut], (w * ratio) * c[ut]], 1), torch.cat([i_f, f], 1), w, l2)
     return rows
 
 

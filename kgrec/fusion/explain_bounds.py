@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kgrec.fusion.explain import anchor_strengths
-from kgrec.fusion.persist import ITEM_COOC
+from kgrec.fusion.persist import HIST_COOC, ITEM_COOC
 from kgrec.fusion.state import ModelState
 from kgrec.graph.path_table import PathArrays
 
@@ -57,11 +57,15 @@ class ChunkVectors:
         self.delta = cos_bound(self.items.shape[1])
         self.alpha = state.cooc_alpha
         self.cooc = a.get(ITEM_COOC) if self.alpha else None
+        #: the history side of the co-occurrence part (the candidate side is ``cooc``; one factor in older models)
+        self.cooc_hist = state.cooc_history if self.cooc is not None else None
+        self.one_side = HIST_COOC not in a
         #: the co-occurrence block is the items' last columns: one product gives both
         self.split = 0
-        if self.cooc is not None:
+        if self.cooc is not None and self.cooc_hist is not None:
             w = self.cooc.shape[1]
             self.cooc_norm = np.linalg.norm(self.cooc, axis=1).astype(np.float64)
+            self.hist_norm = np.linalg.norm(self.cooc_hist, axis=1).astype(np.float64)
             if self.items.shape[1] > w and np.array_equal(self.items[:, -w:], self.cooc):
                 self.split = self.items.shape[1] - w
         self.item_code = arrays.item_codes(state.vocabs.item.ids)
@@ -112,11 +116,11 @@ def user_parts(
     fh, fi = cv.items[hist], cv.items[items]
     den = np.outer(cv.item_norm[hist], cv.item_norm[items])
     term = None
-    if cv.split:  # fused part and co-occurrence part: the second is also the co-occurrence term
+    if cv.split:  # fused part and co-occurrence part: the second is also the co-occurrence term (one factor)
         s = cv.split
         part = fh[:, s:] @ fi[:, s:].T
         dots = fh[:, :s] @ fi[:, :s].T + part
-        term = part.astype(np.float64)
+        term = part.astype(np.float64) if cv.one_side else None
     else:
         dots = fh @ fi.T
     cos = dots / np.maximum(den, 1e-12)
@@ -212,11 +216,11 @@ def _cooc(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Co-occurrence terms (a float32 product; the per-row code sums in float64), their bounds, which are paths,
     and the columns with a term too close to 0 to tell."""
-    assert cv.cooc is not None
+    assert cv.cooc is not None and cv.cooc_hist is not None
     e, alpha = cv.cooc, cv.alpha
-    eh, ei = e[hist], e[items]
+    eh, ei = cv.cooc_hist[hist], e[items]
     term = alpha * (term if term is not None else (eh @ ei.T).astype(np.float64))
-    nh, ni = cv.cooc_norm[hist], cv.cooc_norm[items]
+    nh, ni = cv.hist_norm[hist], cv.cooc_norm[items]
     d = e.shape[1]
     err = alpha * (gamma(d, U32) + gamma(d, U64)) * 1.02 * np.outer(nh, ni) + 4 * U64 * np.abs(term)
     zero = (nh == 0)[:, None] | (ni == 0)[None, :]  # every product 0: exactly 0 in any order

@@ -47,9 +47,11 @@ class Towers:
     user_recent_text: torch.Tensor | None = None  # text part of r_u
     #: the recent-interest weight of each interaction (canonical order, numpy), set after training
     interaction_recent: object = None
-    #: the co-occurrence part (kgrec.fusion.itemitem): ``user_cooc @ item_cooc.T``, set after training when chosen
+    #: the co-occurrence part (kgrec.fusion.itemitem): ``user_cooc @ item_cooc.T``, set after training when chosen;
+    #: ``hist_cooc`` is its history side (``user_cooc = alpha * X hist_cooc``), ``item_cooc`` its candidate side
     user_cooc: torch.Tensor | None = None
     item_cooc: torch.Tensor | None = None
+    hist_cooc: torch.Tensor | None = None
 
     @property
     def user_base(self) -> torch.Tensor:

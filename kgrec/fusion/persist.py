@@ -57,10 +57,14 @@ INTERACTION_RECENT = "interaction_recent"
 #: optional saved arrays: the co-occurrence part (kgrec.fusion.itemitem) of a model that has one; its blocks
 #: are also the last columns of ``users`` / ``items``, so a score stays one dot product
 USER_COOC, ITEM_COOC = "user_cooc", "item_cooc"
+#: optional saved array: the history side ``e_j`` of the co-occurrence part (``user_cooc = alpha * sum_j e_j``),
+#: where ``item_cooc`` is the candidate side ``d_i e_i`` (EASE's zero diagonal); models saved before it have one
+#: factor for both sides (``item_cooc``)
+HIST_COOC = "hist_cooc"
 #: optional saved array: the item text encodings of a model whose user text vectors are composed from them
 #: (``model.user_text = "compose"``, kgrec.encoders.compose), so that a new user's vector is composed the same way
 ITEM_ENCODING = "item_encoding"
-OPTIONAL_ARRAYS = (INTERACTION_RECENT, USER_COOC, ITEM_COOC, ITEM_ENCODING)
+OPTIONAL_ARRAYS = (INTERACTION_RECENT, USER_COOC, ITEM_COOC, HIST_COOC, ITEM_ENCODING)
 #: the folder of a model's fine-tuned text encoder (text.finetune), inside the model directory
 TEXT_ENCODER_DIR = "text-encoder"
 

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from kgrec.encoders.graph import GraphLayout
-from kgrec.fusion.persist import INTERACTION_RECENT, ITEM_COOC, ITEM_ENCODING, USER_COOC
+from kgrec.fusion.persist import HIST_COOC, INTERACTION_RECENT, ITEM_COOC, ITEM_ENCODING, USER_COOC
 from kgrec.fusion.state import ModelState
 from kgrec.graph.hetero import NODE_TYPES, Vocabularies
 from kgrec.graph.vocab import Vocab
@@ -27,7 +27,7 @@ __all__ = ["ITEM_ARRAYS", "USER_ARRAYS", "materialize", "node_take", "remap_rows
 
 #: per-user arrays (one row per user) and per-item arrays of a state
 USER_ARRAYS = ("users", "user_struct", "user_text", "user_gate", "user_recent_struct", "user_recent_text", USER_COOC)
-ITEM_ARRAYS = ("items", "item_struct", "item_text", "item_gate", ITEM_COOC, ITEM_ENCODING)
+ITEM_ARRAYS = ("items", "item_struct", "item_text", "item_gate", ITEM_COOC, HIST_COOC, ITEM_ENCODING)
 
 
 def remap_rows(a: np.ndarray | torch.Tensor, take: np.ndarray) -> Any:

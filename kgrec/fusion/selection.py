@@ -11,7 +11,7 @@ import torch
 
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.inputs import GraphInputs
-from kgrec.fusion.itemitem import binary_matrix, item_factors, spectrum, user_factors
+from kgrec.fusion.itemitem import binary_matrix, candidate_factors, item_factors, spectrum, user_factors
 from kgrec.fusion.model import Towers
 from kgrec.fusion.ranking import mask_items, ranking_metrics, top_items
 
@@ -68,8 +68,8 @@ def select_cooccurrence(
     parts = []  # per l2: (l2, item factors, user factors of the sample, spread ratio)
     for l2 in m.cooc_l2:
         e = item_factors(sigma, v, l2)
-        c = user_factors(x, e)
-        parts.append((l2, e, c[torch.from_numpy(users)], score_spread_ratio(u_f, i_f, c, e, cfg.train.seed)))
+        c, f = user_factors(x, e), candidate_factors(e, m.cooc_zero_diagonal)
+        parts.append((l2, f, c[torch.from_numpy(users)], score_spread_ratio(u_f, i_f, c, f, cfg.train.seed)))
     weights = sorted(set(m.cooc_weights) - {0.0})
     grid = ([(0.0, 0.0)] if 0.0 in m.cooc_weights else []) + [(w, l2) for l2, *_ in parts for w in weights]
     tops: dict[tuple[float, float], list[torch.Tensor]] = {g: [] for g in grid}

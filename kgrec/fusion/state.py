@@ -25,6 +25,7 @@ from kgrec.fusion.persist import (
     ARRAYS,
     CHECKSUMS,
     FORMAT_VERSION,
+    HIST_COOC,
     INTERACTION_RECENT,
     ITEM_COOC,
     ITEM_ENCODING,
@@ -42,6 +43,7 @@ __all__ = [
     "ARRAYS",
     "CHECKSUMS",
     "FORMAT_VERSION",
+    "HIST_COOC",
     "INTERACTION_RECENT",
     "ITEM_COOC",
     "ITEM_ENCODING",
@@ -241,13 +243,20 @@ class ModelState:
         chosen = self.metrics.get("chosen") or {}
         return float(chosen.get("cooc_alpha", 0.0)) if ITEM_COOC in self.arrays else 0.0
 
+    @property
+    def cooc_history(self) -> np.ndarray | None:
+        """The history side ``e_j`` of the co-occurrence part (``[n_items, r]``; the candidate side is
+        :data:`ITEM_COOC`); a model saved before the two sides differed has one factor for both."""
+        return self.arrays.get(HIST_COOC, self.arrays.get(ITEM_COOC))
+
     def cooc_contributions(self, i: int, hist_items: np.ndarray) -> np.ndarray:
-        """``alpha * e_j · e_i`` of each history item ``j`` (the co-occurrence part of the score of item number
-        ``i`` is their sum); zeros for a model without that part."""
-        if ITEM_COOC not in self.arrays or len(hist_items) == 0:
+        """``alpha * e_j · f_i`` of each history item ``j`` (history side ``e``, candidate side ``f``; the
+        co-occurrence part of the score of item number ``i`` is their sum); zeros for a model without that part."""
+        h = self.cooc_history
+        if h is None or len(hist_items) == 0:
             return np.zeros(len(hist_items))
-        e = self.arrays[ITEM_COOC]
-        return self.cooc_alpha * (e[hist_items].astype(np.float64) @ e[i].astype(np.float64))
+        f = self.arrays[ITEM_COOC]
+        return self.cooc_alpha * (h[hist_items].astype(np.float64) @ f[i].astype(np.float64))
 
     def co_interacted(self, i: int, items: np.ndarray) -> np.ndarray:
         """For each item number in ``items``: whether some user in the training data interacted with it and with
@@ -264,10 +273,10 @@ class ModelState:
 
     def cooc_user(self, hist_items: np.ndarray) -> np.ndarray:
         """The co-occurrence block of a user with history ``hist_items`` (``[1, r]``; ``[1, 0]`` without the part)."""
-        if ITEM_COOC not in self.arrays:
+        h = self.cooc_history
+        if h is None:
             return np.zeros((1, 0), dtype=np.float32)
-        e = self.arrays[ITEM_COOC]
-        return (self.cooc_alpha * e[np.unique(hist_items)].sum(0, keepdims=True)).astype(np.float32)
+        return (self.cooc_alpha * h[np.unique(hist_items)].sum(0, keepdims=True)).astype(np.float32)
 
     def similar(self, i: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` item numbers most like item number ``i`` by cosine of the fused vectors (``i`` left out; equal

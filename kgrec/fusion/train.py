@@ -39,7 +39,7 @@ from kgrec.fusion.distributed import (
     world,
 )
 from kgrec.fusion.inputs import GraphInputs, build_inputs, interaction_recent_weights
-from kgrec.fusion.itemitem import binary_matrix, item_factors, spectrum, user_factors
+from kgrec.fusion.itemitem import binary_matrix, candidate_factors, item_factors, spectrum, user_factors
 from kgrec.fusion.model import FusedModel, Towers
 from kgrec.fusion.ranking import ranking_metrics, topk_scores
 from kgrec.fusion.selection import score_rows, score_spread_ratio, select_cooccurrence, validation_users
@@ -373,9 +373,9 @@ def finish(
             x = binary_matrix(inp.pos_users, inp.pos_items, len(vocabs.user), len(vocabs.item))
             sigma, v = spectrum(x, cfg.model.cooc_rank, cfg.train.seed)
             e = item_factors(sigma, v, chosen["cooc_l2"])
-            c = user_factors(x, e)
-            alpha = chosen["cooc_weight"] * score_spread_ratio(towers.users, towers.items, c, e, cfg.train.seed)
-            towers.user_cooc, towers.item_cooc = alpha * c, e
+            c, f = user_factors(x, e), candidate_factors(e, cfg.model.cooc_zero_diagonal)
+            alpha = chosen["cooc_weight"] * score_spread_ratio(towers.users, towers.items, c, f, cfg.train.seed)
+            towers.user_cooc, towers.item_cooc, towers.hist_cooc = alpha * c, f, e
             chosen["cooc_alpha"] = alpha
         user_text = user_text_mode(cfg.model, len(vocabs.user)) if cfg.model.use_text else "none"
         if user_text == "compose":

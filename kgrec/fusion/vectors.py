@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from kgrec.fusion.config import RecommenderConfig
-from kgrec.fusion.state import ARRAYS, INTERACTION_RECENT, ITEM_COOC, ITEM_ENCODING, USER_COOC, ModelState
+from kgrec.fusion.state import ARRAYS, HIST_COOC, INTERACTION_RECENT, ITEM_COOC, ITEM_ENCODING, USER_COOC, ModelState
 from kgrec.graph.hetero import Vocabularies
 from kgrec.graph.vocab import Vocab
 from kgrec.loaders import schema as S
@@ -33,6 +33,9 @@ def tower_arrays(towers: Any) -> dict[str, np.ndarray]:
     if uc is not None and ic is not None:  # the co-occurrence part joins the fused vectors as an extra block
         out[USER_COOC] = uc.detach().numpy().astype(np.float32)
         out[ITEM_COOC] = ic.detach().numpy().astype(np.float32)
+        hc = getattr(towers, "hist_cooc", None)
+        if hc is not None and not torch.equal(hc, ic):  # the history side differs (EASE's zero diagonal)
+            out[HIST_COOC] = hc.detach().numpy().astype(np.float32)
         out["users"] = np.ascontiguousarray(np.concatenate([out["users"], out[USER_COOC]], 1))
         out["items"] = np.ascontiguousarray(np.concatenate([out["items"], out[ITEM_COOC]], 1))
     return out
