@@ -60,15 +60,16 @@ def check(ds_name: str, data_home: Path, seed: int) -> dict[str, object]:
     test_users = np.unique(split.test.users)
     seen = split.fit.by_user()
     rows = []
-    cache: dict[float, tuple[torch.Tensor, torch.Tensor, float]] = {}
+    cache: dict[tuple[float, bool], tuple[torch.Tensor, torch.Tensor, float]] = {}
     for cand in rec.metrics.get("selection", []):
         w, l2 = float(cand["cooc_weight"]), float(cand["cooc_l2"])
+        zero = bool(cand.get("cooc_zero_diagonal", False))
         if w > 0:
-            if l2 not in cache:
+            if (l2, zero) not in cache:
                 e = item_factors(sigma, v, l2)
-                c, f = user_factors(x, e), candidate_factors(e, cfg.model.cooc_zero_diagonal)
-                cache[l2] = (c, f, score_spread_ratio(uf, itf, c, f, cfg.train.seed))
-            c, e, ratio = cache[l2]
+                c, f = user_factors(x, e), candidate_factors(e, zero)
+                cache[(l2, zero)] = (c, f, score_spread_ratio(uf, itf, c, f, cfg.train.seed))
+            c, e, ratio = cache[(l2, zero)]
             U, I = torch.cat([uf, (w * ratio) * c], 1), torch.cat([itf, e], 1)
         else:
             U, I = uf, itf
@@ -77,14 +78,16 @@ def check(ds_name: str, data_home: Path, seed: int) -> dict[str, object]:
         top = full_ranking_topk(lambda us, U=U, I=I: U[torch.from_numpy(us)] @ I.T, test_users, seen, 20)
         m = evaluate_topk(top, test_users, split.fit, split.test, 20)
         rows.append({**cand, "test_ndcg@20": m["ndcg@20"], "test_recall@20": m["recall@20"]})
-        log.info("%s %s: val %.4f test %.4f", ds_name, (w, l2), cand["val_ndcg@20"], m["ndcg@20"])
+        log.info("%s %s: val %.4f test %.4f", ds_name, (w, l2, zero), cand["val_ndcg@20"], m["ndcg@20"])
     df = pd.DataFrame(rows)
     chosen = rec.metrics["chosen"]
     rho = float(df["val_ndcg@20"].rank().corr(df["test_ndcg@20"].rank())) if len(df) > 2 else float("nan")
     best_test = df.loc[df["test_ndcg@20"].idxmax()]
     return {"data": ds.name, "seed": seed, "fit_seconds": fit_s, "chosen": chosen, "spearman": rho,
             "chosen_is_test_best": bool(best_test["cooc_weight"] == chosen["cooc_weight"]
-                                        and best_test["cooc_l2"] == chosen["cooc_l2"]),
+                                        and best_test["cooc_l2"] == chosen["cooc_l2"]
+                                        and bool(best_test.get("cooc_zero_diagonal", False))
+                                        == bool(chosen.get("cooc_zero_diagonal", False))),
             "best_val_ndcg@20_fused_alone": rec.metrics.get("best_val_ndcg@20"), "candidates": rows,
             "code": code_version(), "date": time.strftime("%Y-%m-%d", time.gmtime())}
 

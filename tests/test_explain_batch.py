@@ -41,17 +41,25 @@ def world() -> Dataset:
     return synthetic(SyntheticConfig(users=90, items=140, communities=4, seed=5, user_attributes=True))
 
 
-@pytest.fixture(scope="module")
-def fitted(world: Dataset) -> Recommender:
-    """A small model fitted on the data set (no store), the co-occurrence part forced on (one weight to choose)."""
+@pytest.fixture(scope="module", params=[True, False], ids=["ease", "ridge"])
+def fitted(world: Dataset, request: pytest.FixtureRequest) -> Recommender:
+    """A small model fitted on the data set (no store), the co-occurrence part forced on (one weight to choose),
+    in each form: EASE's zero diagonal (a history side and a candidate side) and the one-factor ridge form."""
+    zero = bool(request.param)
     cfg = RecommenderConfig.model_validate(
         {
-            "model": {"dim": 16, "cooc_rank": 24, "cooc_weights": [1.0], "cooc_l2": [10.0]},
+            "model": {
+                "dim": 16,
+                "cooc_rank": 24,
+                "cooc_weights": [1.0],
+                "cooc_l2": [10.0],
+                "cooc_zero_diagonal": [zero],
+            },
             "train": {"epochs": 8, "batch_size": 256, "patience": 3, "seed": 0, "threads": 1},
         }
     )
     rec = Recommender(cfg).fit(world, progress=False)
-    assert rec.state.cooc_alpha > 0
+    assert rec.state.cooc_alpha > 0 and ("hist_cooc" in rec.state.arrays) == zero
     return rec
 
 

@@ -63,13 +63,15 @@ def test_fit_selects_the_cooccurrence_part_on_validation_and_records_it(synth_da
     cfg = _cfg(cooc_weights=[0.0, 1.0, 4.0], cooc_l2=[10.0, 1000.0])
     rec = Recommender(cfg).fit(synth_dataset, progress=False)
     rows, chosen = rec.metrics["selection"], rec.metrics["chosen"]
-    assert len(rows) == 1 + 2 * 2  # the towers alone, then every weight > 0 with every l2
-    best = max(rows, key=lambda r: (r["val_ndcg@20"], -r["cooc_weight"]))
-    assert (chosen["cooc_weight"], chosen["cooc_l2"]) == (best["cooc_weight"], best["cooc_l2"])
+    assert len(rows) == 1 + 2 * 2 * 2  # the towers alone, then every weight > 0 with every l2 and both forms
+    best = max(rows, key=lambda r: (r["val_ndcg@20"], -r["cooc_weight"], -int(r["cooc_zero_diagonal"])))
+    key = ("cooc_weight", "cooc_l2", "cooc_zero_diagonal")
+    assert tuple(chosen[k] for k in key) == tuple(best[k] for k in key)
     assert chosen["val_ndcg@20"] == best["val_ndcg@20"]
     d = cfg.model.dim
     if chosen["cooc_weight"] > 0:
         assert rec.arrays["users"].shape[1] == d + rec.arrays["item_cooc"].shape[1]
+        assert ("hist_cooc" in rec.arrays) == chosen["cooc_zero_diagonal"]  # two sides only with the zero diagonal
     else:
         assert rec.arrays["users"].shape[1] == d and "item_cooc" not in rec.arrays
 
@@ -88,7 +90,9 @@ def test_cooccurrence_off_gives_the_towers_alone(synth_dataset) -> None:
 def with_cooc(synth_dataset):
     from kgrec import Recommender
 
-    return Recommender(_cfg(cooc_weights=[1.0], cooc_l2=[100.0])).fit(synth_dataset, progress=False)
+    return Recommender(_cfg(cooc_weights=[1.0], cooc_l2=[100.0], cooc_zero_diagonal=[True])).fit(
+        synth_dataset, progress=False
+    )
 
 
 def test_score_splits_into_structure_text_and_cooccurrence(with_cooc) -> None:
@@ -199,17 +203,19 @@ def _old_grid(u_f, i_f, x, targets, history, users, cfg):
     tg = [targets[u] for u in users]
     rows = []
 
-    def measure(uv, iv, w, l2):
+    def measure(uv, iv, w, l2, zero):
         r = ranking_metrics(topk_scores(uv, iv, 20, exclude)[1].numpy(), tg, 20)
-        rows.append((w, l2, r["ndcg@20"], r["recall@20"]))
+        rows.append((w, l2, zero, r["ndcg@20"], r["recall@20"]))
 
-    measure(u_f[ut], i_f, 0.0, 0.0)
+    measure(u_f[ut], i_f, 0.0, 0.0, m.cooc_zero_diagonal[0])
     for l2 in m.cooc_l2:
         e = item_factors(sigma, v, l2)
-        c, f = user_factors(x, e), candidate_factors(e, m.cooc_zero_diagonal)
-        ratio = score_spread_ratio(u_f, i_f, c, f, cfg.train.seed)
-        for w in sorted(set(m.cooc_weights) - {0.0}):
-            measure(torch.cat([u_f[ut], (w * ratio) * c[ut]], 1), torch.cat([i_f, f], 1), w, l2)
+        c = user_factors(x, e)
+        for zero in m.cooc_zero_diagonal:
+            f = candidate_factors(e, zero)
+            ratio = score_spread_ratio(u_f, i_f, c, f, cfg.train.seed)
+            for w in sorted(set(m.cooc_weights) - {0.0}):
+                measure(torch.cat([u_f[ut], (w * ratio) * c[ut]], 1), torch.cat([i_f, f], 1), w, l2, zero)
     return rows
 
 
@@ -238,8 +244,9 @@ def test_the_grid_scores_once_per_part_and_gives_the_joined_products_rows(val_us
     assert len(users) == (len(with_items) if val_users is None else 150) and set(users) <= set(with_items)
     assert np.array_equal(users, validation_users(targets, val_users, 3))  # fixed by the seed
     old = _old_grid(u_f, i_f, binary_matrix(pu, pi, n_users, n_items), targets, history, users, cfg)
-    got = [(r["cooc_weight"], r["cooc_l2"], r["val_ndcg@20"], r["val_recall@20"]) for r in rows]
-    assert [g[:2] for g in got] == [o[:2] for o in old]
-    assert np.allclose([g[2:] for g in got], [o[2:] for o in old], atol=1e-9)
+    got = [(r["cooc_weight"], r["cooc_l2"], r["cooc_zero_diagonal"], r["val_ndcg@20"], r["val_recall@20"]) for r in rows]
+    assert [g[:3] for g in got] == [o[:3] for o in old]
+    assert {g[2] for g in got} == {False, True}  # both forms are candidates by default
+    assert np.allclose([g[3:] for g in got], [o[3:] for o in old], atol=1e-9)
     assert best == max(rows, key=lambda r: (r["val_ndcg@20"], -r["cooc_weight"]))
     assert score_rows(100_000) * 100_000 <= 1 << 26 and score_rows(10) == 2048

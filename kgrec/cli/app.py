@@ -448,7 +448,8 @@ def train(
     chosen = m.get("chosen") or {}
     if chosen:  # what fit chose on its validation split (metrics.json: "chosen", every candidate: "selection")
         part = (
-            f"co-occurrence weight {chosen['cooc_weight']:g} (l2 {chosen['cooc_l2']:g})"
+            f"co-occurrence weight {chosen['cooc_weight']:g} (l2 {chosen['cooc_l2']:g}"
+            + (", EASE's zero diagonal)" if chosen.get("cooc_zero_diagonal") else ", ridge)")
             if chosen.get("cooc_weight")
             else "no co-occurrence part (fused towers alone)"
         )

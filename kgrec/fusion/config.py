@@ -46,10 +46,12 @@ class ModelConfig(ConfigModel):
         description="add the co-occurrence part (a low-rank item-item ridge model in closed form, kgrec.fusion.itemitem) "
         "when validation inside fit says it helps; its weight and l2 are chosen there from the grids below",
     )
-    cooc_zero_diagonal: bool = Field(
-        True,
-        description="the co-occurrence part as EASE (zero diagonal: each candidate scaled by 1 / (1 - S_ii)); "
-        "False = the plain low-rank autoencoder S = E E^T, as models saved before this option",
+    cooc_zero_diagonal: list[bool] = Field(
+        [False, True],
+        min_length=1,
+        description="forms of the co-occurrence part tried (chosen on validation with the weight and l2): true = "
+        "EASE's zero diagonal (each candidate scaled by 1 / (1 - S_ii)), false = the plain low-rank ridge "
+        "autoencoder S = E E^T",
     )
     cooc_rank: int = Field(
         512, ge=1, le=4096, description="rank of the co-occurrence part (extra dimensions of the saved vectors)"

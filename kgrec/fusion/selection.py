@@ -54,8 +54,9 @@ def select_cooccurrence(
     n_users: int,
     n_items: int,
 ) -> tuple[list[dict[str, float]], dict[str, float]]:
-    """Every (weight, l2) of the co-occurrence grids scored on the internal validation split, with the
-    fused towers trained on the fit part; returns ``(rows, best)`` (best by NDCG@20, ties: the smaller weight).
+    """Every (weight, l2, form) of the co-occurrence grids scored on the internal validation split, with the
+    fused towers trained on the fit part; returns ``(rows, best)`` (best by NDCG@20; ties: the smaller weight,
+    then the form listed first in ``model.cooc_zero_diagonal``).
 
     The score of a grid point is ``u_f . i_f + w * ratio * (c_u . e_i)``: per chunk of users the fused scores are
     computed once and the co-occurrence scores once per l2, each weight only adds them (not one product over the
@@ -65,30 +66,43 @@ def select_cooccurrence(
     x = binary_matrix(inp.pos_users, inp.pos_items, n_users, n_items)
     sigma, v = spectrum(x, m.cooc_rank, cfg.train.seed)
     u_f, i_f = towers.users.detach(), towers.items.detach()
-    parts = []  # per l2: (l2, item factors, user factors of the sample, spread ratio)
+    forms = list(dict.fromkeys(m.cooc_zero_diagonal))
+    parts = []  # per (l2, form): (l2, form, candidate factors, user factors of the sample, spread ratio)
     for l2 in m.cooc_l2:
         e = item_factors(sigma, v, l2)
-        c, f = user_factors(x, e), candidate_factors(e, m.cooc_zero_diagonal)
-        parts.append((l2, f, c[torch.from_numpy(users)], score_spread_ratio(u_f, i_f, c, f, cfg.train.seed)))
+        c = user_factors(x, e)
+        for zero in forms:
+            f = candidate_factors(e, zero)
+            parts.append((l2, zero, f, c[torch.from_numpy(users)], score_spread_ratio(u_f, i_f, c, f, cfg.train.seed)))
     weights = sorted(set(m.cooc_weights) - {0.0})
-    grid = ([(0.0, 0.0)] if 0.0 in m.cooc_weights else []) + [(w, l2) for l2, *_ in parts for w in weights]
-    tops: dict[tuple[float, float], list[torch.Tensor]] = {g: [] for g in grid}
+    off: list[tuple[float, float, bool]] = [(0.0, 0.0, forms[0])] if 0.0 in m.cooc_weights else []
+    grid = off + [(w, l2, zero) for l2, zero, *_ in parts for w in weights]
+    tops: dict[tuple[float, float, bool], list[torch.Tensor]] = {g: [] for g in grid}
     step = score_rows(n_items)
     for start in range(0, len(users), step):
         rows_u = users[start : start + step]
         base = u_f[torch.from_numpy(rows_u)] @ i_f.T
         mask_items(base, [inp.seen(int(u)) for u in rows_u])  # -inf at every grid point: -inf + finite is -inf
-        if (0.0, 0.0) in tops:
-            tops[(0.0, 0.0)].append(top_items(base, 20)[1])  # the fused towers alone
-        for l2, e, c_s, ratio in parts:
-            sc = c_s[start : start + step] @ e.T
+        for g in off:
+            tops[g].append(top_items(base, 20)[1])  # the fused towers alone
+        for l2, zero, f, c_s, ratio in parts:
+            sc = c_s[start : start + step] @ f.T
             for w in weights:
-                tops[(w, l2)].append(top_items(base + (w * ratio) * sc, 20)[1])
+                tops[(w, l2, zero)].append(top_items(base + (w * ratio) * sc, 20)[1])
     tg = [targets[u] for u in users]
     rows: list[dict[str, float]] = []
-    for w, l2 in grid:
-        top = torch.cat(tops[(w, l2)]) if tops[(w, l2)] else torch.zeros((0, 20), dtype=torch.long)
+    for g in grid:
+        w, l2, zero = g
+        top = torch.cat(tops[g]) if tops[g] else torch.zeros((0, 20), dtype=torch.long)
         met = ranking_metrics(top.numpy(), tg, 20)
-        rows.append({"cooc_weight": w, "cooc_l2": l2, "val_ndcg@20": met["ndcg@20"], "val_recall@20": met["recall@20"]})
-    best = max(rows, key=lambda r: (r["val_ndcg@20"], -r["cooc_weight"]))
+        rows.append(
+            {
+                "cooc_weight": w,
+                "cooc_l2": l2,
+                "cooc_zero_diagonal": zero,
+                "val_ndcg@20": met["ndcg@20"],
+                "val_recall@20": met["recall@20"],
+            }
+        )
+    best = max(rows, key=lambda r: (r["val_ndcg@20"], -r["cooc_weight"], -forms.index(bool(r["cooc_zero_diagonal"]))))
     return rows, best

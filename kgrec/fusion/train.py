@@ -327,6 +327,7 @@ def fit_model(
             chosen = {
                 "cooc_weight": best["cooc_weight"],
                 "cooc_l2": best["cooc_l2"],
+                "cooc_zero_diagonal": best["cooc_zero_diagonal"],
                 "val_ndcg@20": best["val_ndcg@20"],
                 "val_recall@20": best["val_recall@20"],
             }
@@ -373,7 +374,7 @@ def finish(
             x = binary_matrix(inp.pos_users, inp.pos_items, len(vocabs.user), len(vocabs.item))
             sigma, v = spectrum(x, cfg.model.cooc_rank, cfg.train.seed)
             e = item_factors(sigma, v, chosen["cooc_l2"])
-            c, f = user_factors(x, e), candidate_factors(e, cfg.model.cooc_zero_diagonal)
+            c, f = user_factors(x, e), candidate_factors(e, bool(chosen.get("cooc_zero_diagonal", False)))
             alpha = chosen["cooc_weight"] * score_spread_ratio(towers.users, towers.items, c, f, cfg.train.seed)
             towers.user_cooc, towers.item_cooc, towers.hist_cooc = alpha * c, f, e
             chosen["cooc_alpha"] = alpha
