@@ -104,7 +104,8 @@ def main() -> None:
         res = check(name, a.data_home, a.seed)
         a.out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(a.out / f"selection-{str(res['data']).replace('/', '-')}.json", json.dumps(res, indent=2, default=float) + "\n")
-        df = pd.DataFrame(res["candidates"])[["cooc_weight", "cooc_l2", "val_ndcg@20", "test_ndcg@20"]]
+        cols = ["cooc_weight", "cooc_l2", "cooc_zero_diagonal", "val_ndcg@20", "test_ndcg@20"]
+        df = pd.DataFrame(res["candidates"]).reindex(columns=cols)
         print(f"## {res['data']} (seed {a.seed}; chosen {res['chosen']}; Spearman val vs test {res['spearman']:.2f}; "
               f"chosen is the test's best: {res['chosen_is_test_best']})\n")
         print(markdown(df.round(4)), flush=True)

@@ -250,3 +250,29 @@ def test_the_grid_scores_once_per_part_and_gives_the_joined_products_rows(val_us
     assert np.allclose([g[3:] for g in got], [o[3:] for o in old], atol=1e-9)
     assert best == max(rows, key=lambda r: (r["val_ndcg@20"], -r["cooc_weight"]))
     assert score_rows(100_000) * 100_000 <= 1 << 26 and score_rows(10) == 2048
+
+
+def test_selection_users_are_kept_out_of_early_stopping() -> None:
+    """The co-occurrence grid scores users early stopping never saw: a seeded share, disjoint, together all."""
+    from kgrec.fusion.selection import selection_split
+
+    rng = np.random.default_rng(0)
+    targets = [rng.integers(0, 50, rng.integers(0, 4)).astype(np.int64) for _ in range(200)]
+    with_items = {u for u, t in enumerate(targets) if len(t)}
+    stop, sel = selection_split(targets, 0.5, 3)
+    a = {u for u, t in enumerate(stop) if len(t)}
+    b = {u for u, t in enumerate(sel) if len(t)}
+    assert not a & b and a | b == with_items and abs(len(b) - len(with_items) / 2) <= 1
+    assert all(np.array_equal(targets[u], stop[u]) for u in a) and all(np.array_equal(targets[u], sel[u]) for u in b)
+    again = selection_split(targets, 0.5, 3)[1]
+    assert all(np.array_equal(x, y) for x, y in zip(sel, again, strict=True))  # fixed by the seed
+    same = selection_split(targets, 0.0, 3)
+    assert same[0] is targets and same[1] is targets
+
+
+def test_fit_records_the_disjoint_validation_users(synth_dataset) -> None:
+    from kgrec import Recommender
+
+    rec = Recommender(_cfg(cooc_weights=[0.0, 1.0], cooc_l2=[100.0])).fit(synth_dataset, progress=False)
+    n = rec.metrics["validation_users"]
+    assert n["stopping"] > 0 and n["selection"] > 0 and abs(n["stopping"] - n["selection"]) <= 1

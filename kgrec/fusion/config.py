@@ -125,6 +125,14 @@ class TrainConfig(ConfigModel):
         description="validation inside fit (early stopping, the co-occurrence grid) scores at most this many users, "
         "a fixed seeded sample of those with held-out items; its cost grows with users x items (None = all)",
     )
+    selection_share: float = Field(
+        0.5,
+        ge=0.0,
+        lt=1.0,
+        description="share of the validation users kept out of early stopping and scored only by the co-occurrence "
+        "grid (a seeded draw): the towers' epoch is chosen on the others, so the grid does not compare towers tuned "
+        "on its own users with a part that was not (0 = the same users for both)",
+    )
     eval_every: int = Field(2, ge=1, le=100, description="validate every this many epochs")
     refit: Literal["continue", "scratch", "none"] = Field(
         "continue",

@@ -15,7 +15,14 @@ from kgrec.fusion.itemitem import binary_matrix, candidate_factors, item_factors
 from kgrec.fusion.model import Towers
 from kgrec.fusion.ranking import mask_items, ranking_metrics, top_items
 
-__all__ = ["SCALE_USERS", "score_rows", "score_spread_ratio", "select_cooccurrence", "validation_users"]
+__all__ = [
+    "SCALE_USERS",
+    "score_rows",
+    "score_spread_ratio",
+    "select_cooccurrence",
+    "selection_split",
+    "validation_users",
+]
 
 #: users sampled to measure the spread of the fused and co-occurrence scores (their ratio scales the weight)
 SCALE_USERS = 512
@@ -39,6 +46,27 @@ def validation_users(targets: list[np.ndarray], cap: int | None, seed: int) -> n
     if cap is None or len(users) <= cap:
         return users
     return np.sort(np.random.default_rng(seed).choice(users, cap, replace=False))
+
+
+def selection_split(targets: list[np.ndarray], share: float, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``(stopping, selection)``: the held-out items of ``targets`` split by user, a seeded ``share`` of the users
+    with held-out items for the selection, the others for early stopping (each list empty for the other's users).
+
+    Early stopping picks the towers' epoch by their validation NDCG, which makes that figure optimistic on the users
+    it was picked on; a grid that weighs the towers against the co-occurrence part (not tuned there) on the same
+    users then gives the towers too much weight. Disjoint users remove that bias. ``share = 0`` or fewer than two
+    such users: both lists are ``targets``."""
+    users = np.array([u for u, t in enumerate(targets) if len(t)], dtype=np.int64)
+    n_sel = int(round(share * len(users)))
+    if share <= 0 or len(users) < 2 or n_sel == 0:
+        return targets, targets
+    n_sel = min(n_sel, len(users) - 1)
+    pick = np.zeros(len(targets), dtype=bool)
+    pick[np.random.default_rng(seed + 7919).choice(users, n_sel, replace=False)] = True
+    empty = np.empty(0, dtype=np.int64)
+    stop = [empty if pick[u] else t for u, t in enumerate(targets)]
+    sel = [t if pick[u] else empty for u, t in enumerate(targets)]
+    return stop, sel
 
 
 def score_rows(n_items: int, budget: int = SCORE_BUDGET) -> int:

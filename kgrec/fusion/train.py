@@ -42,7 +42,13 @@ from kgrec.fusion.inputs import GraphInputs, build_inputs, interaction_recent_we
 from kgrec.fusion.itemitem import binary_matrix, candidate_factors, item_factors, spectrum, user_factors
 from kgrec.fusion.model import FusedModel, Towers
 from kgrec.fusion.ranking import ranking_metrics, topk_scores
-from kgrec.fusion.selection import score_rows, score_spread_ratio, select_cooccurrence, validation_users
+from kgrec.fusion.selection import (
+    score_rows,
+    score_spread_ratio,
+    select_cooccurrence,
+    selection_split,
+    validation_users,
+)
 from kgrec.fusion.stopping import EarlyStopping
 from kgrec.fusion.ties import holdout_newest_groups
 from kgrec.graph.hetero import Vocabularies
@@ -185,6 +191,15 @@ def val_targets(val: pd.DataFrame, vocabs: Vocabularies) -> list[np.ndarray]:
     return targets
 
 
+def split_targets(
+    val: pd.DataFrame, vocabs: Vocabularies, cfg: RecommenderConfig
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The internal validation's held-out items for early stopping and for the co-occurrence grid: disjoint users
+    (``train.selection_share``, :func:`kgrec.fusion.selection.selection_split`) when the grid runs, else the same."""
+    share = cfg.train.selection_share if cfg.model.cooccurrence else 0.0
+    return selection_split(val_targets(val, vocabs), share, cfg.train.seed)
+
+
 def _train_run(
     ds: Dataset,
     vocabs: Vocabularies,
@@ -215,7 +230,7 @@ def _train_run(
         if group is not None:  # a new model starts from rank 0's weights (the same seed gives the same anyway);
             broadcast_module(model)  # one handed in (refit) is never overwritten: the final checksums see any drift
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr * lr_scale, weight_decay=cfg.train.weight_decay)
-    targets = val_targets(val, vocabs) if val is not None and len(val) else None
+    targets = split_targets(val, vocabs, cfg)[0] if val is not None and len(val) else None
     sample = ValidationSample.of(targets, inp, cfg) if targets is not None else None
     history: list[dict[str, float]] = []
     stopper = EarlyStopping(cfg.train.patience)
@@ -320,9 +335,12 @@ def fit_model(
                 tw = model(
                     inp.adj, inp.id_mask, item_text, inp.user_text, inp.recent_idx, inp.recent_mask, inp.recent_span
                 )
-                rows, best = select_cooccurrence(
-                    tw, inp, val_targets(val, vocabs), cfg, len(vocabs.user), len(vocabs.item)
-                )
+                stop_t, sel_t = split_targets(val, vocabs, cfg)
+                rows, best = select_cooccurrence(tw, inp, sel_t, cfg, len(vocabs.user), len(vocabs.item))
+            metrics["validation_users"] = {
+                "stopping": sum(1 for t in stop_t if len(t)),
+                "selection": sum(1 for t in sel_t if len(t)),
+            }
             metrics["selection"] = rows
             chosen = {
                 "cooc_weight": best["cooc_weight"],
