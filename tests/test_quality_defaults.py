@@ -268,11 +268,20 @@ def test_selection_users_are_kept_out_of_early_stopping() -> None:
     assert all(np.array_equal(x, y) for x, y in zip(sel, again, strict=True))  # fixed by the seed
     same = selection_split(targets, 0.0, 3)
     assert same[0] is targets and same[1] is targets
+    # too few users for two parts of at least min_users each: both use all
+    few = selection_split(targets, 0.5, 3, min_users=len(with_items) // 2 + 1)
+    assert few[0] is targets and few[1] is targets
+    assert selection_split(targets, 0.5, 3, min_users=len(with_items) // 2 - 1)[1] is not targets
 
 
 def test_fit_records_the_disjoint_validation_users(synth_dataset) -> None:
     from kgrec import Recommender
 
-    rec = Recommender(_cfg(cooc_weights=[0.0, 1.0], cooc_l2=[100.0])).fit(synth_dataset, progress=False)
+    cfg = _cfg(cooc_weights=[0.0, 1.0], cooc_l2=[100.0])
+    cfg.train.selection_min_users = 10  # the synthetic set has ~160 validation users
+    rec = Recommender(cfg).fit(synth_dataset, progress=False)
     n = rec.metrics["validation_users"]
     assert n["stopping"] > 0 and n["selection"] > 0 and abs(n["stopping"] - n["selection"]) <= 1
+    # by default a part needs 100 users: on this set both use all of them
+    both = Recommender(_cfg(cooc_weights=[0.0, 1.0], cooc_l2=[100.0])).fit(synth_dataset, progress=False)
+    assert both.metrics["validation_users"]["stopping"] == both.metrics["validation_users"]["selection"] == sum(n.values())

@@ -133,6 +133,12 @@ class TrainConfig(ConfigModel):
         "grid (a seeded draw): the towers' epoch is chosen on the others, so the grid does not compare towers tuned "
         "on its own users with a part that was not (0 = the same users for both)",
     )
+    selection_min_users: int = Field(
+        100,
+        ge=1,
+        description="split the validation users (selection_share) only when each part gets at least this many users "
+        "with held-out items: on fewer, half the users is too noisy a measure and both use all of them",
+    )
     eval_every: int = Field(2, ge=1, le=100, description="validate every this many epochs")
     refit: Literal["continue", "scratch", "none"] = Field(
         "continue",

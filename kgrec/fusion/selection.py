@@ -48,19 +48,20 @@ def validation_users(targets: list[np.ndarray], cap: int | None, seed: int) -> n
     return np.sort(np.random.default_rng(seed).choice(users, cap, replace=False))
 
 
-def selection_split(targets: list[np.ndarray], share: float, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def selection_split(
+    targets: list[np.ndarray], share: float, seed: int, min_users: int = 1
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """``(stopping, selection)``: the held-out items of ``targets`` split by user, a seeded ``share`` of the users
     with held-out items for the selection, the others for early stopping (each list empty for the other's users).
 
     Early stopping picks the towers' epoch by their validation NDCG, which makes that figure optimistic on the users
     it was picked on; a grid that weighs the towers against the co-occurrence part (not tuned there) on the same
-    users then gives the towers too much weight. Disjoint users remove that bias. ``share = 0`` or fewer than two
-    such users: both lists are ``targets``."""
+    users then gives the towers too much weight. Disjoint users remove that bias. ``share = 0``, or a part with fewer
+    than ``min_users`` users (too noisy a measure on its own): both lists are ``targets``."""
     users = np.array([u for u, t in enumerate(targets) if len(t)], dtype=np.int64)
     n_sel = int(round(share * len(users)))
-    if share <= 0 or len(users) < 2 or n_sel == 0:
+    if share <= 0 or min(n_sel, len(users) - n_sel) < max(1, min_users):
         return targets, targets
-    n_sel = min(n_sel, len(users) - 1)
     pick = np.zeros(len(targets), dtype=bool)
     pick[np.random.default_rng(seed + 7919).choice(users, n_sel, replace=False)] = True
     empty = np.empty(0, dtype=np.int64)

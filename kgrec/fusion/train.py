@@ -197,7 +197,7 @@ def split_targets(
     """The internal validation's held-out items for early stopping and for the co-occurrence grid: disjoint users
     (``train.selection_share``, :func:`kgrec.fusion.selection.selection_split`) when the grid runs, else the same."""
     share = cfg.train.selection_share if cfg.model.cooccurrence else 0.0
-    return selection_split(val_targets(val, vocabs), share, cfg.train.seed)
+    return selection_split(val_targets(val, vocabs), share, cfg.train.seed, cfg.train.selection_min_users)
 
 
 def _train_run(
