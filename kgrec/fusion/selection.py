@@ -87,8 +87,9 @@ def select_cooccurrence(
     fused towers trained on the fit part; returns ``(rows, best)`` (best by NDCG@20; ties: the smaller weight,
     then the form listed first in ``model.cooc_zero_diagonal``).
 
-    The score of a grid point is ``u_f . i_f + w * ratio * (c_u . e_i)``: per chunk of users the fused scores are
-    computed once and the co-occurrence scores once per l2, each weight only adds them (not one product over the
+    The score of a grid point is ``u_f . i_f + w * ratio * (c_u . f_i)`` (``f_i``: the candidate side of the form):
+    per chunk of users the fused scores are computed once and the co-occurrence scores once per (l2, form), each
+    weight only adds them (not one product over the
     joined vectors per grid point, which cost as many full products as there are grid points)."""
     m = cfg.model
     users = validation_users(targets, cfg.train.val_users, cfg.train.seed)
