@@ -89,8 +89,8 @@ def select_cooccurrence(
 
     The score of a grid point is ``u_f . i_f + w * ratio * (c_u . f_i)`` (``f_i``: the candidate side of the form):
     per chunk of users the fused scores are computed once and the co-occurrence scores once per (l2, form), each
-    weight only adds them (not one product over the
-    joined vectors per grid point, which cost as many full products as there are grid points)."""
+    weight only adds them (not one product over the joined vectors per grid point, which cost as many full products
+    as there are grid points)."""
     m = cfg.model
     users = validation_users(targets, cfg.train.val_users, cfg.train.seed)
     x = binary_matrix(inp.pos_users, inp.pos_items, n_users, n_items)
