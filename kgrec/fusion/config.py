@@ -43,8 +43,8 @@ class ModelConfig(ConfigModel):
     )
     cooccurrence: bool = Field(
         True,
-        description="add the co-occurrence part (a low-rank item-item ridge model in closed form, kgrec.fusion.itemitem) "
-        "when validation inside fit says it helps; its weight and l2 are chosen there from the grids below",
+        description="add the co-occurrence part (a low-rank item-item model in closed form, kgrec.fusion.itemitem) "
+        "when validation inside fit says it helps; its weight, l2 and form are chosen there from the grids below",
     )
     cooc_zero_diagonal: list[bool] = Field(
         [False, True],

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kgrec.fusion.explain import anchor_strengths
-from kgrec.fusion.persist import HIST_COOC, ITEM_COOC
+from kgrec.fusion.persist import ITEM_COOC
 from kgrec.fusion.state import ModelState
 from kgrec.graph.path_table import PathArrays
 
@@ -59,13 +59,15 @@ class ChunkVectors:
         self.cooc = a.get(ITEM_COOC) if self.alpha else None
         #: the history side of the co-occurrence part (the candidate side is ``cooc``; one factor in older models)
         self.cooc_hist = state.cooc_history if self.cooc is not None else None
-        self.one_side = HIST_COOC not in a
+        self.one_side = self.cooc_hist is self.cooc
         #: the co-occurrence block is the items' last columns: one product gives both
         self.split = 0
         if self.cooc is not None and self.cooc_hist is not None:
             w = self.cooc.shape[1]
             self.cooc_norm = np.linalg.norm(self.cooc, axis=1).astype(np.float64)
-            self.hist_norm = np.linalg.norm(self.cooc_hist, axis=1).astype(np.float64)
+            self.hist_norm = (
+                self.cooc_norm if self.one_side else np.linalg.norm(self.cooc_hist, axis=1).astype(np.float64)
+            )
             if self.items.shape[1] > w and np.array_equal(self.items[:, -w:], self.cooc):
                 self.split = self.items.shape[1] - w
         self.item_code = arrays.item_codes(state.vocabs.item.ids)

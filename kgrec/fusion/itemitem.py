@@ -13,7 +13,7 @@ diagonal
     B_ji ~ S_ji / (1 - S_ii) = e_j · (d_i e_i),   d_i = 1 / (1 - |e_i|^2).
 
 ``S`` alone is the plain linear autoencoder; the zero-diagonal constraint is the scale ``d_i`` of the candidate
-(measured on two data sets: it closes the gap to the exact EASE, docs/evaluation.md). The diagonal itself never
+(measured on two data sets: it closes the gap to the exact EASE, docs/benchmarks.md). The diagonal itself never
 counts: a user's own items are never recommended. The part is a dot product ``c_u · f_i`` with
 ``c_u = alpha * sum_j x_uj e_j`` (the history side) and ``f_i = d_i e_i`` (the candidate side): it joins the fused
 vectors as an extra block, so every ranking path (top-k, export, web) stays one dot product, and each contribution

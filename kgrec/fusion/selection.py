@@ -101,9 +101,10 @@ def select_cooccurrence(
     for l2 in m.cooc_l2:
         e = item_factors(sigma, v, l2)
         c = user_factors(x, e)
+        c_s = c[torch.from_numpy(users)]
         for zero in forms:
             f = candidate_factors(e, zero)
-            parts.append((l2, zero, f, c[torch.from_numpy(users)], score_spread_ratio(u_f, i_f, c, f, cfg.train.seed)))
+            parts.append((l2, zero, f, c_s, score_spread_ratio(u_f, i_f, c, f, cfg.train.seed)))
     weights = sorted(set(m.cooc_weights) - {0.0})
     off: list[tuple[float, float, bool]] = [(0.0, 0.0, forms[0])] if 0.0 in m.cooc_weights else []
     grid = off + [(w, l2, zero) for l2, zero, *_ in parts for w in weights]
