@@ -270,10 +270,66 @@ def _train_run(
     return model, inp, history, best_epoch
 
 
-def _tried(settings: dict[str, Any], hist: list[dict[str, float]], best_epoch: int) -> dict[str, Any]:
-    """One candidate's row of ``metrics["alternatives"]``: its settings, best validation NDCG@20 and epoch."""
-    val = max((h.get("val_ndcg@20", -1.0) for h in hist), default=-1.0)
-    return {"settings": dict(settings), "val_ndcg@20": float(val), "best_epoch": best_epoch}
+@dataclass
+class _Candidate:
+    """One set of model settings trained on the fit part: its towers at the best epoch and, when the
+    co-occurrence part is on, its grid scored on the selection users (:func:`select_cooccurrence`)."""
+
+    model: FusedModel
+    inp: GraphInputs
+    hist: list[dict[str, float]]
+    best_epoch: int
+    grid: list[dict[str, float]] | None = None
+    best: dict[str, float] | None = None
+    users: dict[str, int] | None = None
+    grid_seconds: float = 0.0
+
+    @property
+    def towers_val(self) -> float:
+        """The towers' best validation NDCG@20 (early stopping's users)."""
+        return float(max((h.get("val_ndcg@20", -1.0) for h in self.hist), default=-1.0))
+
+    @property
+    def val(self) -> float:
+        """What candidates are compared by: the fused model's NDCG@20 (towers and the chosen co-occurrence part) on
+        the selection users when the grid ran, else the towers' own validation figure."""
+        return float(self.best["val_ndcg@20"]) if self.best is not None else self.towers_val
+
+
+def _candidate(
+    sub: Dataset,
+    vocabs: Vocabularies,
+    cfg: RecommenderConfig,
+    item_text: torch.Tensor,
+    encoder: TextEncoder | None,
+    epochs: int,
+    val: pd.DataFrame,
+    progress: bool,
+) -> _Candidate:
+    """Train ``cfg``'s model on the fit part ``sub`` (early stopping on ``val``), then score its co-occurrence grid."""
+    model, inp, hist, best_epoch = _train_run(sub, vocabs, cfg, item_text, encoder, epochs, val, progress)
+    cand = _Candidate(model, inp, hist, best_epoch)
+    if cfg.model.cooccurrence and len(val):
+        t1 = time.perf_counter()
+        model.eval()
+        with torch.no_grad():
+            tw = model(inp.adj, inp.id_mask, item_text, inp.user_text, inp.recent_idx, inp.recent_mask, inp.recent_span)
+            stop_t, sel_t = split_targets(val, vocabs, cfg)
+            cand.grid, cand.best = select_cooccurrence(tw, inp, sel_t, cfg, len(vocabs.user), len(vocabs.item))
+        cand.users = {"stopping": sum(1 for t in stop_t if len(t)), "selection": sum(1 for t in sel_t if len(t))}
+        cand.grid_seconds = time.perf_counter() - t1
+    return cand
+
+
+def _tried(settings: dict[str, Any], cand: _Candidate) -> dict[str, Any]:
+    """One candidate's row of ``metrics["alternatives"]``: its settings, the figure candidates are compared by
+    (:attr:`_Candidate.val`), the towers' own validation figure, and the best epoch."""
+    return {
+        "settings": dict(settings),
+        "val_ndcg@20": cand.val,
+        "towers_val_ndcg@20": cand.towers_val,
+        "best_epoch": cand.best_epoch,
+    }
 
 
 def _val(row: dict[str, Any]) -> float:
@@ -288,7 +344,11 @@ def fit_model(
     encoder: TextEncoder | None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train on ``ds`` (validation carved from it), then refit on all of it."""
+    """Train on ``ds`` (validation carved from it), then refit on all of it.
+
+    With ``train.alternatives``, each listed set of model settings is trained on the fit part too, and the one whose
+    fused model (towers and co-occurrence part, each candidate with its own grid) scores best on the selection users
+    is kept (ties: the configured settings)."""
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     t0 = time.perf_counter()
@@ -303,45 +363,35 @@ def fit_model(
     if cfg.train.val_fraction > 0:
         fit_part, val = holdout_newest_groups(ds.interactions, cfg.train.val_fraction, min_interactions=3)
         sub = dataclasses.replace(ds, interactions=fit_part)  # users and attributes kept
-        model, inp, hist, best_epoch = _train_run(sub, vocabs, cfg, item_text, encoder, epochs, val, progress)
-        tried = [_tried({}, hist, best_epoch)]
+        cand = _candidate(sub, vocabs, cfg, item_text, encoder, epochs, val, progress)
+        tried = [_tried({}, cand)]
         for alt in cfg.train.alternatives:
             acfg = cfg.model_copy(update={"model": cfg.model.model_copy(update=alt)})
             if acfg.model == cfg.model:
                 continue  # the configured settings already
             t1 = time.perf_counter()
-            run = _train_run(sub, vocabs, acfg, item_text, encoder, epochs, val, progress)
-            tried.append({**_tried(alt, run[2], run[3]), "seconds": time.perf_counter() - t1})
+            run = _candidate(sub, vocabs, acfg, item_text, encoder, epochs, val, progress)
+            tried.append({**_tried(alt, run), "seconds": time.perf_counter() - t1})
             better = _val(tried[-1]) > max(_val(t) for t in tried[:-1])
             if world() is not None:  # rank 0 alone validated: every rank follows its choice
                 better = broadcast_float(1.0 if better else 0.0) > 0.5
             if better:
-                cfg = acfg
-                model, inp, hist, best_epoch = run
+                cfg, cand = acfg, run
         if len(tried) > 1:
-            best = max(tried, key=_val)
+            best_row = max(tried, key=_val)
             metrics["alternatives"] = tried
-            metrics["model_settings"] = best["settings"] or "as configured"
+            metrics["model_settings"] = best_row["settings"] or "as configured"
             log.info("model settings chosen on validation: %s (%s)", metrics["model_settings"], tried)
+        model, inp, hist, best_epoch = cand.model, cand.inp, cand.hist, cand.best_epoch
         metrics["validation"] = hist
         metrics["best_epoch"] = best_epoch
-        metrics["best_val_ndcg@20"] = max((h.get("val_ndcg@20", -1) for h in hist), default=None)
+        metrics["best_val_ndcg@20"] = cand.towers_val if hist else None
         metrics["best_val_recall@20"] = next((h.get("val_recall@20") for h in hist if h["epoch"] == best_epoch), None)
         epochs = best_epoch
-        if cfg.model.cooccurrence and len(val):
-            t1 = time.perf_counter()
-            model.eval()
-            with torch.no_grad():
-                tw = model(
-                    inp.adj, inp.id_mask, item_text, inp.user_text, inp.recent_idx, inp.recent_mask, inp.recent_span
-                )
-                stop_t, sel_t = split_targets(val, vocabs, cfg)
-                rows, best = select_cooccurrence(tw, inp, sel_t, cfg, len(vocabs.user), len(vocabs.item))
-            metrics["validation_users"] = {
-                "stopping": sum(1 for t in stop_t if len(t)),
-                "selection": sum(1 for t in sel_t if len(t)),
-            }
-            metrics["selection"] = rows
+        if cand.best is not None and cand.grid is not None:
+            best = cand.best
+            metrics["validation_users"] = cand.users
+            metrics["selection"] = cand.grid
             chosen = {
                 "cooc_weight": best["cooc_weight"],
                 "cooc_l2": best["cooc_l2"],
@@ -349,12 +399,12 @@ def fit_model(
                 "val_ndcg@20": best["val_ndcg@20"],
                 "val_recall@20": best["val_recall@20"],
             }
-            metrics["selection_seconds"] = time.perf_counter() - t1
+            metrics["selection_seconds"] = cand.grid_seconds
             log.info(
                 "co-occurrence part chosen on validation: %s (val ndcg@20 %.4f; fused alone %.4f)",
                 chosen,
                 best["val_ndcg@20"],
-                next((r["val_ndcg@20"] for r in rows if r["cooc_weight"] == 0), float("nan")),
+                next((r["val_ndcg@20"] for r in cand.grid if r["cooc_weight"] == 0), float("nan")),
             )
     refit = cfg.train.refit if cfg.train.val_fraction > 0 else "scratch"
     if refit == "scratch":
