@@ -174,9 +174,9 @@ def test_fit_tries_the_alternatives_on_validation_and_keeps_the_best(small_confi
     from kgrec.loaders import SyntheticConfig, synthetic
 
     ds = synthetic(SyntheticConfig(users=60, items=60, interactions_per_user=12, seed=4))
-    # the default tries the model without the recent-interest window beside the configured one
-    assert RecommenderConfig().train.alternatives == [{"recent_window": 0}]
-    cfg = small_config.model_copy(update={"train": small_config.train.model_copy(update={"epochs": 4})})
+    cfg = small_config.model_copy(
+        update={"train": small_config.train.model_copy(update={"epochs": 4, "alternatives": [{"recent_window": 0}]})}
+    )
     st = Recommender(cfg).fit(ds, progress=False)._state
     rows = st.metrics["alternatives"]
     assert [r["settings"] for r in rows] == [{}, {"recent_window": 0}]

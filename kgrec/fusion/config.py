@@ -156,13 +156,13 @@ class TrainConfig(ConfigModel):
         "the learning rate, no validation)",
     )
     alternatives: list[dict[str, Any]] = Field(
-        default_factory=lambda: [{"recent_window": 0}],
+        default_factory=list,
         max_length=8,
         description="model settings (each a partial `model` section) trained on the internal validation split "
         "beside the configured ones; the one whose fused model (towers and its own co-occurrence grid) scores best "
-        "on the selection users is kept (ties: the configured ones) and recorded in the model's metrics; the "
-        "default tries the model without the recent-interest window; [] = the configured settings only. Each "
-        "costs one more training run on the fit part (early stopping bounds it)",
+        "on the selection users is kept (ties: the configured ones) and recorded in the model's metrics; [] (the "
+        "default) = the configured settings only; e.g. [{'recent_window': 0}]. Each costs one more training run on "
+        "the fit part (early stopping bounds it)",
     )
     seed: int = Field(0, description="random seed")
     threads: int | None = Field(None, ge=1, le=1024, description="torch threads (None = torch's default)")
