@@ -108,7 +108,7 @@ def explanation_paths(
     recs = rec.recommend(users, k)
     rows = []
     for r in recs.itertuples(index=False):
-        e = rec.explain(r.user, r.item, store, top=top, k=k)
+        e = rec.explain(r.user, r.item, store, top=top, k=k, listed=True)  # a row of the list: no rank to compute
         base = {"user": r.user, "item": r.item, "title": e.title, "rank": int(r.rank), "score": float(r.score)}
         if not e.paths:
             rows.append({**base, "path": 0, "path_score": 0.0, "kind": "", "sentence": e.message})

@@ -473,6 +473,9 @@ def test_explanation_paths_table(trained) -> None:
     assert t.groupby(["user", "item"])["path"].max().le(2).all()
     first = t.iloc[0]
     assert first["sentence"] == trained.explain(first["user"], first["item"], top=2).paths[0].sentence
+    # every row is explained as the recommendation it is (what the export and the web page's lists say)
+    for r in t[t["path"] == 1].itertuples(index=False):
+        assert r.sentence == trained.explain(r.user, r.item, top=2, k=2, listed=True).paths[0].sentence
 
 
 @pytest.mark.neo4j
