@@ -37,12 +37,12 @@ from kgrec.fusion.explain import (
 )
 from kgrec.fusion.explain_bounds import (
     U32,
+    ChunkParts,
     ChunkVectors,
-    UserParts,
+    chunk_parts,
     co_interacted,
     cos_bound,
     gamma,
-    user_parts,
 )
 from kgrec.fusion.explanation import COOC
 from kgrec.fusion.ranking import rank_in
@@ -146,10 +146,13 @@ class _Chunk:
         self.per_row = np.zeros(n, dtype=bool)
         #: rows whose paths are scored one by one, exactly as the per-row code scores them (score_columns)
         self.exact = np.zeros(n, dtype=bool)
-        self.anchor_lists: list[np.ndarray | None] = [None] * n
+        #: per row, its anchors (index codes): ``anchor_codes[anchor_start[r]:][:anchor_count[r]]``, unless ``every``
+        self.anchor_start = np.zeros(n, dtype=np.int64)
+        self.anchor_count = np.zeros(n, dtype=np.int64)
+        self.anchor_codes = np.empty(0, dtype=np.int64)
         self.beyond = np.zeros(n, dtype=bool)  # rank > k
         self.score = np.zeros(n)
-        # per row, from its user's matrices (explain_bounds.UserParts)
+        # per row, from its user's pairs (explain_bounds.ChunkParts)
         self.every = np.zeros(n, dtype=bool)  # anchors: the whole history
         self.col = np.zeros(n, dtype=np.int64)
         self.rest = np.zeros(n)
@@ -161,11 +164,10 @@ class _Chunk:
         self.mean_w = np.ones(n)
         # every user's strength matrix (h x m, row-major) flattened: row r's entry for history place j is at
         # base[r] + j * width[r] + col[r]
-        self.s_parts: list[np.ndarray] = []
-        self.e_parts: list[np.ndarray] = []
+        self.s_flat = np.empty(0)
+        self.e_flat = np.empty(0)
         self.base = np.zeros(n, dtype=np.int64)
         self.width = np.ones(n, dtype=np.int64)
-        self.flat = 0
         self.rendered: dict[tuple[PathRow, str, bool], tuple[str, str, str]] = {}
         #: rows sent to the per-row code, by reason (a row may count under several)
         self.why: dict[str, int] = {}
@@ -192,32 +194,24 @@ class _Chunk:
         me = self.me = arrays.user_codes(self.users)
         self.code_item = np.full(len(arrays.ids["items"]), -1, dtype=np.int64)  # index code -> item number
         self.code_item[item_code[item_code >= 0]] = np.flatnonzero(item_code >= 0)
-        cooc_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        offset = 0
-        for g in self.groups:
-            g = g[~self.per_row[g]]
-            if not len(g):
-                continue
-            u = int(self.u[g[0]])
-            hist, _, weights, _ = self.hist[u]
-            p = user_parts(cv, u, hist, weights, self.i[g], int(me[g[0]]))
-            offset = self._user_rows(g, p, item_code[hist], cooc_parts, offset)
-        cols = list(zip(*cooc_parts, strict=True)) if cooc_parts else [(np.empty(0),)] * 3
-        self.cooc_val, self.cooc_err = np.concatenate(cols[0]), np.concatenate(cols[1])
-        self.cooc_item = np.concatenate(cols[2]).astype(np.int64)
-        self.s_flat = np.concatenate(self.s_parts) if self.s_parts else np.empty(0)
-        self.e_flat = np.concatenate(self.e_parts) if self.e_parts else np.empty(0)
+        groups = [g[~self.per_row[g]] for g in self.groups]
+        groups = [g for g in groups if len(g)]
+        users = np.array([self.u[g[0]] for g in groups], dtype=np.int64)
+        hists = [self.hist[int(u)][0] for u in users.tolist()]
+        anchor_w = [self.hist[int(u)][2] for u in users.tolist()]
+        parts = chunk_parts(cv, users, hists, anchor_w, [self.i[g] for g in groups], me[[g[0] for g in groups]])
+        self._rows_of(groups, parts)
         self._index_history()
         self.wait = np.zeros(n, dtype=bool)
         live = np.flatnonzero(~self.per_row & ~self.exact)
-        anchors = Anchors.of([self.anchor_lists[r] for r in live])
+        anchors = self._anchors(live)
         table = arrays.table(me[live], item_code[self.i[live]], anchors, DESCRIBING)
         again = (np.diff(table.ptr) == 0) & ~self.co_any[live] & self._second_search(live)
         self.exact[live[again]] = True  # the per-row code's second search (whole history): rare, scored one by one
         self._decide(table, live, ~again)
         waiting = np.flatnonzero(self.wait)
         if len(waiting):  # rows whose collaborative paths may be on top: with those paths listed
-            anchors = Anchors.of([self.anchor_lists[r] for r in waiting])
+            anchors = self._anchors(waiting)
             users, items = me[waiting], item_code[self.i[waiting]]
             both = PathTable.concat(
                 arrays.table(users, items, anchors, DESCRIBING), arrays.table(users, items, anchors, ("user",))
@@ -308,50 +302,63 @@ class _Chunk:
                 out[g[unsure]] = [rank_in(s, int(i), self.hist[u][0]) > k for i in rows_i[unsure].tolist()]
         return out
 
-    # ------------------------------------------------------------------ per user
-    def _user_rows(
-        self,
-        g: np.ndarray,
-        p: UserParts,
-        hist_codes: np.ndarray,
-        cooc_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-        offset: int,
-    ) -> int:
-        """Each row's anchors, co-occurrence rest and collaborative sums, from its user's matrices."""
-        u = int(self.u[g[0]])
-        hist = self.hist[u][0]
-        m = len(g)
-        self.col[g] = np.arange(m)
-        self.base[g], self.width[g] = self.flat, m
-        self.s_parts.append(p.strength.ravel())
-        self.e_parts.append(p.strength_err.ravel())
-        self.flat += p.strength.size
-        bad = p.unsure.copy()
-        mask = np.ones((len(hist), m), dtype=bool) if p.anchors is None else p.anchors
-        self.every[g] = p.anchors is None
-        if p.anchors is not None:
-            for c, r in enumerate(g.tolist()):
-                self.anchor_lists[r] = hist_codes[mask[:, c]]
-        s, e = p.strength, p.strength_err
+    # ------------------------------------------------------------------ per row
+    def _rows_of(self, groups: list[np.ndarray], p: ChunkParts) -> None:
+        """Each row's anchors, co-occurrence rest and collaborative sums, from its user's pairs (``groups``: the
+        chunk's rows of each user of ``p``, in its order)."""
+        if not groups:
+            self.cooc_val, self.cooc_err, self.cooc_item = np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
+            return
+        rows = np.concatenate(groups)  # the chunk row of each column of p
+        n_cols = len(rows)
+        m = np.array([len(g) for g in groups], dtype=np.int64)
+        h = np.diff(np.append(p.hoff, len(p.hist)))
+        group = np.repeat(np.arange(len(groups)), m)
+        self.col[rows] = np.arange(n_cols) - p.roff[group]
+        self.base[rows], self.width[rows] = p.base[group], m[group]
+        self.s_flat, self.e_flat = p.strength, p.strength_err
+        self.every[rows] = p.every
+        # the anchors of the rows that do not take the whole history, in history order
+        sel = np.flatnonzero(p.anchor & ~p.every[p.pc])
+        sel = sel[np.argsort(p.pc[sel], kind="stable")]
+        counts = np.bincount(p.pc[sel], minlength=n_cols)
+        self.anchor_codes = self.cv.item_code[p.hist[p.pj[sel]]]
+        self.anchor_start[rows], self.anchor_count[rows] = np.cumsum(counts) - counts, counts
+        s, e, pc, mk = p.strength, p.strength_err, p.pc, p.anchor
         raw = s * p.co_sum
         raw_err = e * (p.co_sum + p.co_sum_err) + s * p.co_sum_err
-        top = (s + e) * p.co_max[:, None]
-        has = p.co_count > 0
-        self.co["sum"][g], self.co["err"][g] = (raw * mask).sum(0), (raw_err * mask).sum(0)
-        self.co["top"][g] = np.where(has & mask, top, 0.0).max(0, initial=0.0)
-        self.co_any[g] = (has & mask).any(0)
+        has = (p.co_count > 0) & mk
+        self.co["sum"][rows] = np.bincount(pc, weights=raw * mk, minlength=n_cols)
+        self.co["err"][rows] = np.bincount(pc, weights=raw_err * mk, minlength=n_cols)
+        top = np.zeros(n_cols)
+        np.maximum.at(top, pc[has], ((s + e) * p.co_max[p.pj])[has])
+        self.co["top"][rows] = top
+        self.co_any[rows] = np.bincount(pc[has], minlength=n_cols) > 0
         if p.cooc is not None and p.cooc_err is not None and p.cooc_path is not None:
-            self.rest[g] = self.score[g] - p.cooc.sum(0)
-            self.rest_err[g] = p.cooc_err.sum(0) + 4 * EPS64 * len(hist) * np.abs(p.cooc).sum(0)
-            cc, jj = np.nonzero(p.cooc_path.T)  # by column, then history position
-            counts = np.bincount(cc, minlength=m)
-            start = offset + np.cumsum(counts) - counts
-            self.cooc_seg[g, 0], self.cooc_seg[g, 1] = start, start + counts
-            cooc_parts.append((p.cooc[jj, cc], p.cooc_err[jj, cc], hist[jj].astype(np.float64)))
-            offset += len(cc)
-        self.exact[g[bad]] = True
-        self.why["unsure numbers"] = self.why.get("unsure numbers", 0) + int(bad.sum())
-        return offset
+            some = np.repeat(h > 0, m)  # users with a history: the co-occurrence part speaks
+            rest = self.score[rows] - np.bincount(pc, weights=p.cooc, minlength=n_cols)
+            rest_err: np.ndarray = np.bincount(pc, weights=p.cooc_err, minlength=n_cols)
+            rest_err += 4 * EPS64 * h[group] * np.bincount(pc, weights=np.abs(p.cooc), minlength=n_cols)
+            self.rest[rows[some]], self.rest_err[rows[some]] = rest[some], rest_err[some]
+            idx = np.flatnonzero(p.cooc_path)
+            idx = idx[np.lexsort((p.pj[idx], pc[idx]))]  # by column, then history place
+            counts = np.bincount(pc[idx], minlength=n_cols)
+            start = np.cumsum(counts) - counts
+            self.cooc_seg[rows, 0], self.cooc_seg[rows, 1] = start, start + counts
+            self.cooc_val, self.cooc_err = p.cooc[idx], p.cooc_err[idx]
+            self.cooc_item = p.hist[p.pj[idx]].astype(np.int64)
+        else:
+            self.cooc_val, self.cooc_err, self.cooc_item = np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
+        bad = rows[p.unsure]
+        self.exact[bad] = True
+        self.why["unsure numbers"] = self.why.get("unsure numbers", 0) + len(bad)
+
+    def _anchors(self, rows: np.ndarray) -> Anchors:
+        """The anchors of ``rows`` (the whole history where ``every``)."""
+        counts = np.where(self.every[rows], 0, self.anchor_count[rows])
+        ptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        return Anchors(ptr, self.anchor_codes[_ranges(self.anchor_start[rows], counts)], self.every[rows].copy())
 
     # ------------------------------------------------------------------ the top path
     def _decide(self, tab: PathTable, rows: np.ndarray, use: np.ndarray, listed: bool = False) -> None:
@@ -552,7 +559,7 @@ class _Chunk:
         if not len(rows):
             return
         st = self.st
-        anchors = Anchors.of([self.anchor_lists[r] for r in rows])
+        anchors = self._anchors(rows)
         users, items = me[rows], item_code[self.i[rows]]
         first = (arrays.table(users, items, anchors, DESCRIBING), arrays.table(users, items, anchors, ("user",)))
         found = np.diff(first[0].ptr) + np.diff(first[1].ptr)

@@ -1,16 +1,19 @@
-"""One user's explanation scores for all their rows at once, each with a bound on its rounding error.
+"""The explanation scores of all the users of a chunk for all their rows at once, each with a bound on its rounding
+error.
 
 :func:`kgrec.fusion.explain.score_paths` computes every number of one (user, item) pair with its own BLAS calls;
-the batch computes the same numbers for all the user's rows with one matrix product each (history × rows), which
-sums in another order. The two agree up to float rounding, and every number here carries a bound on the
-difference: two float sums of the same ``d`` products differ by at most ``2 γ_d Σ|a_k b_k|``, with
-``γ_d = d u / (1 - d u)`` and ``u`` the unit roundoff, whatever the order. :mod:`kgrec.fusion.explain_batch` takes a
-row's top path from these numbers only where the bounds settle it.
+the batch computes the same numbers for all the rows of a user with one matrix product (history × rows), which sums
+in another order. The two agree up to float rounding, and every number here carries a bound on the difference: two
+float sums of the same ``d`` products differ by at most ``2 γ_d Σ|a_k b_k|``, with ``γ_d = d u / (1 - d u)`` and
+``u`` the unit roundoff, whatever the order. :mod:`kgrec.fusion.explain_batch` takes a row's top path from these
+numbers only where the bounds settle it.
 
-Per user, with ``H`` the history (``h`` items) and ``I`` the items of the user's rows (``m``), :func:`user_parts`
-gives ``h × m`` matrices of anchor strengths, co-occurrence terms, "somebody chose both" flags and collaborative
-sums (the ``user`` paths of an anchor, summed without listing them), and each row's anchors: the strongest
-``explain.anchors`` history items, exactly as :func:`kgrec.fusion.explain.candidate_paths` picks them.
+Per user, with ``H`` the history (``h`` items) and ``I`` the items of the user's rows (``m``), :func:`chunk_parts`
+gives the ``h × m`` pairs' anchor strengths, co-occurrence terms, "somebody chose both" flags and collaborative sums
+(the ``user`` paths of an anchor, summed without listing them: one join of the chunk's co-users), and each row's
+anchors: the strongest ``explain.anchors`` history items, exactly as :func:`kgrec.fusion.explain.candidate_paths`
+picks them. Every user's pairs lie in one flat array (:class:`ChunkParts`), so that everything but the matrix
+product is one numpy operation for the whole chunk.
 """
 
 from __future__ import annotations
@@ -25,12 +28,10 @@ from kgrec.fusion.persist import ITEM_COOC
 from kgrec.fusion.state import ModelState
 from kgrec.graph.path_table import PathArrays
 
-__all__ = ["ChunkVectors", "UserParts", "co_interacted", "cos_bound", "gamma", "user_parts"]
+__all__ = ["ChunkParts", "ChunkVectors", "chunk_parts", "co_interacted", "cos_bound", "gamma"]
 
 U32 = 2.0**-24
 U64 = 2.0**-53
-#: largest item x user incidence held dense for the collaborative sums (entries; float32)
-DENSE = 16_000_000
 
 
 def gamma(d: int, u: float) -> float:
@@ -74,106 +75,287 @@ class ChunkVectors:
         self.user_of_code = state.vocabs.user.numbers(arrays.ids["users"], missing="none")
         self.train = _train_csr(state)
         self.same_edges = _same_edges(state, arrays, self.item_code, self.train)
-        #: item x user incidence of the index (a last row of zeros for items it does not hold), when small
-        self.dense: np.ndarray | None = None
-        n_i, n_u = len(arrays.ids["items"]), len(arrays.ids["users"])
-        if (n_i + 1) * n_u <= DENSE:
-            ptr, users = arrays.item_users
-            self.dense = np.zeros((n_i + 1, n_u), dtype=np.float32)
-            self.dense[np.repeat(np.arange(n_i), np.diff(ptr)), users] = 1.0
-            self.unknown = self.user_of_code < 0
 
 
 @dataclass
-class UserParts:
-    """One user's numbers for their ``m`` rows (columns) and ``h`` history items (rows of the matrices)."""
+class ChunkParts:
+    """Every user's numbers for their rows, flat. User ``n`` of the chunk (history ``h[n]`` items, ``m[n]`` rows)
+    holds the pairs ``base[n] + j * m[n] + c`` (history place ``j``, column ``c``: row-major ``h × m``); history
+    places are numbered across the chunk as ``hoff[n] + j``, columns as ``roff[n] + c``."""
 
-    #: anchor strength ``w_j max(0, cos(f_j, f_i))`` and its error bound
+    base: np.ndarray
+    hoff: np.ndarray
+    roff: np.ndarray
+    #: per pair: its history place and its column, across the chunk
+    pj: np.ndarray
+    pc: np.ndarray
+    #: per history place: the item number
+    hist: np.ndarray
+    #: per pair: anchor strength ``w_j max(0, cos(f_j, f_i))`` and its error bound
     strength: np.ndarray
     strength_err: np.ndarray
-    #: per column: the anchors (a mask over the history); None: every history item (``h <= explain.anchors``)
-    anchors: np.ndarray | None
+    #: per pair: the history item is one of the column's anchors
+    anchor: np.ndarray
+    #: per column: its anchors are the whole history (``h <= explain.anchors``)
+    every: np.ndarray
     #: per column: a number cannot be bounded (tiny vectors, a store history unlike the model's, a co-occurrence
     #: term too close to 0): that row's paths are scored one by one
     unsure: np.ndarray
-    #: co-occurrence term ``alpha e_j · e_i``, its bound, and whether it is a path (certainly non-zero, and somebody
-    #: in the training data chose both); None without a co-occurrence part
+    #: per pair: co-occurrence term ``alpha e_j · e_i``, its bound, and whether it is a path (certainly non-zero,
+    #: and somebody in the training data chose both); None without a co-occurrence part
     cooc: np.ndarray | None
     cooc_err: np.ndarray | None
     cooc_path: np.ndarray | None
-    #: collaborative (``user``) paths of each (anchor j, column): how many, the sum of their similarities
-    #: ``max(0, cos(f_u, f_v))`` (with its bound) and, per j, an upper bound of the largest similarity
+    #: per pair: the collaborative (``user``) paths of (anchor j, column): how many, the sum of their similarities
+    #: ``max(0, cos(f_u, f_v))`` and its bound; per history place an upper bound of the largest similarity
     co_count: np.ndarray
     co_sum: np.ndarray
     co_sum_err: np.ndarray
     co_max: np.ndarray
 
 
-def user_parts(
-    cv: ChunkVectors, u: int, hist: np.ndarray, weights: np.ndarray, items: np.ndarray, me: int
-) -> UserParts:
-    """The numbers of user number ``u`` (history ``hist``, its anchor ``weights``, code ``me`` in the path index)
-    for the item numbers ``items``."""
+def chunk_parts(
+    cv: ChunkVectors,
+    users: np.ndarray,
+    hists: list[np.ndarray],
+    weights: list[np.ndarray],
+    items: list[np.ndarray],
+    me: np.ndarray,
+) -> ChunkParts:
+    """The numbers of the user numbers ``users`` (each with its history, the history's anchor weights, the item
+    numbers of its rows and its code ``me`` in the path index; -1: none) for all their rows at once."""
     st = cv.state
-    fh, fi = cv.items[hist], cv.items[items]
-    den = np.outer(cv.item_norm[hist], cv.item_norm[items])
-    term = None
-    if cv.split:  # fused part and co-occurrence part: the second is also the co-occurrence term (one factor)
-        s = cv.split
-        part = fh[:, s:] @ fi[:, s:].T
-        dots = fh[:, :s] @ fi[:, :s].T + part
-        term = part.astype(np.float64) if cv.one_side else None
-    else:
-        dots = fh @ fi.T
+    h = np.array([len(x) for x in hists], dtype=np.int64)
+    m = np.array([len(x) for x in items], dtype=np.int64)
+    size = h * m
+    base, hoff, roff = _starts(size), _starts(h), _starts(m)
+    hist = _cat(hists, np.int64)
+    w = _cat(weights, np.float64)
+    cols = _cat(items, np.int64)
+    owner = np.repeat(np.arange(len(h)), size)
+    within = np.arange(int(size.sum()), dtype=np.int64) - base[owner]
+    width = m[owner]
+    j = within // np.maximum(width, 1)
+    pj, pc = hoff[owner] + j, roff[owner] + within - j * width
+    dots, term = _dots(cv, hists, items, base, size)
+    den = cv.item_norm[hist[pj]] * cv.item_norm[cols[pc]]
     cos = dots / np.maximum(den, 1e-12)
-    tiny = (den < 1e-6) & (den > 0)
-    strength = weights[:, None] * np.maximum(cos, 0.0)
-    err = np.repeat(weights[:, None] * cv.delta, len(items), axis=1)
-    unsure: np.ndarray = np.asarray((tiny & (weights[:, None] > 0)).any(0), dtype=bool)
-    anchors = None
-    if len(hist) > st.config.explain.anchors:
-        anchors = _anchors(st, hist, weights, items, cos, strength, err, cv.delta)
-    rows = np.arange(len(hist)) if anchors is None else np.flatnonzero(anchors.any(1))  # anchors of some row
-    co = _collaborative(cv, u, hist, items, me, rows)
-    if co is None:
-        unsure[:] = True
-        h, m = strength.shape
-        co = (np.zeros((h, m)), np.zeros((h, m)), np.zeros((h, m)), np.zeros(h))
-    cooc = cooc_err = cooc_path = None
-    if cv.cooc is not None and len(hist):
-        both = co[0] > 0 if cv.same_edges else _co_interacted(cv, hist, items)
-        cooc, cooc_err, cooc_path, unsure_c = _cooc(cv, hist, items, term, both)
-        unsure |= unsure_c
-    return UserParts(strength, err, anchors, unsure, cooc, cooc_err, cooc_path, *co)
+    wj = w[pj]
+    strength = wj * np.maximum(cos, 0.0)
+    err = wj * cv.delta
+    n_cols = int(m.sum())
+    unsure = np.bincount(pc, weights=(den < 1e-6) & (den > 0) & (wj > 0), minlength=n_cols) > 0
+    long = h > st.config.explain.anchors
+    every = np.repeat(~long, m)
+    anchor = _anchors(cv, hists, weights, cols, long, h, m, base, roff, pc, cos, strength, err, wj)
+    co, bad = _collaborative(cv, users, hists, cols, me, h, m, base, hoff, roff)
+    unsure |= np.repeat(bad, m)
+    parts = ChunkParts(base, hoff, roff, pj, pc, hist, strength, err, anchor, every, unsure, None, None, None, *co)
+    if cv.cooc is not None and len(pj):
+        both = co[0] > 0 if cv.same_edges else _co_interacted_all(cv, hists, items, base, size)
+        parts.cooc, parts.cooc_err, parts.cooc_path, unsure_c = _cooc(cv, hist[pj], cols[pc], pc, n_cols, term, both)
+        parts.unsure |= unsure_c
+    return parts
+
+
+def _starts(counts: np.ndarray) -> np.ndarray:
+    """Exclusive running sums: where each segment of ``counts`` starts."""
+    return np.cumsum(counts) - counts
+
+
+def _cat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.empty(0, dtype=dtype)
+
+
+def _dots(
+    cv: ChunkVectors, hists: list[np.ndarray], items: list[np.ndarray], base: np.ndarray, size: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per pair, the fused vectors' dot product (float32, one matrix product per user) and the co-occurrence
+    product (float32 summed, as float64; None without a co-occurrence part). With the co-occurrence block among
+    the items' last columns, one product gives both."""
+    n = int(size.sum())
+    dots = np.empty(n, dtype=np.float32)
+    term = np.empty(n) if cv.cooc is not None else None
+    s = cv.split
+    for g in np.flatnonzero(size).tolist():
+        hs, its = hists[g], items[g]
+        fh, fi = cv.items[hs], cv.items[its]
+        at = slice(int(base[g]), int(base[g] + size[g]))
+        if s:  # fused part and co-occurrence part: the second is also the co-occurrence term (one factor)
+            part = fh[:, s:] @ fi[:, s:].T
+            dots[at] = (fh[:, :s] @ fi[:, :s].T + part).ravel()
+            if term is not None and cv.one_side:
+                term[at] = part.ravel()
+                continue
+        else:
+            dots[at] = (fh @ fi.T).ravel()
+        if term is not None:
+            assert cv.cooc is not None and cv.cooc_hist is not None
+            term[at] = (cv.cooc_hist[hs] @ cv.cooc[its].T).ravel()
+    return dots, term
 
 
 def _anchors(
-    state: ModelState,
-    hist: np.ndarray,
-    weights: np.ndarray,
-    items: np.ndarray,
+    cv: ChunkVectors,
+    hists: list[np.ndarray],
+    weights: list[np.ndarray],
+    cols: np.ndarray,
+    long: np.ndarray,
+    h: np.ndarray,
+    m: np.ndarray,
+    base: np.ndarray,
+    roff: np.ndarray,
+    pc: np.ndarray,
     cos: np.ndarray,
     strength: np.ndarray,
     err: np.ndarray,
-    delta: float,
+    wj: np.ndarray,
 ) -> np.ndarray:
-    """Per column, the mask of the ``explain.anchors`` strongest history items (ties: lower item number), as
-    :func:`kgrec.fusion.explain.candidate_paths` picks them. A column the bounds do not settle (a near tie at the
-    boundary, or the boundary among strengths that may be 0) is computed with the per-row code's expression."""
-    n_anchor = state.config.explain.anchors
-    h, m = strength.shape
-    top = np.argpartition(-strength, n_anchor - 1, axis=0)[:n_anchor]
-    mask = np.zeros((h, m), dtype=bool)
-    np.put_along_axis(mask, top, True, axis=0)
-    lo = np.maximum(strength - err, 0.0)
-    hi = np.where((weights[:, None] == 0) | (cos + delta < 0), 0.0, strength + err)
-    min_in = np.where(mask, lo, np.inf).min(0)
-    max_out = np.where(mask, -np.inf, hi).max(0)
-    for c in np.flatnonzero(~(min_in > max_out)):  # min_in > 0 follows: max_out >= 0
-        exact = anchor_strengths(state, hist, weights, int(items[c]))
-        mask[:, c] = False
-        mask[np.lexsort((hist, -exact))[:n_anchor], c] = True
-    return mask
+    """Per pair, whether its history item is among the column's ``explain.anchors`` strongest (ties: lower item
+    number), as :func:`kgrec.fusion.explain.candidate_paths` picks them; every pair of a user with a short history.
+    A column the bounds do not settle (a near tie at the boundary, or the boundary among strengths that may be 0)
+    is computed with the per-row code's expression."""
+    st = cv.state
+    n_anchor = st.config.explain.anchors
+    anchor = np.ones(len(pc), dtype=bool)
+    sel = np.flatnonzero(np.repeat(long, h * m))
+    if not len(sel):
+        return anchor
+    order = sel[np.lexsort((-strength[sel], pc[sel]))]  # by column, the strongest first
+    col_of = np.flatnonzero(np.repeat(long, m))  # the long users' columns, ascending
+    counts = np.repeat(h[long], m[long])
+    start = _starts(counts)
+    inside = (np.arange(len(order)) - np.repeat(start, counts)) < n_anchor
+    anchor[sel] = False
+    anchor[order[inside]] = True
+    lo = np.maximum(strength - err, 0.0)[order]
+    hi = np.where((wj == 0) | (cos + cv.delta < 0), 0.0, strength + err)[order]
+    min_in = np.minimum.reduceat(np.where(inside, lo, np.inf), start)
+    max_out = np.maximum.reduceat(np.where(inside, -np.inf, hi), start)
+    group = np.repeat(np.arange(len(h)), m)
+    for c in col_of[~(min_in > max_out)].tolist():  # min_in > 0 follows: max_out >= 0
+        g = int(group[c])
+        hist = hists[g]
+        exact = anchor_strengths(st, hist, weights[g], int(cols[c]))
+        at = base[g] + np.arange(len(hist)) * m[g] + (c - roff[g])
+        anchor[at] = False
+        anchor[at[np.lexsort((hist, -exact))[:n_anchor]]] = True
+    return anchor
+
+
+def _collaborative(
+    cv: ChunkVectors,
+    users: np.ndarray,
+    hists: list[np.ndarray],
+    cols: np.ndarray,
+    me: np.ndarray,
+    h: np.ndarray,
+    m: np.ndarray,
+    base: np.ndarray,
+    hoff: np.ndarray,
+    roff: np.ndarray,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """The ``user`` paths of each (history item j, column i) summed: their count, the sum of the similarities
+    ``max(0, cos(f_u, f_v))`` over the other users v who chose j and i (bound), and per history place an upper bound
+    of the largest similarity among those users; and per user whether the numbers cannot be trusted (all 0 then):
+    the index's history of the user is not the model's, or a user who chose one of the user's history items and one
+    of the rows' items is unknown to the model (the per-row code raises for it) or has a vector too small to bound.
+
+    One join over the chunk: the users of each row's item (other than the user) against the users of each history
+    item, keyed by (user of the chunk, other user); every match is one path, added to its pair."""
+    arrays = cv.arrays
+    n_pairs, n_places = int((h * m).sum()), int(h.sum())
+    bad = ~_own_history(cv, hists, me)
+    i_ptr, i_users = arrays.item_users
+    n_codes = len(arrays.ids["users"]) + 1
+    # the rows' side: (user of the chunk, other user) keys of every row's item, and the column
+    col_group = np.repeat(np.arange(len(h)), m)
+    b_col, b_v = _neighbours(i_ptr, i_users, cv.item_code[cols], ~bad[col_group])
+    b_group = col_group[b_col]
+    other = b_v != me[b_group]
+    b_col, b_v, b_group = b_col[other], b_v[other], b_group[other]
+    b_key = b_group * n_codes + b_v
+    order = np.argsort(b_key, kind="stable")
+    b_key, b_col = b_key[order], b_col[order]
+    keys, b_start, b_count = np.unique(b_key, return_index=True, return_counts=True)
+    n_keys = np.bincount(keys // n_codes, minlength=len(h))  # the co-users of each user's rows
+    # the history side: the users of each history item, kept where they also chose one of the rows' items
+    place_group = np.repeat(np.arange(len(h)), h)
+    a_place, a_v = _neighbours(i_ptr, i_users, cv.item_code[_cat(hists, np.int64)], ~bad[place_group])
+    a_group = place_group[a_place]
+    a_key = a_group * n_codes + a_v
+    at = np.minimum(np.searchsorted(keys, a_key), max(len(keys) - 1, 0))
+    hit = keys[at] == a_key if len(keys) else np.zeros(len(a_key), dtype=bool)
+    a_place, a_v, a_group, at = a_place[hit], a_v[hit], a_group[hit], at[hit]
+    # the similarity of each matched (user, other user), one matrix-vector product per user
+    vnum = cv.user_of_code[a_v]
+    bad |= np.bincount(a_group, weights=vnum < 0, minlength=len(h)) > 0
+    c = np.zeros(len(a_v), dtype=np.float32)
+    bounds = np.searchsorted(a_group, np.arange(len(h) + 1))  # a_group ascends: the places are in user order
+    for g in np.flatnonzero(np.diff(bounds) > 0).tolist():
+        if bad[g]:
+            continue
+        idx = np.arange(bounds[g], bounds[g + 1])
+        u, vn = int(users[g]), vnum[idx]
+        den = cv.user_norm[vn] * cv.user_norm[u]
+        if ((den > 0) & (den < 1e-6)).any():
+            bad[g] = True
+            continue
+        c[idx] = np.maximum((cv.users[vn] @ cv.users[u]) / np.maximum(den, 1e-12), 0.0)
+    keep = ~bad[a_group]
+    a_place, a_group, at, c = a_place[keep], a_group[keep], at[keep], c[keep]
+    count, total = np.zeros(n_pairs), np.zeros(n_pairs)
+    # every match of a history place's user with the rows of the same (user, other user) key: one path
+    reps = b_count[at]
+    step = 1 << 22
+    ends = np.searchsorted(np.cumsum(reps), np.arange(step, int(reps.sum()) + step, step), side="right")
+    lo = 0
+    for hi in np.unique(np.append(ends, len(reps))).tolist():
+        if hi <= lo:
+            continue
+        r = reps[lo:hi]
+        src = np.repeat(np.arange(lo, hi), r)
+        col = b_col[_ranges(b_start[at[lo:hi]], r)]
+        g = a_group[src]
+        flat = base[g] + (a_place[src] - hoff[g]) * m[g] + (col - roff[g])
+        count += np.bincount(flat, minlength=n_pairs)
+        total += np.bincount(flat, weights=c[src], minlength=n_pairs)
+        lo = hi
+    owner = np.repeat(np.arange(len(h)), h * m)
+    d_u = cos_bound(cv.users.shape[1])
+    g_err = np.array([1.02 * gamma(max(1, int(x)), U32) for x in n_keys.tolist()])
+    err = count * d_u + g_err[owner] * total
+    top = np.zeros(n_places)
+    np.maximum.at(top, a_place, c.astype(np.float64))
+    top += d_u
+    dead = np.repeat(bad, h * m)
+    for x in (count, total, err):
+        x[dead] = 0.0
+    top[np.repeat(bad, h)] = 0.0
+    return (count, total, err, top), bad
+
+
+def _own_history(cv: ChunkVectors, hists: list[np.ndarray], me: np.ndarray) -> np.ndarray:
+    """Per user: the path index holds the model's history of the user (the same items)."""
+    h_ptr, h_idx = cv.arrays.hist
+    ok = np.zeros(len(hists), dtype=bool)
+    for g, (hist, code) in enumerate(zip(hists, me.tolist(), strict=True)):
+        own = np.sort(h_idx[h_ptr[code] : h_ptr[code + 1]]) if code >= 0 else np.empty(0, np.int64)
+        ok[g] = np.array_equal(own, np.sort(cv.item_code[hist]))
+    return ok
+
+
+def _neighbours(ptr: np.ndarray, idx: np.ndarray, rows: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (position, neighbour) of the CSR ``(ptr, idx)`` rows ``rows`` (-1: none) where ``use``."""
+    pos = np.flatnonzero(use & (rows >= 0))
+    r = rows[pos]
+    cnt = ptr[r + 1] - ptr[r]
+    return np.repeat(pos, cnt), idx[_ranges(ptr[r], cnt)].astype(np.int64)
+
+
+def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(start[q], start[q] + count[q])``."""
+    return np.arange(int(count.sum()), dtype=np.int64) - np.repeat(np.cumsum(count) - count - start, count)
 
 
 def _incidence(ptr: np.ndarray, idx: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
@@ -205,107 +387,52 @@ def co_interacted(cv: ChunkVectors, i: int, hist: np.ndarray) -> np.ndarray:
     return hits > 0
 
 
-def _co_interacted(cv: ChunkVectors, hist: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """:meth:`ModelState.co_interacted` for every (history item, column): somebody in the training data chose both."""
+def _co_interacted_all(
+    cv: ChunkVectors, hists: list[np.ndarray], items: list[np.ndarray], base: np.ndarray, size: np.ndarray
+) -> np.ndarray:
+    """Per pair, :meth:`ModelState.co_interacted`: somebody in the training data chose both (the path index is not
+    the training data: a store that took events since)."""
     ptr, users = cv.train
-    v = np.unique(np.concatenate([users[ptr[i] : ptr[i + 1]] for i in items]))
     n = len(cv.state.vocabs.user)
-    return (_incidence(ptr, users, hist, v, n) @ _incidence(ptr, users, items, v, n).T) > 0
+    out = np.zeros(int(size.sum()), dtype=bool)
+    for g in np.flatnonzero(size).tolist():
+        hist, its = hists[g], items[g]
+        v = np.unique(np.concatenate([users[ptr[i] : ptr[i + 1]] for i in its]))
+        both = (_incidence(ptr, users, hist, v, n) @ _incidence(ptr, users, its, v, n).T) > 0
+        out[int(base[g]) : int(base[g] + size[g])] = both.ravel()
+    return out
 
 
 def _cooc(
-    cv: ChunkVectors, hist: np.ndarray, items: np.ndarray, term: np.ndarray | None, both: np.ndarray
+    cv: ChunkVectors,
+    hist: np.ndarray,
+    items: np.ndarray,
+    pc: np.ndarray,
+    n_cols: int,
+    term: np.ndarray | None,
+    both: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Co-occurrence terms (a float32 product; the per-row code sums in float64), their bounds, which are paths,
-    and the columns with a term too close to 0 to tell."""
-    assert cv.cooc is not None and cv.cooc_hist is not None
+    """Per pair (its history item ``hist`` and column item ``items``), the co-occurrence term (a float32 product; the
+    per-row code sums in float64), its bound, and which are paths; per column, whether a term is too close to 0 to
+    tell."""
+    assert cv.cooc is not None and cv.cooc_hist is not None and term is not None
     e, alpha = cv.cooc, cv.alpha
-    eh, ei = cv.cooc_hist[hist], e[items]
-    term = alpha * (term if term is not None else (eh @ ei.T).astype(np.float64))
+    term = alpha * term
     nh, ni = cv.hist_norm[hist], cv.cooc_norm[items]
     d = e.shape[1]
-    err = alpha * (gamma(d, U32) + gamma(d, U64)) * 1.02 * np.outer(nh, ni) + 4 * U64 * np.abs(term)
-    zero = (nh == 0)[:, None] | (ni == 0)[None, :]  # every product 0: exactly 0 in any order
+    err = alpha * (gamma(d, U32) + gamma(d, U64)) * 1.02 * (nh * ni) + 4 * U64 * np.abs(term)
+    zero = (nh == 0) | (ni == 0)  # every product 0: exactly 0 in any order
     term[zero] = 0.0
     err[zero] = 0.0
-    near = both & ~zero & (np.abs(term) <= err)
-    if near.any():  # too close to 0 for the float32 bound: again in float64, as the per-row code sums
-        jj, cc = np.nonzero(near)
-        a, b = eh[jj].astype(np.float64), ei[cc].astype(np.float64)
-        term[jj, cc] = alpha * np.einsum("ij,ij->i", a, b)
-        err[jj, cc] = alpha * 2.02 * gamma(d, U64) * np.einsum("ij,ij->i", np.abs(a), np.abs(b))
-        err[jj, cc] += 4 * U64 * np.abs(term[jj, cc])
+    near = np.flatnonzero(both & ~zero & (np.abs(term) <= err))
+    if len(near):  # too close to 0 for the float32 bound: again in float64, as the per-row code sums
+        a, b = cv.cooc_hist[hist[near]].astype(np.float64), e[items[near]].astype(np.float64)
+        term[near] = alpha * np.einsum("ij,ij->i", a, b)
+        err[near] = alpha * 2.02 * gamma(d, U64) * np.einsum("ij,ij->i", np.abs(a), np.abs(b))
+        err[near] += 4 * U64 * np.abs(term[near])
     nonzero = ~zero & (np.abs(term) > err)
-    return term, err, both & nonzero, (both & ~zero & ~nonzero).any(0)
-
-
-def _collaborative(
-    cv: ChunkVectors, u: int, hist: np.ndarray, items: np.ndarray, me: int, rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """The ``user`` paths of each (history item j, column i) summed: their count, the sum of the similarities
-    ``max(0, cos(f_u, f_v))`` over the other users v who chose j and i (bound), and per j an upper bound of the
-    largest similarity among the users who chose j (only for the history places ``rows``: the anchors; 0 elsewhere).
-    None when the numbers cannot be trusted: the index's history of the user is not the model's, or a co-user is
-    unknown to the model (the per-row code raises for it)."""
-    arrays = cv.arrays
-    h_ptr, h_idx = arrays.hist
-    own = np.sort(h_idx[h_ptr[me] : h_ptr[me + 1]]) if me >= 0 else np.empty(0, np.int64)
-    if not np.array_equal(own, np.sort(cv.item_code[hist])):
-        return None
-    i_ptr, i_users = arrays.item_users
-    codes_i = cv.item_code[items]
-    if cv.dense is not None:
-        return _collaborative_dense(cv, u, hist, codes_i, me, rows)
-    got = [i_users[i_ptr[c] : i_ptr[c + 1]] for c in codes_i if c >= 0]
-    v = np.unique(np.concatenate(got)) if got else np.empty(0, np.int64)
-    v = v[v != me]
-    vnum = cv.user_of_code[v]
-    if (vnum < 0).any():
-        return None
-    n_codes = len(arrays.ids["users"])
-    xh = _incidence(i_ptr, i_users, cv.item_code[hist], v, n_codes)
-    xi = _incidence(i_ptr, i_users, codes_i, v, n_codes)
-    den = cv.user_norm[vnum] * cv.user_norm[u]
-    if ((den > 0) & (den < 1e-6)).any():
-        return None
-    c = np.maximum((cv.users[vnum] @ cv.users[u]) / np.maximum(den, 1e-12), 0.0).astype(np.float32)
-    return _sums(xh, xi, c, rows, cos_bound(cv.users.shape[1]))
-
-
-def _collaborative_dense(
-    cv: ChunkVectors, u: int, hist: np.ndarray, codes_i: np.ndarray, me: int, rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """:func:`_collaborative` over the dense incidence (every user of the index a column; the user's own column
-    drops out: they chose every history item and none of the rows' items)."""
-    assert cv.dense is not None
-    xh = cv.dense[cv.item_code[hist]]
-    xi = cv.dense[codes_i]  # -1: the zero row
-    if cv.unknown.any() and (xi[:, cv.unknown].any() and xh[:, cv.unknown].any()):
-        return None
-    nums = np.where(cv.unknown, 0, cv.user_of_code)
-    den = cv.user_norm[nums] * cv.user_norm[u]
-    if ((den > 0) & (den < 1e-6)).any():
-        return None
-    c = np.maximum((cv.users[nums] @ cv.users[u]) / np.maximum(den, 1e-12), 0.0).astype(np.float32)
-    c[cv.unknown] = 0.0
-    if me >= 0:
-        c[me] = 0.0
-    return _sums(xh, xi, c, rows, cos_bound(cv.users.shape[1]))
-
-
-def _sums(
-    xh: np.ndarray, xi: np.ndarray, c: np.ndarray, rows: np.ndarray, delta: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Counts and similarity sums of the co-users (one product for both), their bound, and the largest similarity
-    per anchor (``rows`` only) plus the bound."""
-    m = len(xi)
-    both = (xh @ np.concatenate([xi, xi * c[None, :]]).T).astype(np.float64)
-    count, total = both[:, :m], both[:, m:]
-    err = count * delta + 1.02 * gamma(max(1, len(c)), U32) * total
-    top = np.zeros(len(xh))
-    if len(c) and len(rows):
-        top[rows] = (xh[rows] * c[None, :]).max(1)
-    return count, total, err, top + delta
+    unsure = np.bincount(pc, weights=both & ~zero & ~nonzero, minlength=n_cols) > 0
+    return term, err, both & nonzero, unsure
 
 
 _TRAIN: list[tuple[weakref.ref[np.ndarray], int, tuple[np.ndarray, np.ndarray]]] = []
