@@ -287,21 +287,18 @@ def _collaborative(
     at = np.minimum(np.searchsorted(keys, a_key), max(len(keys) - 1, 0))
     hit = keys[at] == a_key if len(keys) else np.zeros(len(a_key), dtype=bool)
     a_place, a_v, a_group, at = a_place[hit], a_v[hit], a_group[hit], at[hit]
-    # the similarity of each matched (user, other user), one matrix-vector product per user
+    # the similarity of each matched (user, other user), once per pair of users
     vnum = cv.user_of_code[a_v]
     bad |= np.bincount(a_group, weights=vnum < 0, minlength=len(h)) > 0
-    c = np.zeros(len(a_v), dtype=np.float32)
-    bounds = np.searchsorted(a_group, np.arange(len(h) + 1))  # a_group ascends: the places are in user order
-    for g in np.flatnonzero(np.diff(bounds) > 0).tolist():
-        if bad[g]:
-            continue
-        idx = np.arange(bounds[g], bounds[g + 1])
-        u, vn = int(users[g]), vnum[idx]
-        den = cv.user_norm[vn] * cv.user_norm[u]
-        if ((den > 0) & (den < 1e-6)).any():
-            bad[g] = True
-            continue
-        c[idx] = np.maximum((cv.users[vn] @ cv.users[u]) / np.maximum(den, 1e-12), 0.0)
+    pair, inv = np.unique(at, return_inverse=True)
+    pu, pv = users[keys[pair] // n_codes], np.maximum(cv.user_of_code[keys[pair] % n_codes], 0)
+    den = cv.user_norm[pv] * cv.user_norm[pu]
+    bad |= np.bincount(a_group[np.flatnonzero(((den > 0) & (den < 1e-6))[inv])], minlength=len(h)) > 0
+    sim = np.empty(len(pair), dtype=np.float32)
+    for lo in range(0, len(pair), 1 << 16):
+        sl = slice(lo, lo + (1 << 16))
+        sim[sl] = np.einsum("ij,ij->i", cv.users[pv[sl]], cv.users[pu[sl]])
+    c = np.maximum(sim / np.maximum(den, 1e-12), 0.0)[inv]
     keep = ~bad[a_group]
     a_place, a_group, at, c = a_place[keep], a_group[keep], at[keep], c[keep]
     count, total = np.zeros(n_pairs), np.zeros(n_pairs)
@@ -338,11 +335,16 @@ def _collaborative(
 def _own_history(cv: ChunkVectors, hists: list[np.ndarray], me: np.ndarray) -> np.ndarray:
     """Per user: the path index holds the model's history of the user (the same items)."""
     h_ptr, h_idx = cv.arrays.hist
-    ok = np.zeros(len(hists), dtype=bool)
-    for g, (hist, code) in enumerate(zip(hists, me.tolist(), strict=True)):
-        own = np.sort(h_idx[h_ptr[code] : h_ptr[code + 1]]) if code >= 0 else np.empty(0, np.int64)
-        ok[g] = np.array_equal(own, np.sort(cv.item_code[hist]))
-    return ok
+    n = len(hists)
+    width = len(cv.arrays.ids["items"]) + 1  # codes + 1: 0 (not in the index) to width - 1
+    model = np.array([len(x) for x in hists], dtype=np.int64)
+    start = h_ptr[np.maximum(me, 0)]
+    own = np.where(me >= 0, h_ptr[np.maximum(me, 0) + 1] - start, 0)
+    ok = own == model
+    group = np.repeat(np.arange(n), np.where(ok, model, 0))  # both sides, sorted by user then item
+    a = np.sort(group * width + 1 + cv.item_code[_cat([x for x, y in zip(hists, ok, strict=True) if y], np.int64)])
+    b = np.sort(group * width + 1 + h_idx[_ranges(start[ok], own[ok])])
+    return ok & (np.bincount(group[a != b], minlength=n) == 0)
 
 
 def _neighbours(ptr: np.ndarray, idx: np.ndarray, rows: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
