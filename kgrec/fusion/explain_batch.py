@@ -496,7 +496,7 @@ class _Chunk:
             vn = cv.user_of_code[tab.via[ok[coll]]]
             bad[ok[coll][vn < 0]] = True
             vn, un = np.maximum(vn, 0), self.u[rr[coll]]
-            den = (cv.user_norm[vn] * cv.user_norm[un]).astype(np.float64)
+            den = (cv.user_norms(vn) * cv.user_norms(un)).astype(np.float64)
             bad[ok[coll][(den > 0) & (den < 1e-6)]] = True
             dots = np.einsum("ij,ij->i", cv.users[vn], cv.users[un]).astype(np.float64)
             spec[ok[coll]] = np.maximum(dots / np.maximum(den, 1e-12), 0.0)

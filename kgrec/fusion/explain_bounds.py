@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kgrec._arrays import distinct
 from kgrec.fusion.explain import anchor_strengths
 from kgrec.fusion.persist import ITEM_COOC
 from kgrec.fusion.state import ModelState
@@ -32,6 +33,8 @@ __all__ = ["ChunkParts", "ChunkVectors", "chunk_parts", "co_interacted", "cos_bo
 
 U32 = 2.0**-24
 U64 = 2.0**-53
+#: largest key space of a join held as a bitmap (bytes)
+BITMAP = 64_000_000
 
 
 def gamma(d: int, u: float) -> float:
@@ -46,35 +49,62 @@ def cos_bound(d: int) -> float:
 
 
 class ChunkVectors:
-    """What every user of a chunk shares: the state's vectors, their norms, the path index and its id maps."""
+    """What every user of a chunk shares: the state's vectors, the items' norms, the path index and its id maps.
+
+    The items' norms are computed once per item array (:func:`_item_norms`: an export's chunks share them); the
+    users' norms where they are needed (:meth:`user_norms`: a live model rewrites user rows in place)."""
 
     def __init__(self, state: ModelState, arrays: PathArrays) -> None:
         self.state, self.arrays = state, arrays
         a = state.arrays
         self.items = a["items"]
-        self.item_norm = np.linalg.norm(self.items, axis=1)
         self.users = a["users"]
-        self.user_norm = np.linalg.norm(self.users, axis=1)
         self.delta = cos_bound(self.items.shape[1])
         self.alpha = state.cooc_alpha
         self.cooc = a.get(ITEM_COOC) if self.alpha else None
         #: the history side of the co-occurrence part (the candidate side is ``cooc``; one factor in older models)
         self.cooc_hist = state.cooc_history if self.cooc is not None else None
         self.one_side = self.cooc_hist is self.cooc
-        #: the co-occurrence block is the items' last columns: one product gives both
-        self.split = 0
-        if self.cooc is not None and self.cooc_hist is not None:
-            w = self.cooc.shape[1]
-            self.cooc_norm = np.linalg.norm(self.cooc, axis=1).astype(np.float64)
-            self.hist_norm = (
-                self.cooc_norm if self.one_side else np.linalg.norm(self.cooc_hist, axis=1).astype(np.float64)
-            )
-            if self.items.shape[1] > w and np.array_equal(self.items[:, -w:], self.cooc):
-                self.split = self.items.shape[1] - w
+        #: norms of the items' vectors and of the co-occurrence sides; ``split``: the co-occurrence block is the
+        #: items' last columns from there (one product gives both), else 0
+        self.item_norm, self.cooc_norm, self.hist_norm, self.split = _item_norms(self.items, self.cooc, self.cooc_hist)
         self.item_code = arrays.item_codes(state.vocabs.item.ids)
         self.user_of_code = state.vocabs.user.numbers(arrays.ids["users"], missing="none")
         self.train = _train_csr(state)
         self.same_edges = _same_edges(state, arrays, self.item_code, self.train)
+
+    def user_norms(self, users: np.ndarray) -> np.ndarray:
+        """Norms of the vectors of user numbers ``users`` (float32, each row as a norm over all users gives it)."""
+        return np.linalg.norm(self.users[users], axis=1)
+
+
+_NORMS: list[tuple[tuple[weakref.ref[np.ndarray] | None, ...], tuple[np.ndarray, np.ndarray, np.ndarray, int]]] = []
+
+
+def _item_norms(
+    items: np.ndarray, cooc: np.ndarray | None, hist: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Norms of the items' vectors (float32), of the co-occurrence candidate and history sides (float64; empty
+    without them) and where the co-occurrence block starts among the items' columns (0: not there), computed once
+    per set of arrays (only the last one is kept; the arrays are never written in place, a live state copies them)."""
+    key = tuple(None if x is None else weakref.ref(x) for x in (items, cooc, hist))
+    if _NORMS and all(
+        (a is None and b is None) or (a is not None and b is not None and a() is b())
+        for a, b in zip(_NORMS[0][0], key, strict=True)
+    ):
+        return _NORMS[0][1]
+    item_norm = np.linalg.norm(items, axis=1)
+    cooc_norm = hist_norm = np.empty(0)
+    split = 0
+    if cooc is not None and hist is not None:
+        w = cooc.shape[1]
+        cooc_norm = np.linalg.norm(cooc, axis=1).astype(np.float64)
+        hist_norm = cooc_norm if hist is cooc else np.linalg.norm(hist, axis=1).astype(np.float64)
+        if items.shape[1] > w and np.array_equal(items[:, -w:], cooc):
+            split = items.shape[1] - w
+    got = (item_norm, cooc_norm, hist_norm, split)
+    _NORMS[:] = [(key, got)]
+    return got
 
 
 @dataclass
@@ -268,37 +298,44 @@ def _collaborative(
     bad = ~_own_history(cv, hists, me)
     i_ptr, i_users = arrays.item_users
     n_codes = len(arrays.ids["users"]) + 1
-    # the rows' side: (user of the chunk, other user) keys of every row's item, and the column
-    col_group = np.repeat(np.arange(len(h)), m)
-    b_col, b_v = _neighbours(i_ptr, i_users, cv.item_code[cols], ~bad[col_group])
-    b_group = col_group[b_col]
-    other = b_v != me[b_group]
-    b_col, b_v, b_group = b_col[other], b_v[other], b_group[other]
-    b_key = b_group * n_codes + b_v
-    order = np.argsort(b_key, kind="stable")
-    b_key, b_col = b_key[order], b_col[order]
-    keys, b_start, b_count = np.unique(b_key, return_index=True, return_counts=True)
-    n_keys = np.bincount(keys // n_codes, minlength=len(h))  # the co-users of each user's rows
-    # the history side: the users of each history item, kept where they also chose one of the rows' items
+    # the history side: (user of the chunk, other user) keys of the users of every history item (but the user),
+    # and the rows' side likewise; matched on the keys both have
     place_group = np.repeat(np.arange(len(h)), h)
     a_place, a_v = _neighbours(i_ptr, i_users, cv.item_code[_cat(hists, np.int64)], ~bad[place_group])
     a_group = place_group[a_place]
+    other = a_v != me[a_group]
+    a_place, a_v, a_group = a_place[other], a_v[other], a_group[other]
     a_key = a_group * n_codes + a_v
-    at = np.minimum(np.searchsorted(keys, a_key), max(len(keys) - 1, 0))
-    hit = keys[at] == a_key if len(keys) else np.zeros(len(a_key), dtype=bool)
-    a_place, a_v, a_group, at = a_place[hit], a_v[hit], a_group[hit], at[hit]
-    # the similarity of each matched (user, other user), once per pair of users
+    col_group = np.repeat(np.arange(len(h)), m)
+    b_col, b_v = _neighbours(i_ptr, i_users, cv.item_code[cols], ~bad[col_group])
+    b_key = col_group[b_col] * n_codes + b_v
+    size = len(h) * n_codes
+    both = _member(b_key, distinct(a_key), size)
+    b_col, b_key = b_col[both], b_key[both]
+    order = np.argsort(b_key, kind="stable")  # by key, then column
+    b_key, b_col = b_key[order], b_col[order]
+    first = np.ones(len(b_key), dtype=bool)
+    first[1:] = b_key[1:] != b_key[:-1]
+    keys, b_start = b_key[first], np.flatnonzero(first)
+    b_count = np.diff(np.append(b_start, len(b_key)))
+    hit = _member(a_key, keys, size)
+    a_place, a_v, a_group, a_key = a_place[hit], a_v[hit], a_group[hit], a_key[hit]
+    at = np.searchsorted(keys, a_key)
+    # the similarity of each matched (user, other user), one matrix-vector product per user (keys ascend by user)
     vnum = cv.user_of_code[a_v]
     bad |= np.bincount(a_group, weights=vnum < 0, minlength=len(h)) > 0
-    pair, inv = np.unique(at, return_inverse=True)
-    pu, pv = users[keys[pair] // n_codes], np.maximum(cv.user_of_code[keys[pair] % n_codes], 0)
-    den = cv.user_norm[pv] * cv.user_norm[pu]
-    bad |= np.bincount(a_group[np.flatnonzero(((den > 0) & (den < 1e-6))[inv])], minlength=len(h)) > 0
-    sim = np.empty(len(pair), dtype=np.float32)
-    for lo in range(0, len(pair), 1 << 16):
-        sl = slice(lo, lo + (1 << 16))
-        sim[sl] = np.einsum("ij,ij->i", cv.users[pv[sl]], cv.users[pu[sl]])
-    c = np.maximum(sim / np.maximum(den, 1e-12), 0.0)[inv]
+    k_group = keys // n_codes
+    k_num = np.maximum(cv.user_of_code[keys % n_codes], 0)
+    seen, where = np.unique(k_num, return_inverse=True)
+    den = cv.user_norms(seen)[where] * cv.user_norms(users)[k_group]
+    bad |= np.bincount(k_group[(den > 0) & (den < 1e-6)], minlength=len(h)) > 0
+    sim = np.zeros(len(keys), dtype=np.float32)
+    bounds = np.searchsorted(k_group, np.arange(len(h) + 1))
+    for g in np.flatnonzero(np.diff(bounds) > 0).tolist():
+        if not bad[g]:
+            lo, hi = int(bounds[g]), int(bounds[g + 1])
+            sim[lo:hi] = cv.users[k_num[lo:hi]] @ cv.users[int(users[g])]
+    c = np.maximum(sim / np.maximum(den, 1e-12), 0.0)[at]
     keep = ~bad[a_group]
     a_place, a_group, at, c = a_place[keep], a_group[keep], at[keep], c[keep]
     count, total = np.zeros(n_pairs), np.zeros(n_pairs)
@@ -318,10 +355,9 @@ def _collaborative(
         count += np.bincount(flat, minlength=n_pairs)
         total += np.bincount(flat, weights=c[src], minlength=n_pairs)
         lo = hi
-    owner = np.repeat(np.arange(len(h)), h * m)
     d_u = cos_bound(cv.users.shape[1])
-    g_err = np.array([1.02 * gamma(max(1, int(x)), U32) for x in n_keys.tolist()])
-    err = count * d_u + g_err[owner] * total
+    # a sum of `count` similarities: float64 here, each within d_u of the per-row code's
+    err = count * d_u + 1.02 * (count * U32 / (1.0 - count * U32)) * total
     top = np.zeros(n_places)
     np.maximum.at(top, a_place, c.astype(np.float64))
     top += d_u
@@ -330,6 +366,19 @@ def _collaborative(
         x[dead] = 0.0
     top[np.repeat(bad, h)] = 0.0
     return (count, total, err, top), bad
+
+
+def _member(x: np.ndarray, sorted_keys: np.ndarray, size: int) -> np.ndarray:
+    """Whether each of ``x`` is in the ascending ``sorted_keys`` (all in ``[0, size)``): a bitmap when it is small,
+    else a binary search."""
+    if not len(sorted_keys):
+        return np.zeros(len(x), dtype=bool)
+    if size <= BITMAP:
+        mark = np.zeros(size, dtype=bool)
+        mark[sorted_keys] = True
+        return mark[x]
+    at = np.minimum(np.searchsorted(sorted_keys, x), len(sorted_keys) - 1)
+    return sorted_keys[at] == x
 
 
 def _own_history(cv: ChunkVectors, hists: list[np.ndarray], me: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from kgrec._arrays import distinct
 from kgrec.graph.paths import PATH_KINDS, PathRow
 from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
@@ -317,7 +318,7 @@ class PathArrays:
         if not anchors.every.all():
             width = len(self.ids["items"]) + 1
             g_owner, g_pos = _expand(anchors.ptr, qs)
-            given = np.unique(g_owner * width + anchors.items[g_pos])
+            given = distinct(g_owner * width + anchors.items[g_pos])
             keep = anchors.every[aq] | _member(aq * width + aj, given, n_q * width)
             aq, aj = aq[keep], aj[keep]
         keep = aj != items[aq]
@@ -379,7 +380,7 @@ class PathArrays:
         cq, _, v = neighbours(self.item_users, qs[ok_i], items[ok_i])
         keep = v != users[cq]
         hq, _, ha = neighbours(self.user_attrs, cq[keep], v[keep])
-        held = np.unique(hq * width + ha)
+        held = distinct(hq * width + ha)
         q, _, a = neighbours(self.user_attrs, qs[ok_u], users[ok_u])
         m = _member(q * width + a, held, len(qs) * width)
         return self._rows(ATTRIBUTE, q[m], np.full(int(m.sum()), -1), a[m])
