@@ -20,8 +20,11 @@ import pandas as pd
 import pytest
 
 from kgrec import Recommender
+from kgrec._arrays import distinct
+from kgrec.fusion import explain_bounds as eb
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.explain_batch import explain_rows
+from kgrec.fusion.explain_bounds import ChunkVectors, chunk_parts
 from kgrec.fusion.export import export
 from kgrec.fusion.rerank import note
 from kgrec.graph import GraphStore, open_store
@@ -136,6 +139,47 @@ def test_path_arrays_list_the_rows_the_path_index_lists(world: Dataset) -> None:
     assert kinds == {"category", "keyword", "tag", "entity", "user", "attribute"}
     # tables from a store's answers read back the same rows
     assert PathTable.from_rows([table.rows(q) for q in range(20)]).rows(7) == table.rows(7)
+
+
+def test_chunk_parts_count_and_sum_every_co_user_of_each_pair(fitted: Recommender, world: Dataset) -> None:
+    """The chunk-wide join (kgrec.fusion.explain_bounds.chunk_parts) against the definition, pair by pair: the
+    other users who chose both the history item and the row's item, and the sum of their similarities to the user;
+    and the join's key sets whether held as a bitmap or searched."""
+    st = fitted.state
+    arrays = PathArrays(world)
+    cv = ChunkVectors(st, arrays)
+    rng = np.random.default_rng(3)
+    users = rng.choice(len(st.vocabs.user), 12, replace=False).astype(np.int64)
+    hists = [st.history(int(u))[0] for u in users]
+    weights = [np.ones(len(h)) for h in hists]
+    items = [rng.choice(np.setdiff1d(np.arange(len(st.vocabs.item)), h), 6, replace=False) for h in hists]
+    me = arrays.user_codes(st.vocabs.user.ids[users].tolist())
+    chosen: dict[int, set[int]] = {}
+    for u, i in zip(world.interactions[S.USER], world.interactions[S.ITEM], strict=True):
+        chosen.setdefault(int(st.vocabs.item.number(str(i))), set()).add(int(st.vocabs.user.number(str(u))))
+    f = st.arrays["users"].astype(np.float64)
+    for bitmap in (eb.BITMAP, 0):
+        eb.BITMAP, old = bitmap, eb.BITMAP
+        try:
+            p = chunk_parts(cv, users, hists, weights, items, me)
+        finally:
+            eb.BITMAP = old
+        assert not p.unsure.any()
+        for g, u in enumerate(users.tolist()):
+            for j, hj in enumerate(hists[g].tolist()):
+                for c, i in enumerate(items[g].tolist()):
+                    at = p.base[g] + j * len(items[g]) + c
+                    co = sorted((chosen.get(hj, set()) & chosen.get(i, set())) - {u})
+                    sims = [max(0.0, f[v] @ f[u] / np.linalg.norm(f[v]) / np.linalg.norm(f[u])) for v in co]
+                    assert p.co_count[at] == len(co)
+                    assert abs(p.co_sum[at] - sum(sims)) <= p.co_sum_err[at] + 1e-12
+                    assert p.co_max[p.hoff[g] + j] >= max(sims, default=0.0)
+
+
+def test_distinct_is_numpy_unique() -> None:
+    rng = np.random.default_rng(0)
+    for x in (np.empty(0, np.int64), np.array([5]), rng.integers(0, 50, 1000), rng.integers(-(10**12), 10**12, 500)):
+        assert np.array_equal(distinct(x), np.unique(x))
 
 
 @pytest.mark.neo4j
