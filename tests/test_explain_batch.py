@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kgrec import Recommender
+from kgrec import Recommender, _arrays
 from kgrec._arrays import distinct
-from kgrec.fusion import explain_bounds as eb
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.explain_batch import explain_rows
 from kgrec.fusion.explain_bounds import ChunkVectors, chunk_parts
@@ -158,12 +157,12 @@ def test_chunk_parts_count_and_sum_every_co_user_of_each_pair(fitted: Recommende
     for u, i in zip(world.interactions[S.USER], world.interactions[S.ITEM], strict=True):
         chosen.setdefault(int(st.vocabs.item.number(str(i))), set()).add(int(st.vocabs.user.number(str(u))))
     f = st.arrays["users"].astype(np.float64)
-    for bitmap in (eb.BITMAP, 0):
-        eb.BITMAP, old = bitmap, eb.BITMAP
+    for bitmap in (_arrays.BITMAP, 0):
+        _arrays.BITMAP, old = bitmap, _arrays.BITMAP
         try:
             p = chunk_parts(cv, users, hists, weights, items, me)
         finally:
-            eb.BITMAP = old
+            _arrays.BITMAP = old
         assert not p.unsure.any()
         for g, u in enumerate(users.tolist()):
             for j, hj in enumerate(hists[g].tolist()):

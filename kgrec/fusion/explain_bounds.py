@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kgrec._arrays import distinct
+from kgrec._arrays import distinct, member
 from kgrec.fusion.explain import anchor_strengths
 from kgrec.fusion.persist import ITEM_COOC
 from kgrec.fusion.state import ModelState
@@ -33,8 +33,6 @@ __all__ = ["ChunkParts", "ChunkVectors", "chunk_parts", "co_interacted", "cos_bo
 
 U32 = 2.0**-24
 U64 = 2.0**-53
-#: largest key space of a join held as a bitmap (bytes)
-BITMAP = 64_000_000
 
 
 def gamma(d: int, u: float) -> float:
@@ -310,7 +308,7 @@ def _collaborative(
     b_col, b_v = _neighbours(i_ptr, i_users, cv.item_code[cols], ~bad[col_group])
     b_key = col_group[b_col] * n_codes + b_v
     size = len(h) * n_codes
-    both = _member(b_key, distinct(a_key), size)
+    both = member(b_key, distinct(a_key), size)
     b_col, b_key = b_col[both], b_key[both]
     order = np.argsort(b_key, kind="stable")  # by key, then column
     b_key, b_col = b_key[order], b_col[order]
@@ -318,7 +316,7 @@ def _collaborative(
     first[1:] = b_key[1:] != b_key[:-1]
     keys, b_start = b_key[first], np.flatnonzero(first)
     b_count = np.diff(np.append(b_start, len(b_key)))
-    hit = _member(a_key, keys, size)
+    hit = member(a_key, keys, size)
     a_place, a_v, a_group, a_key = a_place[hit], a_v[hit], a_group[hit], a_key[hit]
     at = np.searchsorted(keys, a_key)
     # the similarity of each matched (user, other user), one matrix-vector product per user (keys ascend by user)
@@ -366,19 +364,6 @@ def _collaborative(
         x[dead] = 0.0
     top[np.repeat(bad, h)] = 0.0
     return (count, total, err, top), bad
-
-
-def _member(x: np.ndarray, sorted_keys: np.ndarray, size: int) -> np.ndarray:
-    """Whether each of ``x`` is in the ascending ``sorted_keys`` (all in ``[0, size)``): a bitmap when it is small,
-    else a binary search."""
-    if not len(sorted_keys):
-        return np.zeros(len(x), dtype=bool)
-    if size <= BITMAP:
-        mark = np.zeros(size, dtype=bool)
-        mark[sorted_keys] = True
-        return mark[x]
-    at = np.minimum(np.searchsorted(sorted_keys, x), len(sorted_keys) - 1)
-    return sorted_keys[at] == x
 
 
 def _own_history(cv: ChunkVectors, hists: list[np.ndarray], me: np.ndarray) -> np.ndarray:

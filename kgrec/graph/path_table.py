@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kgrec._arrays import distinct
+from kgrec._arrays import distinct, member
 from kgrec.graph.paths import PATH_KINDS, PathRow
 from kgrec.loaders import schema as S
 from kgrec.loaders.schema import Dataset
@@ -35,8 +35,6 @@ VIA_SPACE = {"attribute": "attributes", "category": "categories", "entity": "ent
 VIA_SPACE.update(tag="keywords", user="users")
 #: the most expanded entries one step of :meth:`PathArrays.table` holds at once (memory stays bounded)
 STEP = 4_000_000
-#: membership tests over at most this many (question, id) keys use a bitmap
-DENSE = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -197,19 +195,6 @@ def _neighbours(csr: tuple[np.ndarray, ...], q: np.ndarray, keys: np.ndarray) ->
     return (q[o], o, *(c[p] for c in csr[1:]))
 
 
-def _member(keys: np.ndarray, target: np.ndarray, size: int) -> np.ndarray:
-    """Whether each of ``keys`` is in ``target`` (sorted; every key in ``[0, size)``): a bitmap when it is small,
-    else a binary search."""
-    if len(target) == 0:
-        return np.zeros(len(keys), dtype=bool)
-    if size <= DENSE:
-        mark = np.zeros(size, dtype=bool)
-        mark[target] = True
-        return mark[keys]
-    pos = np.minimum(np.searchsorted(target, keys), len(target) - 1)
-    return target[pos] == keys
-
-
 class PathArrays:
     """The path index of a data set as sorted CSR arrays over numbers (see the module docstring)."""
 
@@ -319,7 +304,7 @@ class PathArrays:
             width = len(self.ids["items"]) + 1
             g_owner, g_pos = _expand(anchors.ptr, qs)
             given = distinct(g_owner * width + anchors.items[g_pos])
-            keep = anchors.every[aq] | _member(aq * width + aj, given, n_q * width)
+            keep = anchors.every[aq] | member(aq * width + aj, given, n_q * width)
             aq, aj = aq[keep], aj[keep]
         keep = aj != items[aq]
         aq, aj = aq[keep], aj[keep]
@@ -337,19 +322,19 @@ class PathArrays:
                 continue
             width = len(self.ids[space]) + 1
             q, o, v = neighbours(csr, aq, aj)
-            m = _member(q * width + v, of_items(csr, width), n_q * width)
+            m = member(q * width + v, of_items(csr, width), n_q * width)
             out.append(self._rows(code, q[m], aj[o[m]], v[m]))
         if "tag" in kinds:
             width = len(self.ids["keywords"]) + 1
             q, _, v = neighbours(self.user_tags, qs[ok_u], users[ok_u])
-            m = _member(q * width + v, of_items(self.item_kws, width), n_q * width)
+            m = member(q * width + v, of_items(self.item_kws, width), n_q * width)
             out.append(self._rows(TAG, q[m], np.full(int(m.sum()), -1), v[m]))
         if "entity" in kinds:
             out.append(self._entity_rows(qs, items, ok_i, aq, aj))
         if "user" in kinds:
             width = len(self.ids["users"]) + 1
             q, o, v = neighbours(self.item_users, aq, aj)
-            m = _member(q * width + v, of_items(self.item_users, width), n_q * width) & (v != users[q])
+            m = member(q * width + v, of_items(self.item_users, width), n_q * width) & (v != users[q])
             out.append(self._rows(USER, q[m], aj[o[m]], v[m]))
         if "attribute" in kinds:
             out.append(self._attribute_rows(qs, users, items, ok_u, ok_i))
@@ -382,7 +367,7 @@ class PathArrays:
         hq, _, ha = neighbours(self.user_attrs, cq[keep], v[keep])
         held = distinct(hq * width + ha)
         q, _, a = neighbours(self.user_attrs, qs[ok_u], users[ok_u])
-        m = _member(q * width + a, held, len(qs) * width)
+        m = member(q * width + a, held, len(qs) * width)
         return self._rows(ATTRIBUTE, q[m], np.full(int(m.sum()), -1), a[m])
 
     @staticmethod
