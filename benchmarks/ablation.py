@@ -45,6 +45,7 @@ VARIANTS: dict[str, dict] = {
     "no recency weighting of graph edges": {"model": {"recency_half_life": 0.0}},
     "3 GNN layers": {"model": {"layers": 3}},
     "no text tower": {"model": {"use_text": False}},
+    "no text tower, no recent window": {"model": {"use_text": False, "recent_window": 0}},
     "exact softmax over all items": {"train": {"full_softmax_items": 10_000_000}},
     "dim 128": {"model": {"dim": 128}},
 }
