@@ -140,6 +140,27 @@ def test_path_arrays_list_the_rows_the_path_index_lists(world: Dataset) -> None:
     assert PathTable.from_rows([table.rows(q) for q in range(20)]).rows(7) == table.rows(7)
 
 
+def test_path_tables_are_assembled_by_question_then_kind(world: Dataset) -> None:
+    """The parts (one kind each) are placed straight into (question, kind) blocks; a part that is not by question
+    is sorted first, with the same table as the result."""
+    arrays = PathArrays(world)
+    parts = [
+        [
+            np.array([2, 0, 0]),
+            np.full(3, 3, np.int8),
+            np.array([7, 8, 9]),
+            np.array([1, 2, 3]),
+            np.full(3, -1),
+            np.full(3, -1),
+        ],
+        [np.array([0, 2]), np.full(2, 1, np.int8), np.array([4, 5]), np.array([6, 7]), np.full(2, -1), np.full(2, -1)],
+    ]
+    t = arrays._assemble(parts, 3)
+    assert t.ptr.tolist() == [0, 3, 3, 5]
+    assert t.kind.tolist() == [1, 3, 3, 1, 3] and t.anchor.tolist() == [4, 8, 9, 5, 7]
+    assert t.via.tolist() == [6, 2, 3, 7, 1]
+
+
 def test_chunk_parts_count_and_sum_every_co_user_of_each_pair(fitted: Recommender, world: Dataset) -> None:
     """The chunk-wide join (kgrec.fusion.explain_bounds.chunk_parts) against the definition, pair by pair: the
     other users who chose both the history item and the row's item, and the sum of their similarities to the user;

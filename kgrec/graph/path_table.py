@@ -378,17 +378,36 @@ class PathArrays:
         return [q.astype(np.int64), np.full(n, code, dtype=np.int8), anchor, via, ra, rb]
 
     def _assemble(self, parts: list[list[np.ndarray]], n_q: int) -> PathTable:
-        """Rows of every kind and step in canonical order: by question, then kind (the parts come in kind order
-        within a step, each sorted within a question), by a stable sort on the question."""
-        if parts:
-            cols = [np.concatenate([p[c] for p in parts]) for c in range(6)]
-        else:
-            cols = [np.empty(0, dtype=t) for t in (np.int64, np.int8, np.int64, np.int64, np.int64, np.int64)]
-        # runs sorted by (question, kind): a stable sort merges them
-        order = np.argsort(cols[0] * len(KINDS_SORTED) + cols[1], kind="stable")
-        q, kind, anchor, via, ra, rb = (c[order] for c in cols)
+        """Rows of every kind and step in canonical order: by question, then kind. Each part holds one kind, its rows
+        sorted by question (the parts of one kind cover disjoint questions): every row goes straight to its place,
+        the start of its (question, kind) block plus its place among the part's rows of that question."""
+        dtypes = (np.int64, np.int8, np.int64, np.int64, np.int64, np.int64)
+        n_k = len(KINDS_SORTED)
+        blocks = np.zeros(n_q * n_k + 1, dtype=np.int64)
+        for p in parts:
+            if len(p[0]):
+                blocks[1:] += np.bincount(p[0] * n_k + int(p[1][0]), minlength=n_q * n_k)
+        np.cumsum(blocks, out=blocks)
+        total = int(blocks[-1])
+        cols = [np.empty(total, dtype=t) for t in dtypes]
+        for p in parts:
+            q = p[0]
+            if not len(q):
+                continue
+            if (q[1:] < q[:-1]).any():  # not by question (no part is built so): sorted first, stably
+                order = np.argsort(q, kind="stable")
+                p = [c[order] for c in p]
+                q = p[0]
+            idx = np.arange(len(q), dtype=np.int64)
+            first = np.ones(len(q), dtype=bool)
+            first[1:] = q[1:] != q[:-1]
+            run = np.maximum.accumulate(np.where(first, idx, 0))  # where the rows of each question start
+            at = blocks[q * n_k + int(p[1][0])] + idx - run
+            for c in range(6):
+                cols[c][at] = p[c]
+        q, kind, anchor, via, ra, rb = cols
         ptr = np.zeros(n_q + 1, dtype=np.int64)
-        np.cumsum(np.bincount(q, minlength=n_q), out=ptr[1:])
+        ptr[1:] = blocks[n_k::n_k]
         return PathTable(ptr, kind, anchor, via, ra, rb, self.ids)
 
 
