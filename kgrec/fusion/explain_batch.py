@@ -76,6 +76,10 @@ log = logging.getLogger(__name__)
 DESCRIBING = ("attribute", "category", "entity", "keyword", "tag")
 #: kinds whose score is the anchor's strength times the connector's specificity
 ANCHORED = (CATEGORY, KEYWORD, ENTITY)
+#: per kind code (shifted by one: -1 is "none"), whether it is one of :data:`ANCHORED`; per code, whether its path
+#: starts from a history item (:data:`ANCHORED` and ``user``): lookups, not ``np.isin`` over millions of paths
+IS_ANCHORED = np.isin(np.arange(-1, len(KINDS_SORTED)), ANCHORED)
+HAS_ANCHOR = np.isin(np.arange(len(KINDS_SORTED)), (*ANCHORED, KINDS_SORTED.index("user")))
 #: :data:`KIND_INDEX` code of each :data:`~kgrec.graph.path_table.KINDS_SORTED` code
 KIND_OF_CODE = np.array([KIND_INDEX[k] for k in KINDS_SORTED], dtype=np.int64)
 USER_CODE = KINDS_SORTED.index("user")
@@ -420,7 +424,8 @@ class _Chunk:
         w_anchor = np.where(from_d, anchor[np.maximum(d_first, 0)] if len(anchor) else -1, -2)
         w_spec = np.where(from_d, spec[np.maximum(d_first, 0)] if len(spec) else 0.0, np.nan)
         w_kind = np.where(from_d, kinds[np.maximum(d_first, 0)] if len(kinds) else -1, -1)
-        twin = np.isin(kinds, ANCHORED) & np.isin(w_kind[owner], ANCHORED) & (anchor == w_anchor[owner])
+        w_anchored = IS_ANCHORED[w_kind + 1]  # -1: no describing winner
+        twin = IS_ANCHORED[kinds + 1] & w_anchored[owner] & (anchor == w_anchor[owner])
         twin &= spec == w_spec[owner]
         is_best_d = np.zeros(len(lo), dtype=bool)
         is_best_d[d_first[from_d]] = True
@@ -476,7 +481,7 @@ class _Chunk:
             vals = [1.0 + math.log((1 + n_users) / (1 + deg.get(str(ids[v]), 0))) for v in vias.tolist()]
             spec[sel] = np.asarray(vals)[inv]
         item_num = self.code_item
-        anc = np.isin(kinds, (*ANCHORED, USER_CODE))
+        anc = HAS_ANCHOR[kinds]
         a = item_num[tab.anchor[anc]]
         ra = r_of[anc]
         # the anchor's place in its user's history, and its strength there
