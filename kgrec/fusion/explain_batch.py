@@ -158,7 +158,6 @@ class _Chunk:
         self.score = np.zeros(n)
         # per row, from its user's pairs (explain_bounds.ChunkParts)
         self.every = np.zeros(n, dtype=bool)  # anchors: the whole history
-        self.col = np.zeros(n, dtype=np.int64)
         self.rest = np.zeros(n)
         self.rest_err = np.zeros(n)
         self.co = {name: np.zeros(n) for name in ("sum", "err", "top")}
@@ -167,10 +166,10 @@ class _Chunk:
         self.hist: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}
         self.mean_w = np.ones(n)
         # every user's strength matrix (h x m, row-major) flattened: row r's entry for history place j is at
-        # base[r] + j * width[r] + col[r]
+        # at[r] + j * width[r] (at: where the user's matrix starts, plus the row's column)
         self.s_flat = np.empty(0)
         self.e_flat = np.empty(0)
-        self.base = np.zeros(n, dtype=np.int64)
+        self.at = np.zeros(n, dtype=np.int64)
         self.width = np.ones(n, dtype=np.int64)
         self.rendered: dict[tuple[PathRow, str, bool], tuple[str, str, str]] = {}
         #: rows sent to the per-row code, by reason (a row may count under several)
@@ -318,8 +317,8 @@ class _Chunk:
         m = np.array([len(g) for g in groups], dtype=np.int64)
         h = np.diff(np.append(p.hoff, len(p.hist)))
         group = np.repeat(np.arange(len(groups)), m)
-        self.col[rows] = np.arange(n_cols) - p.roff[group]
-        self.base[rows], self.width[rows] = p.base[group], m[group]
+        self.at[rows] = p.base[group] + np.arange(n_cols) - p.roff[group]
+        self.width[rows] = m[group]
         self.s_flat, self.e_flat = p.strength, p.strength_err
         self.every[rows] = p.every
         # the anchors of the rows that do not take the whole history, in history order
@@ -489,11 +488,12 @@ class _Chunk:
         pos = np.minimum(np.searchsorted(self.hist_keys, key), max(len(self.hist_keys) - 1, 0))
         hit = (self.hist_keys[pos] == key) if len(self.hist_keys) else np.zeros(len(key), dtype=bool)
         j = np.where(hit & (a >= 0), self.hist_pos[pos] if len(self.hist_pos) else 0, -1)
-        bad[anc] = j < 0
+        found = j >= 0
+        bad[anc] = ~found
         anchor[anc] = a
-        ok = np.flatnonzero(anc)[j >= 0]
-        rr = r_of[ok]
-        flat = self.base[rr] + j[j >= 0] * self.width[rr] + self.col[rr]
+        ok = np.flatnonzero(anc)[found]
+        rr = ra[found]
+        flat = self.at[rr] + j[found] * self.width[rr]
         s_ok, e_ok = self.s_flat[flat], self.e_flat[flat]
         coll = kinds[ok] == USER_CODE
         if coll.any():  # collaborative paths: the similarity of the user and the other user is the specificity
