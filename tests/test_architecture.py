@@ -3,7 +3,8 @@
 Layers, lowest first; a module may import its own layer group and any lower layer, never a
 higher one nor a sibling group on the same level::
 
-    ground floor   kgrec.errors, kgrec._atomic, kgrec.config (the config base), kgrec.messages (catalogues)
+    ground floor   kgrec.errors, kgrec._arrays (integer-key set operations), kgrec._atomic, kgrec._fs,
+                   kgrec.config (the config base), kgrec.messages (catalogues)
     1 loaders      kgrec.loaders
     2 graph        kgrec.graph
     3 encoders     kgrec.encoders
@@ -30,7 +31,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent / "kgrec"
 
 #: importable by every module; they import nothing of kgrec above the ground floor
-GROUND_FLOOR = {"kgrec.errors", "kgrec._atomic", "kgrec._fs", "kgrec.config", "kgrec.messages"}
+GROUND_FLOOR = {"kgrec.errors", "kgrec._arrays", "kgrec._atomic", "kgrec._fs", "kgrec.config", "kgrec.messages"}
 
 #: (layer, group) by module prefix; the longest matching prefix wins
 LAYERS: dict[str, tuple[int, str]] = {
