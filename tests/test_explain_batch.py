@@ -21,6 +21,7 @@ import pytest
 
 from kgrec import Recommender, _arrays
 from kgrec._arrays import distinct
+from kgrec.fusion import explain_bounds as eb
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.explain_batch import explain_rows
 from kgrec.fusion.explain_bounds import ChunkVectors, chunk_parts
@@ -164,7 +165,7 @@ def test_path_tables_are_assembled_by_question_then_kind(world: Dataset) -> None
 def test_chunk_parts_count_and_sum_every_co_user_of_each_pair(fitted: Recommender, world: Dataset) -> None:
     """The chunk-wide join (kgrec.fusion.explain_bounds.chunk_parts) against the definition, pair by pair: the
     other users who chose both the history item and the row's item, and the sum of their similarities to the user;
-    and the join's key sets whether held as a bitmap or searched."""
+    by the dense incidence of a small index and by the join (its key sets held as a bitmap or searched)."""
     st = fitted.state
     arrays = PathArrays(world)
     cv = ChunkVectors(st, arrays)
@@ -178,12 +179,17 @@ def test_chunk_parts_count_and_sum_every_co_user_of_each_pair(fitted: Recommende
     for u, i in zip(world.interactions[S.USER], world.interactions[S.ITEM], strict=True):
         chosen.setdefault(int(st.vocabs.item.number(str(i))), set()).add(int(st.vocabs.user.number(str(u))))
     f = st.arrays["users"].astype(np.float64)
-    for bitmap in (_arrays.BITMAP, 0):
-        _arrays.BITMAP, old = bitmap, _arrays.BITMAP
+    # the dense incidence (a small index), the join with its keys in a bitmap, the join with its keys searched
+    # (and the users taken in runs of a few pairs, laid end to end)
+    for dense, bitmap, pairs in ((eb.DENSE, _arrays.BITMAP, eb.PAIRS), (0, _arrays.BITMAP, 50), (0, 0, eb.PAIRS)):
+        old = eb.DENSE, _arrays.BITMAP, eb.PAIRS
+        eb.DENSE, _arrays.BITMAP, eb.PAIRS = dense, bitmap, pairs
+        eb._DENSE.clear()
         try:
             p = chunk_parts(cv, users, hists, weights, items, me)
         finally:
-            _arrays.BITMAP = old
+            eb.DENSE, _arrays.BITMAP, eb.PAIRS = old
+            eb._DENSE.clear()
         assert not p.unsure.any()
         for g, u in enumerate(users.tolist()):
             for j, hj in enumerate(hists[g].tolist()):
@@ -295,3 +301,21 @@ def test_without_a_store_and_in_another_language(fitted: Recommender) -> None:
         want_p.append(json.dumps([[x.type, x.id] for x in e.paths[0].nodes], ensure_ascii=False) if e.paths else None)
     assert got.sentences == want_s and got.paths == want_p
     assert any(s.startswith("与其历史的联系") for s in got.sentences), "ranks past k = 10 read as links"
+
+
+@pytest.mark.slow
+def test_the_join_of_a_large_index_explains_as_the_per_row_code(
+    fitted: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collaborative sums by the chunk's join (what an index too large for the dense incidence uses: 10,000
+    users × 100,000 items) give every row the per-row answer too, the join's keys searched, not marked, the users
+    taken in runs of a few hundred pairs."""
+    monkeypatch.setattr(eb, "DENSE", 0)
+    monkeypatch.setattr(_arrays, "BITMAP", 0)
+    monkeypatch.setattr(eb, "PAIRS", 300)  # and the users in runs of a few
+    eb._DENSE.clear()
+    rec = fitted
+    top = rec.recommend(rec.vocabs.user.to_list(), 12)
+    got = explain_rows(rec, top["user"].tolist(), top["item"].tolist(), k=12, listed=True)
+    eb._DENSE.clear()
+    assert (got.sentences, got.paths) == per_row(rec, top["user"].tolist(), top["item"].tolist(), 12)

@@ -33,6 +33,10 @@ __all__ = ["ChunkParts", "ChunkVectors", "chunk_parts", "co_interacted", "cos_bo
 
 U32 = 2.0**-24
 U64 = 2.0**-53
+#: most (history item, row) pairs computed at once (a chunk's users are taken in runs of at most this many)
+PAIRS = 1 << 20
+#: largest item × user incidence of the path index held dense for the collaborative sums (entries; float32)
+DENSE = 16_000_000
 
 
 def gamma(d: int, u: float) -> float:
@@ -151,7 +155,73 @@ def chunk_parts(
     me: np.ndarray,
 ) -> ChunkParts:
     """The numbers of the user numbers ``users`` (each with its history, the history's anchor weights, the item
-    numbers of its rows and its code ``me`` in the path index; -1: none) for all their rows at once."""
+    numbers of its rows and its code ``me`` in the path index; -1: none) for all their rows at once: computed for
+    runs of users of at most :data:`PAIRS` pairs (the temporaries stay small), then laid end to end."""
+    size = np.array([len(a) * len(b) for a, b in zip(hists, items, strict=True)], dtype=np.int64)
+    cuts = [0]
+    total = 0
+    for g, x in enumerate(size.tolist()):
+        if total and total + x > PAIRS:
+            cuts.append(g)
+            total = 0
+        total += x
+    cuts.append(len(size))
+    runs = [
+        _chunk_parts(cv, users[a:b], hists[a:b], weights[a:b], items[a:b], me[a:b])
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+        if b > a
+    ]
+    return runs[0] if len(runs) == 1 else _end_to_end(runs, cv.cooc is not None)
+
+
+def _end_to_end(runs: list[ChunkParts], cooc: bool) -> ChunkParts:
+    """The runs' numbers as one :class:`ChunkParts` (positions shifted by the pairs, places and columns before)."""
+    n_pairs = np.cumsum([0] + [len(r.pj) for r in runs])
+    n_places = np.cumsum([0] + [len(r.hist) for r in runs])
+    n_cols = np.cumsum([0] + [len(r.unsure) for r in runs])
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(r, name) for r in runs])
+
+    def shifted(name: str, by: np.ndarray) -> np.ndarray:
+        return np.concatenate([getattr(r, name) + by[n] for n, r in enumerate(runs)])
+
+    def maybe(name: str, dtype: type) -> np.ndarray | None:  # a run without pairs has no co-occurrence arrays
+        if not cooc:
+            return None
+        return np.concatenate([x if (x := getattr(r, name)) is not None else np.empty(0, dtype) for r in runs])
+
+    return ChunkParts(
+        shifted("base", n_pairs),
+        shifted("hoff", n_places),
+        shifted("roff", n_cols),
+        shifted("pj", n_places),
+        shifted("pc", n_cols),
+        cat("hist"),
+        cat("strength"),
+        cat("strength_err"),
+        cat("anchor"),
+        cat("every"),
+        cat("unsure"),
+        maybe("cooc", np.float64),
+        maybe("cooc_err", np.float64),
+        maybe("cooc_path", bool),
+        cat("co_count"),
+        cat("co_sum"),
+        cat("co_sum_err"),
+        cat("co_max"),
+    )
+
+
+def _chunk_parts(
+    cv: ChunkVectors,
+    users: np.ndarray,
+    hists: list[np.ndarray],
+    weights: list[np.ndarray],
+    items: list[np.ndarray],
+    me: np.ndarray,
+) -> ChunkParts:
+    """:func:`chunk_parts` of one run of users."""
     st = cv.state
     h = np.array([len(x) for x in hists], dtype=np.int64)
     m = np.array([len(x) for x in items], dtype=np.int64)
@@ -246,28 +316,24 @@ def _anchors(
     st = cv.state
     n_anchor = st.config.explain.anchors
     anchor = np.ones(len(pc), dtype=bool)
-    sel = np.flatnonzero(np.repeat(long, h * m))
-    if not len(sel):
-        return anchor
-    order = sel[np.lexsort((-strength[sel], pc[sel]))]  # by column, the strongest first
-    col_of = np.flatnonzero(np.repeat(long, m))  # the long users' columns, ascending
-    counts = np.repeat(h[long], m[long])
-    start = _starts(counts)
-    inside = (np.arange(len(order)) - np.repeat(start, counts)) < n_anchor
-    anchor[sel] = False
-    anchor[order[inside]] = True
-    lo = np.maximum(strength - err, 0.0)[order]
-    hi = np.where((wj == 0) | (cos + cv.delta < 0), 0.0, strength + err)[order]
-    min_in = np.minimum.reduceat(np.where(inside, lo, np.inf), start)
-    max_out = np.maximum.reduceat(np.where(inside, -np.inf, hi), start)
-    group = np.repeat(np.arange(len(h)), m)
-    for c in col_of[~(min_in > max_out)].tolist():  # min_in > 0 follows: max_out >= 0
-        g = int(group[c])
+    lo_all = np.maximum(strength - err, 0.0)
+    hi_all = np.where((wj == 0) | (cos + cv.delta < 0), 0.0, strength + err)
+    for g in np.flatnonzero(long & (m > 0)).tolist():  # one partial sort per user: O(h m), not a sort of all pairs
+        hg, mg = int(h[g]), int(m[g])
+        at = slice(int(base[g]), int(base[g] + hg * mg))
+        s_g = strength[at].reshape(hg, mg)
+        top = np.argpartition(-s_g, n_anchor - 1, axis=0)[:n_anchor]
+        mask = np.zeros((hg, mg), dtype=bool)
+        np.put_along_axis(mask, top, True, axis=0)
+        lo, hi = lo_all[at].reshape(hg, mg), hi_all[at].reshape(hg, mg)
+        min_in = np.where(mask, lo, np.inf).min(0)
+        max_out = np.where(mask, -np.inf, hi).max(0)
         hist = hists[g]
-        exact = anchor_strengths(st, hist, weights[g], int(cols[c]))
-        at = base[g] + np.arange(len(hist)) * m[g] + (c - roff[g])
-        anchor[at] = False
-        anchor[at[np.lexsort((hist, -exact))[:n_anchor]]] = True
+        for c in np.flatnonzero(~(min_in > max_out)).tolist():  # min_in > 0 follows: max_out >= 0
+            exact = anchor_strengths(st, hist, weights[g], int(cols[roff[g] + c]))
+            mask[:, c] = False
+            mask[np.lexsort((hist, -exact))[:n_anchor], c] = True
+        anchor[at] = mask.ravel()
     return anchor
 
 
@@ -294,6 +360,9 @@ def _collaborative(
     arrays = cv.arrays
     n_pairs, n_places = int((h * m).sum()), int(h.sum())
     bad = ~_own_history(cv, hists, me)
+    dense = _dense_incidence(arrays)
+    if dense is not None:
+        return _collaborative_dense(cv, dense, users, hists, cols, me, h, m, base, hoff, roff, bad)
     i_ptr, i_users = arrays.item_users
     n_codes = len(arrays.ids["users"]) + 1
     # the history side: (user of the chunk, other user) keys of the users of every history item (but the user),
@@ -364,6 +433,77 @@ def _collaborative(
         x[dead] = 0.0
     top[np.repeat(bad, h)] = 0.0
     return (count, total, err, top), bad
+
+
+def _collaborative_dense(
+    cv: ChunkVectors,
+    dense: np.ndarray,
+    users: np.ndarray,
+    hists: list[np.ndarray],
+    cols: np.ndarray,
+    me: np.ndarray,
+    h: np.ndarray,
+    m: np.ndarray,
+    base: np.ndarray,
+    hoff: np.ndarray,
+    roff: np.ndarray,
+    bad: np.ndarray,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """:func:`_collaborative` over the dense item × user incidence of a small index, one matrix product per user
+    (every user of the index a column; the user's own column drops out). On dense data (MovieLens: 610 users with
+    long histories) the join's matches run to tens of millions where these products are a few BLAS calls."""
+    n_pairs, n_places = int((h * m).sum()), int(h.sum())
+    count, total, top = np.zeros(n_pairs), np.zeros(n_pairs), np.zeros(n_places)
+    unknown = cv.user_of_code < 0
+    nums = np.where(unknown, 0, cv.user_of_code)
+    f_all = cv.users[nums]
+    norms = cv.user_norms(nums)
+    for g in np.flatnonzero((h * m > 0) & ~bad).tolist():
+        xh = dense[cv.item_code[hists[g]]]
+        xi = dense[cv.item_code[cols[roff[g] : roff[g] + m[g]]]]  # -1: the zero row
+        if unknown.any() and (xi[:, unknown].any() and xh[:, unknown].any()):
+            bad[g] = True
+            continue
+        u = int(users[g])
+        den = norms * cv.user_norms(np.array([u]))[0]
+        if ((den > 0) & (den < 1e-6)).any():
+            bad[g] = True
+            continue
+        c = np.maximum((f_all @ cv.users[u]) / np.maximum(den, 1e-12), 0.0).astype(np.float32)
+        c[unknown] = 0.0
+        if me[g] >= 0:
+            c[me[g]] = 0.0
+        both = (xh @ np.concatenate([xi, xi * c[None, :]]).T).astype(np.float64)
+        at = slice(int(base[g]), int(base[g] + h[g] * m[g]))
+        count[at], total[at] = both[:, : m[g]].ravel(), both[:, m[g] :].ravel()
+        if len(c):
+            top[hoff[g] : hoff[g] + h[g]] = (xh * c[None, :]).max(1)
+    d_u = cos_bound(cv.users.shape[1])
+    err = count * d_u + 1.02 * gamma(max(1, len(nums)), U32) * total  # float32 sums over every user of the index
+    top += d_u
+    dead = np.repeat(bad, h * m)
+    for x in (count, total, err):
+        x[dead] = 0.0
+    top[np.repeat(bad, h)] = 0.0
+    return (count, total, err, top), bad
+
+
+_DENSE: list[tuple[weakref.ref[PathArrays], np.ndarray | None]] = []
+
+
+def _dense_incidence(arrays: PathArrays) -> np.ndarray | None:
+    """The index's item × user incidence as a float32 matrix with a last row of zeros (items it does not hold), when
+    it has at most :data:`DENSE` entries; built once per index (only the last one is kept)."""
+    if _DENSE and _DENSE[0][0]() is arrays:
+        return _DENSE[0][1]
+    n_i, n_u = len(arrays.ids["items"]), len(arrays.ids["users"])
+    out = None
+    if (n_i + 1) * n_u <= DENSE:
+        ptr, users = arrays.item_users
+        out = np.zeros((n_i + 1, n_u), dtype=np.float32)
+        out[np.repeat(np.arange(n_i), np.diff(ptr)), users] = 1.0
+    _DENSE[:] = [(weakref.ref(arrays), out)]
+    return out
 
 
 def _own_history(cv: ChunkVectors, hists: list[np.ndarray], me: np.ndarray) -> np.ndarray:
