@@ -186,20 +186,23 @@ def test_chunk_parts_count_and_sum_every_co_user_of_each_pair(fitted: Recommende
         eb.DENSE, _arrays.BITMAP, eb.PAIRS = dense, bitmap, pairs
         eb._DENSE.clear()
         try:
-            p = chunk_parts(cv, users, hists, weights, items, me)
+            runs = chunk_parts(cv, users, hists, weights, items, me)
         finally:
             eb.DENSE, _arrays.BITMAP, eb.PAIRS = old
             eb._DENSE.clear()
-        assert not p.unsure.any()
+        assert sum(len(r.base) for r in runs) == len(users) and (len(runs) > 1) == (pairs == 50)
+        where = [(r, n) for r in runs for n in range(len(r.base))]  # each user's run and place in it
         for g, u in enumerate(users.tolist()):
+            p, n = where[g]
+            assert not p.unsure.any()
             for j, hj in enumerate(hists[g].tolist()):
                 for c, i in enumerate(items[g].tolist()):
-                    at = p.base[g] + j * len(items[g]) + c
+                    at = p.base[n] + j * len(items[g]) + c
                     co = sorted((chosen.get(hj, set()) & chosen.get(i, set())) - {u})
                     sims = [max(0.0, f[v] @ f[u] / np.linalg.norm(f[v]) / np.linalg.norm(f[u])) for v in co]
                     assert p.co_count[at] == len(co)
                     assert abs(p.co_sum[at] - sum(sims)) <= p.co_sum_err[at] + 1e-12
-                    assert p.co_max[p.hoff[g] + j] >= max(sims, default=0.0)
+                    assert p.co_max[p.hoff[n] + j] >= max(sims, default=0.0)
 
 
 def test_distinct_is_numpy_unique() -> None:

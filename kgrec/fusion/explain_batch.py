@@ -202,8 +202,8 @@ class _Chunk:
         users = np.array([self.u[g[0]] for g in groups], dtype=np.int64)
         hists = [self.hist[int(u)][0] for u in users.tolist()]
         anchor_w = [self.hist[int(u)][2] for u in users.tolist()]
-        parts = chunk_parts(cv, users, hists, anchor_w, [self.i[g] for g in groups], me[[g[0] for g in groups]])
-        self._rows_of(groups, parts)
+        runs = chunk_parts(cv, users, hists, anchor_w, [self.i[g] for g in groups], me[[g[0] for g in groups]])
+        self._rows_of(groups, runs)
         self._index_history()
         self.wait = np.zeros(n, dtype=bool)
         live = np.flatnonzero(~self.per_row & ~self.exact)
@@ -306,52 +306,94 @@ class _Chunk:
         return out
 
     # ------------------------------------------------------------------ per row
-    def _rows_of(self, groups: list[np.ndarray], p: ChunkParts) -> None:
+    def _rows_of(self, groups: list[np.ndarray], runs: list[ChunkParts]) -> None:
         """Each row's anchors, co-occurrence rest and collaborative sums, from its user's pairs (``groups``: the
-        chunk's rows of each user of ``p``, in its order)."""
-        if not groups:
-            self.cooc_val, self.cooc_err, self.cooc_item = np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
-            return
+        chunk's rows of each user, ``runs``: their pairs, run after run in the same order)."""
+        anchors: list[np.ndarray] = []
+        cooc: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        s_flat, e_flat = [], []
+        pairs = n_anchor = n_cooc = 0
+        first = 0
+        for p in runs:
+            n_users = len(p.base)
+            self._run_rows(groups[first : first + n_users], p, pairs, n_anchor, n_cooc, anchors, cooc)
+            first += n_users
+            pairs += len(p.pj)
+            n_anchor = sum(len(x) for x in anchors)
+            n_cooc = sum(len(x[0]) for x in cooc)
+            s_flat.append(p.strength)
+            e_flat.append(p.strength_err)
+        self.s_flat = np.concatenate(s_flat) if s_flat else np.empty(0)
+        self.e_flat = np.concatenate(e_flat) if e_flat else np.empty(0)
+        self.anchor_codes = np.concatenate(anchors) if anchors else np.empty(0, dtype=np.int64)
+        got = [np.concatenate(x) for x in zip(*cooc, strict=True)] if cooc else []
+        self.cooc_val = got[0] if got else np.empty(0)
+        self.cooc_err = got[1] if got else np.empty(0)
+        self.cooc_item = got[2].astype(np.int64) if got else np.empty(0, dtype=np.int64)
+
+    def _run_rows(
+        self,
+        groups: list[np.ndarray],
+        p: ChunkParts,
+        pairs: int,
+        n_anchor: int,
+        n_cooc: int,
+        anchors: list[np.ndarray],
+        cooc: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    ) -> None:
+        """:meth:`_rows_of` for one run (``pairs``, ``n_anchor``, ``n_cooc``: the entries of the runs before)."""
         rows = np.concatenate(groups)  # the chunk row of each column of p
         n_cols = len(rows)
         m = np.array([len(g) for g in groups], dtype=np.int64)
         h = np.diff(np.append(p.hoff, len(p.hist)))
         group = np.repeat(np.arange(len(groups)), m)
-        self.at[rows] = p.base[group] + np.arange(n_cols) - p.roff[group]
+        self.at[rows] = pairs + p.base[group] + np.arange(n_cols) - p.roff[group]
         self.width[rows] = m[group]
-        self.s_flat, self.e_flat = p.strength, p.strength_err
         self.every[rows] = p.every
-        # the anchors of the rows that do not take the whole history, in history order
-        sel = np.flatnonzero(p.anchor & ~p.every[p.pc])
-        sel = sel[np.argsort(p.pc[sel], kind="stable")]
-        counts = np.bincount(p.pc[sel], minlength=n_cols)
-        self.anchor_codes = self.cv.item_code[p.hist[p.pj[sel]]]
-        self.anchor_start[rows], self.anchor_count[rows] = np.cumsum(counts) - counts, counts
         s, e, pc, mk = p.strength, p.strength_err, p.pc, p.anchor
         raw = s * p.co_sum
         raw_err = e * (p.co_sum + p.co_sum_err) + s * p.co_sum_err
         has = (p.co_count > 0) & mk
         self.co["sum"][rows] = np.bincount(pc, weights=raw * mk, minlength=n_cols)
         self.co["err"][rows] = np.bincount(pc, weights=raw_err * mk, minlength=n_cols)
-        top = np.zeros(n_cols)
-        np.maximum.at(top, pc[has], ((s + e) * p.co_max[p.pj])[has])
-        self.co["top"][rows] = top
         self.co_any[rows] = np.bincount(pc[has], minlength=n_cols) > 0
-        if p.cooc is not None and p.cooc_err is not None and p.cooc_path is not None:
+        top_all = np.where(has, (s + e) * p.co_max[p.pj], 0.0)
+        top = np.zeros(n_cols)
+        start = np.zeros(n_cols, dtype=np.int64)
+        count = np.zeros(n_cols, dtype=np.int64)
+        hist_codes = self.cv.item_code[p.hist]
+        with_cooc = p.cooc is not None and p.cooc_err is not None and p.cooc_path is not None
+        c_start, c_count = np.zeros(n_cols, dtype=np.int64), np.zeros(n_cols, dtype=np.int64)
+        for g in range(len(groups)):  # each user's h x m pairs as a matrix: by column, then history place
+            hg, mg, b, r0 = int(h[g]), int(m[g]), int(p.base[g]), int(p.roff[g])
+            if not hg * mg:
+                continue
+            at = slice(b, b + hg * mg)
+            top[r0 : r0 + mg] = top_all[at].reshape(hg, mg).max(0)
+            if not p.every[r0]:
+                cc, jj = np.nonzero(mk[at].reshape(hg, mg).T)
+                count[r0 : r0 + mg] = np.bincount(cc, minlength=mg)
+                start[r0 : r0 + mg] = n_anchor + np.cumsum(count[r0 : r0 + mg]) - count[r0 : r0 + mg]
+                anchors.append(hist_codes[int(p.hoff[g]) + jj])
+                n_anchor += len(jj)
+            if with_cooc:
+                assert p.cooc is not None and p.cooc_err is not None and p.cooc_path is not None
+                cc, jj = np.nonzero(p.cooc_path[at].reshape(hg, mg).T)
+                c_count[r0 : r0 + mg] = np.bincount(cc, minlength=mg)
+                c_start[r0 : r0 + mg] = n_cooc + np.cumsum(c_count[r0 : r0 + mg]) - c_count[r0 : r0 + mg]
+                flat = b + jj * mg + cc
+                cooc.append((p.cooc[flat], p.cooc_err[flat], p.hist[int(p.hoff[g]) + jj]))
+                n_cooc += len(jj)
+        self.co["top"][rows] = top
+        self.anchor_start[rows], self.anchor_count[rows] = start, count
+        if with_cooc:
+            assert p.cooc is not None and p.cooc_err is not None
             some = np.repeat(h > 0, m)  # users with a history: the co-occurrence part speaks
             rest = self.score[rows] - np.bincount(pc, weights=p.cooc, minlength=n_cols)
             rest_err: np.ndarray = np.bincount(pc, weights=p.cooc_err, minlength=n_cols)
             rest_err += 4 * EPS64 * h[group] * np.bincount(pc, weights=np.abs(p.cooc), minlength=n_cols)
             self.rest[rows[some]], self.rest_err[rows[some]] = rest[some], rest_err[some]
-            idx = np.flatnonzero(p.cooc_path)
-            idx = idx[np.lexsort((p.pj[idx], pc[idx]))]  # by column, then history place
-            counts = np.bincount(pc[idx], minlength=n_cols)
-            start = np.cumsum(counts) - counts
-            self.cooc_seg[rows, 0], self.cooc_seg[rows, 1] = start, start + counts
-            self.cooc_val, self.cooc_err = p.cooc[idx], p.cooc_err[idx]
-            self.cooc_item = p.hist[p.pj[idx]].astype(np.int64)
-        else:
-            self.cooc_val, self.cooc_err, self.cooc_item = np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
+            self.cooc_seg[rows, 0], self.cooc_seg[rows, 1] = c_start, c_start + c_count
         bad = rows[p.unsure]
         self.exact[bad] = True
         self.why["unsure numbers"] = self.why.get("unsure numbers", 0) + len(bad)

@@ -153,10 +153,10 @@ def chunk_parts(
     weights: list[np.ndarray],
     items: list[np.ndarray],
     me: np.ndarray,
-) -> ChunkParts:
+) -> list[ChunkParts]:
     """The numbers of the user numbers ``users`` (each with its history, the history's anchor weights, the item
-    numbers of its rows and its code ``me`` in the path index; -1: none) for all their rows at once: computed for
-    runs of users of at most :data:`PAIRS` pairs (the temporaries stay small), then laid end to end."""
+    numbers of its rows and its code ``me`` in the path index; -1: none) for all their rows at once, in runs of
+    consecutive users of at most :data:`PAIRS` pairs each (the temporaries stay small)."""
     size = np.array([len(a) * len(b) for a, b in zip(hists, items, strict=True)], dtype=np.int64)
     cuts = [0]
     total = 0
@@ -166,51 +166,11 @@ def chunk_parts(
             total = 0
         total += x
     cuts.append(len(size))
-    runs = [
+    return [
         _chunk_parts(cv, users[a:b], hists[a:b], weights[a:b], items[a:b], me[a:b])
         for a, b in zip(cuts[:-1], cuts[1:], strict=True)
         if b > a
     ]
-    return runs[0] if len(runs) == 1 else _end_to_end(runs, cv.cooc is not None)
-
-
-def _end_to_end(runs: list[ChunkParts], cooc: bool) -> ChunkParts:
-    """The runs' numbers as one :class:`ChunkParts` (positions shifted by the pairs, places and columns before)."""
-    n_pairs = np.cumsum([0] + [len(r.pj) for r in runs])
-    n_places = np.cumsum([0] + [len(r.hist) for r in runs])
-    n_cols = np.cumsum([0] + [len(r.unsure) for r in runs])
-
-    def cat(name: str) -> np.ndarray:
-        return np.concatenate([getattr(r, name) for r in runs])
-
-    def shifted(name: str, by: np.ndarray) -> np.ndarray:
-        return np.concatenate([getattr(r, name) + by[n] for n, r in enumerate(runs)])
-
-    def maybe(name: str, dtype: type) -> np.ndarray | None:  # a run without pairs has no co-occurrence arrays
-        if not cooc:
-            return None
-        return np.concatenate([x if (x := getattr(r, name)) is not None else np.empty(0, dtype) for r in runs])
-
-    return ChunkParts(
-        shifted("base", n_pairs),
-        shifted("hoff", n_places),
-        shifted("roff", n_cols),
-        shifted("pj", n_places),
-        shifted("pc", n_cols),
-        cat("hist"),
-        cat("strength"),
-        cat("strength_err"),
-        cat("anchor"),
-        cat("every"),
-        cat("unsure"),
-        maybe("cooc", np.float64),
-        maybe("cooc_err", np.float64),
-        maybe("cooc_path", bool),
-        cat("co_count"),
-        cat("co_sum"),
-        cat("co_sum_err"),
-        cat("co_max"),
-    )
 
 
 def _chunk_parts(
@@ -221,7 +181,7 @@ def _chunk_parts(
     items: list[np.ndarray],
     me: np.ndarray,
 ) -> ChunkParts:
-    """:func:`chunk_parts` of one run of users."""
+    """The numbers of one run of users (:func:`chunk_parts`)."""
     st = cv.state
     h = np.array([len(x) for x in hists], dtype=np.int64)
     m = np.array([len(x) for x in items], dtype=np.int64)
