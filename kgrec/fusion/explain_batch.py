@@ -329,7 +329,7 @@ class _Chunk:
         got = [np.concatenate(x) for x in zip(*cooc, strict=True)] if cooc else []
         self.cooc_val = got[0] if got else np.empty(0)
         self.cooc_err = got[1] if got else np.empty(0)
-        self.cooc_item = got[2].astype(np.int64) if got else np.empty(0, dtype=np.int64)
+        self.cooc_item = got[2].astype(np.int64, copy=False) if got else np.empty(0, dtype=np.int64)
 
     def _run_rows(
         self,
