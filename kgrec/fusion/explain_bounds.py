@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -167,21 +168,25 @@ def chunk_parts(
         total += x
     cuts.append(len(size))
     return [
-        _chunk_parts(cv, users[a:b], hists[a:b], weights[a:b], items[a:b], me[a:b])
+        _chunk_parts(cv, _Users(users[a:b], hists[a:b], weights[a:b], items[a:b], me[a:b]))
         for a, b in zip(cuts[:-1], cuts[1:], strict=True)
         if b > a
     ]
 
 
-def _chunk_parts(
-    cv: ChunkVectors,
-    users: np.ndarray,
-    hists: list[np.ndarray],
-    weights: list[np.ndarray],
-    items: list[np.ndarray],
-    me: np.ndarray,
-) -> ChunkParts:
+class _Users(NamedTuple):
+    """Users of a run and their rows, as :func:`chunk_parts` takes them."""
+
+    users: np.ndarray
+    hists: list[np.ndarray]
+    weights: list[np.ndarray]
+    items: list[np.ndarray]
+    me: np.ndarray
+
+
+def _chunk_parts(cv: ChunkVectors, run: _Users) -> ChunkParts:
     """The numbers of one run of users (:func:`chunk_parts`)."""
+    users, hists, weights, items, me = run
     st = cv.state
     h = np.array([len(x) for x in hists], dtype=np.int64)
     m = np.array([len(x) for x in items], dtype=np.int64)
@@ -206,7 +211,7 @@ def _chunk_parts(
     long = h > st.config.explain.anchors
     every = np.repeat(~long, m)
     anchor = _anchors(cv, hists, weights, cols, long, h, m, base, roff, pc, cos, strength, err, wj)
-    co, bad = _collaborative(cv, users, hists, cols, me, h, m, base, hoff, roff)
+    co, bad = _collaborative(cv, _Run(users, hists, cols, me, h, m, base, hoff, roff))
     unsure |= np.repeat(bad, m)
     parts = ChunkParts(base, hoff, roff, pj, pc, hist, strength, err, anchor, every, unsure, None, None, None, *co)
     if cv.cooc is not None and len(pj):
@@ -297,17 +302,40 @@ def _anchors(
     return anchor
 
 
-def _collaborative(
-    cv: ChunkVectors,
-    users: np.ndarray,
-    hists: list[np.ndarray],
-    cols: np.ndarray,
-    me: np.ndarray,
+class _Run(NamedTuple):
+    """One run's users (their numbers, histories, path-index codes ``me``), its columns' items ``cols``, and where
+    each user's pairs (``base``), history places (``hoff``) and columns (``roff``) start (``h``, ``m``: how many)."""
+
+    users: np.ndarray
+    hists: list[np.ndarray]
+    cols: np.ndarray
+    me: np.ndarray
+    h: np.ndarray
+    m: np.ndarray
+    base: np.ndarray
+    hoff: np.ndarray
+    roff: np.ndarray
+
+
+def _without(
+    bad: np.ndarray,
     h: np.ndarray,
     m: np.ndarray,
-    base: np.ndarray,
-    hoff: np.ndarray,
-    roff: np.ndarray,
+    count: np.ndarray,
+    total: np.ndarray,
+    err: np.ndarray,
+    top: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The collaborative numbers with those of the ``bad`` users zeroed (their rows are scored one by one)."""
+    dead = np.repeat(bad, h * m)
+    for x in (count, total, err):
+        x[dead] = 0.0
+    top[np.repeat(bad, h)] = 0.0
+    return count, total, err, top
+
+
+def _collaborative(
+    cv: ChunkVectors, r: _Run
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
     """The ``user`` paths of each (history item j, column i) summed: their count, the sum of the similarities
     ``max(0, cos(f_u, f_v))`` over the other users v who chose j and i (bound), and per history place an upper bound
@@ -317,12 +345,13 @@ def _collaborative(
 
     One join over the chunk: the users of each row's item (other than the user) against the users of each history
     item, keyed by (user of the chunk, other user); every match is one path, added to its pair."""
+    users, hists, cols, me, h, m, base, hoff, roff = r
     arrays = cv.arrays
     n_pairs, n_places = int((h * m).sum()), int(h.sum())
     bad = ~_own_history(cv, hists, me)
     dense = _dense_incidence(arrays)
     if dense is not None:
-        return _collaborative_dense(cv, dense, users, hists, cols, me, h, m, base, hoff, roff, bad)
+        return _collaborative_dense(cv, dense, r, bad)
     i_ptr, i_users = arrays.item_users
     n_codes = len(arrays.ids["users"]) + 1
     # the history side: (user of the chunk, other user) keys of the users of every history item (but the user),
@@ -374,9 +403,9 @@ def _collaborative(
     for hi in np.unique(np.append(ends, len(reps))).tolist():
         if hi <= lo:
             continue
-        r = reps[lo:hi]
-        src = np.repeat(np.arange(lo, hi), r)
-        col = b_col[_ranges(b_start[at[lo:hi]], r)]
+        n_rep = reps[lo:hi]
+        src = np.repeat(np.arange(lo, hi), n_rep)
+        col = b_col[_ranges(b_start[at[lo:hi]], n_rep)]
         g = a_group[src]
         flat = base[g] + (a_place[src] - hoff[g]) * m[g] + (col - roff[g])
         count += np.bincount(flat, minlength=n_pairs)
@@ -388,30 +417,16 @@ def _collaborative(
     top = np.zeros(n_places)
     np.maximum.at(top, a_place, c.astype(np.float64))
     top += d_u
-    dead = np.repeat(bad, h * m)
-    for x in (count, total, err):
-        x[dead] = 0.0
-    top[np.repeat(bad, h)] = 0.0
-    return (count, total, err, top), bad
+    return _without(bad, h, m, count, total, err, top), bad
 
 
 def _collaborative_dense(
-    cv: ChunkVectors,
-    dense: np.ndarray,
-    users: np.ndarray,
-    hists: list[np.ndarray],
-    cols: np.ndarray,
-    me: np.ndarray,
-    h: np.ndarray,
-    m: np.ndarray,
-    base: np.ndarray,
-    hoff: np.ndarray,
-    roff: np.ndarray,
-    bad: np.ndarray,
+    cv: ChunkVectors, dense: np.ndarray, r: _Run, bad: np.ndarray
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
     """:func:`_collaborative` over the dense item × user incidence of a small index, one matrix product per user
     (every user of the index a column; the user's own column drops out). On dense data (MovieLens: 610 users with
     long histories) the join's matches run to tens of millions where these products are a few BLAS calls."""
+    users, hists, cols, me, h, m, base, hoff, roff = r
     n_pairs, n_places = int((h * m).sum()), int(h.sum())
     count, total, top = np.zeros(n_pairs), np.zeros(n_pairs), np.zeros(n_places)
     unknown = cv.user_of_code < 0
@@ -441,11 +456,7 @@ def _collaborative_dense(
     d_u = cos_bound(cv.users.shape[1])
     err = count * d_u + 1.02 * gamma(max(1, len(nums)), U32) * total  # float32 sums over every user of the index
     top += d_u
-    dead = np.repeat(bad, h * m)
-    for x in (count, total, err):
-        x[dead] = 0.0
-    top[np.repeat(bad, h)] = 0.0
-    return (count, total, err, top), bad
+    return _without(bad, h, m, count, total, err, top), bad
 
 
 _DENSE: list[tuple[weakref.ref[PathArrays], np.ndarray | None]] = []
