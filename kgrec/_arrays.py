@@ -11,7 +11,7 @@ import numpy as np
 
 __all__ = ["BITMAP", "distinct", "member"]
 
-#: largest key space :func:`member` marks in a bitmap (bytes); past it, a binary search
+#: largest key space :func:`member` marks in a bitmap by default (bytes); past it, a binary search
 BITMAP = 64_000_000
 
 
@@ -26,12 +26,12 @@ def distinct(x: np.ndarray) -> np.ndarray:
     return y[keep]
 
 
-def member(keys: np.ndarray, target: np.ndarray, size: int) -> np.ndarray:
+def member(keys: np.ndarray, target: np.ndarray, size: int, bitmap: int = BITMAP) -> np.ndarray:
     """Whether each of ``keys`` is in the ascending ``target`` (every key in ``[0, size)``): a bitmap when the key
-    space is at most :data:`BITMAP`, else a binary search."""
+    space is at most ``bitmap`` bytes, else a binary search."""
     if len(target) == 0:
         return np.zeros(len(keys), dtype=bool)
-    if size <= BITMAP:
+    if size <= bitmap:
         mark = np.zeros(size, dtype=bool)
         mark[target] = True
         return mark[keys]

@@ -19,12 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kgrec import Recommender, _arrays
+from kgrec import Recommender
 from kgrec._arrays import distinct
-from kgrec.fusion import explain_bounds as eb
 from kgrec.fusion.config import RecommenderConfig
 from kgrec.fusion.explain_batch import explain_rows
-from kgrec.fusion.explain_bounds import ChunkVectors, chunk_parts
+from kgrec.fusion.explain_bounds import BatchLimits, ChunkVectors, chunk_parts
 from kgrec.fusion.export import export
 from kgrec.fusion.rerank import note
 from kgrec.graph import GraphStore, open_store
@@ -181,16 +180,9 @@ def test_chunk_parts_count_and_sum_every_co_user_of_each_pair(fitted: Recommende
     f = st.arrays["users"].astype(np.float64)
     # the dense incidence (a small index), the join with its keys in a bitmap, the join with its keys searched
     # (and the users taken in runs of a few pairs, laid end to end)
-    for dense, bitmap, pairs in ((eb.DENSE, _arrays.BITMAP, eb.PAIRS), (0, _arrays.BITMAP, 50), (0, 0, eb.PAIRS)):
-        old = eb.DENSE, _arrays.BITMAP, eb.PAIRS
-        eb.DENSE, _arrays.BITMAP, eb.PAIRS = dense, bitmap, pairs
-        eb._DENSE.clear()
-        try:
-            runs = chunk_parts(cv, users, hists, weights, items, me)
-        finally:
-            eb.DENSE, _arrays.BITMAP, eb.PAIRS = old
-            eb._DENSE.clear()
-        assert sum(len(r.base) for r in runs) == len(users) and (len(runs) > 1) == (pairs == 50)
+    for limits in (BatchLimits(), BatchLimits(dense=0, pairs=50), BatchLimits(dense=0, bitmap=0)):
+        runs = chunk_parts(cv, users, hists, weights, items, me, limits)
+        assert sum(len(r.base) for r in runs) == len(users) and (len(runs) > 1) == (limits.pairs == 50)
         where = [(r, n) for r in runs for n in range(len(r.base))]  # each user's run and place in it
         for g, u in enumerate(users.tolist()):
             p, n = where[g]
@@ -307,18 +299,12 @@ def test_without_a_store_and_in_another_language(fitted: Recommender) -> None:
 
 
 @pytest.mark.slow
-def test_the_join_of_a_large_index_explains_as_the_per_row_code(
-    fitted: Recommender, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_join_of_a_large_index_explains_as_the_per_row_code(fitted: Recommender) -> None:
     """The collaborative sums by the chunk's join (what an index too large for the dense incidence uses: 10,000
     users × 100,000 items) give every row the per-row answer too, the join's keys searched, not marked, the users
     taken in runs of a few hundred pairs."""
-    monkeypatch.setattr(eb, "DENSE", 0)
-    monkeypatch.setattr(_arrays, "BITMAP", 0)
-    monkeypatch.setattr(eb, "PAIRS", 300)  # and the users in runs of a few
-    eb._DENSE.clear()
     rec = fitted
     top = rec.recommend(rec.vocabs.user.to_list(), 12)
-    got = explain_rows(rec, top["user"].tolist(), top["item"].tolist(), k=12, listed=True)
-    eb._DENSE.clear()
+    limits = BatchLimits(dense=0, bitmap=0, pairs=300)
+    got = explain_rows(rec, top["user"].tolist(), top["item"].tolist(), k=12, listed=True, limits=limits)
     assert (got.sentences, got.paths) == per_row(rec, top["user"].tolist(), top["item"].tolist(), 12)

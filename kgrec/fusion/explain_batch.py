@@ -37,6 +37,7 @@ from kgrec.fusion.explain import (
 )
 from kgrec.fusion.explain_bounds import (
     U32,
+    BatchLimits,
     ChunkParts,
     ChunkVectors,
     chunk_parts,
@@ -109,6 +110,7 @@ def explain_rows(
     lang: str | None = None,
     k: int = 10,
     listed: bool = False,
+    limits: BatchLimits = BatchLimits(),
 ) -> Explained:
     """``rec.explain(users[r], items[r], top=1, k=k, lang=lang, listed=listed)``'s headline and top path (JSON
     nodes) of every row.
@@ -117,9 +119,10 @@ def explain_rows(
         listed: the rows are a list given to the users (an export's, ``kgrec recommend``'s): every row is explained
             as a recommendation, and no rank is computed. Otherwise a row whose item ranks past ``k`` (by the
             per-row code's rank) is worded as a link to the history, the "why not" wording.
+        limits: the sizes that choose how the chunk is computed (not the answers).
     """
     st = rec.fresh(list(dict.fromkeys(map(str, users))))
-    return _Chunk(rec, st, list(map(str, users)), list(map(str, items)), k, lang, listed).run()
+    return _Chunk(rec, st, list(map(str, users)), list(map(str, items)), k, lang, listed, limits).run()
 
 
 class _Chunk:
@@ -134,9 +137,10 @@ class _Chunk:
         k: int,
         lang: str | None,
         listed: bool = False,
+        limits: BatchLimits = BatchLimits(),
     ) -> None:
         self.rec, self.st, self.users, self.items, self.k, self.lang = rec, st, users, items, k, lang
-        self.listed = listed
+        self.listed, self.limits = listed, limits
         self.m: Messages = messages(lang)
         self.verb = self.m.verb(st.config.explain.interaction_verb)
         n = len(users)
@@ -202,7 +206,8 @@ class _Chunk:
         users = np.array([self.u[g[0]] for g in groups], dtype=np.int64)
         hists = [self.hist[int(u)][0] for u in users.tolist()]
         anchor_w = [self.hist[int(u)][2] for u in users.tolist()]
-        runs = chunk_parts(cv, users, hists, anchor_w, [self.i[g] for g in groups], me[[g[0] for g in groups]])
+        rows_i, codes = [self.i[g] for g in groups], me[[g[0] for g in groups]]
+        runs = chunk_parts(cv, users, hists, anchor_w, rows_i, codes, self.limits)
         self._rows_of(groups, runs)
         self._index_history()
         self.wait = np.zeros(n, dtype=bool)

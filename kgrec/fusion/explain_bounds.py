@@ -24,20 +24,29 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kgrec._arrays import distinct, member
+from kgrec._arrays import BITMAP, distinct, member
 from kgrec.fusion.explain import anchor_strengths
 from kgrec.fusion.persist import ITEM_COOC
 from kgrec.fusion.state import ModelState
 from kgrec.graph.path_table import PathArrays
 
-__all__ = ["ChunkParts", "ChunkVectors", "chunk_parts", "co_interacted", "cos_bound", "gamma"]
+__all__ = ["BatchLimits", "ChunkParts", "ChunkVectors", "chunk_parts", "co_interacted", "cos_bound", "gamma"]
 
 U32 = 2.0**-24
 U64 = 2.0**-53
-#: most (history item, row) pairs computed at once (a chunk's users are taken in runs of at most this many)
-PAIRS = 1 << 20
-#: largest item × user incidence of the path index held dense for the collaborative sums (entries; float32)
-DENSE = 16_000_000
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """Sizes that choose how a chunk is computed (the answers are the same whichever way)."""
+
+    #: most (history item, row) pairs computed at once: a chunk's users are taken in runs of at most this many
+    pairs: int = 1 << 20
+    #: largest item × user incidence of the path index held dense for the collaborative sums (entries; float32);
+    #: a larger index is joined
+    dense: int = 16_000_000
+    #: largest (user, other user) key space of the join marked in a bitmap (bytes); past it, binary searches
+    bitmap: int = BITMAP
 
 
 def gamma(d: int, u: float) -> float:
@@ -154,21 +163,22 @@ def chunk_parts(
     weights: list[np.ndarray],
     items: list[np.ndarray],
     me: np.ndarray,
+    limits: BatchLimits = BatchLimits(),
 ) -> list[ChunkParts]:
     """The numbers of the user numbers ``users`` (each with its history, the history's anchor weights, the item
     numbers of its rows and its code ``me`` in the path index; -1: none) for all their rows at once, in runs of
-    consecutive users of at most :data:`PAIRS` pairs each (the temporaries stay small)."""
+    consecutive users of at most ``limits.pairs`` pairs each (the temporaries stay small)."""
     size = np.array([len(a) * len(b) for a, b in zip(hists, items, strict=True)], dtype=np.int64)
     cuts = [0]
     total = 0
     for g, x in enumerate(size.tolist()):
-        if total and total + x > PAIRS:
+        if total and total + x > limits.pairs:
             cuts.append(g)
             total = 0
         total += x
     cuts.append(len(size))
     return [
-        _chunk_parts(cv, _Users(users[a:b], hists[a:b], weights[a:b], items[a:b], me[a:b]))
+        _chunk_parts(cv, _Users(users[a:b], hists[a:b], weights[a:b], items[a:b], me[a:b]), limits)
         for a, b in zip(cuts[:-1], cuts[1:], strict=True)
         if b > a
     ]
@@ -184,7 +194,7 @@ class _Users(NamedTuple):
     me: np.ndarray
 
 
-def _chunk_parts(cv: ChunkVectors, run: _Users) -> ChunkParts:
+def _chunk_parts(cv: ChunkVectors, run: _Users, limits: BatchLimits) -> ChunkParts:
     """The numbers of one run of users (:func:`chunk_parts`)."""
     users, hists, weights, items, me = run
     st = cv.state
@@ -211,7 +221,7 @@ def _chunk_parts(cv: ChunkVectors, run: _Users) -> ChunkParts:
     long = h > st.config.explain.anchors
     every = np.repeat(~long, m)
     anchor = _anchors(cv, hists, weights, cols, long, h, m, base, roff, pc, cos, strength, err, wj)
-    co, bad = _collaborative(cv, _Run(users, hists, cols, me, h, m, base, hoff, roff))
+    co, bad = _collaborative(cv, _Run(users, hists, cols, me, h, m, base, hoff, roff), limits)
     unsure |= np.repeat(bad, m)
     parts = ChunkParts(base, hoff, roff, pj, pc, hist, strength, err, anchor, every, unsure, None, None, None, *co)
     if cv.cooc is not None and len(pj):
@@ -335,7 +345,7 @@ def _without(
 
 
 def _collaborative(
-    cv: ChunkVectors, r: _Run
+    cv: ChunkVectors, r: _Run, limits: BatchLimits
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
     """The ``user`` paths of each (history item j, column i) summed: their count, the sum of the similarities
     ``max(0, cos(f_u, f_v))`` over the other users v who chose j and i (bound), and per history place an upper bound
@@ -349,7 +359,7 @@ def _collaborative(
     arrays = cv.arrays
     n_pairs, n_places = int((h * m).sum()), int(h.sum())
     bad = ~_own_history(cv, hists, me)
-    dense = _dense_incidence(arrays)
+    dense = _dense_incidence(arrays, limits.dense)
     if dense is not None:
         return _collaborative_dense(cv, dense, r, bad)
     i_ptr, i_users = arrays.item_users
@@ -366,7 +376,7 @@ def _collaborative(
     b_col, b_v = _neighbours(i_ptr, i_users, cv.item_code[cols], ~bad[col_group])
     b_key = col_group[b_col] * n_codes + b_v
     size = len(h) * n_codes
-    both = member(b_key, distinct(a_key), size)
+    both = member(b_key, distinct(a_key), size, limits.bitmap)
     b_col, b_key = b_col[both], b_key[both]
     order = np.argsort(b_key, kind="stable")  # by key, then column
     b_key, b_col = b_key[order], b_col[order]
@@ -374,7 +384,7 @@ def _collaborative(
     first[1:] = b_key[1:] != b_key[:-1]
     keys, b_start = b_key[first], np.flatnonzero(first)
     b_count = np.diff(np.append(b_start, len(b_key)))
-    hit = member(a_key, keys, size)
+    hit = member(a_key, keys, size, limits.bitmap)
     a_place, a_v, a_group, a_key = a_place[hit], a_v[hit], a_group[hit], a_key[hit]
     at = np.searchsorted(keys, a_key)
     # the similarity of each matched (user, other user), one matrix-vector product per user (keys ascend by user)
@@ -459,21 +469,21 @@ def _collaborative_dense(
     return _without(bad, h, m, count, total, err, top), bad
 
 
-_DENSE: list[tuple[weakref.ref[PathArrays], np.ndarray | None]] = []
+_DENSE: list[tuple[weakref.ref[PathArrays], int, np.ndarray | None]] = []
 
 
-def _dense_incidence(arrays: PathArrays) -> np.ndarray | None:
+def _dense_incidence(arrays: PathArrays, limit: int) -> np.ndarray | None:
     """The index's item × user incidence as a float32 matrix with a last row of zeros (items it does not hold), when
-    it has at most :data:`DENSE` entries; built once per index (only the last one is kept)."""
-    if _DENSE and _DENSE[0][0]() is arrays:
-        return _DENSE[0][1]
+    it has at most ``limit`` entries; built once per index (only the last one is kept)."""
+    if _DENSE and _DENSE[0][0]() is arrays and _DENSE[0][1] == limit:
+        return _DENSE[0][2]
     n_i, n_u = len(arrays.ids["items"]), len(arrays.ids["users"])
     out = None
-    if (n_i + 1) * n_u <= DENSE:
+    if (n_i + 1) * n_u <= limit:
         ptr, users = arrays.item_users
         out = np.zeros((n_i + 1, n_u), dtype=np.float32)
         out[np.repeat(np.arange(n_i), np.diff(ptr)), users] = 1.0
-    _DENSE[:] = [(weakref.ref(arrays), out)]
+    _DENSE[:] = [(weakref.ref(arrays), limit, out)]
     return out
 
 
