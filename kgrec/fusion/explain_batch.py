@@ -321,11 +321,11 @@ class _Chunk:
         first = 0
         for p in runs:
             n_users = len(p.base)
-            self._run_rows(groups[first : first + n_users], p, pairs, n_anchor, n_cooc, anchors, cooc)
+            n_anchor, n_cooc = self._run_rows(
+                groups[first : first + n_users], p, pairs, n_anchor, n_cooc, anchors, cooc
+            )
             first += n_users
             pairs += len(p.pj)
-            n_anchor = sum(len(x) for x in anchors)
-            n_cooc = sum(len(x[0]) for x in cooc)
             s_flat.append(p.strength)
             e_flat.append(p.strength_err)
         self.s_flat = np.concatenate(s_flat) if s_flat else np.empty(0)
@@ -345,8 +345,9 @@ class _Chunk:
         n_cooc: int,
         anchors: list[np.ndarray],
         cooc: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    ) -> None:
-        """:meth:`_rows_of` for one run (``pairs``, ``n_anchor``, ``n_cooc``: the entries of the runs before)."""
+    ) -> tuple[int, int]:
+        """:meth:`_rows_of` for one run (``pairs``, ``n_anchor``, ``n_cooc``: the entries of the runs before; the
+        run's anchors and co-occurrence paths are appended to ``anchors`` and ``cooc``); the new entry counts."""
         rows = np.concatenate(groups)  # the chunk row of each column of p
         n_cols = len(rows)
         m = np.array([len(g) for g in groups], dtype=np.int64)
@@ -402,6 +403,7 @@ class _Chunk:
         bad = rows[p.unsure]
         self.exact[bad] = True
         self.why["unsure numbers"] = self.why.get("unsure numbers", 0) + len(bad)
+        return n_anchor, n_cooc
 
     def _anchors(self, rows: np.ndarray) -> Anchors:
         """The anchors of ``rows`` (the whole history where ``every``)."""
