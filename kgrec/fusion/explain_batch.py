@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kgrec._arrays import ranges
 from kgrec.fusion.explain import (
     KIND_INDEX,
     PathColumns,
@@ -410,7 +411,7 @@ class _Chunk:
         counts = np.where(self.every[rows], 0, self.anchor_count[rows])
         ptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(counts, out=ptr[1:])
-        return Anchors(ptr, self.anchor_codes[_ranges(self.anchor_start[rows], counts)], self.every[rows].copy())
+        return Anchors(ptr, self.anchor_codes[ranges(self.anchor_start[rows], counts)], self.every[rows].copy())
 
     # ------------------------------------------------------------------ the top path
     def _decide(self, tab: PathTable, rows: np.ndarray, use: np.ndarray, listed: bool = False) -> None:
@@ -457,7 +458,7 @@ class _Chunk:
         doubt = bad_q | np.where(has_co, others & (t_lo <= 0), (score <= 0) | (t_lo <= 0))
         # the best candidate per question: describing rows first (their order), then co-occurrence paths
         best_d = _seg_max(lo, tab.ptr)
-        c_idx = _ranges(seg[:, 0], n_cooc)
+        c_idx = ranges(seg[:, 0], n_cooc)
         c_owner = np.repeat(np.arange(nq), n_cooc)
         c_lo = self.cooc_val[c_idx] - self.cooc_err[c_idx]
         c_hi = self.cooc_val[c_idx] + self.cooc_err[c_idx]
@@ -755,12 +756,6 @@ def _seg_first(flag: np.ndarray, ptr: np.ndarray) -> np.ndarray:
         first = np.minimum.reduceat(idx, ptr[full])
         out[full] = np.where(first < len(flag), first, -1)
     return out
-
-
-def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Concatenated ``arange(start[q], start[q] + count[q])``."""
-    total = int(count.sum())
-    return np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(count) - count - start, count)
 
 
 def _numbers(st: ModelState, kind: str, ids: list[str]) -> np.ndarray:

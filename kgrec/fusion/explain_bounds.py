@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kgrec._arrays import BITMAP, distinct, member
+from kgrec._arrays import BITMAP, distinct, member, ranges
 from kgrec.fusion.explain import anchor_strengths
 from kgrec.fusion.persist import ITEM_COOC
 from kgrec.fusion.state import ModelState
@@ -415,7 +415,7 @@ def _collaborative(
             continue
         n_rep = reps[lo:hi]
         src = np.repeat(np.arange(lo, hi), n_rep)
-        col = b_col[_ranges(b_start[at[lo:hi]], n_rep)]
+        col = b_col[ranges(b_start[at[lo:hi]], n_rep)]
         g = a_group[src]
         flat = base[g] + (a_place[src] - hoff[g]) * m[g] + (col - roff[g])
         count += np.bincount(flat, minlength=n_pairs)
@@ -498,7 +498,7 @@ def _own_history(cv: ChunkVectors, hists: list[np.ndarray], me: np.ndarray) -> n
     ok = own == model
     group = np.repeat(np.arange(n), np.where(ok, model, 0))  # both sides, sorted by user then item
     a = np.sort(group * width + 1 + cv.item_code[_cat([x for x, y in zip(hists, ok, strict=True) if y], np.int64)])
-    b = np.sort(group * width + 1 + h_idx[_ranges(start[ok], own[ok])])
+    b = np.sort(group * width + 1 + h_idx[ranges(start[ok], own[ok])])
     return ok & (np.bincount(group[a != b], minlength=n) == 0)
 
 
@@ -507,12 +507,7 @@ def _neighbours(ptr: np.ndarray, idx: np.ndarray, rows: np.ndarray, use: np.ndar
     pos = np.flatnonzero(use & (rows >= 0))
     r = rows[pos]
     cnt = ptr[r + 1] - ptr[r]
-    return np.repeat(pos, cnt), idx[_ranges(ptr[r], cnt)].astype(np.int64)
-
-
-def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Concatenated ``arange(start[q], start[q] + count[q])``."""
-    return np.arange(int(count.sum()), dtype=np.int64) - np.repeat(np.cumsum(count) - count - start, count)
+    return np.repeat(pos, cnt), idx[ranges(ptr[r], cnt)].astype(np.int64)
 
 
 def _incidence(ptr: np.ndarray, idx: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
