@@ -10,10 +10,11 @@ numbers only where the bounds settle it.
 
 Per user, with ``H`` the history (``h`` items) and ``I`` the items of the user's rows (``m``), :func:`chunk_parts`
 gives the ``h × m`` pairs' anchor strengths, co-occurrence terms, "somebody chose both" flags and collaborative sums
-(the ``user`` paths of an anchor, summed without listing them: one join of the chunk's co-users), and each row's
-anchors: the strongest ``explain.anchors`` history items, exactly as :func:`kgrec.fusion.explain.candidate_paths`
-picks them. Every user's pairs lie in one flat array (:class:`ChunkParts`), so that everything but the matrix
-product is one numpy operation for the whole chunk.
+(the ``user`` paths of an anchor, summed without listing them: one join of the chunk's co-users, or one product
+per user over the dense incidence of a small index), and each row's anchors: the strongest ``explain.anchors``
+history items, exactly as :func:`kgrec.fusion.explain.candidate_paths` picks them. The pairs of consecutive users lie
+in flat arrays, one :class:`ChunkParts` per run of at most :attr:`BatchLimits.pairs` pairs, so that everything but
+the matrix products and the anchors' partial sorts is one numpy operation per run.
 """
 
 from __future__ import annotations
@@ -220,7 +221,7 @@ def _chunk_parts(cv: ChunkVectors, run: _Users, limits: BatchLimits) -> ChunkPar
     unsure = np.bincount(pc, weights=(den < 1e-6) & (den > 0) & (wj > 0), minlength=n_cols) > 0
     long = h > st.config.explain.anchors
     every = np.repeat(~long, m)
-    anchor = _anchors(cv, hists, weights, cols, long, h, m, base, roff, pc, cos, strength, err, wj)
+    anchor = _anchors(cv, hists, weights, cols, long, h, m, base, roff, cos, strength, err, wj)
     co, bad = _collaborative(cv, _Run(users, hists, cols, me, h, m, base, hoff, roff), limits)
     unsure |= np.repeat(bad, m)
     parts = ChunkParts(base, hoff, roff, pj, pc, hist, strength, err, anchor, every, unsure, None, None, None, *co)
@@ -278,7 +279,6 @@ def _anchors(
     m: np.ndarray,
     base: np.ndarray,
     roff: np.ndarray,
-    pc: np.ndarray,
     cos: np.ndarray,
     strength: np.ndarray,
     err: np.ndarray,
@@ -290,7 +290,7 @@ def _anchors(
     is computed with the per-row code's expression."""
     st = cv.state
     n_anchor = st.config.explain.anchors
-    anchor = np.ones(len(pc), dtype=bool)
+    anchor = np.ones(len(strength), dtype=bool)
     lo_all = np.maximum(strength - err, 0.0)
     hi_all = np.where((wj == 0) | (cos + cv.delta < 0), 0.0, strength + err)
     for g in np.flatnonzero(long & (m > 0)).tolist():  # one partial sort per user: O(h m), not a sort of all pairs
@@ -354,7 +354,8 @@ def _collaborative(
     of the rows' items is unknown to the model (the per-row code raises for it) or has a vector too small to bound.
 
     One join over the chunk: the users of each row's item (other than the user) against the users of each history
-    item, keyed by (user of the chunk, other user); every match is one path, added to its pair."""
+    item, keyed by (user of the chunk, other user); every match is one path, added to its pair. An index whose item ×
+    user incidence fits ``limits.dense`` takes :func:`_collaborative_dense` instead."""
     users, hists, cols, me, h, m, base, hoff, roff = r
     arrays = cv.arrays
     n_pairs, n_places = int((h * m).sum()), int(h.sum())

@@ -381,12 +381,12 @@ class PathArrays:
         """Rows of every kind and step in canonical order: by question, then kind. Each part holds one kind, its rows
         sorted by question (the parts of one kind cover disjoint questions): every row goes straight to its place,
         the start of its (question, kind) block plus its place among the part's rows of that question."""
-        dtypes = (np.int64, np.int8, np.int64, np.int64, np.int64, np.int64)
+        dtypes = (np.int8, np.int64, np.int64, np.int64, np.int64)  # kind, anchor, via, ra, rb (the question: ptr)
         n_k = len(KINDS_SORTED)
         blocks = np.zeros(n_q * n_k + 1, dtype=np.int64)
-        for p in parts:
-            if len(p[0]):
-                blocks[1:] += np.bincount(p[0] * n_k + int(p[1][0]), minlength=n_q * n_k)
+        keys = [p[0] * n_k + int(p[1][0]) for p in parts if len(p[0])]
+        if keys:
+            blocks[1:] = np.bincount(np.concatenate(keys), minlength=n_q * n_k)
         np.cumsum(blocks, out=blocks)
         total = int(blocks[-1])
         cols = [np.empty(total, dtype=t) for t in dtypes]
@@ -403,9 +403,9 @@ class PathArrays:
             first[1:] = q[1:] != q[:-1]
             run = np.maximum.accumulate(np.where(first, idx, 0))  # where the rows of each question start
             at = blocks[q * n_k + int(p[1][0])] + idx - run
-            for c in range(6):
-                cols[c][at] = p[c]
-        q, kind, anchor, via, ra, rb = cols
+            for c in range(5):
+                cols[c][at] = p[c + 1]
+        kind, anchor, via, ra, rb = cols
         ptr = np.zeros(n_q + 1, dtype=np.int64)
         ptr[1:] = blocks[n_k::n_k]
         return PathTable(ptr, kind, anchor, via, ra, rb, self.ids)
