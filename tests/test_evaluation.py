@@ -131,6 +131,22 @@ def test_item_item_baselines_learn_the_blocks(model):
     assert (top[even] < 20).mean() > 0.95 and (top[~even] >= 20).mean() > 0.95
 
 
+def test_ease_is_its_closed_form():
+    """EASE's weights are ``B = I - P diag(1 / diag(P))``, ``P = (X^T X + l2 I)^-1`` (its Cholesky inverse against
+    the definition with a general inverse), with a zero diagonal."""
+    d = _blocks()
+    m = EASE(l2=7.0).fit(FitContext(d))
+    x = torch.zeros(d.n_users, d.n_items, dtype=torch.float64)
+    x[torch.from_numpy(d.users), torch.from_numpy(d.items)] = 1.0
+    used = x.sum(0) > 0
+    p = torch.linalg.inv(x[:, used].T @ x[:, used] + 7.0 * torch.eye(int(used.sum()), dtype=torch.float64))
+    b = torch.eye(len(p), dtype=torch.float64) - p / p.diagonal().unsqueeze(0)
+    assert torch.allclose(m._b.double(), b, atol=1e-6)
+    assert float(m._b.diagonal().abs().max()) == 0.0
+    s = m.scores(np.arange(d.n_users))
+    assert torch.allclose(s[:, used].double(), x[:, used] @ b, atol=1e-5)
+
+
 def test_popularity_ranks_by_count():
     d = Interactions(np.array([0, 1, 2, 0]), np.array([3, 3, 3, 1]), np.zeros(4, np.int64), 3, 5)
     s = Popularity().fit(FitContext(d)).scores(np.array([0]))
