@@ -1,6 +1,7 @@
 """Recommendation quality: kgrec's fused model against strong baselines, one protocol, every data set.
 
     python -m benchmarks.quality --datasets movielens lastfm-hetrec2011 instacart-sample [--seeds 0 1 2] [--write-docs]
+    python -m benchmarks.quality --datasets movielens ml-100k lastfm-hetrec2011 instacart-sample --jobs 2
     python -m benchmarks.quality --movielens ../shared/data [--seeds 0 1 2] [--write-docs]
     python -m benchmarks.quality --interactions I.csv --items M.csv [--triples T.csv] [--tags G.csv]
     python -m benchmarks.quality --from-results benchmarks/results/quality-NAME.json --write-docs
@@ -8,7 +9,9 @@
 ``--datasets`` names data sets: ``movielens`` (MovieLens latest-small under ``$KGREC_DATA``, downloaded
 when missing) and the converted sets of ``benchmarks/datasets/`` (``lastfm-hetrec2011``,
 ``instacart-sample``), read from ``--data-home`` (default ``$KGREC_DATASETS`` or /work/datasets) where
-their converters write them; each runs in turn, one after the other.
+their converters write them; each runs in turn, one after the other, or with ``--jobs N`` in N processes at once
+(one data set per process, one thread each: ``OMP_NUM_THREADS=1``; a log per data set beside its results; the docs
+are written by this process once all have finished).
 
 Protocol (docs/evaluation.md): chronological per-user split (last 20% test, last 10% of the
 rest validation), selection on validation only, full ranking over all items with the items
@@ -25,6 +28,7 @@ import logging
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -113,14 +117,23 @@ def run_one(ds: Dataset, models: list[ModelSpec], seeds: list[int], out: Path, p
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {__import__('torch').get_num_threads()}",
             "date": time.strftime("%Y-%m-%d", time.gmtime()), "code": code_version()}
     write_text_atomic(out / f"quality-{name}.json", result_json(res, meta))
-    return write_outputs(res, meta, write_docs)
+    return write_outputs(res, meta, write_docs, out)
 
 
-def write_outputs(res: BenchmarkResult, meta: dict[str, Any], write_docs: bool) -> str:
-    """The plot (docs/img) and the markdown section of one result; with ``write_docs`` the section goes into
-    docs/benchmarks.md between the data set's markers (appended, with a heading, when they are missing)."""
+def model_minutes(res: BenchmarkResult) -> tuple[float, float]:
+    """Minutes the result's models took as recorded: (selection on validation, the final fits of every seed). The
+    whole run is their sum plus loading, splitting and scoring."""
+    sel = float(res.selection["seconds"].sum()) if "seconds" in res.selection else 0.0
+    fit = float(res.runs["fit_seconds"].sum()) if "fit_seconds" in res.runs else 0.0
+    return sel / 60.0, fit / 60.0
+
+
+def write_outputs(res: BenchmarkResult, meta: dict[str, Any], write_docs: bool, out: Path | None = None) -> str:
+    """The plot and the markdown section of one result; with ``write_docs`` the plot goes into docs/img and the
+    section into docs/benchmarks.md between the data set's markers (appended, with a heading, when they are missing),
+    without it the plot goes into ``out`` (beside the results) and nothing under docs/ is written."""
     name = str(meta["data"]).replace("/", "-")
-    png = REPO / "docs" / "img" / f"quality-{name}.png"
+    png = (REPO / "docs" / "img" if write_docs or out is None else out) / f"quality-{name}.png"
     png.parent.mkdir(parents=True, exist_ok=True)
     tmp = png.with_suffix(".tmp.png")
     plot_quality(res).savefig(tmp, dpi=110)
@@ -129,7 +142,7 @@ def write_outputs(res: BenchmarkResult, meta: dict[str, Any], write_docs: bool) 
     text = (f"Data: {meta['data']} ({res.split['users']} users, {res.split['items']} items; train {res.split['train']}, "
             f"validation {res.split['validation']}, test {res.split['test']} interactions of {res.split['test_users']} users). "
             f"Seeds {meta['seeds']}. Machine: {meta['machine']}. Date {meta['date']}.{code} "
-            f"Whole run: {meta['total_seconds'] / 60:.1f} min.\n\n"
+            f"Whole run: {meta['total_seconds'] / 60:.1f} min. {_model_time(res)}\n\n"
             + markdown(summary_table(res)) + "\n\nBeyond accuracy (docs/evaluation.md; ILD by vectors with the fused row's "
             "item vectors for every row):\n\n" + markdown(beyond_table(res.summary())) + "\n\n" + "\n".join(comparison(res)) + "\n\n" + cold_note(res) + "\n\nNDCG@20 by user activity "
             "(interactions in fit):\n\n" + markdown(bucket_frame(res), index=True)
@@ -145,6 +158,49 @@ def write_outputs(res: BenchmarkResult, meta: dict[str, Any], write_docs: bool) 
             cur = cur.rstrip() + f"\n\n### {name}\n\n" + section + "\n"
         write_text_atomic(doc, cur)
     return text
+
+
+def _model_time(res: BenchmarkResult) -> str:
+    sel, fit = model_minutes(res)
+    return (f"Model time recorded in the results (reruns included): selection {sel:.1f} min, final fits {fit:.1f} min "
+            f"(together {sel + fit:.1f} min).")
+
+
+def run_parallel(names: list[str], jobs: int, argv: list[str], out: Path) -> list[Path]:
+    """Each named data set in its own ``python -m benchmarks.quality`` process, at most ``jobs`` at once, one thread
+    each; ``argv``: the options every process gets (not ``--datasets``, ``--jobs``, ``--write-docs``). Returns the
+    result files; a process that fails stops the run with its log named."""
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    waiting, running, failed = list(names), [], []
+    t0, started = time.perf_counter(), time.time()
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            name = waiting.pop(0)
+            log_path = out / f"quality-{name}.log"
+            fh = log_path.open("w")
+            cmd = [sys.executable, "-m", "benchmarks.quality", "--datasets", name, *argv]
+            log.info("started %s (log %s)", name, log_path)
+            running.append((name, subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT), fh))
+        time.sleep(1.0)
+        for item in list(running):
+            name, proc, fh = item
+            if proc.poll() is None:
+                continue
+            fh.close()
+            running.remove(item)
+            log.info("%s finished (exit %d) after %.1f min", name, proc.returncode, (time.perf_counter() - t0) / 60)
+            if proc.returncode:
+                failed.append(name)
+    if failed:
+        raise SystemExit(f"the benchmark failed on {failed}: see {[str(out / f'quality-{n}.log') for n in failed]}")
+    log.info("whole benchmark: %d data sets in %.1f min with %d processes", len(names),
+             (time.perf_counter() - t0) / 60, jobs)
+    results = [out / f"quality-{'ml-latest-small' if n == 'movielens' else n}.json" for n in names]
+    stale = [str(p) for p in results if not p.exists() or p.stat().st_mtime < started]
+    if stale:
+        raise SystemExit(f"the benchmark processes finished but did not write {stale}")
+    return results
 
 
 def merge_results(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -192,6 +248,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     ap.add_argument("--write-docs", action="store_true", help="write each table and plot into docs/benchmarks.md")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="with --datasets: run that many data sets at once, one process and one thread each")
     ap.add_argument("--from-results", nargs="+", type=Path, metavar="JSON",
                     help="run nothing: rebuild the plot and docs section of finished results (quality-<data>.json)")
     ap.add_argument("--merge", type=Path, default=None, metavar="NEW_JSON",
@@ -216,6 +274,16 @@ def main() -> None:
         if unknown:
             ap.error(f"unknown models {sorted(unknown)}; choose from {[m.name for m in models]}")
         models = [m for m in models if m.name in a.models]
+    if a.jobs < 1:
+        ap.error(f"--jobs must be >= 1 (got {a.jobs})")
+    if a.datasets and a.jobs > 1:
+        argv = ["--seeds", *map(str, a.seeds), "--out", a.out, "--data-home", str(a.data_home)]
+        argv += ["--models", *a.models] if a.models else []
+        argv += ["--movielens", a.movielens] if a.movielens else []
+        for path in run_parallel(list(dict.fromkeys(a.datasets)), a.jobs, argv, Path(a.out)):
+            meta = json.loads(path.read_text())["meta"]
+            print(write_outputs(load_result(path), meta, a.write_docs, Path(a.out)), flush=True)
+        return
     if a.datasets:
         sets = [lambda n=n: load_named(n, a.data_home, a.movielens) for n in a.datasets]
     elif a.movielens:
