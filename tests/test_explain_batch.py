@@ -302,9 +302,9 @@ def test_without_a_store_and_in_another_language(fitted: Recommender) -> None:
 def test_the_join_of_a_large_index_explains_as_the_per_row_code(fitted: Recommender) -> None:
     """The collaborative sums by the chunk's join (what an index too large for the dense incidence uses: 10,000
     users × 100,000 items) give every row the per-row answer too, the join's keys searched, not marked, the users
-    taken in runs of a few hundred pairs."""
+    taken in runs of a few hundred pairs, the rows' paths listed and decided seven rows at a time."""
     rec = fitted
     top = rec.recommend(rec.vocabs.user.to_list(), 12)
-    limits = BatchLimits(dense=0, bitmap=0, pairs=300)
+    limits = BatchLimits(dense=0, bitmap=0, pairs=300, questions=7)
     got = explain_rows(rec, top["user"].tolist(), top["item"].tolist(), k=12, listed=True, limits=limits)
     assert (got.sentences, got.paths) == per_row(rec, top["user"].tolist(), top["item"].tolist(), 12)

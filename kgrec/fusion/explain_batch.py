@@ -177,6 +177,7 @@ class _Chunk:
         self.at = np.zeros(n, dtype=np.int64)
         self.width = np.ones(n, dtype=np.int64)
         self.rendered: dict[tuple[PathRow, str, bool], tuple[str, str, str]] = {}
+        self.cooc_message: str | None = None  # the co-occurrence sentence's message in ``lang``
         #: rows sent to the per-row code, by reason (a row may count under several)
         self.why: dict[str, int] = {}
 
@@ -212,20 +213,21 @@ class _Chunk:
         self._rows_of(groups, runs)
         self._index_history()
         self.wait = np.zeros(n, dtype=bool)
-        live = np.flatnonzero(~self.per_row & ~self.exact)
-        anchors = self._anchors(live)
-        table = arrays.table(me[live], item_code[self.i[live]], anchors, DESCRIBING)
-        again = (np.diff(table.ptr) == 0) & ~self.co_any[live] & self._second_search(live)
-        self.exact[live[again]] = True  # the per-row code's second search (whole history): rare, scored one by one
-        self._decide(table, live, ~again)
-        waiting = np.flatnonzero(self.wait)
-        if len(waiting):  # rows whose collaborative paths may be on top: with those paths listed
-            anchors = self._anchors(waiting)
-            users, items = me[waiting], item_code[self.i[waiting]]
+        # the rows' paths are listed and decided in pieces of a few thousand rows: a piece's path table and every
+        # temporary of its decision stay small, so the allocator reuses their memory from piece to piece
+        for rows in _pieces(np.flatnonzero(~self.per_row & ~self.exact), self.limits.questions):
+            table = arrays.table(me[rows], item_code[self.i[rows]], self._anchors(rows), DESCRIBING)
+            again = (np.diff(table.ptr) == 0) & ~self.co_any[rows] & self._second_search(rows)
+            self.exact[rows[again]] = True  # the per-row code's second search (whole history): rare, one by one
+            self._decide(table, rows, ~again)
+        for rows in _pieces(np.flatnonzero(self.wait), self.limits.questions):
+            # rows whose collaborative paths may be on top: with those paths listed
+            anchors = self._anchors(rows)
+            users, items = me[rows], item_code[self.i[rows]]
             both = PathTable.concat(
                 arrays.table(users, items, anchors, DESCRIBING), arrays.table(users, items, anchors, ("user",))
             )
-            self._decide(both, waiting, np.ones(len(waiting), dtype=bool), listed=True)
+            self._decide(both, rows, np.ones(len(rows), dtype=bool), listed=True)
         self._score_exactly(arrays, item_code, me, np.flatnonzero(self.exact & ~self.per_row))
         self._answer_per_row(arrays)
         done = int(self.per_row.sum())
@@ -418,7 +420,6 @@ class _Chunk:
         """The top path of the ``rows`` whose describing paths ``tab`` holds (question q is row ``rows[q]``; only
         where ``use``): written where the bounds settle it. A row whose collaborative paths may be on top waits for
         :meth:`_decide` with them ``listed`` in ``tab``; any other doubt sends it to :meth:`_score_exactly`."""
-        st = self.st
         nq = len(rows)
         counts = np.diff(tab.ptr)
         owner = np.repeat(np.arange(nq), counts)
@@ -494,15 +495,12 @@ class _Chunk:
             ("user paths", user_hi >= floor),
         ):
             self.why[name] = self.why.get(name, 0) + int((flag & use).sum())
-        for q in np.flatnonzero(use & ~wait).tolist():
-            r = int(rows[q])
-            if doubt[q]:
-                self.exact[r] = True
-            elif from_d[q]:
-                self._write(r, tab.row(int(d_first[q])))
-            else:
-                item = st.vocabs.item.id(int(self.cooc_item[c_idx[c_first[q]]]))
-                self._write(r, (COOC, item, "", "", ""))
+        settled = use & ~wait & ~doubt
+        self.exact[rows[use & ~wait & doubt]] = True
+        for q in np.flatnonzero(settled & from_d).tolist():
+            self._write(int(rows[q]), tab.row(int(d_first[q])))
+        won = np.flatnonzero(settled & ~from_d)
+        self._write_cooc(rows[won], self.cooc_item[c_idx[c_first[won]]])
 
     def _describing_scores(
         self, tab: PathTable, r_of: np.ndarray, kinds: np.ndarray
@@ -591,6 +589,46 @@ class _Chunk:
     def _write(self, r: int, row: PathRow) -> None:
         """Row ``r``'s sentence and path JSON for its top path ``row`` (the same path of the same item reads the same
         for every user but for the user node, so its wording is made once)."""
+        text, head, tail = self._rendered(r, row)
+        self.sentences[r] = text
+        self.paths[r] = head + _js(self.users[r]) + "]" + tail
+
+    def _write_cooc(self, rows: np.ndarray, anchors: np.ndarray) -> None:
+        """:meth:`_write` of ``rows`` whose top path is the co-occurrence path of history item number ``anchors[n]``:
+        each distinct (anchor, item, wording) rendered once, the rows filled from it."""
+        if not len(rows):
+            return
+        n_items = len(self.st.vocabs.item)
+        key = (anchors.astype(np.int64) * n_items + self.i[rows]) * 2 + self.beyond[rows]
+        first, inv = np.unique(key, return_index=True, return_inverse=True)[1:]
+        ids = self.st.vocabs.item.ids[anchors[first]]
+        got = [
+            self._cooc_rendered(int(r), str(a))
+            if not self.beyond[r]
+            else self._rendered(int(r), (COOC, str(a), "", "", ""))
+            for r, a in zip(rows[first].tolist(), ids, strict=True)
+        ]
+        users, sentences, paths = self.users, self.sentences, self.paths
+        for r, n in zip(rows.tolist(), inv.tolist(), strict=True):
+            text, head, tail = got[n]
+            sentences[r] = text
+            paths[r] = head + _js(users[r]) + "]" + tail
+
+    def _cooc_rendered(self, r: int, anchor: str) -> tuple[str, str, str]:
+        """:meth:`_rendered` of the co-occurrence path from history item ``anchor`` to row ``r``'s item, worded as a
+        recommendation: the sentence :func:`~kgrec.fusion.explain.path_sentence` makes (its message filled in
+        directly), the nodes user, anchor, item."""
+        st, item = self.st, self.items[r]
+        if self.cooc_message is None:
+            self.cooc_message = self.m[f"path.{COOC}"]
+        text = self.cooc_message.format(
+            verb=self.verb, anchor=st.title(anchor), via="", item=st.title(item), via_name=""
+        )
+        return text, '[["user", ', f', ["item", {_js(anchor)}], ["item", {_js(item)}]]'
+
+    def _rendered(self, r: int, row: PathRow) -> tuple[str, str, str]:
+        """The sentence of top path ``row`` of row ``r`` and its path JSON around the user's id (made once per path,
+        item and wording)."""
         key = (row, self.items[r], bool(self.beyond[r]))
         got = self.rendered.get(key)
         if got is None:
@@ -603,9 +641,7 @@ class _Chunk:
             nodes = path_ids(row, user, item)
             tail = "".join(f", [{_js(t)}, {_js(x)}]" for t, x in nodes[1:])
             got = self.rendered[key] = (text, f"[[{_js(nodes[0][0])}, ", tail + "]")
-        text, head, tail = got
-        self.sentences[r] = text
-        self.paths[r] = head + _js(self.users[r]) + "]" + tail
+        return got
 
     def _score_exactly(self, arrays: PathArrays, item_code: np.ndarray, me: np.ndarray, rows: np.ndarray) -> None:
         """Rows the bounds left: every candidate path listed (the index's, with the same anchors and second search
@@ -736,6 +772,11 @@ def _share(
         hi = np.where(b >= 0, b / t_lo, b / t_hi)
     ok = t_lo > 0
     return np.where(ok, lo, -np.inf), np.where(ok, hi, np.inf)
+
+
+def _pieces(rows: np.ndarray, size: int) -> list[np.ndarray]:
+    """``rows`` in consecutive pieces of at most ``size``."""
+    return [rows[a : a + size] for a in range(0, len(rows), max(size, 1))]
 
 
 def _seg_max(x: np.ndarray, ptr: np.ndarray) -> np.ndarray:

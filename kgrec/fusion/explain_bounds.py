@@ -48,6 +48,9 @@ class BatchLimits:
     dense: int = 16_000_000
     #: largest (user, other user) key space of the join marked in a bitmap (bytes); past it, binary searches
     bitmap: int = BITMAP
+    #: most rows whose candidate paths are listed and decided at once (tens of paths each: the arrays of a piece stay
+    #: a few megabytes, which the allocator reuses, where fresh arrays of a whole chunk's paths are paged in anew)
+    questions: int = 4096
 
 
 def gamma(d: int, u: float) -> float:
