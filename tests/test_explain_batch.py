@@ -22,7 +22,7 @@ import pytest
 from kgrec import Recommender
 from kgrec._arrays import distinct
 from kgrec.fusion.config import RecommenderConfig
-from kgrec.fusion.explain_batch import explain_rows
+from kgrec.fusion.explain_batch import _Chunk, explain_rows
 from kgrec.fusion.explain_bounds import BatchLimits, ChunkVectors, chunk_parts
 from kgrec.fusion.export import export
 from kgrec.fusion.rerank import note
@@ -195,6 +195,18 @@ def test_chunk_parts_count_and_sum_every_co_user_of_each_pair(fitted: Recommende
                     assert p.co_count[at] == len(co)
                     assert abs(p.co_sum[at] - sum(sims)) <= p.co_sum_err[at] + 1e-12
                     assert p.co_max[p.hoff[n] + j] >= max(sims, default=0.0)
+
+
+def test_the_chunk_scores_hold_the_per_row_score_within_their_bound(fitted: Recommender) -> None:
+    """Each row's score in the chunk (one float64 product per user) lies within its bound of the per-row code's
+    ``ModelState.score`` (a float32 dot product), and the bound is a few float32 roundings, not a blanket."""
+    rec = fitted
+    top = rec.recommend(rec.vocabs.user.to_list()[:25], 15)
+    chunk = _Chunk(rec, rec.state, top["user"].tolist(), top["item"].tolist(), 10, None, listed=True)
+    chunk.run()
+    want = np.array([rec.state.score(int(u), int(i)) for u, i in zip(chunk.u, chunk.i, strict=True)])
+    assert (np.abs(chunk.score - want) <= chunk.score_err).all()
+    assert (chunk.score_err > 0).all() and (chunk.score_err < 1e-4 * np.maximum(np.abs(want), 1.0)).all()
 
 
 def test_distinct_is_numpy_unique() -> None:

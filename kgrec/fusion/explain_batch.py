@@ -160,7 +160,9 @@ class _Chunk:
         self.anchor_count = np.zeros(n, dtype=np.int64)
         self.anchor_codes = np.empty(0, dtype=np.int64)
         self.beyond = np.zeros(n, dtype=bool)  # rank > k
+        #: each row's score f_u · f_i, and a bound on its difference from :meth:`ModelState.score` (float32 sums)
         self.score = np.zeros(n)
+        self.score_err = np.zeros(n)
         # per row, from its user's pairs (explain_bounds.ChunkParts)
         self.every = np.zeros(n, dtype=bool)  # anchors: the whole history
         self.rest = np.zeros(n)
@@ -196,7 +198,7 @@ class _Chunk:
             self.mean_w[g] = self.hist[u][3]
             self.per_row[g[np.isin(self.i[g], hist)]] = True  # an item the user has: the per-row message
         self.beyond = np.zeros(n, dtype=bool) if self.listed else self._beyond()
-        self.score = np.array([st.score(int(u), int(i)) for u, i in zip(self.u, self.i, strict=True)])
+        self._scores()
         arrays = self._arrays()
         cv = self.cv = ChunkVectors(st, arrays)
         item_code = cv.item_code
@@ -239,6 +241,16 @@ class _Chunk:
             self.why,
         )
         return Explained(self.sentences, self.paths, int((self.exact & ~self.per_row).sum()), done)
+
+    def _scores(self) -> None:
+        """Every row's score, per user one product in float64 of the float32 vectors, with a bound on its difference
+        from the per-row code's float32 dot product (``γ_d Σ|u_k i_k|`` each, whatever the order of the sums)."""
+        f_u, f_i = self.st.arrays["users"], self.st.arrays["items"]
+        scale = 1.01 * (gamma(f_i.shape[1], U32) + gamma(f_i.shape[1], EPS64))
+        for g in self.groups:
+            u, items = int(self.u[g[0]]), f_i[self.i[g]]
+            self.score[g] = items.astype(np.float64) @ f_u[u].astype(np.float64)
+            self.score_err[g] = scale * (np.abs(items) @ np.abs(f_u[u])).astype(np.float64)
 
     def _second_search(self, rows: np.ndarray) -> np.ndarray:
         """Rows that search the whole history when their anchors give no path (the per-row code's second search)."""
@@ -399,7 +411,7 @@ class _Chunk:
             assert p.cooc is not None and p.cooc_err is not None
             some = np.repeat(h > 0, m)  # users with a history: the co-occurrence part speaks
             rest = self.score[rows] - np.bincount(pc, weights=p.cooc, minlength=n_cols)
-            rest_err: np.ndarray = np.bincount(pc, weights=p.cooc_err, minlength=n_cols)
+            rest_err: np.ndarray = np.bincount(pc, weights=p.cooc_err, minlength=n_cols) + self.score_err[rows]
             rest_err += 4 * EPS64 * h[group] * np.bincount(pc, weights=np.abs(p.cooc), minlength=n_cols)
             self.rest[rows[some]], self.rest_err[rows[some]] = rest[some], rest_err[some]
             self.cooc_seg[rows, 0], self.cooc_seg[rows, 1] = c_start, c_start + c_count
@@ -432,7 +444,7 @@ class _Chunk:
         total_err = np.bincount(owner, weights=err, minlength=nq) + (0.0 if listed else self.co["err"][rows])
         total_err += 4 * EPS64 * (counts + 1) * total
         t_lo, t_hi = total - total_err, total + total_err
-        score = self.score[rows]
+        score_lo = self.score[rows] - self.score_err[rows]
         seg = self.cooc_seg[rows]
         n_cooc = seg[:, 1] - seg[:, 0]
         has_co = n_cooc > 0
@@ -456,7 +468,7 @@ class _Chunk:
             self.co["top"][rows],
         )
         user_hi = np.where(co_any, user_hi, -np.inf)
-        doubt = bad_q | np.where(has_co, others & (t_lo <= 0), (score <= 0) | (t_lo <= 0))
+        doubt = bad_q | np.where(has_co, others & (t_lo <= 0), (score_lo <= 0) | (t_lo <= 0))
         # the best candidate per question: describing rows first (their order), then co-occurrence paths
         best_d = _seg_max(lo, tab.ptr)
         c_idx = ranges(seg[:, 0], n_cooc)
@@ -670,7 +682,7 @@ class _Chunk:
                 self.per_row[r] = True  # no path: the per-row message
                 continue
             cols = self._columns(segs, cooc)
-            scores = score_columns(st, u, i, hist, weights, cols, float(self.score[r]))
+            scores = score_columns(st, u, i, hist, weights, cols, st.score(u, i))
             best = int(np.lexsort((np.arange(len(scores)), -scores))[0])
             for t, a, b in segs:
                 if best < b - a:
